@@ -1,0 +1,1 @@
+"""The asyncio shell around the sans-IO SIP core: UDP/TCP endpoints and timers."""
