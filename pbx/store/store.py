@@ -1,0 +1,364 @@
+"""`Store`: the only object in DeskPBX that reads or writes SQL.
+
+One SQLite file (`deskpbx.db` in the data directory) holds settings,
+extensions, registrar bindings and CDRs; see `schema.py` for the file itself.
+Callers get typed rows (`rows.py`) and typed errors (`errors.py`), never
+cursors. Every method is safe to call from any thread (one lock around one
+connection), which lets `server.run_in_thread()` build the store in one
+thread and use it in the PBX loop.
+
+Extensions store HA1 = H(number:realm:password) for MD5 and SHA-256
+(RFC 7616 §3.4.2, RFC 8760) instead of the password; changing the realm would
+invalidate them, which is why the realm is set once when the file is created.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+
+from pbx.sip.digest import compute_ha1
+from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
+from pbx.store.rows import (
+    BINDING_COLUMNS,
+    Binding,
+    Cdr,
+    Disposition,
+    Extension,
+    PermissionClass,
+    RecordPolicy,
+    parse_enum,
+    validate_number,
+    validate_password,
+)
+from pbx.store.schema import DB_FILENAME, connect
+
+DEFAULT_REALM = "deskpbx"
+REALM_KEY = "sip_realm"
+NONCE_SECRET_KEY = "nonce_secret"
+MAX_CDR_LIMIT = 10_000
+
+_UPSERT_BINDING = (
+    f"INSERT INTO bindings ({', '.join(BINDING_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in BINDING_COLUMNS)}) "
+    "ON CONFLICT (extension, contact) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in BINDING_COLUMNS[2:])
+)
+_BINDING_ORDER = "extension, q DESC, expires_at DESC, contact"
+_COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "name": str,
+    "enabled": int,
+    "record_policy": lambda v: parse_enum(RecordPolicy, v, "record policy").value,
+    "permission": lambda v: parse_enum(PermissionClass, v, "permission class").value,
+}
+
+
+class Store:
+    """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        self._db = sqlite_utils.Database(self._conn, execute_plugins=False)
+        self._lock = threading.RLock()
+        self._init_settings()
+
+    @classmethod
+    def in_dir(cls, data_dir: Path | str) -> Store:
+        """The store of a data directory (what `deskpbx --data-dir DIR` uses)."""
+        return cls(Path(data_dir) / DB_FILENAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT under the lock: takes the write lock up front (no upgrade
+        deadlock between two processes) and rolls back on any exception."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _rows(
+        self, table: str, where: str | None = None, args: Any = None, **kw: Any
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._db[table].rows_where(where, args, **kw))
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _init_settings(self) -> None:
+        with self._transaction() as conn:
+            defaults = {REALM_KEY: DEFAULT_REALM, NONCE_SECRET_KEY: secrets.token_hex(32)}
+            for key, value in defaults.items():
+                conn.execute(
+                    "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value)
+                )
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self._rows("settings", "key = ?", [key])
+        return rows[0]["value"] if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Set a plain setting. Not for the realm: see the module docstring."""
+        if key == REALM_KEY:
+            raise InvalidValue("the SIP realm is fixed once the database exists")
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    @property
+    def realm(self) -> str:
+        """The SIP digest realm of this PBX (RFC 3261 §22.1), 'deskpbx' by default."""
+        return self.get_setting(REALM_KEY) or DEFAULT_REALM
+
+    @property
+    def nonce_secret(self) -> str:
+        """Hex secret that keys stateless digest nonces; random per database."""
+        return self.get_setting(NONCE_SECRET_KEY) or ""
+
+    # -- extensions -------------------------------------------------------------------------
+
+    def _ha1s(self, number: str, password: str) -> dict[str, str]:
+        validate_password(number, password)
+        realm = self.realm
+        return {
+            "ha1_md5": compute_ha1(number, realm, password, "MD5"),
+            "ha1_sha256": compute_ha1(number, realm, password, "SHA-256"),
+        }
+
+    def add_extension(
+        self,
+        number: str,
+        password: str,
+        name: str = "",
+        *,
+        enabled: bool = True,
+        record_policy: RecordPolicy | str = RecordPolicy.NEVER,
+        permission: PermissionClass | str = PermissionClass.NATIONAL,
+        now: float | None = None,
+    ) -> Extension:
+        """Create an extension; DuplicateExtension, InvalidValue or WeakPassword on bad input."""
+        extension = Extension(
+            number=validate_number(number),
+            name=name,
+            enabled=enabled,
+            record_policy=parse_enum(RecordPolicy, record_policy, "record policy"),
+            permission=parse_enum(PermissionClass, permission, "permission class"),
+            created=time.time() if now is None else now,
+            **self._ha1s(number, password),
+        )
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO extensions (number, name, ha1_md5, ha1_sha256, enabled, "
+                    "record_policy, permission, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        extension.number, extension.name, extension.ha1_md5,
+                        extension.ha1_sha256, int(extension.enabled),
+                        extension.record_policy.value, extension.permission.value,
+                        extension.created,
+                    ),
+                )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise DuplicateExtension(number) from None
+        return extension
+
+    def find_extension(self, number: str) -> Extension | None:
+        rows = self._rows("extensions", "number = ?", [number])
+        return Extension.from_row(rows[0]) if rows else None
+
+    def get_extension(self, number: str) -> Extension:
+        validate_number(number)
+        extension = self.find_extension(number)
+        if extension is None:
+            raise UnknownExtension(number)
+        return extension
+
+    def list_extensions(self) -> list[Extension]:
+        """All extensions, shortest then lowest number first (10, 11, ..., 100)."""
+        rows = self._rows("extensions", order_by="length(number), number")
+        return [Extension.from_row(row) for row in rows]
+
+    def remove_extension(self, number: str) -> None:
+        """Delete an extension and (by foreign-key cascade) its bindings."""
+        validate_number(number)
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM extensions WHERE number = ?", (number,))
+        if cursor.rowcount == 0:
+            raise UnknownExtension(number)
+
+    def set_password(self, number: str, password: str) -> Extension:
+        """Replace both HA1 values; existing registrations stay until they expire."""
+        validate_number(number)
+        return self._update(number, self._ha1s(number, password))
+
+    def update_extension(
+        self,
+        number: str,
+        *,
+        name: str | None = None,
+        enabled: bool | None = None,
+        record_policy: RecordPolicy | str | None = None,
+        permission: PermissionClass | str | None = None,
+    ) -> Extension:
+        """Change the given attributes of an extension; the others keep their values."""
+        validate_number(number)
+        given = {"name": name, "enabled": enabled, "record_policy": record_policy,
+                 "permission": permission}  # fmt: skip
+        changes = {
+            column: _COLUMN_CONVERTERS[column](value)
+            for column, value in given.items()
+            if value is not None
+        }
+        return self._update(number, changes)
+
+    def _update(self, number: str, changes: dict[str, Any]) -> Extension:
+        with self._transaction() as conn:
+            if changes:
+                assignments = ", ".join(f"{column} = :{column}" for column in changes)
+                cursor = conn.execute(
+                    f"UPDATE extensions SET {assignments} WHERE number = :number",
+                    {**changes, "number": number},
+                )
+                if cursor.rowcount == 0:
+                    raise UnknownExtension(number)
+        return self.get_extension(number)
+
+    # -- bindings (location service, RFC 3261 §10.3) ---------------------------------------
+
+    def upsert_binding(self, binding: Binding) -> None:
+        """Add or refresh the binding of (extension, contact); UnknownExtension if none."""
+        try:
+            with self._transaction() as conn:
+                conn.execute(_UPSERT_BINDING, binding.to_row())
+        except sqlite3.IntegrityError:
+            raise UnknownExtension(binding.extension) from None
+
+    def get_binding(self, extension: str, contact: str) -> Binding | None:
+        """The stored binding, expired or not (§10.3 step 6 compares its Call-ID and CSeq)."""
+        rows = self._rows("bindings", "extension = ? AND contact = ?", [extension, contact])
+        return Binding.from_row(rows[0]) if rows else None
+
+    def remove_binding(self, extension: str, contact: str) -> bool:
+        """Remove one binding (REGISTER with Expires: 0); True if it existed."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM bindings WHERE extension = ? AND contact = ?", (extension, contact)
+            )
+        return cursor.rowcount > 0
+
+    def remove_bindings(self, extension: str) -> int:
+        """Remove every binding of an extension (Contact: * with Expires: 0); the count."""
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM bindings WHERE extension = ?", (extension,))
+        return cursor.rowcount
+
+    def active_bindings(self, now: float, extension: str | None = None) -> list[Binding]:
+        """Bindings not expired at `now` (epoch s), highest q first, for one or all extensions."""
+        where, args = "expires_at > ?", [now]
+        if extension is not None:
+            where, args = where + " AND extension = ?", [now, extension]
+        rows = self._rows("bindings", where, args, order_by=_BINDING_ORDER)
+        return [Binding.from_row(row) for row in rows]
+
+    def active_binding_counts(self, now: float) -> dict[str, int]:
+        """Number of registered contacts per extension at `now`; absent means none."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "SELECT extension, count(*) FROM bindings WHERE expires_at > ? GROUP BY extension",
+                (now,),
+            )
+            return {extension: count for extension, count in cursor}
+
+    def purge_expired_bindings(self, now: float) -> int:
+        """Delete bindings whose expiry is at or before `now`; the count deleted."""
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,))
+        return cursor.rowcount
+
+    def mark_qualified(self, extension: str, contact: str, reachable: bool, now: float) -> bool:
+        """Record the outcome of an OPTIONS keepalive; False if the binding is gone."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE bindings SET reachable = ?, last_qualified = ? "
+                "WHERE extension = ? AND contact = ?",
+                (int(reachable), now, extension, contact),
+            )
+        return cursor.rowcount > 0
+
+    # -- CDRs -------------------------------------------------------------------------------
+
+    def add_cdr(self, cdr: Cdr) -> Cdr:
+        """Store a finished call; the returned copy carries its new id."""
+        row = cdr.to_row()
+        columns = ", ".join(f'"{c}"' for c in row)
+        placeholders = ", ".join(f":{c}" for c in row)
+        with self._lock:
+            with self._transaction() as conn:
+                cursor = conn.execute(f"INSERT INTO cdrs ({columns}) VALUES ({placeholders})", row)
+            stored = self.get_cdr(int(cursor.lastrowid or 0))
+        assert stored is not None, "a CDR vanished right after its insert"
+        return stored
+
+    def get_cdr(self, cdr_id: int) -> Cdr | None:
+        rows = self._rows("cdrs", "id = ?", [cdr_id])
+        return Cdr.from_row(rows[0]) if rows else None
+
+    def query_cdrs(
+        self,
+        *,
+        limit: int = 50,
+        since: float | None = None,
+        until: float | None = None,
+        caller: str | None = None,
+        callee: str | None = None,
+        disposition: Disposition | str | None = None,
+    ) -> list[Cdr]:
+        """Newest first. `since <= start < until` (epoch s); caller/callee match exactly."""
+        if not 1 <= limit <= MAX_CDR_LIMIT:
+            raise InvalidValue(f"limit must be between 1 and {MAX_CDR_LIMIT}")
+        if disposition is not None:
+            disposition = parse_enum(Disposition, disposition, "disposition").value
+        filters = {
+            "start >= :since": since,
+            "start < :until": until,
+            "caller = :caller": caller,
+            "callee = :callee": callee,
+            "disposition = :disposition": disposition,
+        }
+        clauses = [clause for clause, value in filters.items() if value is not None]
+        args = {"since": since, "until": until, "caller": caller, "callee": callee,
+                "disposition": disposition}  # fmt: skip
+        where = " AND ".join(clauses) or None
+        rows = self._rows("cdrs", where, args, order_by="start DESC, id DESC", limit=limit)
+        return [Cdr.from_row(row) for row in rows]
