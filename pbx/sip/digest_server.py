@@ -1,0 +1,359 @@
+"""Digest verification for a registrar or proxy, with stateless nonces (RFC 7616, RFC 8760).
+
+Theory of operation
+-------------------
+The server keeps no per-challenge state.  A nonce is
+
+    base64url( issued_ms[8] || salt[8] || HMAC-SHA256(secret, issued_ms || salt || realm
+                                                       || context)[:16] )
+
+so any nonce that comes back can be checked by recomputing the MAC (tampering or a
+nonce from another realm/secret is INVALID_NONCE) and aged against `now` (the
+FreeSWITCH / Kamailio practice; RFC 7616 §5.4 and §3.3 on nonce construction).
+`now` is whatever clock the caller uses (monotonic seconds, say) as long as it uses
+the same one for challenge() and verify(); nothing here reads the clock.  The salt
+makes every nonce unique so nonce counts of two phones never collide.
+
+A nonce older than `nonce_lifetime` is stale: when the response is otherwise right,
+the answer is a fresh challenge with stale=true so the phone retries with the new
+nonce without asking the user for a password (RFC 7616 §3.3 "stale").  A wrong
+response with an old nonce gets stale=false, as RFC 7616 requires.
+
+Replay protection (RFC 7616 §3.3, §5.5): with qop the client counts requests per nonce
+in `nc`.  The only state is a bounded map nonce -> highest nc accepted, evicted by
+age (nonces past their lifetime are dropped first, then the least recently
+first-used).  A request whose nc does not exceed the recorded one is REPLAY.  When a
+still-valid nonce had to be evicted for room, every nonce issued no later than it and
+no longer in the map is treated as stale, so eviction can never re-open a replay.
+Counts are recorded only for correct responses, so garbage cannot push them up.
+
+Verification needs only the stored HA1 for the algorithm, never the password:
+`ha1_lookup(username, realm, algorithm)` returns it or None.  An unknown user is
+answered exactly like a wrong password (same challenge shape, a digest is still
+computed with a dummy HA1) so the reply does not reveal which accounts exist.
+Comparisons of MACs and responses are constant-time (hmac.compare_digest).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pbx.sip.digest import (
+    SUPPORTED_ALGORITHMS,
+    AuthenticationInfo,
+    AuthParams,
+    Challenge,
+    Credentials,
+    canonical_algorithm,
+    compute_response,
+    hash_hex,
+    parse_credentials,
+)
+from pbx.sip.errors import ParseError
+
+__all__ = ["AuthResult", "AuthStatus", "DigestServer", "Ha1Lookup", "ReplayCache", "same_uri"]
+
+#: (username, realm, algorithm "MD5" | "SHA-256") -> stored HA1 hex, or None if unknown.
+Ha1Lookup = Callable[[str, str, str], str | None]
+
+_MAC_BYTES = 16
+_SALT_BYTES = 8
+
+
+class AuthStatus(enum.Enum):
+    """Outcome of verify(); everything but OK comes with fresh challenges."""
+
+    OK = "ok"
+    STALE = "stale"  # right password, nonce too old: re-challenge with stale=true
+    REPLAY = "replay"  # nc not increasing for this nonce (RFC 7616 §3.4)
+    BAD_RESPONSE = "bad response"  # wrong password (or wrong method/body)
+    UNKNOWN_USER = "unknown user"  # looks like BAD_RESPONSE on the wire
+    WRONG_REALM = "wrong realm"
+    URI_MISMATCH = "uri mismatch"  # digest uri differs from Request-URI (RFC 7616 §3.4.6)
+    INVALID_NONCE = "invalid nonce"  # not ours: tampered, other realm, other secret
+    UNSUPPORTED_ALGORITHM = "unsupported algorithm"
+    QOP_MISSING = "qop missing"  # RFC 2069 style response while those are refused
+    MALFORMED = "malformed"  # the header did not parse: the caller may answer 400
+    UNKNOWN_SCHEME = "unknown scheme"  # e.g. RFC 4475 regaut01 NoOneKnowsThisScheme
+
+
+#: Statuses whose re-challenge says stale=true: the client proved it knows the password.
+_STALE_STATUSES = frozenset({AuthStatus.STALE, AuthStatus.REPLAY})
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """What verify() decided, and what to send back.
+
+    `challenges` are WWW-Authenticate (401) or Proxy-Authenticate (407) values for
+    every status but OK; `authentication_info` is the Authentication-Info value
+    (rspauth, RFC 7616 §3.5) for OK.
+    """
+
+    status: AuthStatus
+    username: str | None = None
+    challenges: tuple[str, ...] = ()
+    authentication_info: str | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is AuthStatus.OK
+
+
+class ReplayCache:
+    """Highest nc accepted per nonce; bounded in size, evicting by age (see module doc)."""
+
+    def __init__(self, max_entries: int, lifetime: float) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.lifetime = lifetime
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        #: Issue time of the newest still-valid nonce evicted for room.
+        self.horizon = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def forgotten(self, nonce: str, issued: float) -> bool:
+        """True when this nonce's count may have been evicted: treat it as stale."""
+        return nonce not in self._seen and issued <= self.horizon
+
+    def accept(self, nonce: str, nc: int, issued: float, now: float) -> bool:
+        """Record nc for nonce if it is higher than any seen; False means replay."""
+        last = self._seen.get(nonce)
+        if last is not None and nc <= last[0]:
+            return False
+        if last is None:
+            self._evict(now)
+        self._seen[nonce] = (nc, issued)
+        return True
+
+    def _evict(self, now: float) -> None:
+        while self._seen:
+            _, (_, issued) = next(iter(self._seen.items()))
+            if now - issued <= self.lifetime:
+                break
+            self._seen.popitem(last=False)
+        while len(self._seen) >= self.max_entries:
+            _, (_, issued) = self._seen.popitem(last=False)
+            self.horizon = max(self.horizon, issued)
+
+
+def same_uri(digest_uri: str, request_uri: str) -> bool:
+    """Default digest-uri check (RFC 7616 §3.4.6): equal up to scheme/host case and <>.
+
+    The user part and parameters stay case-sensitive; a registrar wanting the full
+    RFC 3261 §19.1.4 comparison passes its own `uri_match`.
+    """
+    return _fold_uri(digest_uri) == _fold_uri(request_uri)
+
+
+def _fold_uri(uri: str) -> str:
+    text = uri.strip().removeprefix("<").removesuffix(">")
+    scheme, colon, rest = text.partition(":")
+    if not colon:
+        return text
+    user, at, hostpart = rest.rpartition("@")
+    cut = min((i for i in (hostpart.find(";"), hostpart.find("?")) if i >= 0), default=-1)
+    host, tail = (hostpart, "") if cut < 0 else (hostpart[:cut], hostpart[cut:])
+    return f"{scheme.lower()}:{user}{at}{host.lower()}{tail}"
+
+
+class DigestServer:
+    """Challenges and verifies Digest credentials for one realm, without per-nonce state."""
+
+    def __init__(
+        self,
+        realm: str,
+        secret: bytes | str,
+        nonce_lifetime: float = 300.0,
+        *,
+        algorithms: Iterable[str] = ("SHA-256", "MD5"),
+        qop_options: Iterable[str] = ("auth",),
+        allow_rfc2069: bool = False,
+        replay_cache_size: int = 4096,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        uri_match: Callable[[str, str], bool] = same_uri,
+    ) -> None:
+        self.realm = realm
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+        if len(self._secret) < 16:
+            raise ValueError("the nonce secret must be at least 16 bytes")
+        self.nonce_lifetime = nonce_lifetime
+        self.algorithms = tuple(_checked_algorithm(a) for a in algorithms)
+        self.qop_options = tuple(qop_options)
+        self.allow_rfc2069 = allow_rfc2069
+        self.replay = ReplayCache(replay_cache_size, nonce_lifetime)
+        self._random = random_bytes
+        self._uri_match = uri_match
+        self._dummy_ha1 = hmac.new(self._secret, b"unknown-user", hashlib.sha256).hexdigest()
+
+    # ------------------------------------------------------------------ nonces
+
+    def _mac(self, head: bytes, context: str) -> bytes:
+        data = head + self.realm.encode() + b"\x00" + context.encode()
+        return hmac.new(self._secret, data, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def make_nonce(self, now: float, context: str = "") -> str:
+        """A fresh stateless nonce issued at `now` (seconds)."""
+        head = int(now * 1000).to_bytes(8, "big", signed=True) + self._random(_SALT_BYTES)
+        raw = head + self._mac(head, context)
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    def nonce_issued(self, nonce: str, context: str = "") -> float | None:
+        """Issue time of one of our nonces, or None when it is not ours or was altered."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        except (ValueError, TypeError):
+            return None
+        if len(raw) != 8 + _SALT_BYTES + _MAC_BYTES:
+            return None
+        head, mac = raw[: 8 + _SALT_BYTES], raw[8 + _SALT_BYTES :]
+        if not hmac.compare_digest(mac, self._mac(head, context)):
+            return None
+        return int.from_bytes(head[:8], "big", signed=True) / 1000
+
+    # ------------------------------------------------------------------ challenges
+
+    def challenge(
+        self,
+        now: float,
+        stale: bool = False,
+        algorithms: Iterable[str] | None = None,
+        *,
+        context: str = "",
+    ) -> list[str]:
+        """WWW-/Proxy-Authenticate values, one per algorithm, strongest first (RFC 8760 §2.4).
+
+        All share one nonce; a client answers exactly one of them.
+        """
+        nonce = self.make_nonce(now, context)
+        chosen = self.algorithms if algorithms is None else tuple(algorithms)
+        return [
+            str(Challenge(self.realm, nonce, algorithm=_checked_algorithm(a),
+                          qop=self.qop_options, stale=stale))
+            for a in chosen
+        ]
+
+    def _reject(
+        self, status: AuthStatus, now: float, context: str, username: str | None, reason: str
+    ) -> AuthResult:
+        stale = status in _STALE_STATUSES
+        challenges = tuple(self.challenge(now, stale=stale, context=context))
+        return AuthResult(status, username, challenges, None, reason)
+
+    # ------------------------------------------------------------------ verification
+
+    def verify(
+        self,
+        credentials: Credentials | AuthParams | str,
+        method: str,
+        ha1_lookup: Ha1Lookup,
+        now: float,
+        body: bytes | None = None,
+        *,
+        request_uri: str | None = None,
+        context: str = "",
+    ) -> AuthResult:
+        """Check an Authorization/Proxy-Authorization value for a request.
+
+        `method` is the request method (for ACK/CANCEL the one of the INVITE,
+        RFC 3261 §22.4), `body` the message body for qop=auth-int, `request_uri`
+        the Request-URI the digest uri must match (skipped when None).
+        """
+        try:
+            creds = parse_credentials(credentials) if isinstance(credentials, str) else credentials
+        except ParseError as exc:
+            return self._reject(AuthStatus.MALFORMED, now, context, None, exc.reason)
+        if isinstance(creds, AuthParams):
+            return self._reject(
+                AuthStatus.UNKNOWN_SCHEME, now, context, None, f"scheme {creds.scheme!r}"
+            )
+        failure = self._precheck(creds, request_uri, context, now)
+        if failure is not None:
+            status, reason = failure
+            return self._reject(status, now, context, creds.username, reason)
+        return self._check_digest(creds, method, ha1_lookup, now, body or b"", context)
+
+    def _precheck(
+        self, creds: Credentials, request_uri: str | None, context: str, now: float
+    ) -> tuple[AuthStatus, str] | None:
+        """Everything decidable without the HA1, in RFC 7616 §3.4 order."""
+        algorithm = canonical_algorithm(creds.algorithm)
+        checks: tuple[tuple[bool, AuthStatus, str], ...] = (
+            (creds.realm != self.realm, AuthStatus.WRONG_REALM, f"realm {creds.realm!r}"),
+            (algorithm not in self.algorithms, AuthStatus.UNSUPPORTED_ALGORITHM,
+             f"algorithm {creds.algorithm!r}"),
+            (creds.qop is None and not self.allow_rfc2069, AuthStatus.QOP_MISSING,
+             "response without qop"),
+            (creds.qop is not None and creds.qop not in self.qop_options, AuthStatus.MALFORMED,
+             f"qop {creds.qop!r} was not offered"),
+            (creds.qop is not None and (creds.nc is None or not creds.cnonce),
+             AuthStatus.MALFORMED, "qop without nc or cnonce"),
+            (request_uri is not None and not self._uri_match(creds.uri, request_uri),
+             AuthStatus.URI_MISMATCH, f"digest uri {creds.uri!r} is not {request_uri!r}"),
+            (self.nonce_issued(creds.nonce, context) is None, AuthStatus.INVALID_NONCE,
+             "nonce not issued by this server"),
+        )
+        for failed, status, reason in checks:
+            if failed:
+                return status, reason
+        return None
+
+    def _check_digest(
+        self,
+        creds: Credentials,
+        method: str,
+        ha1_lookup: Ha1Lookup,
+        now: float,
+        body: bytes,
+        context: str,
+    ) -> AuthResult:
+        algorithm = canonical_algorithm(creds.algorithm) or "MD5"
+        base = algorithm.removesuffix("-sess")
+        ha1 = ha1_lookup(creds.username, creds.realm, base)
+        known = ha1 is not None
+        expected = compute_response(
+            ha1 if ha1 is not None else hash_hex(base, self._dummy_ha1), algorithm, method,
+            creds.uri, creds.nonce, qop=creds.qop, nc=creds.nc, cnonce=creds.cnonce, body=body,
+        )
+        matches = hmac.compare_digest(expected.encode(), creds.response.lower().encode())
+        if not (known and matches):
+            status = AuthStatus.BAD_RESPONSE if known else AuthStatus.UNKNOWN_USER
+            return self._reject(status, now, context, creds.username, "response does not match")
+        issued = self.nonce_issued(creds.nonce, context) or 0.0
+        age = now - issued
+        if not -1.0 <= age <= self.nonce_lifetime or self.replay.forgotten(creds.nonce, issued):
+            return self._reject(AuthStatus.STALE, now, context, creds.username, "nonce expired")
+        if creds.nc is not None and not self.replay.accept(
+            creds.nonce, int(creds.nc, 16), issued, now
+        ):
+            return self._reject(AuthStatus.REPLAY, now, context, creds.username,
+                                f"nc {creds.nc} already used with this nonce")
+        info = AuthenticationInfo(
+            qop=creds.qop,
+            rspauth=compute_response(
+                ha1 or "", algorithm, "", creds.uri, creds.nonce, qop=creds.qop, nc=creds.nc,
+                cnonce=creds.cnonce,
+            ),
+            cnonce=creds.cnonce,
+            nc=creds.nc,
+        )
+        return AuthResult(AuthStatus.OK, creds.username, (), str(info), "")
+
+
+def _checked_algorithm(name: str) -> str:
+    algorithm = canonical_algorithm(name)
+    if algorithm is None:
+        raise ValueError(f"unsupported digest algorithm {name!r}; use one of "
+                         f"{', '.join(SUPPORTED_ALGORITHMS)}")
+    return algorithm
