@@ -223,9 +223,16 @@ class _Scanner:
         match = _TOKEN.match(self.text, self.pos)
         if not match:
             return False
-        rest = _LWS.match(self.text, match.end())
-        after = rest.end() if rest else match.end()
-        return self.text.startswith("=", after)
+        after = self._after_lws(match.end())
+        if not self.text.startswith("=", after):
+            return False
+        # token68 ends in "=" padding followed by "," or the end (RFC 7235 §2.1).
+        value_at = self._after_lws(after + 1)
+        return value_at < len(self.text) and self.text[value_at] not in ",="
+
+    def _after_lws(self, pos: int) -> int:
+        match = _LWS.match(self.text, pos)
+        return match.end() if match else pos
 
 
 def _parse_params(scan: _Scanner, *, stop_at_scheme: bool) -> tuple[tuple[str, str], ...]:
