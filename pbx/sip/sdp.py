@@ -1,0 +1,821 @@
+"""SDP (RFC 8866, formerly RFC 4566) parse/serialize and RFC 3264 offer/answer for audio.
+
+Theory of operation: `SessionDescription.parse` turns the body of an INVITE/200/ACK into frozen
+dataclasses, `str(sd)` serializes it canonically (CRLF, line order of RFC 8866 section 5), and
+`parse(str(sd)) == sd`. Attributes the PBX understands (rtpmap, fmtp, ptime, maxptime, rtcp and
+the direction attributes) become fields; every other attribute is kept verbatim, in order, so a
+relayed description loses nothing. Anything malformed raises `ParseError` (400).
+
+Offer/answer (RFC 3264): `make_offer` and `make_answer` build descriptions from an `AudioPolicy`;
+`make_answer` raises `NoCommonCodec` (the B2BUA replies 488) when no audio stream can be accepted.
+`LocalSession` stamps our o= line and bumps its version only when the content changed (RFC 3264
+section 8). `rewrite_for_relay` points a description at the PBX's RTP relay. Sans-IO: no sockets,
+no clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from pbx.sip.errors import ParseError, SipError
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+_PROTO = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+(?:/[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+)*")
+_FORBIDDEN = re.compile(r"[\x00\r]")
+
+
+class Direction(enum.Enum):
+    """Media direction attributes, RFC 8866 section 6.7 (absent means sendrecv)."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+    @property
+    def sends(self) -> bool:
+        return self in (Direction.SENDRECV, Direction.SENDONLY)
+
+    @property
+    def receives(self) -> bool:
+        return self in (Direction.SENDRECV, Direction.RECVONLY)
+
+    @staticmethod
+    def of(sends: bool, receives: bool) -> Direction:
+        return _DIRECTION_BY_FLAGS[(sends, receives)]
+
+
+_DIRECTION_BY_FLAGS = {
+    (True, True): Direction.SENDRECV,
+    (True, False): Direction.SENDONLY,
+    (False, True): Direction.RECVONLY,
+    (False, False): Direction.INACTIVE,
+}
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
+class Preference(enum.Enum):
+    """Whose codec order wins in an answer (RFC 3264 section 6.1 lets the answerer choose)."""
+
+    OFFERER = "offerer"
+    OURS = "ours"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """o= line, RFC 8866 section 5.2. The version is what RFC 3264 section 8 bumps."""
+
+    username: str
+    session_id: str
+    session_version: int
+    address: str
+    addrtype: str = "IP4"
+    nettype: str = "IN"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """c= line, RFC 8866 section 5.7. Address kept as text (may carry /ttl for multicast)."""
+
+    address: str
+    addrtype: str = "IP4"
+    nettype: str = "IN"
+
+    @property
+    def is_hold(self) -> bool:
+        """RFC 2543 hold: c=IN IP4 0.0.0.0 (RFC 3264 section 8.4 still asks us to honour it)."""
+        return self.address in ("0.0.0.0", "::")
+
+
+@dataclass(frozen=True, slots=True)
+class Bandwidth:
+    """b= line, RFC 8866 section 5.8 (kbit/s for AS/CT, bit/s for TIAS)."""
+
+    bwtype: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """t= line with its r= repeat lines kept verbatim, RFC 8866 sections 5.9 and 5.10."""
+
+    start: int = 0
+    stop: int = 0
+    repeats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """An a= line the PBX does not interpret; value None for property attributes."""
+
+    name: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """a=rtpmap encoding, RFC 8866 section 6.6: name/clock-rate[/channels]."""
+
+    name: str
+    clock_rate: int
+    channels: int | None = None
+
+    def __str__(self) -> str:
+        tail = "" if self.channels is None else f"/{self.channels}"
+        return f"{self.name}/{self.clock_rate}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """One fmt of an m= line with its rtpmap and fmtp (RFC 8866 sections 6.6 and 6.15)."""
+
+    fmt: str
+    encoding: Encoding | None = None
+    params: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rtcp:
+    """a=rtcp, RFC 3605: RTCP port (and address) when it is not RTP port + 1."""
+
+    port: int
+    connection: Connection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """A resolved RTP payload: static table (RFC 3551 section 6) or rtpmap, plus fmtp."""
+
+    payload_type: int
+    name: str
+    clock_rate: int
+    channels: int | None = None
+    fmtp: str | None = None
+
+    def as_format(self) -> Format:
+        enc = Encoding(self.name, self.clock_rate, self.channels)
+        return Format(str(self.payload_type), enc, self.fmtp)
+
+    def same_codec(self, other: Codec) -> bool:
+        """RFC 3264 section 6.1: codecs match by encoding name and clock rate, not number."""
+        return (self.name.lower(), self.clock_rate, self.channels or 1) == (
+            other.name.lower(),
+            other.clock_rate,
+            other.channels or 1,
+        )
+
+
+# RFC 3551 section 6, the static audio payload types a device may send without rtpmap.
+STATIC_PAYLOADS: dict[int, Encoding] = {
+    0: Encoding("PCMU", 8000),
+    3: Encoding("GSM", 8000),
+    4: Encoding("G723", 8000),
+    8: Encoding("PCMA", 8000),
+    9: Encoding("G722", 8000),
+    13: Encoding("CN", 8000),
+    18: Encoding("G729", 8000),
+}
+RTP_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
+
+PCMU = Codec(0, "PCMU", 8000)
+PCMA = Codec(8, "PCMA", 8000)
+TELEPHONE_EVENT = Codec(101, "telephone-event", 8000, fmtp="0-16")
+# Payloads that carry no voice: never enough on their own for a call (RFC 4733, RFC 3389).
+AUXILIARY = frozenset({"telephone-event", "cn"})
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """One m= section, RFC 8866 section 5.14. port 0 means the stream is disabled/rejected."""
+
+    kind: str
+    port: int
+    proto: str
+    formats: tuple[Format, ...]
+    port_count: int | None = None
+    title: str | None = None
+    connection: Connection | None = None
+    bandwidths: tuple[Bandwidth, ...] = ()
+    key: str | None = None
+    ptime: int | None = None
+    maxptime: int | None = None
+    rtcp: Rtcp | None = None
+    direction: Direction | None = None
+    attributes: tuple[Attribute, ...] = ()
+
+    @property
+    def is_rtp(self) -> bool:
+        return self.proto.upper() in RTP_PROTOS
+
+    def codecs(self) -> tuple[Codec, ...]:
+        """Payloads in offer order; dynamic ones without rtpmap are unknown and skipped."""
+        out = []
+        for f in self.formats:
+            if not _DIGITS.fullmatch(f.fmt) or int(f.fmt) > 127:
+                continue
+            pt = int(f.fmt)
+            enc = f.encoding or STATIC_PAYLOADS.get(pt)
+            if enc is not None:
+                out.append(Codec(pt, enc.name, enc.clock_rate, enc.channels, f.params))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDescription:
+    """A whole SDP body. Build with keywords; `str()` gives the wire form, `bytes()` UTF-8."""
+
+    origin: Origin
+    name: str = "-"
+    connection: Connection | None = None
+    media: tuple[Media, ...] = ()
+    timings: tuple[Timing, ...] = (Timing(),)
+    direction: Direction | None = None
+    bandwidths: tuple[Bandwidth, ...] = ()
+    attributes: tuple[Attribute, ...] = ()
+    info: str | None = None
+    uri: str | None = None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    zone: str | None = None
+    key: str | None = None
+    version: int = 0
+
+    @classmethod
+    def parse(cls, data: str | bytes) -> SessionDescription:
+        return parse(data)
+
+    def __str__(self) -> str:
+        return serialize(self)
+
+    def __bytes__(self) -> bytes:
+        return serialize(self).encode("utf-8")
+
+    def connection_for(self, media: Media) -> Connection | None:
+        """RFC 8866 section 5.7: a media-level c= overrides the session-level one."""
+        return media.connection or self.connection
+
+    def direction_for(self, media: Media) -> Direction:
+        """Direction as the sender of this description means it, RFC 3264 section 8.4
+        (c=0.0.0.0 is the RFC 2543 way of saying "do not send to me")."""
+        stated = media.direction or self.direction or Direction.SENDRECV
+        conn = self.connection_for(media)
+        if conn is not None and conn.is_hold:
+            return Direction.of(stated.sends, False)
+        return stated
+
+    def is_hold(self) -> bool:
+        """True when every active audio stream asks us not to send (remote put us on hold)."""
+        audio = [m for m in self.media if m.kind == "audio" and m.port != 0]
+        return bool(audio) and not any(self.direction_for(m).receives for m in audio)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _int(text: str, what: str, limit: int | None = None) -> int:
+    if not _DIGITS.fullmatch(text):
+        raise ParseError(f"SDP: {what} is not a number: {text!r}")
+    value = int(text)
+    if limit is not None and value > limit:
+        raise ParseError(f"SDP: {what} out of range: {value}")
+    return value
+
+
+def _fields(value: str, count: int, what: str) -> list[str]:
+    parts = value.split()
+    if len(parts) != count:
+        raise ParseError(f"SDP: {what} needs {count} fields: {value!r}")
+    return parts
+
+
+def _token(text: str, what: str) -> str:
+    if not _TOKEN.fullmatch(text):
+        raise ParseError(f"SDP: bad {what}: {text!r}")
+    return text
+
+
+def _proto(text: str) -> str:
+    if not _PROTO.fullmatch(text):
+        raise ParseError(f"SDP: bad m= proto: {text!r}")
+    return text
+
+
+def _parse_origin(value: str) -> Origin:
+    user, sid, ver, net, atype, addr = _fields(value, 6, "o=")
+    return Origin(user, _token(sid, "session id"), _int(ver, "o= version"), addr, atype, net)
+
+
+def _parse_connection(value: str) -> Connection:
+    net, atype, addr = _fields(value, 3, "c=")
+    return Connection(addr, _token(atype, "addrtype"), _token(net, "nettype"))
+
+
+def _parse_bandwidth(value: str) -> Bandwidth:
+    bwtype, sep, amount = value.partition(":")
+    if not sep:
+        raise ParseError(f"SDP: bad b= line: {value!r}")
+    return Bandwidth(_token(bwtype, "bwtype"), _int(amount, "bandwidth"))
+
+
+def _parse_timing(value: str) -> Timing:
+    start, stop = _fields(value, 2, "t=")
+    return Timing(_int(start, "t= start"), _int(stop, "t= stop"))
+
+
+def _parse_media_line(value: str) -> Media:
+    parts = value.split()
+    if len(parts) < 4:
+        raise ParseError(f"SDP: m= needs media, port, proto and a format: {value!r}")
+    port_text, sep, count_text = parts[1].partition("/")
+    count = _int(count_text, "m= port count") if sep else None
+    port = _int(port_text, "m= port", 65535)
+    formats = tuple(Format(_token(f, "m= format")) for f in parts[3:])
+    if len({f.fmt for f in formats}) != len(formats):
+        raise ParseError(f"SDP: m= lists a format twice: {value!r}")
+    return Media(_token(parts[0], "media"), port, _proto(parts[2]), formats, count)
+
+
+def _parse_attribute(value: str) -> Attribute:
+    name, sep, rest = value.partition(":")
+    return Attribute(_token(name, "attribute name"), rest if sep else None)
+
+
+def _parse_rtpmap(value: str) -> tuple[str, Encoding]:
+    pt, spec = _fields(value, 2, "a=rtpmap")
+    parts = spec.split("/")
+    if len(parts) not in (2, 3):
+        raise ParseError(f"SDP: bad a=rtpmap encoding: {spec!r}")
+    channels = _int(parts[2], "rtpmap channels") if len(parts) == 3 else None
+    return pt, Encoding(_token(parts[0], "encoding"), _int(parts[1], "clock rate"), channels)
+
+
+def _parse_rtcp(value: str) -> Rtcp:
+    parts = value.split()
+    if len(parts) not in (1, 4):
+        raise ParseError(f"SDP: bad a=rtcp: {value!r}")
+    conn = _parse_connection(" ".join(parts[1:])) if len(parts) == 4 else None
+    return Rtcp(_int(parts[0], "rtcp port", 65535), conn)
+
+
+class _Section:
+    """Mutable collector for one session or media section while lines are read."""
+
+    def __init__(self, media: Media | None = None) -> None:
+        self.media = media
+        self.values: dict[str, object] = {}
+        self.lists: dict[str, list[object]] = {}
+        self.formats = {f.fmt: f for f in media.formats} if media else {}
+
+    def set_once(self, key: str, value: object) -> None:
+        if key in self.values:
+            raise ParseError(f"SDP: duplicate {key} in one section")
+        self.values[key] = value
+
+    def add(self, key: str, value: object) -> None:
+        self.lists.setdefault(key, []).append(value)
+
+    def attribute(self, attr: Attribute) -> None:
+        handler = _MEDIA_ATTRS.get(attr.name) if self.media else None
+        if attr.value is None and attr.name in _DIRECTIONS:
+            self.set_once("direction", _DIRECTIONS[attr.name])
+        elif handler is not None and attr.value is not None and handler(self, attr.value):
+            return
+        else:
+            self.add("attributes", attr)
+
+    def format_attr(self, value: str, key: str, parsed: Encoding | str) -> bool:
+        fmt = value.split(maxsplit=1)[0] if value.strip() else ""
+        if fmt not in self.formats:
+            return False  # rtpmap/fmtp for a format not offered: keep it verbatim
+        current = self.formats[fmt]
+        if getattr(current, key) is not None:
+            raise ParseError(f"SDP: duplicate a={'rtpmap' if key == 'encoding' else 'fmtp'}")
+        self.formats[fmt] = replace(current, **{key: parsed})
+        return True
+
+    def build_media(self) -> Media:
+        assert self.media is not None
+        lists = {k: tuple(v) for k, v in self.lists.items()}
+        return replace(self.media, formats=tuple(self.formats.values()), **self.values, **lists)
+
+
+def _rtpmap(section: _Section, value: str) -> bool:
+    return section.format_attr(value, "encoding", _parse_rtpmap(value)[1])
+
+
+def _fmtp(section: _Section, value: str) -> bool:
+    fmt, sep, params = value.partition(" ")
+    if not sep or not fmt:
+        raise ParseError(f"SDP: bad a=fmtp: {value!r}")
+    return section.format_attr(value, "params", params.strip())
+
+
+def _single(key: str, fn: Callable[[str], object]) -> Callable[[_Section, str], bool]:
+    def handle(section: _Section, value: str) -> bool:
+        section.set_once(key, fn(value))
+        return True
+
+    return handle
+
+
+_MEDIA_ATTRS: dict[str, Callable[[_Section, str], bool]] = {
+    "rtpmap": _rtpmap,
+    "fmtp": _fmtp,
+    "ptime": _single("ptime", lambda v: _int(v.strip(), "ptime")),
+    "maxptime": _single("maxptime", lambda v: _int(v.strip(), "maxptime")),
+    "rtcp": _single("rtcp", _parse_rtcp),
+}
+
+# line type -> (session key, media key, parser, repeatable). Unknown types are an error
+# (RFC 8866 section 5: a parser must not silently ignore a type letter it does not know).
+_LINES: dict[str, tuple[str | None, str | None, Callable[[str], object], bool]] = {
+    "i": ("info", "title", str, False),
+    "u": ("uri", None, str, False),
+    "e": ("emails", None, str, True),
+    "p": ("phones", None, str, True),
+    "c": ("connection", "connection", _parse_connection, False),
+    "b": ("bandwidths", "bandwidths", _parse_bandwidth, True),
+    "t": ("timings", None, _parse_timing, True),
+    "z": ("zone", None, str, False),
+    "k": ("key", "key", str, False),
+}
+
+
+def _split_lines(data: str | bytes) -> list[str]:
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"SDP: not UTF-8 ({exc.reason})") from None
+    lines = [line[:-1] if line.endswith("\r") else line for line in data.split("\n")]
+    while lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        if len(line) < 2 or line[1] != "=" or _FORBIDDEN.search(line):
+            raise ParseError(f"SDP: malformed line: {line[:40]!r}")
+    return lines
+
+
+def parse(data: str | bytes) -> SessionDescription:
+    """Parse an SDP body (CRLF or bare LF lines); raise ParseError on anything malformed."""
+    lines = _split_lines(data)
+    if not lines or lines[0] != "v=0":
+        raise ParseError("SDP: must start with v=0")
+    session = _Section()
+    media: list[Media] = []
+    current = session
+    for line in lines[1:]:
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            if current is not session:
+                media.append(current.build_media())
+            current = _Section(_parse_media_line(value))
+        elif kind == "a":
+            current.attribute(_parse_attribute(value))
+        elif kind in ("o", "s") and current is session:
+            session.set_once(kind, _parse_origin(value) if kind == "o" else value)
+        elif kind == "r" and current is session and session.lists.get("timings"):
+            timing = session.lists["timings"].pop()
+            assert isinstance(timing, Timing)
+            session.add("timings", replace(timing, repeats=(*timing.repeats, value)))
+        else:
+            _store_line(current, current is session, kind, value)
+    if current is not session:
+        media.append(current.build_media())
+    return _build_session(session, media)
+
+
+def _store_line(section: _Section, at_session: bool, kind: str, value: str) -> None:
+    spec = _LINES.get(kind)
+    key = None if spec is None else spec[0 if at_session else 1]
+    if spec is None or key is None:
+        where = "session" if at_session else "media"
+        raise ParseError(f"SDP: unexpected {kind}= line at {where} level")
+    parsed = spec[2](value)
+    if spec[3]:
+        section.add(key, parsed)
+    else:
+        section.set_once(key, parsed)
+
+
+def _build_session(section: _Section, media: list[Media]) -> SessionDescription:
+    values = dict(section.values)
+    origin = values.pop("o", None)
+    name = values.pop("s", None)
+    if not isinstance(origin, Origin) or not isinstance(name, str):
+        raise ParseError("SDP: o= and s= lines are required")
+    lists = {k: tuple(v) for k, v in section.lists.items()}
+    lists.setdefault("timings", ())
+    return SessionDescription(origin, name, media=tuple(media), **values, **lists)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Serialization: canonical order of RFC 8866 section 5, CRLF line ends.
+
+
+def _origin_text(o: Origin) -> str:
+    return f"{o.username} {o.session_id} {o.session_version} {o.nettype} {o.addrtype} {o.address}"
+
+
+def _conn_text(c: Connection) -> str:
+    return f"{c.nettype} {c.addrtype} {c.address}"
+
+
+def _media_lines(m: Media) -> list[str]:
+    port = f"{m.port}" if m.port_count is None else f"{m.port}/{m.port_count}"
+    out = [f"m={m.kind} {port} {m.proto} {' '.join(f.fmt for f in m.formats)}"]
+    out += [f"i={m.title}"] if m.title is not None else []
+    out += [f"c={_conn_text(m.connection)}"] if m.connection else []
+    out += [f"b={b.bwtype}:{b.value}" for b in m.bandwidths]
+    out += [f"k={m.key}"] if m.key is not None else []
+    for f in m.formats:
+        out += [f"a=rtpmap:{f.fmt} {f.encoding}"] if f.encoding else []
+        out += [f"a=fmtp:{f.fmt} {f.params}"] if f.params is not None else []
+    out += [f"a=ptime:{m.ptime}"] if m.ptime is not None else []
+    out += [f"a=maxptime:{m.maxptime}"] if m.maxptime is not None else []
+    if m.rtcp is not None:
+        tail = f" {_conn_text(m.rtcp.connection)}" if m.rtcp.connection else ""
+        out.append(f"a=rtcp:{m.rtcp.port}{tail}")
+    out += [f"a={a}" for a in m.attributes]
+    out += [f"a={m.direction.value}"] if m.direction else []
+    return out
+
+
+def serialize(sd: SessionDescription) -> str:
+    """Wire form: v o s i u e p c b t r z k a, then each m= section (RFC 8866 section 5)."""
+    out = [f"v={sd.version}", f"o={_origin_text(sd.origin)}", f"s={sd.name}"]
+    out += [f"i={sd.info}"] if sd.info is not None else []
+    out += [f"u={sd.uri}"] if sd.uri is not None else []
+    out += [f"e={e}" for e in sd.emails] + [f"p={p}" for p in sd.phones]
+    out += [f"c={_conn_text(sd.connection)}"] if sd.connection else []
+    out += [f"b={b.bwtype}:{b.value}" for b in sd.bandwidths]
+    for t in sd.timings:
+        out += [f"t={t.start} {t.stop}"] + [f"r={r}" for r in t.repeats]
+    out += [f"z={sd.zone}"] if sd.zone is not None else []
+    out += [f"k={sd.key}"] if sd.key is not None else []
+    out += [f"a={a}" for a in sd.attributes]
+    out += [f"a={sd.direction.value}"] if sd.direction else []
+    for m in sd.media:
+        out += _media_lines(m)
+    return "\r\n".join(out) + "\r\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Offer/answer for audio, RFC 3264.
+
+
+class NoCommonCodec(SipError):
+    """The offer has no audio stream we can accept: the B2BUA answers 488 (RFC 3264 section 6)."""
+
+    status = 488
+    reason = "Not Acceptable Here"
+
+    def __init__(self, offered: tuple[Codec, ...]) -> None:
+        names = ", ".join(f"{c.name}/{c.clock_rate}" for c in offered) or "none"
+        super().__init__(f"488 Not Acceptable Here (no common audio codec; offered: {names})")
+        self.offered = offered
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPolicy:
+    """What we support and want: codecs in our preference order, whose order wins, and our
+    own direction (SENDONLY to put the peer on hold, RFC 3264 section 8.4)."""
+
+    codecs: tuple[Codec, ...] = (PCMU, PCMA, TELEPHONE_EVENT)
+    preference: Preference = Preference.OFFERER
+    ptime: int | None = 20
+    direction: Direction = Direction.SENDRECV
+
+
+def addrtype_of(address: str) -> str:
+    """IP6 for an IPv6 literal, IP4 otherwise (names and IPv4), RFC 8866 section 5.7."""
+    try:
+        return "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"
+    except ValueError:
+        return "IP4"
+
+
+def parse_events(params: str | None) -> frozenset[int] | None:
+    """RFC 4733 section 2.4.1 event list "0-15,66"; no fmtp means 0-15. None if malformed."""
+    if params is None:
+        return frozenset(range(16))
+    events: set[int] = set()
+    for part in params.replace(" ", "").split(","):
+        low, sep, high = part.partition("-")
+        if not _DIGITS.fullmatch(low) or (sep and not _DIGITS.fullmatch(high)):
+            return None
+        events.update(range(int(low), int(high if sep else low) + 1))
+    return frozenset(events)
+
+
+def format_events(events: frozenset[int]) -> str:
+    """Inverse of parse_events: sorted, runs collapsed ("0-16", "0-11,16")."""
+    runs: list[list[int]] = []
+    for e in sorted(events):
+        if runs and runs[-1][1] == e - 1:
+            runs[-1][1] = e
+        else:
+            runs.append([e, e])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _answer_fmtp(offered: Codec, ours: Codec) -> str | None:
+    """Telephone-event: the events both sides know (RFC 4733 section 7.1); else our fmtp."""
+    if ours.name.lower() != "telephone-event":
+        return ours.fmtp
+    theirs, mine = parse_events(offered.fmtp), parse_events(ours.fmtp)
+    if theirs is None or mine is None or not theirs & mine:
+        return ours.fmtp
+    return format_events(theirs & mine)
+
+
+def negotiate(offered: Sequence[Codec], policy: AudioPolicy) -> tuple[Codec, ...]:
+    """Codecs common to the offer and us, with the offerer's payload numbers (RFC 3264
+    section 6.1), in the order `policy.preference` picks. Raises NoCommonCodec when only
+    auxiliary payloads (telephone-event, CN) match: they cannot carry a call."""
+    matches: list[tuple[int, int, Codec]] = []
+    used: set[int] = set()
+    for oi, theirs in enumerate(offered):
+        li = next((i for i, c in enumerate(policy.codecs) if c.same_codec(theirs)), None)
+        if li is None or li in used:
+            continue
+        used.add(li)
+        ours = policy.codecs[li]
+        matches.append((oi, li, replace(theirs, fmtp=_answer_fmtp(theirs, ours))))
+    voice = [m for m in matches if m[2].name.lower() not in AUXILIARY]
+    if not voice:
+        raise NoCommonCodec(tuple(offered))
+    rates = {m[2].clock_rate for m in voice}
+    kept = [m for m in matches if m in voice or m[2].clock_rate in rates]
+    position = 0 if policy.preference is Preference.OFFERER else 1
+    kept.sort(key=lambda m: (m[2].name.lower() in AUXILIARY, m[position]))
+    return tuple(m[2] for m in kept)
+
+
+def _rejected(m: Media) -> Media:
+    """RFC 3264 section 6: a declined stream stays in place with port 0 and its formats."""
+    return Media(m.kind, 0, m.proto, tuple(Format(f.fmt) for f in m.formats))
+
+
+def _audio_media(
+    codecs: Sequence[Codec],
+    port: int,
+    policy: AudioPolicy,
+    ptime: int | None,
+    direction: Direction,
+    proto: str = "RTP/AVP",
+) -> Media:
+    return Media(
+        "audio", port, proto, tuple(c.as_format() for c in codecs), ptime=ptime, direction=direction
+    )
+
+
+def _placeholder_origin(address: str) -> Origin:
+    return Origin("-", "0", 0, address, addrtype_of(address))
+
+
+def make_offer(address: str, port: int, policy: AudioPolicy = AudioPolicy()) -> SessionDescription:
+    """A one-stream audio offer; stamp it with LocalSession.describe before sending."""
+    media = _audio_media(policy.codecs, port, policy, policy.ptime, policy.direction)
+    conn = Connection(address, addrtype_of(address))
+    return SessionDescription(_placeholder_origin(address), connection=conn, media=(media,))
+
+
+def make_answer(
+    offer: SessionDescription, address: str, port: int, policy: AudioPolicy = AudioPolicy()
+) -> SessionDescription:
+    """RFC 3264 section 6: one answer m= per offer m=, same order. The first audio RTP stream
+    with a common codec is accepted; every other stream is declined with port 0 (the relay
+    carries one audio stream per leg). Direction is the offer's mirrored, limited by ours."""
+    answered: list[Media] = []
+    offered_all: list[Codec] = []
+    accepted = False
+    for m in offer.media:
+        if accepted or m.port == 0 or m.kind != "audio" or not m.is_rtp:
+            answered.append(_rejected(m))
+            continue
+        offered_all += m.codecs()
+        try:
+            codecs = negotiate(m.codecs(), policy)
+        except NoCommonCodec:
+            answered.append(_rejected(m))
+            continue
+        theirs = offer.direction_for(m)
+        mine = Direction.of(
+            theirs.receives and policy.direction.sends, theirs.sends and policy.direction.receives
+        )
+        ptime = policy.ptime if policy.ptime is not None else m.ptime
+        answered.append(_audio_media(codecs, port, policy, ptime, mine, m.proto))
+        accepted = True
+    if not accepted:
+        raise NoCommonCodec(tuple(offered_all))
+    return SessionDescription(
+        _placeholder_origin(address),
+        connection=Connection(address, addrtype_of(address)),
+        media=tuple(answered),
+        timings=offer.timings,  # RFC 3264 section 6: t= of the answer equals the offer's
+    )
+
+
+def with_direction(sd: SessionDescription, direction: Direction) -> SessionDescription:
+    """Our next offer with every active audio stream set to `direction`: SENDONLY (or INACTIVE)
+    to hold, SENDRECV to resume (RFC 3264 section 8.4)."""
+    media = tuple(
+        replace(m, direction=direction) if m.kind == "audio" and m.port != 0 else m
+        for m in sd.media
+    )
+    return replace(sd, media=media, direction=None)
+
+
+class LocalSession:
+    """Our side of one SDP session: a fixed o= identity whose version goes up by one each
+    time the description we send changes, and only then (RFC 3264 section 8, RFC 8866 5.2)."""
+
+    def __init__(
+        self, address: str, session_id: int, version: int | None = None, username: str = "-"
+    ) -> None:
+        self.origin = Origin(
+            username,
+            str(session_id),
+            session_id if version is None else version,
+            address,
+            addrtype_of(address),
+        )
+        self._last: SessionDescription | None = None
+
+    def describe(self, sd: SessionDescription) -> SessionDescription:
+        """Stamp `sd` with our origin, bumping the version if it differs from the last one."""
+        body = replace(sd, origin=self.origin)
+        if self._last is not None and body != self._last:
+            self.origin = replace(self.origin, session_version=self.origin.session_version + 1)
+            body = replace(sd, origin=self.origin)
+        self._last = body
+        return body
+
+    def offer(self, port: int, policy: AudioPolicy = AudioPolicy()) -> SessionDescription:
+        return self.describe(make_offer(self.origin.address, port, policy))
+
+    def answer(
+        self, offer: SessionDescription, port: int, policy: AudioPolicy = AudioPolicy()
+    ) -> SessionDescription:
+        return self.describe(make_answer(offer, self.origin.address, port, policy))
+
+
+# ---------------------------------------------------------------------------------------------
+# Relay rewrite: the B2BUA hands each leg the PBX's own RTP address and ports.
+
+# ICE attributes name the peer's real addresses; behind a relay they would route around it.
+_ICE_ATTRIBUTES = frozenset(
+    {
+        "candidate",
+        "remote-candidates",
+        "ice-ufrag",
+        "ice-pwd",
+        "ice-lite",
+        "ice-options",
+        "end-of-candidates",
+        "ice-mismatch",
+    }
+)
+
+
+def rewrite_for_relay(
+    sd: SessionDescription,
+    address: str,
+    ports: int | Mapping[int, int],
+    rtcp_ports: Mapping[int, int] | None = None,
+) -> SessionDescription:
+    """Copy of `sd` whose media goes through the relay at `address`.
+
+    `ports` maps m= index to relay RTP port (an int means the first active audio stream).
+    Active streams without a relay port are disabled (port 0), since their media would bypass
+    the relay. a=rtcp (RFC 3605) is set to the relay's RTCP port when `rtcp_ports` has one,
+    else dropped (RTCP then goes to RTP port + 1). c= and o= get the relay address with the
+    right IP4/IP6 address type; media-level c= lines go, the session c= covers all.
+    """
+    if isinstance(ports, int):
+        first = next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port), None)
+        ports = {} if first is None else {first: ports}
+    rtcp_ports = rtcp_ports or {}
+    atype = addrtype_of(address)
+    conn = Connection(address, atype)
+    media = []
+    for i, m in enumerate(sd.media):
+        if m.port == 0 or i not in ports:
+            media.append(_rejected(m) if m.port else m)
+            continue
+        rtcp = Rtcp(rtcp_ports[i], conn) if i in rtcp_ports else None
+        attrs = tuple(a for a in m.attributes if a.name not in _ICE_ATTRIBUTES)
+        media.append(replace(m, port=ports[i], connection=None, rtcp=rtcp, attributes=attrs))
+    attrs = tuple(a for a in sd.attributes if a.name not in _ICE_ATTRIBUTES)
+    origin = replace(sd.origin, address=address, addrtype=atype)
+    return replace(sd, origin=origin, connection=conn, media=tuple(media), attributes=attrs)
