@@ -1,0 +1,698 @@
+"""SIP requests and responses: parse, frame, access lazily, serialize.
+
+RFC 3261 7 (message format), 7.3.1 (folding, comma lists), 7.3.3 (compact
+forms), 7.5 and 18.3 (framing: Content-Length over streams, trailing octets
+over UDP), 8.2.6 (building a response) and RFC 4475 (torture messages).
+
+Theory of operation: `parse_message` does the least work that makes a message
+safe to hand on. It checks the start line, splits the head into raw
+(canonical name, value) pairs (unfolding only lines that begin with SP/HT)
+and frames the body with Content-Length; header values stay raw strings.
+Typed accessors (`msg.via`, `msg.cseq`, ...) parse a value on first read and
+cache it in the `Headers` object, whose mutators drop the cache. A malformed
+value raises ParseError when read. `validate(msg)` reads everything the stack
+understands, for a UAS that wants to reject a bad request up front with 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pbx.sip import grammar
+from pbx.sip.errors import ParseError
+from pbx.sip.headers import (
+    Contact,
+    CSeq,
+    Via,
+    parse_contacts,
+    parse_delta,
+    split_header_values,
+)
+from pbx.sip.uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
+
+COMPACT_FORMS = {
+    "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length",
+    "f": "From", "t": "To", "v": "Via", "s": "Subject", "k": "Supported",
+    "c": "Content-Type", "o": "Event", "u": "Allow-Events", "r": "Refer-To",
+    "b": "Referred-By", "x": "Session-Expires", "y": "Identity",
+}  # fmt: skip
+
+_KNOWN_NAMES = (
+    "Accept Accept-Encoding Accept-Language Accept-Contact Alert-Info Allow Allow-Events "
+    "Authentication-Info Authorization Call-ID Call-Info Contact Content-Disposition "
+    "Content-Encoding Content-Language Content-Length Content-Type CSeq Date Diversion "
+    "Error-Info Event Expires From History-Info Identity In-Reply-To Max-Forwards "
+    "MIME-Version Min-Expires Min-SE Organization P-Asserted-Identity P-Preferred-Identity "
+    "Path Priority Privacy Proxy-Authenticate Proxy-Authorization Proxy-Require RAck Reason "
+    "Record-Route Refer-To Referred-By Replaces Reply-To Require Retry-After Route RSeq "
+    "Server Service-Route Session-Expires SIP-ETag SIP-If-Match Subject Subscription-State "
+    "Supported Timestamp To Unsupported User-Agent Via Warning WWW-Authenticate"
+).split()
+_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES} | COMPACT_FORMS
+_NAME_CACHE: dict[str, str] = {}
+
+# Header fields whose value is a comma-separated list (RFC 3261 7.3.1, 25.1); getall() splits
+# them. Auth headers and Date contain commas of their own and are never split.
+LIST_HEADERS = frozenset(
+    "Via Contact Route Record-Route Allow Supported Require Proxy-Require Unsupported Accept "
+    "Accept-Encoding Accept-Language Allow-Events Path Service-Route In-Reply-To".split()
+)
+SINGLE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
+
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 199: "Early Dialog Terminated", 200: "OK", 202: "Accepted",
+    204: "No Notification", 300: "Multiple Choices", 301: "Moved Permanently",
+    302: "Moved Temporarily", 305: "Use Proxy", 380: "Alternative Service",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
+    412: "Conditional Request Failed", 413: "Request Entity Too Large",
+    414: "Request-URI Too Long", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 420: "Bad Extension", 421: "Extension Required",
+    422: "Session Interval Too Small", 423: "Interval Too Brief", 428: "Use Identity Header",
+    429: "Provide Referrer Identity", 433: "Anonymity Disallowed", 436: "Bad Identity-Info",
+    437: "Unsupported Certificate", 438: "Invalid Identity Header",
+    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete", 485: "Ambiguous",
+    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+    489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
+    494: "Security Agreement Required", 500: "Server Internal Error", 501: "Not Implemented",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out",
+    505: "Version Not Supported", 513: "Message Too Large", 580: "Precondition Failure",
+    600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
+    606: "Not Acceptable", 607: "Unwanted",
+}  # fmt: skip
+
+SIP_VERSION = "SIP/2.0"
+MAX_HEAD = 65536  # bytes of start line + headers a stream may hold before the blank line
+MAX_BODY = 1 << 20  # largest Content-Length accepted on a stream
+
+
+def canonical_name(name: str) -> str:
+    """The canonical spelling of a header name, expanding compact forms (RFC 3261 7.3.3)."""
+    cached = _NAME_CACHE.get(name)
+    if cached is not None:
+        return cached
+    lower = name.strip().lower()
+    canon = _CANONICAL.get(lower)
+    if canon is None:
+        canon = "-".join(part.capitalize() for part in lower.split("-"))
+    if len(_NAME_CACHE) < 4096:
+        _NAME_CACHE[name] = canon
+    return canon
+
+
+class Headers:
+    """Ordered multi-map of (canonical name, raw value); typed values cached in `_cache`."""
+
+    __slots__ = ("_items", "_cache")
+
+    def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
+        self._items: list[tuple[str, str]] = (
+            [] if items is None else [(canonical_name(n), v) for n, v in items]
+        )
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._cache = {}
+        return headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        canon = canonical_name(name)
+        for key, value in self._items:
+            if key == canon:
+                return value
+        return default
+
+    def getall(self, name: str) -> list[str]:
+        canon = canonical_name(name)
+        values = [value for key, value in self._items if key == canon]
+        if canon in LIST_HEADERS:
+            return [item for value in values for item in split_header_values(value)]
+        return values
+
+    def raw_values(self, name: str) -> list[str]:
+        """Every header line's value for `name`, never split on commas."""
+        canon = canonical_name(name)
+        return [value for key, value in self._items if key == canon]
+
+    def count(self, name: str) -> int:
+        canon = canonical_name(name)
+        return sum(1 for key, _ in self._items if key == canon)
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((canonical_name(name), value))
+        self._cache.clear()
+
+    def set(self, name: str, value: str) -> None:
+        canon = canonical_name(name)
+        out: list[tuple[str, str]] = []
+        placed = False
+        for key, old in self._items:
+            if key != canon:
+                out.append((key, old))
+            elif not placed:
+                out.append((key, value))
+                placed = True
+        if not placed:
+            out.append((canon, value))
+        self._items = out
+        self._cache.clear()
+
+    def remove(self, name: str) -> None:
+        canon = canonical_name(name)
+        self._items = [(key, value) for key, value in self._items if key != canon]
+        self._cache.clear()
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        canon = canonical_name(name)
+        return any(key == canon for key, _ in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def copy(self) -> Headers:
+        return Headers._trusted(list(self._items))
+
+
+def _required(headers: Headers, name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise ParseError(f"Missing {name}")
+    return value
+
+
+def _call_id(headers: Headers) -> str:
+    value = _required(headers, "Call-ID")
+    if not value or any(ch.isspace() for ch in value):  # word ["@" word], RFC 3261 25.1
+        raise ParseError("Bad Call-ID")
+    return value
+
+
+def _top_via(headers: Headers) -> Via:
+    first = _required(headers, "Via")
+    if "," in first:
+        items = split_header_values(first)
+        if not items:
+            raise ParseError("Bad Via")
+        first = items[0]
+    return Via.parse(first)
+
+
+def _vias(headers: Headers) -> list[Via]:
+    return [Via.parse(value) for value in headers.getall("Via")]
+
+
+def _max_forwards(headers: Headers) -> int | None:
+    value = headers.get("Max-Forwards")
+    if value is None:
+        return None
+    value = value.strip()
+    # RFC 3261 20.22: an integer 0-255 (RFC 4475 scalar02 sends 300)
+    if not grammar.DIGITS.fullmatch(value) or len(value) > 5 or int(value) > 255:
+        raise ParseError("Bad Max-Forwards")
+    return int(value)
+
+
+def _expires(headers: Headers) -> int | None:
+    value = headers.get("Expires")
+    return None if value is None else parse_delta(value, "Bad Expires")
+
+
+_CONTENT_TYPE = re.compile(
+    f"\\s*([{grammar.TOKEN_CHARS}]+)\\s*/\\s*([{grammar.TOKEN_CHARS}]+)\\s*(;.*)?", re.S
+)
+
+
+def _content_type(headers: Headers) -> str | None:
+    value = headers.get("Content-Type")
+    if value is None:
+        return None
+    match = _CONTENT_TYPE.fullmatch(value)
+    if match is None:
+        raise ParseError("Bad Content-Type")
+    return f"{match.group(1)}/{match.group(2)}".lower()
+
+
+_ACCESSORS: dict[str, Callable[[Headers], Any]] = {
+    "call_id": _call_id,
+    "cseq": lambda h: CSeq.parse(_required(h, "CSeq")),
+    "via": _top_via,
+    "vias": _vias,
+    "from_": lambda h: parse_name_addr(_required(h, "From")),
+    "to": lambda h: parse_name_addr(_required(h, "To")),
+    "contacts": lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)],
+    "max_forwards": _max_forwards,
+    "expires": _expires,
+    "routes": lambda h: [parse_name_addr(v) for v in h.getall("Route")],
+    "record_routes": lambda h: [parse_name_addr(v) for v in h.getall("Record-Route")],
+    "content_type": _content_type,
+}
+
+
+class _Message:
+    """What requests and responses share: headers, body, typed accessors, serialization."""
+
+    __slots__ = ("headers", "body")
+    headers: Headers
+    body: bytes
+    is_request: bool = False
+
+    def _typed(self, key: str) -> Any:
+        cache = self.headers._cache
+        try:
+            return cache[key]
+        except KeyError:
+            value = cache[key] = _ACCESSORS[key](self.headers)
+            return value
+
+    @property
+    def call_id(self) -> str:
+        return self._typed("call_id")  # type: ignore[no-any-return]
+
+    @property
+    def cseq(self) -> CSeq:
+        return self._typed("cseq")  # type: ignore[no-any-return]
+
+    @property
+    def via(self) -> Via:
+        return self._typed("via")  # type: ignore[no-any-return]
+
+    @property
+    def vias(self) -> list[Via]:
+        return self._typed("vias")  # type: ignore[no-any-return]
+
+    @property
+    def from_(self) -> NameAddr:
+        return self._typed("from_")  # type: ignore[no-any-return]
+
+    @property
+    def to(self) -> NameAddr:
+        return self._typed("to")  # type: ignore[no-any-return]
+
+    @property
+    def from_tag(self) -> str | None:
+        return self.from_.tag
+
+    @property
+    def to_tag(self) -> str | None:
+        return self.to.tag
+
+    @property
+    def contacts(self) -> list[Contact]:
+        return self._typed("contacts")  # type: ignore[no-any-return]
+
+    @property
+    def max_forwards(self) -> int | None:
+        return self._typed("max_forwards")  # type: ignore[no-any-return]
+
+    @property
+    def expires(self) -> int | None:
+        return self._typed("expires")  # type: ignore[no-any-return]
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        return self._typed("routes")  # type: ignore[no-any-return]
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        return self._typed("record_routes")  # type: ignore[no-any-return]
+
+    @property
+    def content_type(self) -> str | None:
+        return self._typed("content_type")  # type: ignore[no-any-return]
+
+    def start_line(self) -> str:
+        raise NotImplementedError
+
+    def serialize(self) -> bytes:
+        """Canonical bytes: CRLF line ends, Content-Length last and computed (RFC 3261 7.5)."""
+        lines = [self.start_line()]
+        lines.extend(f"{n}: {v}" for n, v in self.headers._items if n != "Content-Length")
+        lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+
+    def __bytes__(self) -> bytes:
+        return self.serialize()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view for `deskpbx sip parse`: raw fields plus the transaction key."""
+        out = self._start_dict()
+        out["headers"] = [[n, _printable(v)] for n, v in self.headers._items]
+        try:
+            out["body"] = self.body.decode("utf-8")
+            out["body_encoding"] = "utf-8"
+        except UnicodeDecodeError:
+            out["body"] = base64.b64encode(self.body).decode("ascii")
+            out["body_encoding"] = "base64"
+        parsed: dict[str, Any] = {}
+        errors: list[str] = []
+        for key, read in _DICT_FIELDS:
+            try:
+                parsed[key] = read(self)
+            except ParseError as exc:
+                parsed[key] = None
+                errors.append(exc.reason)
+        out["parsed"] = parsed
+        if errors:
+            out["errors"] = errors
+        return out
+
+    def _start_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_DICT_FIELDS: tuple[tuple[str, Callable[[_Message], Any]], ...] = (
+    ("call_id", lambda m: _printable(m.call_id)),
+    ("cseq", lambda m: {"seq": m.cseq.seq, "method": m.cseq.method}),
+    ("via_branch", lambda m: m.via.branch),
+    ("from_tag", lambda m: m.from_tag),
+    ("to_tag", lambda m: m.to_tag),
+)
+
+
+def _as_headers(headers: Headers | Iterable[tuple[str, str]] | None) -> Headers:
+    if isinstance(headers, Headers):
+        return headers
+    return Headers(headers)
+
+
+class Request(_Message):
+    """A SIP request (RFC 3261 7.1); the Request-URI is parsed on first read of `.uri`."""
+
+    __slots__ = ("method", "_uri", "_uri_text")
+    is_request = True
+
+    def __init__(
+        self,
+        method: str,
+        uri: str | Uri,
+        headers: Headers | Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self.method = method
+        self.uri = uri  # type: ignore[assignment]
+        self.headers = _as_headers(headers)
+        self.body = body
+
+    @property
+    def uri(self) -> Uri:
+        if self._uri is None:
+            self._uri = parse_uri(self._uri_text)
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: str | Uri) -> None:
+        if isinstance(value, str):
+            self._uri, self._uri_text = None, value
+        else:
+            self._uri, self._uri_text = value, str(value)
+
+    def start_line(self) -> str:
+        return f"{self.method} {self._uri_text} {SIP_VERSION}"
+
+    def _start_dict(self) -> dict[str, Any]:
+        return {"type": "request", "method": self.method, "uri": _printable(self._uri_text),
+                "version": SIP_VERSION}  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self._uri_text}>"
+
+    def make_response(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Response:
+        """A response copying Via, From, To, Call-ID, CSeq and, for 101-299, Record-Route
+        (RFC 3261 8.2.6.2, 12.1.1); `to_tag` is added when To has none."""
+        copied = _COPY_RR if 100 < status < 300 else _COPY
+        items: list[tuple[str, str]] = []
+        for name, value in self.headers._items:
+            if name in copied:
+                if name == "To" and to_tag is not None and self.to_tag is None:
+                    value = f"{value};tag={to_tag}"
+                items.append((name, value))
+        items.extend((canonical_name(n), v) for n, v in headers)
+        return Response(status, reason, Headers._trusted(items))
+
+
+_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
+_COPY_RR = _COPY | {"Record-Route"}
+
+
+class Response(_Message):
+    """A SIP response (RFC 3261 7.2)."""
+
+    __slots__ = ("status", "reason")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Headers | Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self.status = status
+        self.reason = REASON_PHRASES.get(status, "") if reason is None else reason
+        self.headers = _as_headers(headers)
+        self.body = body
+
+    def start_line(self) -> str:
+        return f"{SIP_VERSION} {self.status} {self.reason}"
+
+    def _start_dict(self) -> dict[str, Any]:
+        return {"type": "response", "version": SIP_VERSION, "status": self.status,
+                "reason": _printable(self.reason)}  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+Message = Request | Response
+
+
+# --- parsing and framing (RFC 3261 7, 7.5, 18.3) --------------------------------------------
+
+
+def _parse_start(line: str) -> Request | Response:
+    """Request-Line or Status-Line with single SPs (RFC 3261 25.1; RFC 4475 lwsstart, trws)."""
+    if line.startswith("SIP/"):
+        parts = line.split(" ", 2)
+        if parts[0] != SIP_VERSION:
+            raise ParseError("Unsupported SIP Version", 505)
+        if len(parts) < 2 or len(parts[1]) != 3 or not parts[1].isdigit() or parts[1] < "100":
+            raise ParseError("Bad Status-Code")
+        return Response(int(parts[1]), parts[2] if len(parts) == 3 else "", Headers._trusted([]))
+    parts = line.split(" ")
+    if len(parts) != 3:
+        if len(parts) > 3 and all(parts) and parts[-1] == SIP_VERSION:
+            raise ParseError("Bad Request-URI")
+        raise ParseError("Bad Request-Line")
+    method, uri, version = parts
+    if version != SIP_VERSION:
+        if version.upper().startswith("SIP/"):
+            raise ParseError("Unsupported SIP Version", 505)
+        raise ParseError("Bad Request-Line")
+    if not grammar.TOKEN.fullmatch(method):
+        raise ParseError("Bad Method")
+    colon = uri.find(":")
+    if colon < 1 or not grammar.SCHEME.fullmatch(uri[:colon]) or grammar.URI_FORBIDDEN.search(uri):
+        raise ParseError("Bad Request-URI")
+    request = Request.__new__(Request)
+    request.method, request._uri, request._uri_text = method, None, uri
+    request.headers, request.body = Headers._trusted([]), b""
+    return request
+
+
+def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response, int | None]:
+    """Start line and raw headers of `head` (without the blank line); the Content-Length."""
+    lines = head.decode("utf-8", "surrogateescape").split(newline)
+    msg = _parse_start(lines[0])
+    items: list[tuple[str, str]] = []
+    append = items.append
+    names = _NAME_CACHE
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):  # folded continuation (RFC 3261 7.3.1)
+            if not items or not line.strip():
+                raise ParseError("Bad header folding")
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
+            continue
+        raw, colon, value = line.partition(":")
+        name = names.get(raw)
+        if name is None:
+            if not colon or not grammar.TOKEN.fullmatch(raw.rstrip(" \t")):
+                raise ParseError("Bad header line")
+            name = canonical_name(raw)
+        append((name, value.strip()))
+    msg.headers._items = items
+    return msg, _content_length(items)
+
+
+def _content_length(items: list[tuple[str, str]]) -> int | None:
+    values = [value for name, value in items if name == "Content-Length"]
+    if not values:
+        return None
+    if len(values) > 1:
+        # RFC 4475 3.3.14 mcl01: the body cannot be framed reliably, so reject it.
+        raise ParseError("Multiple Content-Length values")
+    value = values[0]
+    if not value.isdigit() or not value.isascii() or len(value) > 9:
+        raise ParseError("Bad Content-Length")
+    return int(value)
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one UDP datagram (RFC 3261 18.3): octets past Content-Length are ignored, a
+    Content-Length larger than what arrived is an error, no Content-Length means the
+    rest of the datagram is the body. Leading CRLFs are skipped (RFC 3261 7.5)."""
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        msg, length = _parse_head(data[:end])
+        start = end + 4
+    else:
+        end = data.find(b"\n\n")  # tolerate bare-LF line ends (RFC 3261 7.5 robustness)
+        if end < 0:
+            raise ParseError("Incomplete message" if data else "Empty message")
+        msg, length = _parse_head(data[:end].replace(b"\r\n", b"\n"), "\n")
+        start = end + 2
+    if length is None:
+        msg.body = data[start:]
+    elif start + length > len(data):
+        raise ParseError("Bad Content-Length")
+    else:
+        msg.body = data[start : start + length]
+    return msg
+
+
+class StreamParser:
+    """Frames messages on a stream transport (RFC 3261 18.3): Content-Length is required,
+    CRLF keep-alives between messages (RFC 5626 3.5.1) are skipped. After a ParseError
+    the stream cannot be re-synchronised; the transport should close the connection."""
+
+    __slots__ = ("_buffer", "_pending")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._pending: tuple[Request | Response, int, int] | None = None
+
+    def feed(self, data: bytes) -> list[Request | Response]:
+        self._buffer += data
+        out: list[Request | Response] = []
+        while True:
+            msg = self._next()
+            if msg is None:
+                return out
+            out.append(msg)
+
+    def _next(self) -> Request | Response | None:
+        buffer = self._buffer
+        if self._pending is None:
+            skip = 0
+            while skip < len(buffer) and buffer[skip] in (13, 10):
+                skip += 1
+            if skip:
+                del buffer[:skip]
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > MAX_HEAD:
+                    raise ParseError("Message Too Large", 513)
+                return None
+            msg, length = _parse_head(bytes(buffer[:end]))
+            if length is None:
+                raise ParseError("Missing Content-Length")
+            if length > MAX_BODY:
+                raise ParseError("Message Too Large", 513)
+            self._pending = (msg, end + 4, end + 4 + length)
+        msg, start, stop = self._pending
+        if len(buffer) < stop:
+            return None
+        msg.body = bytes(buffer[start:stop])
+        del buffer[:stop]
+        self._pending = None
+        return msg
+
+    @property
+    def buffered(self) -> int:
+        """Octets received but not yet part of a returned message."""
+        return len(self._buffer)
+
+
+# --- full validation for a UAS (RFC 3261 8.2, RFC 4475 3.1.2) ----------------------------------
+
+_DATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+_WARNING = re.compile(r'[0-9]{3} \S+ "(?:[^"\\]|\\.)*"')
+_TYPED_FIELDS = (
+    "call_id", "cseq", "vias", "via", "from_", "to", "contacts", "max_forwards", "expires",
+    "routes", "record_routes", "content_type",
+)  # fmt: skip
+
+
+def validate(msg: Request | Response) -> None:
+    """Parse every header the stack understands and check the rules a UAS enforces before
+    acting on a request (RFC 3261 8.1.1 mandatory fields, 8.2.2.3, 20 single-valued
+    fields); raises ParseError naming the first problem. parse_message stays lazy."""
+    headers = msg.headers
+    for name in SINGLE_HEADERS:
+        if headers.count(name) > 1:
+            raise ParseError(f"Multiple {name} values")
+    for key in _TYPED_FIELDS:
+        msg._typed(key)
+    _validate_extras(headers)
+    if isinstance(msg, Request):
+        _validate_request(msg)
+
+
+def _validate_extras(headers: Headers) -> None:
+    for value in headers.raw_values("Date"):
+        if not _DATE.fullmatch(value):
+            raise ParseError("Bad Date")
+    for name in ("Min-Expires", "Retry-After"):
+        for value in headers.raw_values(name):
+            parse_delta(value.split(";", 1)[0].split("(", 1)[0], f"Bad {name}")
+    for value in headers.getall("Warning"):
+        if not _WARNING.fullmatch(value):
+            raise ParseError("Bad Warning")
+
+
+def _validate_request(request: Request) -> None:
+    uri = request.uri
+    if isinstance(uri, SipUri) and uri.headers:
+        # RFC 3261 19.1.1: headers are not allowed in a Request-URI (RFC 4475 escruri)
+        raise ParseError("Bad Request-URI")
+    if request.cseq.method != request.method:
+        raise ParseError("CSeq method does not match")
