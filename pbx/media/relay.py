@@ -1,0 +1,572 @@
+"""The RTP/RTCP relay that bridges the two legs of a call (the B2BUA's media plane).
+
+Theory of operation
+-------------------
+A `RelaySession` has two legs, A (caller side) and B (callee side). Each leg
+owns an RTP and an RTCP UDP socket on a port pair from the `PortAllocator`,
+bound in the leg's address family. The B2BUA writes those ports into the SDP
+it sends to each phone, so both phones send to the relay; the relay sends to
+a phone *from* that phone's own leg ports, which is symmetric RTP (RFC 4961
+§3) and lets NAT bindings open.
+
+Where to send: first the address from the leg's SDP (`set_remote`, RFC 4566
+`c=`/`m=`, RTCP on the next port unless RFC 3605 `a=rtcp:` says otherwise).
+Phones behind NAT do not send from that address, so each port *latches*
+(the "symmetric latching" of RFC 7362 §4.2): the source of the first version-2
+datagram received becomes the address the relay sends to from then on.
+Datagrams from any other source are rejected while the latch is fresh; a
+latch is released by a new SDP (`set_remote`, e.g. a re-INVITE with a new
+address) or goes stale after `latch_timeout` seconds without packets from
+the latched source, after which the next source re-latches. A phone on hold
+that keeps its address simply stays latched.
+
+Hot path: `_Port.datagram_received` compares the source with the latched
+address, checks the version bits (RFC 3550 §5.1) and calls the other leg's
+`transport.sendto` with a precomputed target; two counter increments are the
+only other work. Everything unusual (first packets, foreign sources, drops,
+the recorder tap) goes to `RelaySession._slow_path`, which recomputes the
+hot-path fields in `_rewire`. No clock is read per packet: a sweep every
+`sweep_interval` seconds notices which ports saw packets, which gives
+`last_packet_at` to within one sweep and drives latch expiry. The payload is
+never parsed or altered, so RFC 4733 telephone-events, comfort noise and
+SRTP pass through untouched.
+
+Direction (`set_direction`) is off by default (every leg is sendrecv): the
+phones honour RFC 3264 §6.1 `a=sendonly`/`inactive` themselves. The B2BUA
+may set a leg's direction as that leg's SDP states it, and then the relay
+drops what the direction forbids: an inactive leg neither sends nor
+receives, a sendonly leg's packets are forwarded but nothing goes to it.
+
+Works under the stdlib loop and uvloop alike; it uses only the
+`DatagramProtocol` interface and `loop.call_later`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pbx.media.ports import PortAllocator, PortPair
+
+log = logging.getLogger(__name__)
+
+Address = tuple[Any, ...]
+Tap = Callable[["Leg", bytes, float], None]
+"""Recorder hook: (leg the packet came from, the whole RTP datagram, arrival time).
+
+It runs on the relay's event loop for every RTP packet of a tapped session, so
+it must never block: the recorder appends to a queue and decodes elsewhere.
+An exception from the tap is logged once and the tap is removed.
+"""
+
+
+class Leg(enum.Enum):
+    """A is the caller side of the call, B the callee side."""
+
+    A = "a"
+    B = "b"
+
+    @property
+    def other(self) -> Leg:
+        return Leg.B if self is Leg.A else Leg.A
+
+
+class Direction(enum.Enum):
+    """A leg's media direction as its own SDP states it (RFC 3264 §6.1)."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+
+_SENDS = {
+    Direction.SENDRECV: True,
+    Direction.SENDONLY: True,
+    Direction.RECVONLY: False,
+    Direction.INACTIVE: False,
+}
+_RECEIVES = {
+    Direction.SENDRECV: True,
+    Direction.SENDONLY: False,
+    Direction.RECVONLY: True,
+    Direction.INACTIVE: False,
+}
+
+
+class RelayClosed(RuntimeError):
+    """The session or relay was used after close()."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPorts:
+    """Where a leg listens: the B2BUA puts these ports into that leg's SDP."""
+
+    host: str
+    rtp: int
+    rtcp: int
+
+
+@dataclass(frozen=True, slots=True)
+class LegStats:
+    """A snapshot of one leg's counters. "in" = from the phone, "out" = to the phone.
+
+    RTP figures count RTP datagrams only; RTCP has its own packet counts.
+    `dropped` counts packets from this phone that were not forwarded (direction,
+    no known destination); `rejected` counts datagrams refused outright (not
+    version 2, or from a source other than the latched one). `last_packet_at`
+    is in relay clock seconds, accurate to one sweep interval.
+    """
+
+    packets_in: int
+    bytes_in: int
+    packets_out: int
+    bytes_out: int
+    dropped: int
+    rejected: int
+    last_packet_at: float | None
+    latched: Address | None
+    rtcp_packets_in: int
+    rtcp_packets_out: int
+    rtcp_latched: Address | None
+    direction: Direction
+
+
+class _Port(asyncio.DatagramProtocol):
+    """One bound UDP socket of a leg; the per-packet code lives here."""
+
+    __slots__ = (
+        "session",
+        "leg",
+        "rtcp",
+        "transport",
+        "source",
+        "sendto",
+        "target",
+        "forward",
+        "packets",
+        "octets",
+        "dropped",
+        "dropped_octets",
+        "rejected",
+        "latched",
+        "stale",
+        "seen",
+        "last_at",
+    )
+
+    def __init__(self, session: RelaySession, leg: Leg, rtcp: bool) -> None:
+        self.session = session
+        self.leg = leg
+        self.rtcp = rtcp
+        self.transport: asyncio.DatagramTransport | None = None
+        self.source: Address | None = None  # latched source when the hot path may run
+        self.sendto: Callable[[bytes, Address], None] | None = None
+        self.target: Address | None = None
+        self.forward = True
+        self.packets = 0
+        self.octets = 0
+        self.dropped = 0
+        self.dropped_octets = 0
+        self.rejected = 0
+        self.latched: Address | None = None
+        self.stale = False
+        self.seen = 0
+        self.last_at: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.session._relay._transports += 1
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            if addr == self.source and data[0] >> 6 == 2:
+                self.packets += 1
+                self.octets += len(data)
+                self.sendto(data, self.target)  # type: ignore[misc]
+                return
+        except IndexError:  # an empty datagram; the slow path rejects it
+            pass
+        self.session._slow_path(self, data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("[%s] leg %s socket error: %s", self.session.label, self.leg.value, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session._port_lost(self)
+
+
+class _LegState:
+    """What a session knows about one leg: its ports, SDP remote and direction."""
+
+    __slots__ = ("leg", "family", "pair", "host", "rtp", "rtcp", "remote", "direction", "open")
+
+    def __init__(self, leg: Leg, family: int, pair: PortPair, host: str, session: RelaySession):
+        self.leg = leg
+        self.family = family
+        self.pair = pair
+        self.host = host
+        self.rtp = _Port(session, leg, rtcp=False)
+        self.rtcp = _Port(session, leg, rtcp=True)
+        self.remote: tuple[Address | None, Address | None] = (None, None)  # (rtp, rtcp) from SDP
+        self.direction = Direction.SENDRECV
+        self.open = 0
+
+    def ports(self) -> tuple[_Port, _Port]:
+        return self.rtp, self.rtcp
+
+
+class RelaySession:
+    """The media of one call: two legs, their sockets, latching and counters.
+
+    Create with `await relay.open_session(label)`; end with `close()` (ports
+    are freed once the loop has closed the sockets) or `await aclose()`.
+    """
+
+    def __init__(self, relay: Relay, label: str) -> None:
+        self._relay = relay
+        self.label = label
+        self._legs: dict[Leg, _LegState] = {}
+        self._tap: Tap | None = None
+        self._closed = False
+        self._all_lost: asyncio.Future[None] | None = None
+
+    # ---- API for the B2BUA -------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def local(self, leg: Leg) -> LocalPorts:
+        """The relay's address and ports for this leg, to write into the leg's SDP."""
+        state = self._legs[leg]
+        return LocalPorts(state.host, state.pair.rtp, state.pair.rtcp)
+
+    def set_remote(self, leg: Leg, host: str, rtp_port: int, rtcp_port: int | None = None) -> None:
+        """Take the leg's address from its (new) SDP and release its latches.
+
+        `host` is the IP literal of the SDP `c=` line. An unspecified address
+        (0.0.0.0, RFC 3264 §8.4 old-style hold) or port 0 (a refused stream,
+        RFC 3264 §6) leaves the leg without a destination until it latches.
+        `rtcp_port` defaults to rtp_port + 1 (RFC 3605 §2.1).
+        """
+        self._check_open()
+        state = self._legs[leg]
+        ip = ipaddress.ip_address(host)
+        if (ip.version == 6) != (state.family == socket.AF_INET6):
+            raise ValueError(f"leg {leg.value} is IPv{10 - ip.version}-only, got {host}")
+        if ip.is_unspecified or rtp_port == 0:
+            state.remote = (None, None)
+        else:
+            rtcp = rtp_port + 1 if rtcp_port is None else rtcp_port
+            state.remote = ((host, rtp_port), (host, rtcp))
+        for port in state.ports():
+            port.latched = None
+            port.stale = False
+        self._rewire()
+
+    def set_direction(self, leg: Leg, direction: Direction) -> None:
+        """Enforce the leg's SDP direction (RFC 3264 §6.1) by dropping what it forbids."""
+        self._check_open()
+        self._legs[leg].direction = direction
+        self._rewire()
+
+    def set_tap(self, tap: Tap | None) -> None:
+        """Attach (or with None detach) the recorder hook; see `Tap`."""
+        self._check_open()
+        self._tap = tap
+        self._rewire()
+
+    def stats(self, leg: Leg) -> LegStats:
+        """Counters of one leg, readable any time, also after close."""
+        mine, theirs = self._legs[leg], self._legs[leg.other]
+        return LegStats(
+            packets_in=mine.rtp.packets,
+            bytes_in=mine.rtp.octets,
+            packets_out=theirs.rtp.packets - theirs.rtp.dropped,
+            bytes_out=theirs.rtp.octets - theirs.rtp.dropped_octets,
+            dropped=mine.rtp.dropped + mine.rtcp.dropped,
+            rejected=mine.rtp.rejected + mine.rtcp.rejected,
+            last_packet_at=_latest(mine.rtp.last_at, mine.rtcp.last_at),
+            latched=mine.rtp.latched,
+            rtcp_packets_in=mine.rtcp.packets,
+            rtcp_packets_out=theirs.rtcp.packets - theirs.rtcp.dropped,
+            rtcp_latched=mine.rtcp.latched,
+            direction=mine.direction,
+        )
+
+    def close(self) -> None:
+        """Stop relaying; ports go back to the allocator when the loop has closed the sockets."""
+        if self._closed:
+            return
+        self._closed = True
+        self._tap = None
+        for state in self._legs.values():
+            for port in state.ports():
+                port.source = None
+                if port.transport is not None:
+                    port.transport.close()
+        self._relay._forget(self)
+        if all(state.open == 0 for state in self._legs.values()):
+            if self._all_lost is not None and not self._all_lost.done():
+                self._all_lost.set_result(None)
+
+    async def aclose(self) -> None:
+        """close() and wait until every socket is closed and its port pair is free again."""
+        waiter = self._all_lost
+        self.close()
+        if waiter is not None and not waiter.done():
+            await waiter
+
+    # ---- internals ------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RelayClosed(f"relay session {self.label} is closed")
+
+    def _add_leg(self, state: _LegState) -> None:
+        self._legs[state.leg] = state
+
+    def _rewire(self) -> None:
+        """Recompute every port's hot-path fields from latches, SDP, direction and tap."""
+        if self._closed or len(self._legs) < 2:
+            return
+        for leg, state in self._legs.items():
+            peer = self._legs[leg.other]
+            forward = _SENDS[state.direction] and _RECEIVES[peer.direction]
+            for index, (port, out) in enumerate(zip(state.ports(), peer.ports(), strict=True)):
+                port.forward = forward
+                port.sendto = out.transport.sendto if out.transport is not None else None
+                port.target = out.latched if out.latched is not None else peer.remote[index]
+                fast = forward and port.target is not None and port.sendto is not None
+                fast = fast and (self._tap is None or port.rtcp)
+                port.source = port.latched if fast else None
+
+    def _slow_path(self, port: _Port, data: bytes, addr: Address) -> None:
+        """Everything the hot path does not handle: latching, drops, rejects, the tap."""
+        if not data or data[0] >> 6 != 2 or self._closed:
+            port.rejected += 1
+            return
+        now = self._relay.clock()
+        if addr != port.latched:
+            if port.latched is not None and not port.stale:
+                port.rejected += 1
+                return
+            self._latch(port, addr, now)
+        port.packets += 1
+        port.octets += len(data)
+        port.last_at = now
+        if self._tap is not None and not port.rtcp:
+            self._call_tap(port.leg, data, now)
+        if not port.forward or port.target is None or port.sendto is None:
+            port.dropped += 1
+            port.dropped_octets += len(data)
+            return
+        port.sendto(data, port.target)
+
+    def _latch(self, port: _Port, addr: Address, now: float) -> None:
+        old = port.latched
+        port.latched = addr
+        port.stale = False
+        port.last_at = now
+        kind = "RTCP" if port.rtcp else "RTP"
+        log.debug("[%s] leg %s %s latched to %s", self.label, port.leg.value, kind, addr)
+        if not port.rtcp and old is not None and old[0] != addr[0]:
+            self._legs[port.leg].rtcp.stale = True  # the phone moved: let RTCP follow
+        self._rewire()
+
+    def _call_tap(self, leg: Leg, data: bytes, now: float) -> None:
+        try:
+            self._tap(leg, data, now)  # type: ignore[misc]
+        except Exception:
+            log.exception("[%s] recorder tap failed; recording of this call stops", self.label)
+            self._tap = None
+            self._rewire()
+
+    def _sweep(self, now: float, timeout: float) -> None:
+        for state in self._legs.values():
+            for port in state.ports():
+                if port.packets != port.seen:
+                    port.seen = port.packets
+                    port.last_at = now
+                elif port.latched is not None and port.last_at is not None:
+                    if not port.stale and now - port.last_at >= timeout:
+                        port.stale = True
+                        log.debug("[%s] leg %s latch stale", self.label, port.leg.value)
+
+    def _port_lost(self, port: _Port) -> None:
+        self._relay._transports -= 1
+        state = self._legs[port.leg]
+        state.open -= 1
+        if state.open == 0:
+            self._relay.ports.release(state.pair)
+        if not self._closed:
+            log.warning("[%s] leg %s socket closed under the relay", self.label, port.leg.value)
+        if all(s.open == 0 for s in self._legs.values()):
+            if self._all_lost is not None and not self._all_lost.done():
+                self._all_lost.set_result(None)
+
+
+def _latest(first: float | None, second: float | None) -> float | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return max(first, second)
+
+
+class Relay:
+    """All relay sessions of one PBX: the port allocator, binding, and the latch sweep.
+
+    `bind_v4`/`bind_v6` are the local addresses legs of each family listen on
+    (the B2BUA advertises its public address in SDP). `clock` returns
+    monotonic seconds; it defaults to the running loop's `time()`.
+    """
+
+    def __init__(
+        self,
+        ports: PortAllocator,
+        *,
+        bind_v4: str = "0.0.0.0",
+        bind_v6: str = "::",
+        latch_timeout: float = 10.0,
+        sweep_interval: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.ports = ports
+        self.bind = {socket.AF_INET: bind_v4, socket.AF_INET6: bind_v6}
+        self.latch_timeout = latch_timeout
+        self.sweep_interval = sweep_interval
+        self._clock = clock
+        self._sessions: set[RelaySession] = set()
+        self._transports = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def open_transports(self) -> int:
+        return self._transports
+
+    def clock(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        assert self._loop is not None
+        return self._loop.time()
+
+    async def open_session(
+        self, label: str, family_a: int = socket.AF_INET, family_b: int = socket.AF_INET
+    ) -> RelaySession:
+        """Bind two port pairs (one per leg, in that leg's family) and start relaying."""
+        if self._closed:
+            raise RelayClosed("the relay is closed")
+        self._loop = asyncio.get_running_loop()
+        session = RelaySession(self, label)
+        session._all_lost = self._loop.create_future()
+        try:
+            for leg, family in ((Leg.A, family_a), (Leg.B, family_b)):
+                await self._open_leg(session, leg, family)
+        except BaseException:
+            self._sessions.add(session)
+            session.close()
+            raise
+        self._sessions.add(session)
+        session._rewire()
+        self._arm()
+        return session
+
+    async def _open_leg(self, session: RelaySession, leg: Leg, family: int) -> None:
+        host = self.bind[family]
+        for _attempt in range(min(16, self.ports.capacity)):
+            pair = self.ports.allocate()
+            try:
+                socks = _bind_pair(family, host, pair)
+            except OSError as exc:
+                pair_ports = (pair.rtp, pair.rtcp)
+                self.ports.release(pair)
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                log.info("RTP ports %d/%d busy outside the relay, trying the next", *pair_ports)
+                continue
+            state = _LegState(leg, family, pair, host, session)
+            session._add_leg(state)
+            assert self._loop is not None
+            for sock, port in zip(socks, state.ports(), strict=True):
+                try:
+                    await self._loop.create_datagram_endpoint(lambda p=port: p, sock=sock)
+                except BaseException:
+                    sock.close()
+                    raise
+                state.open += 1
+            if state.open == 0:
+                self.ports.release(pair)
+            return
+        raise OSError(
+            errno.EADDRINUSE, f"no bindable RTP port pair in {self.ports.low}-{self.ports.high}"
+        )
+
+    def sweep(self, now: float) -> None:
+        """Note which ports saw packets since the last sweep; mark silent latches stale."""
+        for session in list(self._sessions):
+            session._sweep(now, self.latch_timeout)
+
+    def _arm(self) -> None:
+        if self._timer is None and self._loop is not None:
+            self._timer = self._loop.call_later(self.sweep_interval, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.sweep(self.clock())
+        if self._sessions:
+            self._arm()
+
+    def _forget(self, session: RelaySession) -> None:
+        self._sessions.discard(session)
+        if not self._sessions and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def close(self) -> None:
+        """Close every session; sockets close on the next loop iteration."""
+        self._closed = True
+        for session in list(self._sessions):
+            session.close()
+
+    async def aclose(self) -> None:
+        """close() and wait until every socket is closed."""
+        sessions = list(self._sessions)
+        self.close()
+        for session in sessions:
+            await session.aclose()
+
+
+def _bind_pair(family: int, host: str, pair: PortPair) -> list[socket.socket]:
+    first = _bind(family, host, pair.rtp)
+    try:
+        return [first, _bind(family, host, pair.rtcp)]
+    except BaseException:
+        first.close()
+        raise
+
+
+def _bind(family: int, host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to (host, port); IPv6 sockets are v6-only."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
