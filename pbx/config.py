@@ -1,0 +1,110 @@
+"""The PBX's settings as one value, and the parsing of the forms users type.
+
+One frozen `PbxConfig` is built by the entry point (the CLI or the desktop
+app) and passed down; nothing deeper reads the environment or files.
+Parse errors are `ConfigError` with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting a user gave cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+    transports: tuple[str, ...] = ("UDP", "TCP")
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PbxConfig:
+    data_dir: Path
+    listen: tuple[Listen, ...] = (Listen("0.0.0.0", 5060),)
+    rtp_ports: tuple[int, int] = (10000, 20000)
+    #: The address put into Contact, Record-Route and SDP when listening on a
+    #: wildcard address; None picks, per peer, the local address that routes to it.
+    public_address: str | None = None
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    #: Seconds a callee may ring before the caller gets 480.
+    no_answer_timeout: float = 60.0
+    #: Seconds between OPTIONS keep-alives to registered phones; 0 turns them off.
+    qualify_interval: float = 30.0
+    #: Digest algorithms offered in challenges, in order of preference.
+    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    nonce_lifetime: float = 300.0
+    max_message_size: int = 65535
+    tcp_idle_timeout: float = 600.0
+    user_agent: str = "DeskPBX"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def parse_host_port(text: str, default_port: int = 5060) -> tuple[str, int]:
+    """'0.0.0.0:5060', '[::1]:5070', '127.0.0.1', ':5080' or '5080' -> (host, port)."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("empty address: expected HOST:PORT, e.g. 0.0.0.0:5060")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ConfigError(f"{text!r}: missing ']' after an IPv6 address")
+        port_text = rest.removeprefix(":") if rest else ""
+        if rest and not rest.startswith(":"):
+            raise ConfigError(f"{text!r}: expected [IPv6]:PORT")
+    elif text.isdigit():
+        host, port_text = "0.0.0.0", text
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        host = host or "0.0.0.0"
+    elif text.count(":") > 1:
+        host, port_text = text, ""
+    else:
+        host, port_text = text, ""
+    port = _port(port_text, text) if port_text else default_port
+    _check_host(host, text)
+    return host, port
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """'10000-20000' -> (10000, 20000): an even start and room for at least one call."""
+    low_text, sep, high_text = text.strip().partition("-")
+    if not sep:
+        raise ConfigError(f"{text!r}: expected LOW-HIGH, e.g. 10000-20000")
+    low, high = _port(low_text, text), _port(high_text, text)
+    if low >= high:
+        raise ConfigError(f"{text!r}: LOW must be below HIGH")
+    if high - low + 1 < 4:
+        raise ConfigError(f"{text!r}: the range needs at least 4 ports (two RTP/RTCP pairs)")
+    return low, high
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit():
+        raise ConfigError(f"{whole!r}: {text!r} is not a port number")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{whole!r}: port {port} is outside 1-65535")
+    return port
+
+
+def _check_host(host: str, whole: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if not host or not all(label and (label.replace("-", "").isalnum()) for label in labels):
+        raise ConfigError(f"{whole!r}: {host!r} is neither an IP address nor a host name")

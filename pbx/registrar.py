@@ -1,0 +1,203 @@
+"""The registrar: REGISTER requests in, bindings in the store, a response out (RFC 3261 §10.3).
+
+It owns the rules, not the rows (the store keeps those) and not the wire (the
+PBX hands it a parsed request and sends what it returns). Two clocks come in
+as arguments: `now` (monotonic seconds) ages digest nonces, `wall` (epoch
+seconds) stamps binding expiry so bindings survive a restart.
+
+Decisions worth knowing:
+- An unknown extension, a disabled one and a wrong password get the same
+  answer: a 401 with a fresh challenge, so a scanner learns nothing.
+- The source address and transport of each REGISTER are kept with the
+  binding: behind NAT the Contact holds a private address, and requests to
+  the phone go to where its REGISTER came from (RFC 3581, RFC 5626 §5 style).
+- Call-ID/CSeq ordering (§10.3 step 7): a REGISTER from the same Call-ID with
+  a CSeq not above the stored one is answered 500 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+
+from pbx.sip.digest_server import AuthResult, DigestServer
+from pbx.sip.errors import ParseError
+from pbx.sip.headers import Contact
+from pbx.sip.message import Request, Response
+from pbx.sip.uri import SipUri
+from pbx.store import Binding, Extension, Store
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarConfig:
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What the PBX may want to know after a successful REGISTER (for events and logs)."""
+
+    extension: str
+    bindings: tuple[Binding, ...]
+
+
+class Registrar:
+    """Answers REGISTER requests for the extensions in the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        auth: DigestServer,
+        config: RegistrarConfig | None = None,
+        on_change: Callable[[Registered], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.auth = auth
+        self.config = config or RegistrarConfig()
+        self.on_change = on_change
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(
+        self, request: Request, source: Address, transport: str, now: float, wall: float
+    ) -> Response:
+        """The response to one REGISTER (authentication, then binding changes)."""
+        try:
+            return self._handle(request, source, transport, now, wall)
+        except ParseError as exc:
+            return request.make_response(exc.status, exc.reason)
+
+    def _handle(
+        self, request: Request, source: Address, transport: str, now: float, wall: float
+    ) -> Response:
+        aor_user = _user_of(request.to.uri)
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            return self._challenge(request, self.auth.challenge(now))
+        result = self.auth.verify(
+            authorization,
+            "REGISTER",
+            self._ha1_lookup,
+            now,
+            request.body,
+            request_uri=str(request.uri),
+        )
+        if not result.ok:
+            log.info("REGISTER for %s from %s:%s refused: %s", aor_user, *source, result.reason)
+            return self._challenge(request, list(result.challenges))
+        if result.username != aor_user:
+            return request.make_response(403, "Forbidden (authenticated as another user)")
+        contacts = request.contacts
+        if not contacts:
+            return self._ok(request, aor_user, wall)
+        if any(c.is_star for c in contacts):
+            return self._remove_all(request, aor_user, contacts, wall)
+        return self._update(request, aor_user, contacts, source, transport, wall, result)
+
+    # ------------------------------------------------------------------ pieces
+
+    def _ha1_lookup(self, username: str, realm: str, algorithm: str) -> str | None:
+        extension = self.store.find_extension(username)
+        if extension is None or not extension.enabled or realm != self.auth.realm:
+            return None
+        return _ha1_for(extension, algorithm)
+
+    def _challenge(self, request: Request, challenges: list[str]) -> Response:
+        response = request.make_response(401)
+        for value in challenges:
+            response.headers.add("WWW-Authenticate", value)
+        return response
+
+    def _remove_all(
+        self, request: Request, aor: str, contacts: list[Contact], wall: float
+    ) -> Response:
+        if len(contacts) != 1 or request.expires != 0:
+            return request.make_response(400, "Contact * needs Expires: 0 and no other Contact")
+        self.store.remove_bindings(aor)
+        self._notify(aor, wall)
+        return self._ok(request, aor, wall)
+
+    def _update(
+        self,
+        request: Request,
+        aor: str,
+        contacts: list[Contact],
+        source: Address,
+        transport: str,
+        wall: float,
+        auth: AuthResult,
+    ) -> Response:
+        cfg = self.config
+        header_expires = request.expires
+        planned: list[tuple[str, int, Contact]] = []
+        for contact in contacts:
+            expires = contact.expires
+            if expires is None:
+                expires = header_expires if header_expires is not None else cfg.default_expires
+            if 0 < expires < cfg.min_expires:
+                response = request.make_response(423)
+                response.headers.add("Min-Expires", str(cfg.min_expires))
+                return response
+            planned.append((str(contact.uri), min(expires, cfg.max_expires), contact))
+        call_id, seq = request.call_id, request.cseq.seq
+        for uri, _, _ in planned:
+            old = self.store.get_binding(aor, uri)
+            if old is not None and old.call_id == call_id and old.cseq >= seq:
+                return request.make_response(500, "Out-of-order REGISTER")
+        user_agent = request.headers.get("User-Agent") or ""
+        for uri, expires, contact in planned:
+            if expires == 0:
+                self.store.remove_binding(aor, uri)
+                continue
+            self.store.upsert_binding(
+                Binding(
+                    extension=aor,
+                    contact=uri,
+                    source_host=source[0],
+                    source_port=source[1],
+                    transport=transport.upper(),
+                    expires_at=wall + expires,
+                    q=contact.q if contact.q is not None else 1.0,
+                    call_id=call_id,
+                    cseq=seq,
+                    user_agent=user_agent,
+                    instance_id=(contact.params.get("+sip.instance") or "").strip('"'),
+                )
+            )
+        self._notify(aor, wall)
+        response = self._ok(request, aor, wall)
+        if auth.authentication_info:
+            response.headers.add("Authentication-Info", str(auth.authentication_info))
+        return response
+
+    def _ok(self, request: Request, aor: str, wall: float) -> Response:
+        response = request.make_response(200)
+        for binding in self.store.active_bindings(wall, aor):
+            remaining = max(0, int(binding.expires_at - wall))
+            response.headers.add("Contact", f"<{binding.contact}>;expires={remaining}")
+        response.headers.add("Date", formatdate(wall, usegmt=True))
+        return response
+
+    def _notify(self, aor: str, wall: float) -> None:
+        if self.on_change is not None:
+            bindings = tuple(self.store.active_bindings(wall, aor))
+            self.on_change(Registered(aor, bindings))
+
+
+def _user_of(uri: object) -> str:
+    """The extension number an address-of-record names (the user part of a SIP URI)."""
+    if isinstance(uri, SipUri) and uri.user:
+        return uri.user
+    raise ParseError("To header must name an extension as sip:NUMBER@host", 400)
+
+
+def _ha1_for(extension: Extension, algorithm: str) -> str | None:
+    return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
