@@ -285,9 +285,11 @@ class Store:
 
     def active_bindings(self, now: float, extension: str | None = None) -> list[Binding]:
         """Bindings not expired at `now` (epoch s), highest q first, for one or all extensions."""
-        where, args = "expires_at > ?", [now]
+        where = "expires_at > ?"
+        args: list[float | str] = [now]
         if extension is not None:
-            where, args = where + " AND extension = ?", [now, extension]
+            where += " AND extension = ?"
+            args.append(extension)
         rows = self._rows("bindings", where, args, order_by=_BINDING_ORDER)
         return [Binding.from_row(row) for row in rows]
 
