@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,7 @@ class UdpListener(asyncio.DatagramProtocol):
     # asyncio.DatagramProtocol ------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local_address = (sockname[0], sockname[1])
 
@@ -75,8 +76,25 @@ class UdpListener(asyncio.DatagramProtocol):
 async def open_udp_listener(
     loop: asyncio.AbstractEventLoop, host: str, port: int, on_datagram: DatagramCallback
 ) -> UdpListener:
-    """Bind a UDP socket on host:port (port 0 picks a free one); OSError on failure."""
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpListener(on_datagram), local_addr=(host, port)
-    )
+    """Bind a UDP socket on host:port (port 0 picks a free one); OSError on failure.
+
+    The socket is made by hand so an IPv6 socket is IPv6-only (as asyncio
+    does for TCP servers): "::" and "0.0.0.0" can then listen side by side
+    on the same port on every platform, and sources never show up as
+    IPv4-mapped "::ffff:a.b.c.d" addresses.
+    """
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    family, type_, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.setblocking(False)
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: UdpListener(on_datagram), sock=sock
+        )
+    except BaseException:
+        sock.close()
+        raise
     return protocol

@@ -113,6 +113,12 @@ def stamp_params(via: Via, source: tuple[str, int]) -> dict[str, str | None]:
     always when the client sent an empty `rport` (RFC 3581 section 4 says the
     server MUST then insert `received` even if identical). `rport` gets the
     source port only when it was present without a value.
+
+    An IPv6 `received` is written as a bracketed reference. RFC 3261 25.1's
+    ABNF says a bare IPv6address, but RFC 5118 4.5 notes both forms are in use
+    and asks receivers to accept both; the bracketed form is what pjsip-based
+    phones write and what every parser that splits params on ':' survives.
+    Reading either form is handled by `strip_brackets`.
     """
     ip, port = strip_brackets(source[0]), source[1]
     params = dict(via.params)
@@ -120,7 +126,7 @@ def stamp_params(via: Via, source: tuple[str, int]) -> dict[str, str | None]:
     if wants_rport:
         params["rport"] = str(port)
     if wants_rport or not same_address(via.host, ip):
-        params["received"] = ip
+        params["received"] = f"[{ip}]" if ":" in ip else ip
     return params
 
 

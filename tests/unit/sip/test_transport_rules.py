@@ -41,9 +41,9 @@ STAMP_CASES = [
      "5000"),
     # IPv6 sent-by equal to the source, written differently
     ("SIP/2.0/UDP [2001:db8:0::1]:5060;branch=z9hG4bKa", ("2001:db8::1", 5060), None, "absent"),
-    # IPv6 source: received without brackets (RFC 3261 via-received = IPv6address)
-    ("SIP/2.0/TCP [2001:db8::2];rport;branch=z9hG4bKa", ("2001:db8::1", 40000), "2001:db8::1",
-     "40000"),
+    # IPv6 source: received as an IPv6 reference (RFC 5118 4.5: both forms accepted)
+    ("SIP/2.0/TCP [2001:db8::2];rport;branch=z9hG4bKa", ("2001:db8::1", 40000),
+     "[2001:db8::1]", "40000"),
     # a source written with brackets is the same address
     ("SIP/2.0/UDP [::1]:5062;branch=z9hG4bKa", ("[::1]", 5062), None, "absent"),
 ]

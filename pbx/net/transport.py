@@ -1,0 +1,316 @@
+"""The transport manager: every SIP listener and connection of the PBX.
+
+`TransportManager` opens the UDP sockets and TCP servers a `Listen` config
+asks for (IPv4 and IPv6, default 0.0.0.0:5060 on UDP and TCP), hands every
+incoming message to ONE callback
+
+    on_data(data: bytes, source: (host, port), transport: "UDP" | "TCP", conn_id)
+
+and sends with `send(data, destination, transport, conn_id=None)`. `conn_id`
+names the TCP connection a message came on; a registrar stores it in the
+binding's `pbx.sip.transport.Flow` so later requests to that contact reuse the
+connection (RFC 3261 18.2.1, RFC 5626 5.3). Host names in destinations get a
+plain A/AAAA lookup here (no SRV: RFC 3263 is out of scope).
+
+Messages over `max_message_size` never reach the core. A request whose Via,
+From, To, Call-ID and CSeq can be read is answered 413 (RFC 3261 21.4.11) at
+the address RFC 3261 18.2.2 / RFC 3581 5 pick; anything else is dropped. A
+TCP connection is closed after the answer: its framing is lost.
+
+`new_event_loop()` gives a uvloop loop where uvloop exists, else asyncio's.
+The `SipEndpoint` that joins this manager to the SIP core lives in
+`pbx.net.endpoint`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import secrets
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+from pbx.net.tcp import FrameError, TcpConnection, TcpTransport, head_without_length
+from pbx.net.udp import UdpListener, open_udp_listener
+from pbx.sip.errors import ParseError
+from pbx.sip.message import Request, parse_message
+from pbx.sip.transport import response_next_hop, stamp_request, strip_brackets
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_SIZE = 65_535
+"""Bytes; the largest UDP payload, and a generous bound for one message on TCP."""
+
+DEFAULT_IDLE_TIMEOUT = 600.0
+"""Seconds without traffic before a TCP connection is closed (phones send CRLF pings)."""
+
+SUPPORTED_TRANSPORTS = ("UDP", "TCP")
+
+DataCallback = Callable[[bytes, tuple[str, int], str, Hashable | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """One listening address: host ("0.0.0.0", "::", "127.0.0.1"...), port, transports."""
+
+    host: str = "0.0.0.0"
+    port: int = 5060
+    transports: tuple[str, ...] = SUPPORTED_TRANSPORTS
+
+
+class TransportError(Exception):
+    """A transport could not be set up; the message is one line a user can act on."""
+
+
+class ListenError(TransportError):
+    """A listener could not bind (port in use, address not on this host, no permission)."""
+
+    def __init__(self, transport: str, host: str, port: int, cause: OSError) -> None:
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.cause = cause
+        super().__init__(f"cannot listen on {transport} {_show(host, port)}: {_why(cause)}")
+
+
+_ERRNO_TEXT = {
+    errno.EADDRINUSE: "address already in use (another SIP server running?)",
+    errno.EADDRNOTAVAIL: "address not available on this host",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def _why(exc: OSError) -> str:
+    return _ERRNO_TEXT.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
+def _show(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop event loop where uvloop is installed (not on Windows), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def is_ipv6(host: str) -> bool:
+    return ":" in host
+
+
+def _is_numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class TransportManager:
+    """All listeners and connections; one `on_data` in, one `send` out."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_data: DataCallback,
+        listen: Sequence[Listen] = (Listen(),),
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        self.loop = loop
+        self.listen = tuple(listen)
+        self.max_message_size = max_message_size
+        self._on_data = on_data
+        self._udp: list[UdpListener] = []
+        self.tcp = TcpTransport(
+            loop,
+            self._tcp_message,
+            self._tcp_frame_error,
+            max_message_size=max_message_size,
+            idle_timeout=idle_timeout,
+        )
+        self.oversized = 0
+        """Messages refused for size (answered or dropped)."""
+
+    # --- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open every listener; on any failure close what opened and raise ListenError."""
+        try:
+            for item in self.listen:
+                await self._open(item)
+        except ListenError:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        for listener in self._udp:
+            listener.close()
+        self._udp.clear()
+        await self.tcp.close()
+
+    async def _open(self, item: Listen) -> None:
+        transports = [t.upper() for t in item.transports]
+        unknown = set(transports) - set(SUPPORTED_TRANSPORTS)
+        if unknown:
+            raise TransportError(f"unsupported transport {', '.join(sorted(unknown))}")
+        # With port 0 UDP and TCP should still share one port (a Via names one
+        # port for both); retry a few times when TCP finds UDP's pick taken.
+        attempts = 5 if item.port == 0 and len(transports) > 1 else 1
+        for attempt in range(attempts):
+            try:
+                await self._open_once(item.host, item.port, transports)
+                return
+            except ListenError as exc:
+                if attempt == attempts - 1 or exc.cause.errno != errno.EADDRINUSE:
+                    raise
+
+    async def _open_once(self, host: str, port: int, transports: list[str]) -> None:
+        opened: list[UdpListener] = []
+        for transport in transports:
+            try:
+                if transport == "UDP":
+                    listener = await open_udp_listener(self.loop, host, port, self._datagram)
+                    opened.append(listener)
+                    port = listener.local_address[1]
+                else:
+                    port = (await self.tcp.listen(host, port))[1]
+            except OSError as exc:
+                for listener in opened:
+                    listener.close()
+                raise ListenError(transport, host, port, exc) from exc
+        self._udp.extend(opened)
+
+    @property
+    def addresses(self) -> dict[str, list[tuple[str, int]]]:
+        """Bound addresses per transport (ports resolved when 0 was asked for)."""
+        return {
+            "UDP": [listener.local_address for listener in self._udp],
+            "TCP": self.tcp.local_addresses,
+        }
+
+    # --- sending --------------------------------------------------------------------
+
+    def send(
+        self,
+        data: bytes,
+        destination: tuple[str, int],
+        transport: str,
+        conn_id: Hashable | None = None,
+    ) -> None:
+        """Send one message; host names are looked up first (A/AAAA only)."""
+        transport = transport.upper()
+        host = strip_brackets(destination[0])
+        if transport == "TCP" and self.tcp.get(conn_id) is not None:
+            self.tcp.send(data, (host, destination[1]), conn_id)
+        elif _is_numeric(host):
+            self._send_numeric(data, (host, destination[1]), transport, conn_id)
+        else:
+            self.loop.create_task(self._resolve_and_send(data, host, destination[1], transport))
+
+    def _send_numeric(
+        self, data: bytes, destination: tuple[str, int], transport: str, conn_id: Hashable | None
+    ) -> None:
+        if transport == "TCP":
+            self.tcp.send(data, destination, conn_id)
+        elif transport == "UDP":
+            listener = self._udp_for(destination[0])
+            if listener is None:
+                log.warning("no UDP listener can reach %s; dropped", _show(*destination))
+                return
+            listener.send(data, destination)
+        else:
+            log.warning("transport %s not supported; dropped message to %s", transport,
+                        _show(*destination))
+
+    async def _resolve_and_send(self, data: bytes, host: str, port: int, transport: str) -> None:
+        try:
+            infos = await self.loop.getaddrinfo(host, port)
+        except OSError as exc:
+            log.info("cannot resolve %s: %s; dropped message", host, exc)
+            return
+        families = {listener.family_is_ipv6 for listener in self._udp} or {False, True}
+        for info in infos:
+            address = str(info[4][0])
+            if transport != "UDP" or is_ipv6(address) in families:
+                self._send_numeric(data, (address, port), transport, None)
+                return
+        log.info("no address of %s is reachable over %s", host, transport)
+
+    def _udp_for(self, host: str) -> UdpListener | None:
+        wanted = is_ipv6(host)
+        loopback = _is_loopback(host)
+        candidates = [u for u in self._udp if u.is_open and u.family_is_ipv6 == wanted]
+        # Prefer a socket bound to the wildcard or matching the loopback-ness of the peer.
+        for listener in candidates:
+            if _is_loopback(listener.local_address[0]) == loopback or _is_wildcard(
+                listener.local_address[0]
+            ):
+                return listener
+        return candidates[0] if candidates else None
+
+    # --- receiving ------------------------------------------------------------------
+
+    def _datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        if len(data) > self.max_message_size:
+            self.oversized += 1
+            self._answer_refused(data, source, "UDP", None, 413, None)
+            return
+        self._on_data(data, source, "UDP", None)
+
+    def _tcp_message(self, data: bytes, source: tuple[str, int], conn: TcpConnection) -> None:
+        self._on_data(data, source, "TCP", conn.conn_id)
+
+    def _tcp_frame_error(self, error: FrameError, conn: TcpConnection) -> None:
+        if error.status == 413:
+            self.oversized += 1
+        if error.head is None:
+            log.info("TCP %s: %s before the headers ended; closing", _show(*conn.remote),
+                     error.reason)
+            return
+        reason = None if error.status == 413 else error.reason
+        self._answer_refused(
+            head_without_length(error.head), conn.remote, "TCP", conn.conn_id, error.status, reason
+        )
+
+    def _answer_refused(
+        self,
+        data: bytes,
+        source: tuple[str, int],
+        transport: str,
+        conn_id: Hashable | None,
+        status: int,
+        reason: str | None,
+    ) -> None:
+        """Answer a request the core never sees (too large, unframeable); drop anything else."""
+        try:
+            request = parse_message(data)
+            if not isinstance(request, Request) or request.method == "ACK":
+                return
+            stamp_request(request, source)
+            response = request.make_response(status, reason, to_tag=secrets.token_hex(4))
+            hop = response_next_hop(response.via, conn_id)
+            payload = bytes(response)
+        except ParseError as exc:
+            log.info("%s message from %s refused (%d) and unreadable (%s); dropped",
+                     transport, _show(*source), status, exc.reason)
+            return
+        log.info("%s %s from %s refused: %d", transport, request.method, _show(*source), status)
+        self.send(payload, hop.address, hop.transport, hop.conn_id)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "::")
