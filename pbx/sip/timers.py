@@ -1,0 +1,153 @@
+"""SIP transaction timers as data (RFC 3261 section 17, table 4 of appendix A; RFC 6026).
+
+Nothing here reads a clock. A transaction arms a timer by naming it and
+giving an absolute deadline in monotonic seconds; the core keeps every armed
+timer in one `TimerHeap` so `next_deadline()` is O(1) and firing is
+O(log n). Cancelling is lazy: the heap entry stays, and the owner checks, when
+it pops, that the deadline is still the one it armed (a re-armed or cancelled
+timer no longer matches and is skipped).
+
+Values (RFC 3261 17.1.1.1, 17.1.2.2, 17.2.1, 17.2.2, appendix A; RFC 6026 8.4, 8.7):
+
+    A  INVITE request retransmit      T1, doubling, no cap      unreliable only
+    B  INVITE transaction timeout     64*T1
+    D  wait for response retransmits  >= 32 s unreliable, 0 reliable
+    E  non-INVITE retransmit          T1, doubling, capped at T2 unreliable only
+    F  non-INVITE transaction timeout 64*T1
+    G  INVITE final retransmit        T1, doubling, capped at T2 unreliable only
+    H  wait for ACK                   64*T1
+    I  wait for ACK retransmits       T4 unreliable, 0 reliable
+    J  wait for non-INVITE retransmits 64*T1 unreliable, 0 reliable
+    K  wait for response retransmits  T4 unreliable, 0 reliable
+    L  server Accepted (RFC 6026)     64*T1
+    M  client Accepted (RFC 6026)     64*T1
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+class TimerName(enum.Enum):
+    """The transaction timers, by their RFC letter."""
+
+    A = "A"
+    B = "B"
+    D = "D"
+    E = "E"
+    F = "F"
+    G = "G"
+    H = "H"
+    I = "I"  # noqa: E741 - the RFC's name
+    J = "J"
+    K = "K"
+    L = "L"
+    M = "M"
+    #: RFC 3261 9.1: a cancelled INVITE that gets no final within 64*T1 is destroyed.
+    CANCEL_GUARD = "cancel-guard"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerConfig:
+    """T1, T2, T4 in seconds (RFC 3261 17.1.1.1: 500 ms, 4 s, 5 s by default).
+
+    A LAN PBX may lower T1; RFC 3261 17.1.1.1 allows it when the RTT is known.
+    """
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    #: RFC 3261 17.1.1.2: Timer D is "at least 32 seconds" on unreliable transports.
+    d_unreliable: float = 32.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.t1 <= self.t2:
+            raise ValueError(f"need 0 < T1 <= T2, got T1={self.t1} T2={self.t2}")
+        if self.t4 <= 0 or self.d_unreliable < 0:
+            raise ValueError("T4 must be positive and Timer D non-negative")
+
+    @property
+    def timeout(self) -> float:
+        """64*T1: Timers B, F, H, L, M and unreliable J."""
+        return 64 * self.t1
+
+    def initial(self, name: TimerName, reliable: bool) -> float | None:
+        """The first interval of timer `name`, or None when it is not armed on this transport.
+
+        Retransmission timers (A, E, G) are not armed on reliable transports
+        (17.1.1.2, 17.1.2.2, 17.2.1); the wait timers D, I, J, K become 0 there.
+        """
+        return _INITIAL[name](self, reliable)
+
+    def backoff(self, name: TimerName, interval: float) -> float:
+        """The next interval of retransmit timer `name`: A doubles, E and G cap at T2."""
+        if name is TimerName.A:
+            return 2 * interval
+        return min(2 * interval, self.t2)
+
+
+def _retransmit(config: TimerConfig, reliable: bool) -> float | None:
+    return None if reliable else config.t1
+
+
+_INITIAL = {
+    TimerName.A: _retransmit,
+    TimerName.E: _retransmit,
+    TimerName.G: _retransmit,
+    TimerName.B: lambda c, r: c.timeout,
+    TimerName.F: lambda c, r: c.timeout,
+    TimerName.H: lambda c, r: c.timeout,
+    TimerName.L: lambda c, r: c.timeout,
+    TimerName.M: lambda c, r: c.timeout,
+    TimerName.CANCEL_GUARD: lambda c, r: c.timeout,
+    TimerName.D: lambda c, r: 0.0 if r else c.d_unreliable,
+    TimerName.I: lambda c, r: 0.0 if r else c.t4,
+    TimerName.J: lambda c, r: 0.0 if r else c.timeout,
+    TimerName.K: lambda c, r: 0.0 if r else c.t4,
+}
+
+
+class TimerHeap:
+    """Deadlines of many owners' timers in one heap, with lazy cancellation.
+
+    `push(deadline, owner, name)` records an armed timer. `pop_due(now)`
+    yields (deadline, owner, name) for every entry at or before `now`, in
+    deadline order; the caller must check that the owner still has that timer
+    armed with that deadline (otherwise the entry is stale and is skipped).
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Hashable, TimerName]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, deadline: float, owner: Hashable, name: TimerName) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._seq), owner, name))
+
+    def peek(self) -> float | None:
+        """The earliest deadline in the heap (possibly of a stale entry), or None."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> tuple[float, Hashable, TimerName] | None:
+        """Remove and return the earliest entry due at `now`, or None."""
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        deadline, _, owner, name = heapq.heappop(self._heap)
+        return deadline, owner, name
+
+    def drop_stale(self, is_live: Callable[[float, Hashable, TimerName], bool]) -> None:
+        """Pop stale entries off the top so `peek()` names a live deadline.
+
+        `is_live(deadline, owner, name) -> bool` says whether an entry is live.
+        """
+        while self._heap:
+            deadline, _, owner, name = self._heap[0]
+            if is_live(deadline, owner, name):
+                return
+            heapq.heappop(self._heap)

@@ -1,0 +1,129 @@
+"""Server transactions: INVITE (RFC 3261 17.2.1, RFC 6026 7.1) and non-INVITE (17.2.2).
+
+Theory of operation
+-------------------
+Each class is a table (see pbx.sip.transaction). The server INVITE machine
+passes the INVITE up and answers 100 Trying at once (17.2.1: the TU is not
+known to answer within 200 ms):
+
+    Proceeding --TU 2xx--> Accepted --Timer L--> Terminated
+      | INVITE again: resend the last 1xx      INVITE again: absorbed (6026 7.1)
+      | TU 1xx: send                           ACK: passed up to the TU (6026 7.1)
+      |                                        TU 2xx again: sent (the TU retransmits 2xx)
+      +--TU 300-699--> Completed --ACK--> Confirmed --Timer I--> Terminated
+                         Timer G: resend the final, G doubles up to T2
+                         INVITE again: resend the final
+                         Timer H: no ACK came, tell the TU
+
+The server non-INVITE machine:
+
+    Trying --TU 1xx--> Proceeding --TU 200-699--> Completed --Timer J--> Terminated
+      request again: absorbed in Trying, answered with the last response after
+
+On reliable transports Timer G is not armed and I and J are zero (17.2.1,
+17.2.2). A response the TU sends in a state that cannot take it (a 1xx after
+the final) is a LocalProtocolError.
+"""
+
+from __future__ import annotations
+
+from pbx.sip.message import Response
+from pbx.sip.timers import TimerName
+from pbx.sip.transaction import (
+    Action,
+    Input,
+    PassUp,
+    State,
+    Step,
+    Transaction,
+    Transitions,
+    Transmit,
+    arm,
+    backoff,
+    cancel,
+    expire,
+    pass_up,
+    report_timeout,
+    report_transport_error,
+)
+
+G, H, I, J, L = (TimerName[n] for n in "GHIJL")  # noqa: E741
+
+
+def pass_up_request(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    out.append(PassUp(tx.request))
+
+
+def send_trying(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    """17.2.1: quench INVITE retransmissions with a 100 (To tag not added)."""
+    tx.last_response = tx.request.make_response(100)
+    out.append(Transmit(tx.last_response))
+
+
+def send_response(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    assert isinstance(message, Response)
+    tx.last_response = message
+    out.append(Transmit(message))
+
+
+def resend_response(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    """17.2.1, 17.2.2: a retransmitted request gets the most recent response again."""
+    if tx.last_response is not None:
+        out.append(Transmit(tx.last_response))
+
+
+_ABORT: tuple[Step, ...] = (report_transport_error,)
+
+INVITE_SERVER: Transitions = {
+    (State.PROCEEDING, Input.REQUEST): ((resend_response,), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_1XX): ((send_response,), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_2XX): ((send_response, arm(L)), State.ACCEPTED),
+    (State.PROCEEDING, Input.SEND_FAILURE): ((send_response, arm(G, H)), State.COMPLETED),
+    (State.PROCEEDING, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
+    (State.COMPLETED, Input.REQUEST): ((resend_response,), State.COMPLETED),
+    (State.COMPLETED, Input.ACK): ((cancel(G, H), arm(I)), State.CONFIRMED),
+    (State.COMPLETED, Input.TIMER_G): ((resend_response, backoff(G)), State.COMPLETED),
+    (State.COMPLETED, Input.TIMER_H): ((report_timeout(H),), State.TERMINATED),
+    (State.COMPLETED, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
+    # Confirmed absorbs retransmitted ACKs and INVITEs (17.2.1).
+    (State.CONFIRMED, Input.TIMER_I): ((expire(I),), State.TERMINATED),
+    (State.ACCEPTED, Input.ACK): ((pass_up,), State.ACCEPTED),
+    (State.ACCEPTED, Input.SEND_2XX): ((send_response,), State.ACCEPTED),
+    (State.ACCEPTED, Input.TIMER_L): ((expire(L),), State.TERMINATED),
+    # The 2xx belongs to the TU now; it hears of the failure and Timer L still cleans up.
+    (State.ACCEPTED, Input.TRANSPORT_ERROR): (_ABORT, State.ACCEPTED),
+}
+
+
+class ServerInviteTransaction(Transaction):
+    """An incoming INVITE (RFC 3261 17.2.1, RFC 6026 7.1)."""
+
+    TRANSITIONS = INVITE_SERVER
+    INITIAL = State.PROCEEDING
+    START = (pass_up_request, send_trying)
+
+
+_NON_INVITE_FINAL: tuple[Step, ...] = (send_response, arm(J))
+
+NON_INVITE_SERVER: Transitions = {
+    (State.TRYING, Input.REQUEST): ((), State.TRYING),
+    (State.TRYING, Input.SEND_1XX): ((send_response,), State.PROCEEDING),
+    (State.TRYING, Input.SEND_2XX): (_NON_INVITE_FINAL, State.COMPLETED),
+    (State.TRYING, Input.SEND_FAILURE): (_NON_INVITE_FINAL, State.COMPLETED),
+    (State.PROCEEDING, Input.REQUEST): ((resend_response,), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_1XX): ((send_response,), State.PROCEEDING),
+    (State.PROCEEDING, Input.SEND_2XX): (_NON_INVITE_FINAL, State.COMPLETED),
+    (State.PROCEEDING, Input.SEND_FAILURE): (_NON_INVITE_FINAL, State.COMPLETED),
+    (State.PROCEEDING, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
+    (State.COMPLETED, Input.REQUEST): ((resend_response,), State.COMPLETED),
+    (State.COMPLETED, Input.TIMER_J): ((expire(J),), State.TERMINATED),
+    (State.COMPLETED, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
+}
+
+
+class ServerNonInviteTransaction(Transaction):
+    """An incoming request other than INVITE and ACK (RFC 3261 17.2.2)."""
+
+    TRANSITIONS = NON_INVITE_SERVER
+    INITIAL = State.TRYING
+    START = (pass_up_request,)
