@@ -106,10 +106,22 @@ class Store:
             self._conn.execute("COMMIT")
 
     def _rows(
-        self, table: str, where: str | None = None, args: Any = None, **kw: Any
+        self,
+        table: str,
+        where: str | None = None,
+        args: Any = None,
+        *,
+        order_by: str | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
+        """SELECT * as dicts with one statement (Table.rows_where adds three schema queries
+        per call, which tripled the cost of the registrar's location lookup)."""
+        sql = f"SELECT * FROM {table}"
+        sql += f" WHERE {where}" if where else ""
+        sql += f" ORDER BY {order_by}" if order_by else ""
+        sql += f" LIMIT {int(limit)}" if limit is not None else ""
         with self._lock:
-            return list(self._db[table].rows_where(where, args, **kw))
+            return list(self._db.query(sql, args or []))
 
     # -- settings ---------------------------------------------------------------------------
 
