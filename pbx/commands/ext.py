@@ -86,6 +86,15 @@ def register(subparsers: Any) -> None:
         parser.add_argument("number", metavar="NUM")
         parser.set_defaults(handler=handler)
 
+    change = sub.add_parser("set", help="change the name, recording or permission of an extension")
+    change.add_argument("number", metavar="NUM")
+    change.add_argument("--name", help="display name")
+    change.add_argument("--record", metavar="POLICY", help=f"one of {', '.join(RECORD_CHOICES)}")
+    change.add_argument(
+        "--permission", metavar="CLASS", help=f"one of {', '.join(PERMISSION_CHOICES)}"
+    )
+    change.set_defaults(handler=cmd_set)
+
     passwd = sub.add_parser("passwd", help="set a new password for an extension")
     passwd.add_argument("number", metavar="NUM")
     _password_options(passwd)
@@ -174,6 +183,20 @@ def cmd_list(args: argparse.Namespace, store: Store) -> int:
         for e in extensions
     ]  # fmt: skip
     print(format_table(["NUMBER", "NAME", "ENABLED", "CONTACTS", "RECORD"], rows))
+    return 0
+
+
+@with_store
+def cmd_set(args: argparse.Namespace, store: Store) -> int:
+    if args.name is None and args.record is None and args.permission is None:
+        raise UsageError("nothing to change: give --name, --record or --permission")
+    extension = store.update_extension(
+        args.number, name=args.name, record_policy=args.record, permission=args.permission
+    )
+    print(
+        f"extension {extension.number}: name {extension.name!r}, "
+        f"record {extension.record_policy.value}, permission {extension.permission.value}"
+    )
     return 0
 
 

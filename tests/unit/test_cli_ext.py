@@ -296,3 +296,44 @@ def test_password_and_generate_are_exclusive(
         run(tmp_path, "ext", "add", "201", "--password", "secret123", "--generate")
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_set_changes_only_given_attributes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _populate(tmp_path)
+    assert run(tmp_path, "ext", "set", "201", "--record", "on_demand") == 0
+    assert capsys.readouterr().out == (
+        "extension 201: name 'Alice', record on_demand, permission national\n"
+    )
+    assert run(tmp_path, "ext", "set", "201", "--name", "Alice B", "--permission", "local") == 0
+    assert capsys.readouterr().out == (
+        "extension 201: name 'Alice B', record on_demand, permission local\n"
+    )
+    with stored(tmp_path) as store:
+        ext = store.get_extension("201")
+    assert (ext.name, ext.record_policy.value, ext.permission.value) == (
+        "Alice B",
+        "on_demand",
+        "local",
+    )
+    assert ext.ha1_md5 == compute_ha1("201", "deskpbx", "secret123")
+
+
+@pytest.mark.parametrize(
+    ("argv", "err"),
+    [
+        (["ext", "set", "201"], "nothing to change: give --name, --record or --permission"),
+        (["ext", "set", "999", "--name", "X"], "no extension 999"),
+        (["ext", "set", "201", "--record", "maybe"],
+         "record policy must be one of: always, never, on_demand (not 'maybe')"),
+    ],
+)  # fmt: skip
+def test_set_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], err: str
+) -> None:
+    _populate(tmp_path)
+    assert run(tmp_path, *argv) == 2
+    assert capsys.readouterr() == ("", f"deskpbx: {err}\n")
+    with stored(tmp_path) as store:
+        assert store.get_extension("201").record_policy.value == "never"
