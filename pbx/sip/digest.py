@@ -140,6 +140,14 @@ _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: LWS of RFC 3261 §25.1: spaces/tabs, optionally one folded line break.
 _LWS = re.compile(r"(?:[ \t]*\r?\n)?[ \t]+")
 _NC = re.compile(r"[0-9A-Fa-f]{8}")
+_OPT_LWS = r"(?:(?:[ \t]*\r?\n)?[ \t]+)?"
+#: Fast path for one well-formed `name = value` param; anything else takes the
+#: character-level path, which also words the error.
+_PARAM = re.compile(
+    rf"{_OPT_LWS}({_TOKEN.pattern}){_OPT_LWS}={_OPT_LWS}"
+    rf'(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|({_TOKEN.pattern})){_OPT_LWS}'
+)
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +181,8 @@ class _Scanner:
         self.pos = 0
 
     def skip_lws(self) -> None:
+        if self.pos < len(self.text) and self.text[self.pos] not in " \t\r\n":
+            return
         match = _LWS.match(self.text, self.pos)
         if match:
             self.pos = match.end()
@@ -235,19 +245,33 @@ class _Scanner:
         return match.end() if match else pos
 
 
+def _next_param(scan: _Scanner) -> tuple[str, str]:
+    match = _PARAM.match(scan.text, scan.pos)
+    if match:
+        scan.pos = match.end()
+        quoted, token = match.group(2), match.group(3)
+        if quoted is None:
+            return match.group(1).lower(), token
+        if "\\" in quoted:
+            quoted = _QUOTED_PAIR.sub(r"\1", quoted)
+        return match.group(1).lower(), quoted
+    name = scan.token("param name").lower()
+    if not scan.peek("="):
+        raise ParseError(f"Bad auth header: param {name!r} without '='")
+    scan.pos += 1
+    return name, scan.value()
+
+
 def _parse_params(scan: _Scanner, *, stop_at_scheme: bool) -> tuple[tuple[str, str], ...]:
     """Parse `name=value *(, name=value)`; stop before a new challenge's scheme."""
     params: list[tuple[str, str]] = []
     seen: set[str] = set()
     while True:
-        name = scan.token("param name").lower()
-        if not scan.peek("="):
-            raise ParseError(f"Bad auth header: param {name!r} without '='")
-        scan.pos += 1
+        name, value = _next_param(scan)
         if name in seen:
             raise ParseError(f"Bad auth header: duplicate param {name!r}")
         seen.add(name)
-        params.append((name, scan.value()))
+        params.append((name, value))
         if scan.at_end():
             return tuple(params)
         if not scan.peek(","):
@@ -319,10 +343,13 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() == "true"
 
 
-def _require(auth: AuthParams, names: tuple[str, ...]) -> None:
-    missing = [name for name in names if auth.get(name) is None]
+def _require(auth: AuthParams, names: tuple[str, ...]) -> dict[str, str]:
+    """The params as a dict, after checking the mandatory ones are there."""
+    fields = dict(auth.params)
+    missing = [name for name in names if name not in fields]
     if missing:
         raise ParseError(f"Bad auth header: Digest without {', '.join(missing)}")
+    return fields
 
 
 # --------------------------------------------------------------------------- typed values
@@ -343,17 +370,17 @@ class Challenge:
 
     @classmethod
     def from_params(cls, auth: AuthParams) -> Challenge:
-        _require(auth, ("realm", "nonce"))
-        qop = auth.get("qop")
+        fields = _require(auth, ("realm", "nonce"))
+        qop = fields.get("qop")
         return cls(
-            realm=auth.get("realm") or "",
-            nonce=auth.get("nonce") or "",
-            opaque=auth.get("opaque"),
-            algorithm=auth.get("algorithm") or "MD5",
+            realm=fields.get("realm") or "",
+            nonce=fields.get("nonce") or "",
+            opaque=fields.get("opaque"),
+            algorithm=fields.get("algorithm") or "MD5",
             qop=tuple(q.strip() for q in qop.split(",") if q.strip()) if qop else (),
-            stale=_flag(auth.get("stale")),
-            domain=auth.get("domain"),
-            userhash=_flag(auth.get("userhash")),
+            stale=_flag(fields.get("stale")),
+            domain=fields.get("domain"),
+            userhash=_flag(fields.get("userhash")),
         )
 
     def __str__(self) -> str:
@@ -391,22 +418,22 @@ class Credentials:
 
     @classmethod
     def from_params(cls, auth: AuthParams) -> Credentials:
-        _require(auth, ("username", "realm", "nonce", "uri", "response"))
-        nc = auth.get("nc")
+        fields = _require(auth, ("username", "realm", "nonce", "uri", "response"))
+        nc = fields.get("nc")
         if nc is not None and not _NC.fullmatch(nc):
             raise ParseError("Bad auth header: nc must be 8 hex digits")
         return cls(
-            username=auth.get("username") or "",
-            realm=auth.get("realm") or "",
-            nonce=auth.get("nonce") or "",
-            uri=auth.get("uri") or "",
-            response=auth.get("response") or "",
-            algorithm=auth.get("algorithm") or "MD5",
-            cnonce=auth.get("cnonce"),
+            username=fields.get("username") or "",
+            realm=fields.get("realm") or "",
+            nonce=fields.get("nonce") or "",
+            uri=fields.get("uri") or "",
+            response=fields.get("response") or "",
+            algorithm=fields.get("algorithm") or "MD5",
+            cnonce=fields.get("cnonce"),
             nc=nc,
-            qop=auth.get("qop"),
-            opaque=auth.get("opaque"),
-            userhash=_flag(auth.get("userhash")),
+            qop=fields.get("qop"),
+            opaque=fields.get("opaque"),
+            userhash=_flag(fields.get("userhash")),
         )
 
     def __str__(self) -> str:
