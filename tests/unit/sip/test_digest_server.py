@@ -298,3 +298,21 @@ def test_short_secret_and_unknown_algorithm_are_refused() -> None:
         DigestServer(REALM, b"short")
     with pytest.raises(ValueError, match="SHA-512"):
         DigestServer(REALM, SECRET, algorithms=("SHA-512",))
+
+
+def test_nonce_from_the_future_is_stale_not_ok() -> None:
+    # E.g. the caller's clock went backwards: never accept, re-challenge with stale=true.
+    server = make_server()
+    _, _, auth = answer(server, now=T0 + 60)
+    result = server.verify(auth, "REGISTER", lookup, T0)
+    assert result.status is AuthStatus.STALE
+    assert all("stale=true" in c for c in result.challenges)
+
+
+def test_context_binds_the_nonce() -> None:
+    server = make_server()
+    client = DigestClient("alice", USERS["alice"])
+    auth = client.authorization(server.challenge(T0, context="10.0.0.7"), "REGISTER", URI)
+    assert server.verify(auth, "REGISTER", lookup, T0, context="10.0.0.7").ok
+    moved = server.verify(auth, "REGISTER", lookup, T0, context="10.0.0.8")
+    assert moved.status is AuthStatus.INVALID_NONCE
