@@ -56,7 +56,8 @@ def choose_challenge(
     for item in challenges:
         parsed = parse_challenges(item) if isinstance(item, str) else [item]
         usable.extend(
-            c for c in parsed
+            c
+            for c in parsed
             if isinstance(c, Challenge) and canonical_algorithm(c.algorithm) is not None
         )
     if not usable:

@@ -239,8 +239,15 @@ class DigestServer:
         nonce = self.make_nonce(now, context)
         chosen = self.algorithms if algorithms is None else tuple(algorithms)
         return [
-            str(Challenge(self.realm, nonce, algorithm=_checked_algorithm(a),
-                          qop=self.qop_options, stale=stale))
+            str(
+                Challenge(
+                    self.realm,
+                    nonce,
+                    algorithm=_checked_algorithm(a),
+                    qop=self.qop_options,
+                    stale=stale,
+                )
+            )
             for a in chosen
         ]
 
@@ -291,18 +298,36 @@ class DigestServer:
         algorithm = canonical_algorithm(creds.algorithm)
         checks: tuple[tuple[bool, AuthStatus, str], ...] = (
             (creds.realm != self.realm, AuthStatus.WRONG_REALM, f"realm {creds.realm!r}"),
-            (algorithm not in self.algorithms, AuthStatus.UNSUPPORTED_ALGORITHM,
-             f"algorithm {creds.algorithm!r}"),
-            (creds.qop is None and not self.allow_rfc2069, AuthStatus.QOP_MISSING,
-             "response without qop"),
-            (creds.qop is not None and creds.qop not in self.qop_options, AuthStatus.MALFORMED,
-             f"qop {creds.qop!r} was not offered"),
-            (creds.qop is not None and (creds.nc is None or not creds.cnonce),
-             AuthStatus.MALFORMED, "qop without nc or cnonce"),
-            (request_uri is not None and not self._uri_match(creds.uri, request_uri),
-             AuthStatus.URI_MISMATCH, f"digest uri {creds.uri!r} is not {request_uri!r}"),
-            (self.nonce_issued(creds.nonce, context) is None, AuthStatus.INVALID_NONCE,
-             "nonce not issued by this server"),
+            (
+                algorithm not in self.algorithms,
+                AuthStatus.UNSUPPORTED_ALGORITHM,
+                f"algorithm {creds.algorithm!r}",
+            ),
+            (
+                creds.qop is None and not self.allow_rfc2069,
+                AuthStatus.QOP_MISSING,
+                "response without qop",
+            ),
+            (
+                creds.qop is not None and creds.qop not in self.qop_options,
+                AuthStatus.MALFORMED,
+                f"qop {creds.qop!r} was not offered",
+            ),
+            (
+                creds.qop is not None and (creds.nc is None or not creds.cnonce),
+                AuthStatus.MALFORMED,
+                "qop without nc or cnonce",
+            ),
+            (
+                request_uri is not None and not self._uri_match(creds.uri, request_uri),
+                AuthStatus.URI_MISMATCH,
+                f"digest uri {creds.uri!r} is not {request_uri!r}",
+            ),
+            (
+                self.nonce_issued(creds.nonce, context) is None,
+                AuthStatus.INVALID_NONCE,
+                "nonce not issued by this server",
+            ),
         )
         for failed, status, reason in checks:
             if failed:
@@ -323,8 +348,15 @@ class DigestServer:
         ha1 = ha1_lookup(creds.username, creds.realm, base)
         known = ha1 is not None
         expected = compute_response(
-            ha1 if ha1 is not None else hash_hex(base, self._dummy_ha1), algorithm, method,
-            creds.uri, creds.nonce, qop=creds.qop, nc=creds.nc, cnonce=creds.cnonce, body=body,
+            ha1 if ha1 is not None else hash_hex(base, self._dummy_ha1),
+            algorithm,
+            method,
+            creds.uri,
+            creds.nonce,
+            qop=creds.qop,
+            nc=creds.nc,
+            cnonce=creds.cnonce,
+            body=body,
         )
         matches = hmac.compare_digest(expected.encode(), creds.response.lower().encode())
         if not (known and matches):
@@ -337,12 +369,23 @@ class DigestServer:
         if creds.nc is not None and not self.replay.accept(
             creds.nonce, int(creds.nc, 16), issued, now
         ):
-            return self._reject(AuthStatus.REPLAY, now, context, creds.username,
-                                f"nc {creds.nc} already used with this nonce")
+            return self._reject(
+                AuthStatus.REPLAY,
+                now,
+                context,
+                creds.username,
+                f"nc {creds.nc} already used with this nonce",
+            )
         info = AuthenticationInfo(
             qop=creds.qop,
             rspauth=compute_response(
-                ha1 or "", algorithm, "", creds.uri, creds.nonce, qop=creds.qop, nc=creds.nc,
+                ha1 or "",
+                algorithm,
+                "",
+                creds.uri,
+                creds.nonce,
+                qop=creds.qop,
+                nc=creds.nc,
                 cnonce=creds.cnonce,
             ),
             cnonce=creds.cnonce,
@@ -354,6 +397,7 @@ class DigestServer:
 def _checked_algorithm(name: str) -> str:
     algorithm = canonical_algorithm(name)
     if algorithm is None:
-        raise ValueError(f"unsupported digest algorithm {name!r}; use one of "
-                         f"{', '.join(SUPPORTED_ALGORITHMS)}")
+        raise ValueError(
+            f"unsupported digest algorithm {name!r}; use one of {', '.join(SUPPORTED_ALGORITHMS)}"
+        )
     return algorithm

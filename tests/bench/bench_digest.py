@@ -39,15 +39,25 @@ def run(quick: bool) -> list[Row]:
         challenge = server.challenge(0.0, algorithms=(algorithm,))
         answers = [client.authorization(challenge, "REGISTER", "sip:pbx") for _ in range(count)]
 
-        def verify(i: int, answers: list[str] = answers, server: DigestServer = server,
-                   ha1: str = ha1) -> object:
+        def verify(
+            i: int, answers: list[str] = answers, server: DigestServer = server, ha1: str = ha1
+        ) -> object:
             result = server.verify(answers[i], "REGISTER", lambda *_: ha1, 1.0)
             assert result.ok
             return result
 
         rate = _rate(verify, count, budget)
-        rows.append(Row(f"digest verify {algorithm} (parse+check+nc)", rate, "req/s",
-                        f">= {GOAL_PER_S:,.0f} req/s", rate >= GOAL_PER_S, "one core", COMMAND))
+        rows.append(
+            Row(
+                f"digest verify {algorithm} (parse+check+nc)",
+                rate,
+                "req/s",
+                f">= {GOAL_PER_S:,.0f} req/s",
+                rate >= GOAL_PER_S,
+                "one core",
+                COMMAND,
+            )
+        )
     sample = answers[0]
     rate = _rate(lambda _: parse_credentials(sample), count, budget)
     rows.append(Row("Authorization header parse", rate, "hdr/s", "", None, "", COMMAND))

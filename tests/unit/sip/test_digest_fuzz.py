@@ -43,8 +43,9 @@ def test_byte_flips_parse_or_raise_parse_error(parser: object, sample: str) -> N
     for _ in range(500):
         chars = list(sample)
         for _ in range(rng.randint(1, 3)):
-            chars[rng.randrange(len(chars))] = chr(rng.choice([0, 9, 10, 13, 32, 34, 44, 61, 92,
-                                                               rng.randrange(0x21, 0x7F), 0xE9]))
+            chars[rng.randrange(len(chars))] = chr(
+                rng.choice([0, 9, 10, 13, 32, 34, 44, 61, 92, rng.randrange(0x21, 0x7F), 0xE9])
+            )
         parse_or_parse_error(parser, "".join(chars))
 
 

@@ -48,8 +48,14 @@ def test_challenge_round_trip_is_bytes_exact() -> None:
     )
     (challenge,) = parse_challenges(text)
     assert challenge == Challenge(
-        realm="pbx.example", nonce="abc/+=", opaque='o"q', algorithm="SHA-256",
-        qop=("auth", "auth-int"), stale=True, domain="sip:pbx.example", userhash=True,
+        realm="pbx.example",
+        nonce="abc/+=",
+        opaque='o"q',
+        algorithm="SHA-256",
+        qop=("auth", "auth-int"),
+        stale=True,
+        domain="sip:pbx.example",
+        userhash=True,
     )
     assert str(challenge) == text
 
@@ -74,7 +80,11 @@ def test_several_challenges_in_one_value_including_other_schemes() -> None:
     )
     parsed = parse_challenges(value)
     assert [p.scheme if isinstance(p, AuthParams) else p.algorithm for p in parsed] == [
-        "Newauth", "Basic", "SHA-256", "Bearer", "MD5",
+        "Newauth",
+        "Basic",
+        "SHA-256",
+        "Bearer",
+        "MD5",
     ]
     newauth = parsed[0]
     assert isinstance(newauth, AuthParams)
@@ -110,7 +120,7 @@ def test_authentication_info_round_trip() -> None:
         'Digest realm="x", nonce="n", =3',
         'Digest realm="a\\',
         'Digest realm="line\r\nbreak", nonce="n"',
-        'Basic abc== trailing',
+        "Basic abc== trailing",
     ],
 )
 def test_malformed_challenges_raise_parse_error(value: str) -> None:
@@ -140,5 +150,5 @@ def test_challenge_without_nonce_is_rejected() -> None:
 
 
 def test_unknown_scheme_list_keeps_params_in_order() -> None:
-    (auth,) = parse_auth_list("X a=1, b=\"2\", c=3")
+    (auth,) = parse_auth_list('X a=1, b="2", c=3')
     assert auth.params == (("a", "1"), ("b", "2"), ("c", "3"))

@@ -33,8 +33,14 @@ def make_server(**kwargs: object) -> DigestServer:
 
 
 def answer(
-    server: DigestServer, user: str = "alice", password: str | None = None, *, now: float = T0,
-    uri: str = URI, method: str = "REGISTER", algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+    server: DigestServer,
+    user: str = "alice",
+    password: str | None = None,
+    *,
+    now: float = T0,
+    uri: str = URI,
+    method: str = "REGISTER",
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
 ) -> tuple[DigestClient, list[str], str]:
     client = DigestClient(user, USERS.get(user, "x") if password is None else password)
     challenges = server.challenge(now, algorithms=algorithms)
@@ -179,15 +185,11 @@ def test_wrong_realm_and_unsupported_algorithm() -> None:
     assert server.verify(auth, "REGISTER", lookup, T0).status is AuthStatus.WRONG_REALM
     md5_only = make_server(algorithms=("MD5",))
     _, _, sha = answer(server, algorithms=("SHA-256",))
-    assert md5_only.verify(sha, "REGISTER", lookup, T0).status is (
-        AuthStatus.UNSUPPORTED_ALGORITHM
-    )
+    assert md5_only.verify(sha, "REGISTER", lookup, T0).status is (AuthStatus.UNSUPPORTED_ALGORITHM)
 
 
 def test_unknown_scheme_from_rfc4475_regaut01_gets_a_fresh_challenge() -> None:
-    result = make_server().verify(
-        "NoOneKnowsThisScheme opaque-data=here", "REGISTER", lookup, T0
-    )
+    result = make_server().verify("NoOneKnowsThisScheme opaque-data=here", "REGISTER", lookup, T0)
     assert result.status is AuthStatus.UNKNOWN_SCHEME
     assert [c.split(",")[0] for c in result.challenges] == ['Digest realm="pbx.example"'] * 2
 
@@ -233,8 +235,11 @@ def test_userhash_usernames_are_looked_up_as_sent() -> None:
     assert isinstance(challenge, Challenge)
     client = DigestClient("alice", USERS["alice"])
     creds = client.credentials(
-        Challenge(challenge.realm, challenge.nonce, algorithm="SHA-256", qop=("auth",),
-                  userhash=True), "REGISTER", URI,
+        Challenge(
+            challenge.realm, challenge.nonce, algorithm="SHA-256", qop=("auth",), userhash=True
+        ),
+        "REGISTER",
+        URI,
     )
     assert creds.userhash and creds.username != "alice" and len(creds.username) == 64
     seen: list[str] = []

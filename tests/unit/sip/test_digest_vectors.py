@@ -32,8 +32,14 @@ RFC7616_CHALLENGES = [
 def test_rfc7616_response_from_stored_ha1(algorithm: str) -> None:
     ha1 = compute_ha1("Mufasa", RFC7616_REALM, RFC7616_PASSWORD, algorithm)
     response = compute_response(
-        ha1, algorithm, "GET", "/dir/index.html", RFC7616_NONCE,
-        qop="auth", nc="00000001", cnonce=RFC7616_CNONCE,
+        ha1,
+        algorithm,
+        "GET",
+        "/dir/index.html",
+        RFC7616_NONCE,
+        qop="auth",
+        nc="00000001",
+        cnonce=RFC7616_CNONCE,
     )
     assert response == RFC7616_RESPONSES[algorithm]
 
@@ -48,9 +54,16 @@ def test_rfc7616_authorization_header_parses_to_the_example_values() -> None:
     )
     creds = parse_credentials(header)
     assert creds == Credentials(
-        username="Mufasa", realm=RFC7616_REALM, nonce=RFC7616_NONCE, uri="/dir/index.html",
-        response=RFC7616_RESPONSES["SHA-256"], algorithm="SHA-256", cnonce=RFC7616_CNONCE,
-        nc="00000001", qop="auth", opaque=RFC7616_OPAQUE,
+        username="Mufasa",
+        realm=RFC7616_REALM,
+        nonce=RFC7616_NONCE,
+        uri="/dir/index.html",
+        response=RFC7616_RESPONSES["SHA-256"],
+        algorithm="SHA-256",
+        cnonce=RFC7616_CNONCE,
+        nc="00000001",
+        qop="auth",
+        opaque=RFC7616_OPAQUE,
     )
 
 
@@ -75,8 +88,14 @@ def test_client_reproduces_rfc7616_md5_answer_when_only_md5_offered() -> None:
 def test_rfc2617_example_response() -> None:
     ha1 = compute_ha1("Mufasa", "testrealm@host.com", "Circle Of Life")
     response = compute_response(
-        ha1, "MD5", "GET", "/dir/index.html", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
-        qop="auth", nc="00000001", cnonce="0a4f113b",
+        ha1,
+        "MD5",
+        "GET",
+        "/dir/index.html",
+        "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+        qop="auth",
+        nc="00000001",
+        cnonce="0a4f113b",
     )
     assert response == "6629fae49393a05397450978507c4ef1"
 
