@@ -288,8 +288,18 @@ class TcpTransport:
         conn = self._by_remote.get(address_key(host, port))
         return conn if conn is not None and conn.is_open else None
 
-    def send(self, data: bytes, destination: tuple[str, int], conn_id: object = None) -> None:
-        """Write on `conn_id` if open, else on the connection to `destination`, else connect."""
+    def send(
+        self,
+        data: bytes,
+        destination: tuple[str, int],
+        conn_id: object = None,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        """Write on `conn_id` if open, else on the connection to `destination`, else connect.
+
+        `on_error` runs when no connection can be made (RFC 3261 17.1.4: the
+        transaction user treats it like a 503).
+        """
         conn = self.get(conn_id) or self.find(*destination)
         if conn is not None:
             conn.write(data)
@@ -299,7 +309,7 @@ class TcpTransport:
         if task is None:
             task = self.loop.create_task(self._connect(key))
             self._connecting[key] = task
-        task.add_done_callback(lambda t: _write_when_connected(t, data, key))
+        task.add_done_callback(lambda t: _write_when_connected(t, data, key, on_error))
 
     async def _connect(self, key: tuple[str, int]) -> TcpConnection | None:
         try:
@@ -355,12 +365,17 @@ class TcpTransport:
 
 
 def _write_when_connected(
-    task: asyncio.Task[TcpConnection | None], data: bytes, key: tuple[str, int]
+    task: asyncio.Task[TcpConnection | None],
+    data: bytes,
+    key: tuple[str, int],
+    on_error: Callable[[], None] | None,
 ) -> None:
     if task.cancelled():
         return
     conn = task.result()
-    if conn is None:
+    if conn is None or not conn.is_open:
         log.debug("TCP %s:%d unreachable; dropped %d bytes", *key, len(data))
+        if on_error is not None:
+            on_error()
         return
     conn.write(data)

@@ -17,9 +17,13 @@ From, To, Call-ID and CSeq can be read is answered 413 (RFC 3261 21.4.11) at
 the address RFC 3261 18.2.2 / RFC 3581 5 pick; anything else is dropped. A
 TCP connection is closed after the answer: its framing is lost.
 
+`SipEndpoint` joins a manager, a sans-IO `pbx.sip.core.SipCore` and a
+`TimerService`: bytes in -> `core.receive(..., now=loop.time())` -> outgoing
+messages sent, events handed to ONE handler callable (the registrar/B2BUA
+layer), the single timer handle re-armed. The handler answers through the
+endpoint's `send_*` methods, which feed the core and flush the same way.
+
 `new_event_loop()` gives a uvloop loop where uvloop exists, else asyncio's.
-The `SipEndpoint` that joins this manager to the SIP core lives in
-`pbx.net.endpoint`.
 """
 
 from __future__ import annotations
@@ -33,10 +37,20 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from pbx.net.tcp import FrameError, TcpConnection, TcpTransport, head_without_length
+from pbx.net.timers import TimerService
 from pbx.net.udp import UdpListener, open_udp_listener
+from pbx.sip.core import SipCore
 from pbx.sip.errors import ParseError
-from pbx.sip.message import Request, parse_message
-from pbx.sip.transport import response_next_hop, stamp_request, strip_brackets
+from pbx.sip.events import Event
+from pbx.sip.message import Request, Response, parse_message
+from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transport import (
+    NextHop,
+    response_next_hop,
+    stamp_request,
+    stamped_via,
+    strip_brackets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,7 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 SUPPORTED_TRANSPORTS = ("UDP", "TCP")
 
 DataCallback = Callable[[bytes, tuple[str, int], str, Hashable | None], None]
+ErrorCallback = Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,45 +218,61 @@ class TransportManager:
         destination: tuple[str, int],
         transport: str,
         conn_id: Hashable | None = None,
+        on_error: ErrorCallback | None = None,
     ) -> None:
-        """Send one message; host names are looked up first (A/AAAA only)."""
+        """Send one message; host names are looked up first (A/AAAA only).
+
+        `on_error` runs (later, from the loop) when the message certainly
+        cannot leave: no listener for the address family, name not found,
+        TCP connection refused. UDP losses on the way are never reported.
+        """
         transport = transport.upper()
         host = strip_brackets(destination[0])
         if transport == "TCP" and self.tcp.get(conn_id) is not None:
-            self.tcp.send(data, (host, destination[1]), conn_id)
+            self.tcp.send(data, (host, destination[1]), conn_id, on_error)
         elif _is_numeric(host):
-            self._send_numeric(data, (host, destination[1]), transport, conn_id)
+            self._send_numeric(data, (host, destination[1]), transport, conn_id, on_error)
         else:
-            self.loop.create_task(self._resolve_and_send(data, host, destination[1], transport))
+            self.loop.create_task(
+                self._resolve_and_send(data, host, destination[1], transport, on_error)
+            )
 
     def _send_numeric(
-        self, data: bytes, destination: tuple[str, int], transport: str, conn_id: Hashable | None
+        self,
+        data: bytes,
+        destination: tuple[str, int],
+        transport: str,
+        conn_id: Hashable | None,
+        on_error: ErrorCallback | None,
     ) -> None:
         if transport == "TCP":
-            self.tcp.send(data, destination, conn_id)
-        elif transport == "UDP":
-            listener = self._udp_for(destination[0])
-            if listener is None:
-                log.warning("no UDP listener can reach %s; dropped", _show(*destination))
-                return
-            listener.send(data, destination)
-        else:
-            log.warning("transport %s not supported; dropped message to %s", transport,
-                        _show(*destination))
+            self.tcp.send(data, destination, conn_id, on_error)
+            return
+        listener = self._udp_for(destination[0]) if transport == "UDP" else None
+        if listener is None:
+            log.warning("no %s listener can reach %s; dropped", transport, _show(*destination))
+            if on_error is not None:
+                self.loop.call_soon(on_error)
+            return
+        listener.send(data, destination)
 
-    async def _resolve_and_send(self, data: bytes, host: str, port: int, transport: str) -> None:
+    async def _resolve_and_send(
+        self, data: bytes, host: str, port: int, transport: str, on_error: ErrorCallback | None
+    ) -> None:
         try:
             infos = await self.loop.getaddrinfo(host, port)
         except OSError as exc:
             log.info("cannot resolve %s: %s; dropped message", host, exc)
-            return
+            infos = []
         families = {listener.family_is_ipv6 for listener in self._udp} or {False, True}
         for info in infos:
             address = str(info[4][0])
             if transport != "UDP" or is_ipv6(address) in families:
-                self._send_numeric(data, (address, port), transport, None)
+                self._send_numeric(data, (address, port), transport, None, on_error)
                 return
         log.info("no address of %s is reachable over %s", host, transport)
+        if on_error is not None:
+            on_error()
 
     def _udp_for(self, host: str) -> UdpListener | None:
         wanted = is_ipv6(host)
@@ -314,3 +345,135 @@ def _is_loopback(host: str) -> bool:
 
 def _is_wildcard(host: str) -> bool:
     return host in ("0.0.0.0", "::")
+
+
+class SipEndpoint:
+    """Listeners + SIP core + timer service; events go to one handler (aioquic style).
+
+    The core does not stamp Via `received`/`rport` itself, so the endpoint
+    does it before feeding a request (RFC 3261 18.2.1, RFC 3581 4): the TU
+    then sees where a request really came from, and every response carries
+    the stamped Via back. Messages that need no stamp are fed untouched.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        core: SipCore,
+        handler: Callable[[Event], None],
+        listen: Sequence[Listen] = (Listen(),),
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        self.loop = loop
+        self.core = core
+        self.handler = handler
+        self.transports = TransportManager(
+            loop,
+            self._data,
+            listen,
+            max_message_size=max_message_size,
+            idle_timeout=idle_timeout,
+        )
+        self.timers = TimerService(loop, core, after_fire=self.flush)
+        self._flushing = False
+
+    async def start(self) -> None:
+        await self.transports.start()
+
+    async def close(self) -> None:
+        self.timers.close()
+        await self.transports.close()
+
+    @property
+    def addresses(self) -> dict[str, list[tuple[str, int]]]:
+        return self.transports.addresses
+
+    def now(self) -> float:
+        """The loop's monotonic clock, the only time the core is ever given."""
+        return self.loop.time()
+
+    # --- the TU's side --------------------------------------------------------------
+
+    def send_request(self, request: Request, hop: NextHop) -> ClientKey:
+        """Start a client transaction towards `hop` (see pbx.sip.transport.request_next_hop)."""
+        key = self.core.send_request(request, hop.address, hop.transport, self.now())
+        self.flush()
+        return key
+
+    def send_response(self, tx: TransactionKey, response: Response) -> None:
+        self.core.send_response(tx, response, self.now())
+        self.flush()
+
+    def send_stateless(self, message: Request | Response, hop: NextHop) -> None:
+        self.core.send_stateless(message, hop.address, hop.transport)
+        self.flush()
+
+    def cancel(self, tx: ClientKey) -> bool:
+        sent = self.core.cancel(tx, self.now())
+        self.flush()
+        return sent
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _data(
+        self, data: bytes, source: tuple[str, int], transport: str, conn_id: Hashable | None
+    ) -> None:
+        self.core.receive(stamped_bytes(data, source), source, transport, self.now())
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the core queued, hand its events to the handler, re-arm the timer.
+
+        Re-entrant: a handler that answers from inside `handler(event)` calls
+        back into `flush`, which returns at once; the outer loop picks the new
+        messages up.
+        """
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while True:
+                outgoing, events = self.core.pop_outgoing(), self.core.pop_events()
+                if not outgoing and not events:
+                    break
+                for out in outgoing:
+                    self.transports.send(
+                        out.data, out.destination, out.transport,
+                        on_error=self._error_callback(out.tx),
+                    )
+                for event in events:
+                    try:
+                        self.handler(event)
+                    except Exception:  # the TU's bug must not wedge the endpoint
+                        log.exception("event handler failed on %r", event)
+        finally:
+            self._flushing = False
+        self.timers.rearm()
+
+    def _error_callback(self, tx: TransactionKey | None) -> ErrorCallback | None:
+        if tx is None:
+            return None
+
+        def report() -> None:
+            self.core.transport_error(tx, self.now())
+            self.flush()
+
+        return report
+
+
+def stamped_bytes(data: bytes, source: tuple[str, int]) -> bytes:
+    """`data` with its top Via stamped for `source` when it is a request that needs it.
+
+    Unparseable data and responses come back unchanged (the core rejects or
+    matches them); so does a request whose Via needs no change.
+    """
+    try:
+        message = parse_message(data)
+        if not isinstance(message, Request) or stamped_via(message.via, source) is None:
+            return data
+        stamp_request(message, source)
+        return bytes(message)
+    except ParseError:
+        return data
