@@ -15,21 +15,22 @@ from dataclasses import dataclass, field
 from pbx.sip import grammar
 from pbx.sip.errors import ParseError
 from pbx.sip.uri import (
+    GENERIC_PARAM,
+    PARAM,
     AbsoluteUri,
     NameAddr,
     format_header_params,
-    parse_header_params,
-    parse_hostport,
     parse_name_addr,
     scan_quoted,
 )
 
 _T = grammar.TOKEN_CHARS
-# sent-protocol LWS sent-by *( SEMI via-params ); LWS is allowed around "/" and ":" (25.1)
+# sent-protocol LWS sent-by *( SEMI via-params ); LWS is allowed around "/" and ":" (25.1).
+# One regex validates the whole value, so the hot path runs it once plus one findall.
 _VIA = re.compile(
-    f"\\s*([{_T}]+)\\s*/\\s*([{_T}]+)\\s*/\\s*([{_T}]+)\\s+"
-    r"(\[[^\]\s]*\]|[^\s;:\[]+)(?:\s*:\s*([^\s;]*))?\s*(;.*)?",
-    re.S,
+    f"[ \\t]*([{_T}]+)[ \\t]*/[ \\t]*([{_T}]+)[ \\t]*/[ \\t]*([{_T}]+)[ \\t]+"
+    f"({grammar.HOST.pattern})(?:[ \\t]*:[ \\t]*([0-9]{{1,5}}))?"
+    f"((?:{GENERIC_PARAM})*)[ \\t]*"
 )
 _CSEQ = re.compile(f"\\s*([0-9]+)\\s+([{_T}]+)\\s*")
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
@@ -86,11 +87,17 @@ class Via:
         match = _VIA.fullmatch(text)
         if match is None:
             raise ParseError("Bad Via")
-        name, version, transport, host, port_text, param_text = match.groups()
-        hostport = host if port_text is None else f"{host}:{port_text}"
-        host, port = parse_hostport(hostport, "Bad Via sent-by")
-        params = parse_header_params(param_text) if param_text else {}
-        return cls(f"{name.upper()}/{version}", transport.upper(), host, port, params)
+        name, version, transport, host, port_text, param_text = match.group(1, 2, 3, 4, 5, 6)
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise ParseError("Bad Via sent-by")
+        params: dict[str, str | None] = {}
+        if param_text:
+            for key, value in PARAM.findall(param_text):
+                params.setdefault(key.lower(), value or None)
+        return cls(f"{name.upper()}/{version}", transport.upper(), host.lower(), port, params)
 
     @property
     def branch(self) -> str | None:

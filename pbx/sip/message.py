@@ -31,7 +31,7 @@ from pbx.sip.headers import (
     parse_delta,
     split_header_values,
 )
-from pbx.sip.uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
+from pbx.sip.uri import NameAddr, SipUri, Uri, params_of, parse_name_addr, parse_uri
 
 COMPACT_FORMS = {
     "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length",
@@ -204,7 +204,7 @@ def _required(headers: Headers, name: str) -> str:
 
 def _call_id(headers: Headers) -> str:
     value = _required(headers, "Call-ID")
-    if not value or any(ch.isspace() for ch in value):  # word ["@" word], RFC 3261 25.1
+    if not value or " " in value or "\t" in value:  # word ["@" word], RFC 3261 25.1
         raise ParseError("Bad Call-ID")
     return value
 
@@ -261,6 +261,8 @@ _ACCESSORS: dict[str, Callable[[Headers], Any]] = {
     "vias": _vias,
     "from_": lambda h: parse_name_addr(_required(h, "From")),
     "to": lambda h: parse_name_addr(_required(h, "To")),
+    "from_tag": lambda h: params_of(_required(h, "From")).get("tag"),
+    "to_tag": lambda h: params_of(_required(h, "To")).get("tag"),
     "contacts": lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)],
     "max_forwards": _max_forwards,
     "expires": _expires,
@@ -268,6 +270,9 @@ _ACCESSORS: dict[str, Callable[[Headers], Any]] = {
     "record_routes": lambda h: [parse_name_addr(v) for v in h.getall("Record-Route")],
     "content_type": _content_type,
 }
+
+
+_MISSING = object()
 
 
 class _Message:
@@ -280,11 +285,10 @@ class _Message:
 
     def _typed(self, key: str) -> Any:
         cache = self.headers._cache
-        try:
-            return cache[key]
-        except KeyError:
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
             value = cache[key] = _ACCESSORS[key](self.headers)
-            return value
+        return value
 
     @property
     def call_id(self) -> str:
@@ -312,11 +316,11 @@ class _Message:
 
     @property
     def from_tag(self) -> str | None:
-        return self.from_.tag
+        return self._typed("from_tag")  # type: ignore[no-any-return]
 
     @property
     def to_tag(self) -> str | None:
-        return self.to.tag
+        return self._typed("to_tag")  # type: ignore[no-any-return]
 
     @property
     def contacts(self) -> list[Contact]:
@@ -532,33 +536,61 @@ def _parse_start(line: str) -> Request | Response:
     return request
 
 
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+
+
 def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response, int | None]:
-    """Start line and raw headers of `head` (without the blank line); the Content-Length."""
-    lines = head.decode("utf-8", "surrogateescape").split(newline)
+    """Start line and raw headers of `head` (without the blank line); the Content-Length.
+
+    Hot path: one decode, one split, one `split(":", 1)` per line and a dict lookup of the
+    raw name; folded lines (RFC 3261 7.3.1) are unfolded first only when present."""
+    text = head.decode("utf-8", "surrogateescape")
+    if "\n " in text or "\n\t" in text:
+        first = text.find("\n")
+        if text[first + 1 : first + 2] in (" ", "\t"):
+            raise ParseError("Bad header folding")
+        text = _FOLD.sub(" ", text)
+    lines = text.split(newline)
+    breaks = len(lines) - 1
+    if text.count("\n") != breaks or text.count("\r") != (breaks if newline == "\r\n" else 0):
+        raise ParseError("Bad line end")  # a lone CR or LF inside a line
     msg = _parse_start(lines[0])
-    items: list[tuple[str, str]] = []
-    append = items.append
-    names = _NAME_CACHE
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t"):  # folded continuation (RFC 3261 7.3.1)
-            if not items or not line.strip():
-                raise ParseError("Bad header folding")
-            name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}" if value else line.strip())
-            continue
-        raw, colon, value = line.partition(":")
-        name = names.get(raw)
-        if name is None:
-            if not colon or not grammar.TOKEN.fullmatch(raw.rstrip(" \t")):
-                raise ParseError("Bad header line")
-            name = canonical_name(raw)
-        append((name, value.strip()))
+    names = _WIRE_NAMES
+    try:
+        items = [
+            (names.get(raw) or _checked_name(raw), value.strip())
+            for raw, value in [line.split(":", 1) for line in lines[1:]]
+        ]
+    except ValueError:
+        raise ParseError("Bad header line") from None
     msg.headers._items = items
     return msg, _content_length(items)
 
 
+def _checked_name(raw: str) -> str:
+    """Canonical name of a header name not seen before, after checking it is a token."""
+    if not grammar.TOKEN.fullmatch(raw.rstrip(" \t")):
+        raise ParseError("Bad header line")
+    canon = canonical_name(raw)
+    if len(_WIRE_NAMES) < 4096:
+        _WIRE_NAMES[raw] = canon
+    return canon
+
+
+# Header names as written on the wire (already checked to be tokens) -> canonical name.
+_WIRE_NAMES: dict[str, str] = (
+    {name: name for name in _KNOWN_NAMES}
+    | {name.lower(): name for name in _KNOWN_NAMES}
+    | COMPACT_FORMS
+    | {k.upper(): v for k, v in COMPACT_FORMS.items()}
+)
+
+
+_CL = "Content-Length"
+
+
 def _content_length(items: list[tuple[str, str]]) -> int | None:
-    values = [value for name, value in items if name == "Content-Length"]
+    values = [value for name, value in items if name is _CL or name == _CL]
     if not values:
         return None
     if len(values) > 1:

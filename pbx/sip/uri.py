@@ -11,6 +11,7 @@ same (RFC 4475 3.1.1.3 esc01). Any other scheme is kept as an `AbsoluteUri`
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -329,37 +330,46 @@ def split_semicolons(text: str) -> list[str]:
     return items
 
 
+_T = grammar.TOKEN_CHARS
+# generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted-string (25.1)
+GENERIC_PARAM = (
+    f"[ \\t]*;[ \\t]*([{_T}]+)"
+    f'(?:[ \\t]*=[ \\t]*([{_T}]+|\\[[0-9A-Fa-f:.]+\\]|"(?:[^"\\\\]|\\\\.)*"))?'
+)
+_PARAMS_FULL = re.compile(f"(?:{GENERIC_PARAM})*[ \\t]*")
+PARAM = re.compile(GENERIC_PARAM)
+
+
 def parse_header_params(text: str) -> dict[str, str | None]:
     """`;name = value ; flag` after a header value: generic-param (RFC 3261 25.1).
 
     Names are lower-cased; values are kept as written (quoted strings keep their quotes)
     so they print back unchanged. Empty parameters (`;;`) are rejected (RFC 4475 badinv01).
     """
-    text = text.strip()
     if not text:
         return {}
-    if text[0] != ";":
+    if _PARAMS_FULL.fullmatch(text) is None:
         raise ParseError("Bad header parameter")
     params: dict[str, str | None] = {}
-    for item in split_semicolons(text[1:]):
-        name, eq, value = item.partition("=")
-        name = name.strip()
-        if not grammar.TOKEN.fullmatch(name):
-            raise ParseError("Bad header parameter")
-        value = value.strip()
-        if eq:
-            if not value or not _param_value_ok(value):
-                raise ParseError("Bad header parameter")
-            params.setdefault(name.lower(), value)
-        else:
-            params.setdefault(name.lower(), None)
+    for name, value in PARAM.findall(text):
+        params.setdefault(name.lower(), value or None)
     return params
 
 
-def _param_value_ok(value: str) -> bool:
-    if value[0] == '"':
-        return scan_quoted(value, 0) == len(value)
-    return bool(grammar.TOKEN.fullmatch(value) or grammar.HOST.fullmatch(value))
+def params_of(text: str) -> dict[str, str | None]:
+    """The header parameters of a name-addr or addr-spec value, without parsing its URI:
+    the hot path for From/To tags (RFC 3261 20.10, 19.3)."""
+    s = text.strip()
+    lt = s.find("<")
+    semi = s.find(";")
+    if lt < 0 or (s[:1] != '"' and 0 <= semi < lt):
+        return parse_header_params(s[semi:]) if semi >= 0 else {}
+    if s[0] == '"':
+        lt = s.find("<", scan_quoted(s, 0))
+    gt = s.find(">", lt) if lt >= 0 else -1
+    if gt < 0:
+        raise ParseError("Unterminated <")
+    return parse_header_params(s[gt + 1 :])
 
 
 def parse_name_addr(text: str) -> NameAddr:

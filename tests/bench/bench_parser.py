@@ -1,0 +1,117 @@
+"""Parser throughput: parse a datagram and read the transaction key from it.
+
+The transaction layer needs the top Via branch, the CSeq and the Call-ID (RFC 3261
+17.2.3) and the dialog layer the From tag, so each iteration parses one message
+and reads exactly those. Messages are realistic: a REGISTER with digest
+Authorization (~700 bytes) and an INVITE with an SDP offer (~900 bytes).
+Run: .venv/bin/python -m tests.bench parser
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pbx.sip.message import parse_message
+from tests.bench.rows import Row
+
+COMMAND = ".venv/bin/python -m tests.bench parser"
+
+REGISTER = (
+    b"REGISTER sip:pbx.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.168.1.34:5060;branch=z9hG4bK-524287-1---8c2e1a9d3f6b4e11;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"Contact: <sip:201@192.168.1.34:5060;rinstance=8a1b2c3d4e5f6a7b;transport=UDP>\r\n"
+    b'To: "Front Desk" <sip:201@pbx.example.com>\r\n'
+    b'From: "Front Desk" <sip:201@pbx.example.com>;tag=6b2a9d1c\r\n'
+    b"Call-ID: ZDk4NmQ1ZGE1YjQ0ZjZhNmQ0YzA2ZWIxMzY1YjI4NzE\r\n"
+    b"CSeq: 2 REGISTER\r\n"
+    b"Expires: 3600\r\n"
+    b"Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE\r\n"
+    b"Supported: replaces, norefersub, extended-refer, timer, outbound, path\r\n"
+    b"User-Agent: Yealink SIP-T46U 108.86.0.20\r\n"
+    b'Authorization: Digest username="201",realm="pbx.example.com",'
+    b'nonce="1700000000:6f1c2b3a4d5e6f708192a3b4c5d6e7f8",uri="sip:pbx.example.com",'
+    b'response="0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e",algorithm=MD5,cnonce="a1b2c3d4",'
+    b"qop=auth,nc=00000001\r\n"
+    b"Allow-Events: presence, kpml, talk\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)
+
+SDP = (
+    b"v=0\r\n"
+    b"o=- 20518 0 IN IP4 192.168.1.34\r\n"
+    b"s=SDP data\r\n"
+    b"c=IN IP4 192.168.1.34\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 11796 RTP/AVP 0 8 9 18 101\r\n"
+    b"a=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:8 PCMA/8000\r\n"
+    b"a=rtpmap:9 G722/8000\r\n"
+    b"a=rtpmap:18 G729/8000\r\n"
+    b"a=fmtp:18 annexb=no\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+    b"a=fmtp:101 0-15\r\n"
+    b"a=ptime:20\r\n"
+    b"a=sendrecv\r\n"
+)
+
+INVITE = (
+    b"INVITE sip:2002@pbx.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.168.1.34:5060;branch=z9hG4bK-524287-1---44e3b1f0c2d9a871;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"Contact: <sip:201@192.168.1.34:5060;transport=UDP>\r\n"
+    b"To: <sip:2002@pbx.example.com>\r\n"
+    b'From: "Front Desk" <sip:201@pbx.example.com>;tag=9f3e2d1c\r\n'
+    b"Call-ID: OTk2YjMxZjA5NWI0NmE5MGFlZDUzOTY0NmU3ZTFjOTQ\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Allow: INVITE, ACK, CANCEL, BYE, NOTIFY, REFER, MESSAGE, OPTIONS, INFO, SUBSCRIBE\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Supported: replaces, norefersub, extended-refer, timer, X-cisco-serviceuri\r\n"
+    b"User-Agent: Yealink SIP-T46U 108.86.0.20\r\n"
+    b"Allow-Events: presence, kpml, talk\r\n"
+    b"Content-Length: " + str(len(SDP)).encode() + b"\r\n"
+    b"\r\n" + SDP
+)
+
+
+def transaction_key(data: bytes) -> tuple[str | None, int, str, str, str | None]:
+    msg = parse_message(data)
+    cseq = msg.cseq
+    return msg.via.branch, cseq.seq, cseq.method, msg.call_id, msg.from_tag
+
+
+def _rate(fn: Callable[[bytes], object], data: bytes, seconds: float) -> float:
+    """Calls per second of fn(data), measured over about `seconds` (bounded in count too)."""
+    for _ in range(200):  # warm caches
+        fn(data)
+    done, batch = 0, 1000
+    started = time.perf_counter()
+    deadline = started + seconds
+    while done < 10_000_000:
+        for _ in range(batch):
+            fn(data)
+        done += batch
+        if time.perf_counter() >= deadline:
+            break
+    return done / (time.perf_counter() - started)
+
+
+def run(quick: bool) -> list[Row]:
+    seconds = 0.5 if quick else 3.0
+    rows = []
+    for name, data, goal in (("REGISTER", REGISTER, 50_000), ("INVITE+SDP", INVITE, 30_000)):
+        rate = _rate(transaction_key, data, seconds)
+        rows.append(
+            Row(
+                name=f"parse {name} ({len(data)} B) + transaction key",
+                value=rate,
+                unit="msg/s",
+                goal=f">= {goal:,} msg/s",
+                met=rate >= goal,
+                note="one process; Via branch, CSeq, Call-ID, From tag",
+                command=COMMAND,
+            )
+        )
+    return rows
