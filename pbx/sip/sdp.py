@@ -349,13 +349,14 @@ def _parse_attribute(value: str) -> Attribute:
     return Attribute(_token(name, "attribute name"), rest if sep else None)
 
 
-def _parse_rtpmap(value: str) -> tuple[str, Encoding]:
+def _parse_rtpmap(value: str) -> tuple[str, str, Encoding]:
     pt, spec = _fields(value, 2, "a=rtpmap")
     parts = spec.split("/")
     if len(parts) not in (2, 3):
         raise ParseError(f"SDP: bad a=rtpmap encoding: {spec!r}")
     channels = _int(parts[2], "rtpmap channels") if len(parts) == 3 else None
-    return pt, Encoding(_token(parts[0], "encoding"), _int(parts[1], "clock rate"), channels)
+    encoding = Encoding(_token(parts[0], "encoding"), _int(parts[1], "clock rate"), channels)
+    return pt, "rtpmap", encoding
 
 
 def _parse_rtcp(value: str) -> Rtcp:
@@ -373,7 +374,8 @@ class _Section:
         self.media = media
         self.values: dict[str, object] = {}
         self.lists: dict[str, list[object]] = {}
-        self.formats = {f.fmt: f for f in media.formats} if media else {}
+        self.formats = dict.fromkeys(f.fmt for f in media.formats) if media else {}
+        self.extras: dict[str, dict[str, object]] = {}
 
     def set_once(self, key: str, value: object) -> None:
         if key in self.values:
@@ -392,31 +394,35 @@ class _Section:
         else:
             self.add("attributes", attr)
 
-    def format_attr(self, value: str, key: str, parsed: Encoding | str) -> bool:
-        fmt = value.split(maxsplit=1)[0] if value.strip() else ""
+    def format_attr(self, fmt: str, key: str, parsed: Encoding | str) -> bool:
         if fmt not in self.formats:
             return False  # rtpmap/fmtp for a format not offered: keep it verbatim
-        current = self.formats[fmt]
-        if getattr(current, key) is not None:
-            raise ParseError(f"SDP: duplicate a={'rtpmap' if key == 'encoding' else 'fmtp'}")
-        self.formats[fmt] = replace(current, **{key: parsed})
+        table = self.extras.setdefault(key, {})
+        if fmt in table:
+            raise ParseError(f"SDP: duplicate a={key} for format {fmt}")
+        table[fmt] = parsed
         return True
 
     def build_media(self) -> Media:
         assert self.media is not None
         lists = {k: tuple(v) for k, v in self.lists.items()}
-        return replace(self.media, formats=tuple(self.formats.values()), **self.values, **lists)
+        encodings, params = self.extras.get("rtpmap", {}), self.extras.get("fmtp", {})
+        formats = tuple(
+            Format(fmt, encodings.get(fmt), params.get(fmt))  # type: ignore[arg-type]
+            for fmt in self.formats
+        )
+        return replace(self.media, formats=formats, **self.values, **lists)
 
 
 def _rtpmap(section: _Section, value: str) -> bool:
-    return section.format_attr(value, "encoding", _parse_rtpmap(value)[1])
+    return section.format_attr(*_parse_rtpmap(value))
 
 
 def _fmtp(section: _Section, value: str) -> bool:
-    fmt, sep, params = value.partition(" ")
-    if not sep or not fmt:
+    parts = value.split(maxsplit=1)
+    if len(parts) != 2:
         raise ParseError(f"SDP: bad a=fmtp: {value!r}")
-    return section.format_attr(value, "params", params.strip())
+    return section.format_attr(parts[0], "fmtp", parts[1].strip())
 
 
 def _single(key: str, fn: Callable[[str], object]) -> Callable[[_Section, str], bool]:
