@@ -60,6 +60,7 @@ LIST_HEADERS = frozenset(
     "Via Contact Route Record-Route Allow Supported Require Proxy-Require Unsupported Accept "
     "Accept-Encoding Accept-Language Allow-Events Path Service-Route In-Reply-To".split()
 )
+REQUIRED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")  # RFC 3261 8.1.1
 SINGLE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
 
 REASON_PHRASES: dict[int, str] = {
@@ -699,6 +700,9 @@ def validate(msg: Request | Response) -> None:
     acting on a request (RFC 3261 8.1.1 mandatory fields, 8.2.2.3, 20 single-valued
     fields); raises ParseError naming the first problem. parse_message stays lazy."""
     headers = msg.headers
+    for name in REQUIRED_HEADERS:
+        if name not in headers:
+            raise ParseError(f"Missing {name}")
     for name in SINGLE_HEADERS:
         if headers.count(name) > 1:
             raise ParseError(f"Multiple {name} values")
