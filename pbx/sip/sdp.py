@@ -346,7 +346,10 @@ def _parse_media_line(value: str) -> Media:
 
 def _parse_attribute(value: str) -> Attribute:
     name, sep, rest = value.partition(":")
-    return Attribute(_token(name, "attribute name"), rest if sep else None)
+    # "a=sendrecv " with a trailing blank is common enough to forgive.
+    return Attribute(
+        _token(name if sep else name.rstrip(" \t"), "attribute name"), rest if sep else None
+    )
 
 
 def _parse_rtpmap(value: str) -> tuple[str, str, Encoding]:
@@ -673,16 +676,10 @@ def _rejected(m: Media) -> Media:
 
 
 def _audio_media(
-    codecs: Sequence[Codec],
-    port: int,
-    policy: AudioPolicy,
-    ptime: int | None,
-    direction: Direction,
-    proto: str = "RTP/AVP",
+    codecs: Sequence[Codec], port: int, ptime: int | None, direction: Direction, proto: str
 ) -> Media:
-    return Media(
-        "audio", port, proto, tuple(c.as_format() for c in codecs), ptime=ptime, direction=direction
-    )
+    formats = tuple(c.as_format() for c in codecs)
+    return Media("audio", port, proto, formats, ptime=ptime, direction=direction)
 
 
 def _placeholder_origin(address: str) -> Origin:
@@ -691,7 +688,7 @@ def _placeholder_origin(address: str) -> Origin:
 
 def make_offer(address: str, port: int, policy: AudioPolicy = AudioPolicy()) -> SessionDescription:
     """A one-stream audio offer; stamp it with LocalSession.describe before sending."""
-    media = _audio_media(policy.codecs, port, policy, policy.ptime, policy.direction)
+    media = _audio_media(policy.codecs, port, policy.ptime, policy.direction, "RTP/AVP")
     conn = Connection(address, addrtype_of(address))
     return SessionDescription(_placeholder_origin(address), connection=conn, media=(media,))
 
@@ -720,7 +717,7 @@ def make_answer(
             theirs.receives and policy.direction.sends, theirs.sends and policy.direction.receives
         )
         ptime = policy.ptime if policy.ptime is not None else m.ptime
-        answered.append(_audio_media(codecs, port, policy, ptime, mine, m.proto))
+        answered.append(_audio_media(codecs, port, ptime, mine, m.proto))
         accepted = True
     if not accepted:
         raise NoCommonCodec(tuple(offered_all))
@@ -781,17 +778,13 @@ class LocalSession:
 
 # ICE attributes name the peer's real addresses; behind a relay they would route around it.
 _ICE_ATTRIBUTES = frozenset(
-    {
-        "candidate",
-        "remote-candidates",
-        "ice-ufrag",
-        "ice-pwd",
-        "ice-lite",
-        "ice-options",
-        "end-of-candidates",
-        "ice-mismatch",
-    }
+    "candidate remote-candidates ice-ufrag ice-pwd ice-lite ice-options end-of-candidates "
+    "ice-mismatch".split()
 )
+
+
+def _is_hold_address(conn: Connection | None) -> bool:
+    return conn is not None and conn.is_hold
 
 
 def rewrite_for_relay(
@@ -806,7 +799,9 @@ def rewrite_for_relay(
     Active streams without a relay port are disabled (port 0), since their media would bypass
     the relay. a=rtcp (RFC 3605) is set to the relay's RTCP port when `rtcp_ports` has one,
     else dropped (RTCP then goes to RTP port + 1). c= and o= get the relay address with the
-    right IP4/IP6 address type; media-level c= lines go, the session c= covers all.
+    right IP4/IP6 address type; media-level c= lines go, the session c= covers all. An RFC 2543
+    hold (c=0.0.0.0) becomes an explicit sendonly/inactive attribute, so the hold survives the
+    new address (RFC 3264 section 8.4).
     """
     if isinstance(ports, int):
         first = next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port), None)
@@ -821,7 +816,13 @@ def rewrite_for_relay(
             continue
         rtcp = Rtcp(rtcp_ports[i], conn) if i in rtcp_ports else None
         attrs = tuple(a for a in m.attributes if a.name not in _ICE_ATTRIBUTES)
-        media.append(replace(m, port=ports[i], connection=None, rtcp=rtcp, attributes=attrs))
+        held = _is_hold_address(sd.connection_for(m))
+        direction = sd.direction_for(m) if held else m.direction
+        media.append(
+            replace(
+                m, port=ports[i], connection=None, rtcp=rtcp, attributes=attrs, direction=direction
+            )
+        )
     attrs = tuple(a for a in sd.attributes if a.name not in _ICE_ATTRIBUTES)
     origin = replace(sd.origin, address=address, addrtype=atype)
     return replace(sd, origin=origin, connection=conn, media=tuple(media), attributes=attrs)

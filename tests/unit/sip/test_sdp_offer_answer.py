@@ -305,3 +305,18 @@ def test_relay_rewrite_streams_without_relay_port_are_disabled() -> None:
     disabled = parse(offer_text("m=audio 5000 RTP/AVP 0\r\nm=video 0 RTP/AVP 31\r\n"))
     out = rewrite_for_relay(disabled, "10.9.9.9", {0: 30000, 1: 30002})
     assert [m.port for m in out.media] == [30000, 0]
+
+
+def test_relay_rewrite_keeps_rfc2543_hold_as_direction() -> None:
+    offer = sample("rfc2543_hold")
+    relayed = rewrite_for_relay(offer, "10.9.9.9", 30000)
+    assert relayed.connection == Connection("10.9.9.9")
+    assert relayed.media[0].direction is Direction.SENDONLY
+    assert relayed.is_hold()
+    assert make_answer(relayed, PBX, 4000).media[0].direction is Direction.RECVONLY
+    normal = rewrite_for_relay(sample("zoiper"), "10.9.9.9", 30000)
+    assert normal.media[0].direction is Direction.SENDRECV
+    assert rewrite_for_relay(sample("asterisk_pjsip"), "10.9.9.9", 1).media[0].direction is (
+        Direction.SENDRECV
+    )
+    assert rewrite_for_relay(sample("polycom_vvx"), "10.9.9.9", 1).media[0].direction is None

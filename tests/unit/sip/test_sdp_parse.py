@@ -389,3 +389,11 @@ def test_missing_t_line_is_tolerated() -> None:
     sd = parse("v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4000 RTP/AVP 0\n")
     assert sd.timings == ()
     assert "t=" not in str(sd)
+
+
+def test_trailing_blank_after_property_attribute_is_forgiven() -> None:
+    sd = parse(
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns= \r\nt=0 0\r\nm=audio 4 RTP/AVP 0\r\na=sendonly \r\n"
+    )
+    assert sd.name == " "
+    assert sd.media[0].direction is Direction.SENDONLY
