@@ -1,0 +1,81 @@
+"""DeskPBX's RTP relay in a process of its own, for bench_relay.
+
+`python -m tests.bench.relay_server --calls N --gen-base G` pins itself to one
+CPU, opens N relay sessions whose leg A points at the load generator's port
+G+2i and leg B at G+2i+1 (as the B2BUA would from SDP), prints one JSON line
+`{"targets": [...]}` (the relay port each generator socket sends to), relays
+until stdin closes, then prints the summed relay counters and the CPU seconds
+the process used meanwhile as a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from pbx.media.ports import PortAllocator
+from pbx.media.relay import Leg, Relay, RelaySession
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.new_event_loop
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+async def serve(args: argparse.Namespace) -> dict[str, float]:
+    relay = Relay(PortAllocator(args.low, args.high), bind_v4="127.0.0.1")
+    sessions: list[RelaySession] = []
+    targets: list[int] = []
+    for i in range(args.calls):
+        session = await relay.open_session(f"bench-{i}")
+        session.set_remote(Leg.A, "127.0.0.1", args.gen_base + 2 * i)
+        session.set_remote(Leg.B, "127.0.0.1", args.gen_base + 2 * i + 1)
+        targets += [session.local(Leg.A).rtp, session.local(Leg.B).rtp]
+        sessions.append(session)
+    print(json.dumps({"targets": targets}), flush=True)
+    cpu_before = time.process_time()
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    cpu_seconds = time.process_time() - cpu_before
+    totals: dict[str, float] = {"packets_in": 0, "packets_out": 0, "dropped": 0, "rejected": 0}
+    totals["cpu_seconds"] = cpu_seconds
+    for session in sessions:
+        for leg in Leg:
+            stats = session.stats(leg)
+            totals["packets_in"] += stats.packets_in
+            totals["packets_out"] += stats.packets_out
+            totals["dropped"] += stats.dropped
+            totals["rejected"] += stats.rejected
+    await relay.aclose()
+    totals["open_transports_after_close"] = relay.open_transports
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.relay_server")
+    parser.add_argument("--calls", type=int, required=True)
+    parser.add_argument("--gen-base", type=int, required=True)
+    parser.add_argument("--low", type=int, default=20000)
+    parser.add_argument("--high", type=int, default=29999)
+    parser.add_argument("--cpu", type=int, default=0)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        totals = runner.run(serve(args))
+    print(json.dumps(totals), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
