@@ -286,6 +286,8 @@ class Dialog:
             return None
         if self.remote_seq is not None and seq < self.remote_seq:
             return request.make_response(500, "CSeq Out of Order", to_tag=self.id.local_tag)
+        if method == "BYE" and self.role is Role.UAS and self.state is DialogState.EARLY:
+            raise LocalProtocolError("the callee ends an early dialog with a final response (15)")
         if method == "INVITE" and self.invite_pending:
             return request.make_response(491, to_tag=self.id.local_tag)  # 14.2
         self.remote_seq = seq
@@ -326,6 +328,8 @@ class Dialog:
             raise LocalProtocolError(f"{method} is built with ack_for() / build_cancel()")
         if self.state is DialogState.TERMINATED:
             raise LocalProtocolError(f"dialog {self.id} is terminated")
+        if method == "BYE" and self.role is Role.UAS and self.state is DialogState.EARLY:
+            raise LocalProtocolError("the callee ends an early dialog with a final response (15)")
         if method == "INVITE" and self.invite_pending:
             raise LocalProtocolError("an INVITE is already in progress in this dialog (14.1)")
         self.local_seq = (self.local_seq or 0) + 1

@@ -431,3 +431,20 @@ def test_non2xx_ack_takes_to_from_the_response() -> None:
     assert ack.cseq.seq == 10 and ack.cseq.method == "ACK"
     with pytest.raises(LocalProtocolError):
         build_non2xx_ack(req, answer(req, 200, "b1"))
+
+
+def test_callee_cannot_bye_an_early_dialog() -> None:
+    _, early = uas_dialog(180)
+    with pytest.raises(LocalProtocolError):
+        early.bye()
+    _, caller_early = uac_dialog(180)
+    assert caller_early.bye().method == "BYE"  # the caller may (15)
+
+
+def test_cseq_boundary_one_lower_rejected_equal_accepted() -> None:
+    _, dialog = uas_dialog()  # remote_seq 10 from the INVITE
+    reply = dialog.receive_request(in_dialog("INFO", 9))
+    assert reply is not None and reply.status == 500
+    assert dialog.receive_request(in_dialog("INFO", 10)) is None
+    assert dialog.receive_request(in_dialog("INFO", 2**31 - 1)) is None
+    assert dialog.remote_seq == 2**31 - 1
