@@ -414,7 +414,7 @@ class _Section:
             Format(fmt, encodings.get(fmt), params.get(fmt))  # type: ignore[arg-type]
             for fmt in self.formats
         )
-        return replace(self.media, formats=formats, **self.values, **lists)
+        return replace(self.media, formats=formats, **self.values, **lists)  # type: ignore[arg-type]
 
 
 def _rtpmap(section: _Section, value: str) -> bool:
@@ -504,16 +504,15 @@ def parse(data: str | bytes) -> SessionDescription:
 
 
 def _store_line(section: _Section, at_session: bool, kind: str, value: str) -> None:
-    spec = _LINES.get(kind)
-    key = None if spec is None else spec[0 if at_session else 1]
-    if spec is None or key is None:
+    session_key, media_key, parser, repeatable = _LINES.get(kind, (None, None, str, False))
+    key = session_key if at_session else media_key
+    if key is None:
         where = "session" if at_session else "media"
         raise ParseError(f"SDP: unexpected {kind}= line at {where} level")
-    parsed = spec[2](value)
-    if spec[3]:
-        section.add(key, parsed)
+    if repeatable:
+        section.add(key, parser(value))
     else:
-        section.set_once(key, parsed)
+        section.set_once(key, parser(value))
 
 
 def _build_session(section: _Section, media: list[Media]) -> SessionDescription:
