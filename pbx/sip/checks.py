@@ -16,8 +16,12 @@ row of `_CHECKS`:
 * the Request-URI scheme (8.2.2.1; 3.3.2 unkscm, 3.3.3 novelsc) -> 416.
   Unknown schemes in From/To/Contact are not our business here (3.3.4 unksm2);
   the registrar applies its own rule with `check_register()`;
-* Max-Forwards 0 (16.3 step 2; 3.3.11 zeromf) -> 483 for requests the PBX would
-  forward, but OPTIONS and REGISTER are answered by us and go on;
+* Max-Forwards 0 (3.3.11 zeromf) -> 483 for a request the PBX would relay to
+  another leg: a B2BUA passes Max-Forwards on and stops at zero like a proxy
+  (RFC 7332 3, RFC 3261 16.3 step 2).  OPTIONS and REGISTER are answered by
+  us, and a request that ends here (`forwards=False`, e.g. at the desktop UA)
+  is processed "as if the value were still positive", as RFC 4475 asks of an
+  endpoint;
 * Require (8.2.2.3; 3.3.5 bext01) -> 420 with Unsupported listing the unknown
   option tags; Proxy-Require is for proxies and ignored; never for ACK/CANCEL;
 * the body (8.2.3; 3.3.6 invut) -> 415 with Accept (or Accept-Encoding); a body
@@ -80,6 +84,7 @@ class UasPolicy:
     local_schemes: frozenset[str]
     response_content_types: frozenset[str]
     to_tag: str
+    forwards: bool = True
 
 
 Check = Callable[[Request, UasPolicy], Response | None]
@@ -94,8 +99,12 @@ def check_request(
     local_schemes: Iterable[str] = ("sip", "sips", "tel"),
     response_content_types: Iterable[str] = ("application/sdp",),
     to_tag: str | None = None,
+    forwards: bool = True,
 ) -> Response | None:
     """The error response RFC 3261 8.2 requires for `request`, or None to go on.
+
+    `forwards` is False when the request ends at this UA rather than being
+    relayed to another leg (only the Max-Forwards check depends on it).
 
     `to_tag` goes into the To of the error response when the request has no To
     tag (8.2.6.2); a random one is made when not given.
@@ -107,6 +116,7 @@ def check_request(
         local_schemes=frozenset(s.lower() for s in local_schemes),
         response_content_types=frozenset(t.lower() for t in response_content_types),
         to_tag=to_tag or secrets.token_hex(6),
+        forwards=forwards,
     )
     for check in _CHECKS:
         try:
@@ -192,7 +202,9 @@ def _check_scheme(request: Request, policy: UasPolicy) -> Response | None:
 
 
 def _check_max_forwards(request: Request, policy: UasPolicy) -> Response | None:
-    if request.max_forwards == 0 and request.method not in LOCAL_AT_ZERO_HOPS:
+    if not policy.forwards or request.method in LOCAL_AT_ZERO_HOPS:
+        return None
+    if request.max_forwards == 0:
         return _reply(request, policy, 483)
     return None
 

@@ -157,6 +157,7 @@ def test_max_forwards_zero() -> None:
     assert check(hops("OPTIONS", "0")) is None
     assert check(hops("REGISTER", "0")) is None
     assert check(hops("INVITE", "1")) is None
+    assert check(hops("INVITE", "0"), forwards=False) is None  # ends here: processed
 
 
 def test_require_with_unsupported_option_is_420_listing_only_unknown_ones() -> None:

@@ -125,8 +125,10 @@ def test_3_3_11_zeromf_options_answered_invite_483(rfc4475_dir: Path) -> None:
     data = (rfc4475_dir / "zeromf.dat").read_bytes().replace(b"OPTIONS", b"INVITE")
     invite = parse_message(data)
     assert isinstance(invite, Request)
-    reply = check(invite)
+    reply = check(invite)  # the PBX would relay it to another leg: stop like a proxy
     assert reply is not None and reply.status == 483
+    # an endpoint processes it "as if Max-Forwards were still positive"
+    assert check_request(invite, allowed_methods=ALLOWED, forwards=False) is None
 
 
 def test_3_3_12_cparam01_contact_param_is_not_a_uri_param(rfc4475_dir: Path) -> None:
