@@ -12,8 +12,9 @@ a phone *from* that phone's own leg ports, which is symmetric RTP (RFC 4961
 Where to send: first the address from the leg's SDP (`set_remote`, RFC 4566
 `c=`/`m=`, RTCP on the next port unless RFC 3605 `a=rtcp:` says otherwise).
 Phones behind NAT do not send from that address, so each port *latches*
-(the "symmetric latching" of RFC 7362 §4.2): the source of the first version-2
-datagram received becomes the address the relay sends to from then on.
+(the "symmetric latching" of RFC 7362 §4.2): the source of the first datagram
+that looks like RTP (version 2, a whole fixed header; RTCP: a whole SR/RR)
+becomes the address the relay sends to from then on.
 Datagrams from any other source are rejected while the latch is fresh; a
 latch is released by a new SDP (`set_remote`, e.g. a re-INVITE with a new
 address) or goes stale after `latch_timeout` seconds without packets from
@@ -99,6 +100,9 @@ _RECEIVES = {
     Direction.RECVONLY: True,
     Direction.INACTIVE: False,
 }
+
+
+_MIN_SIZE = {False: 12, True: 8}  # fixed RTP header (RFC 3550 §5.1); SR/RR with no blocks
 
 
 class RelayClosed(RuntimeError):
@@ -356,7 +360,8 @@ class RelaySession:
             return
         now = self._relay.clock()
         if addr != port.latched:
-            if port.latched is not None and not port.stale:
+            fresh = port.latched is not None and not port.stale
+            if fresh or len(data) < _MIN_SIZE[port.rtcp]:
                 port.rejected += 1
                 return
             self._latch(port, addr, now)

@@ -295,12 +295,13 @@ def test_non_rtp_is_rejected_and_not_latched(run: Any) -> None:
             raw.sendto(b"", ("127.0.0.1", la.rtp))  # asyncio never sends empty datagrams
         stray.send(b"\x00\x01STUN-ish", "127.0.0.1", la.rtp)
         stray.send(b"\x40" + rtp(1)[1:], "127.0.0.1", la.rtp)  # version 1
-        await until(lambda: session.stats(Leg.A).rejected == 3)
+        stray.send(rtp(1)[:11], "127.0.0.1", la.rtp)  # version 2 but no whole header
+        await until(lambda: session.stats(Leg.A).rejected == 4)
         assert session.stats(Leg.A).latched is None
         a.send(rtp(1), "127.0.0.1", la.rtp)
         assert (await b.recv())[0] == rtp(1)
         a.send(b"\xc0" + rtp(2)[1:], "127.0.0.1", la.rtp)  # version 3 from the latched phone
-        await until(lambda: session.stats(Leg.A).rejected == 4)
+        await until(lambda: session.stats(Leg.A).rejected == 5)
         await quiet(b)
         await relay.aclose()
 
