@@ -145,6 +145,7 @@ class Dialog:
     acked: bool = False  # UAS: the ACK for our latest 2xx arrived
     redundant: bool = False  # a second 2xx of a forked INVITE: ACK, then BYE it
     bye_sent: bool = False
+    ended_early: bool = False  # terminated before any 2xx: a late 2xx makes a new dialog
     _acks: dict[int, Request] = field(default_factory=dict, repr=False)
 
     # ---- creation ------------------------------------------------------------
@@ -233,7 +234,7 @@ class Dialog:
     def _early_response(self, response: Response) -> None:
         status = response.status
         if status >= 300:
-            self.state = DialogState.TERMINATED  # 12.3: non-2xx final ends early dialogs
+            self.state, self.ended_early = DialogState.TERMINATED, True  # 12.3
         elif status >= 200:
             self.state = DialogState.CONFIRMED
             self.route_set = list(reversed(response.record_routes))  # 13.2.2.4
@@ -590,7 +591,7 @@ class DialogSet:
         if status < 101 or response.to_tag is None:
             return InviteOutcome(None)
         dialog = self.find_for_response(response)
-        if dialog is None:
+        if dialog is None or (dialog.ended_early and status >= 200):
             siblings = self.siblings(invite.call_id, local_tag)
             answered = any(d.state is DialogState.CONFIRMED for d in siblings)
             if answered and status < 200:
@@ -607,7 +608,7 @@ class DialogSet:
         ended = []
         for dialog in self.siblings(call_id, local_tag):
             if dialog is not keep and dialog.state is DialogState.EARLY:
-                dialog.terminate()
+                dialog.state, dialog.ended_early = DialogState.TERMINATED, True
                 ended.append(dialog)
         return tuple(ended)
 

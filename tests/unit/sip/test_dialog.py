@@ -448,3 +448,35 @@ def test_cseq_boundary_one_lower_rejected_equal_accepted() -> None:
     assert dialog.receive_request(in_dialog("INFO", 10)) is None
     assert dialog.receive_request(in_dialog("INFO", 2**31 - 1)) is None
     assert dialog.remote_seq == 2**31 - 1
+
+
+def test_retransmitted_2xx_through_dialog_set_gets_the_same_ack() -> None:
+    table = DialogSet()
+    req = invite()
+    first = table.invite_response(req, answer(req, 200, "b1"), ALICE)
+    assert first.dialog is not None
+    ack = first.dialog.ack_for(answer(req, 200, "b1"))
+    again = table.invite_response(req, answer(req, 200, "b1"), ALICE)
+    assert again.dialog is first.dialog and again.dialog.redundant is False
+    assert again.dialog.ack_for(answer(req, 200, "b1")) is ack
+    first.dialog.bye()
+    first.dialog.receive_response(req.make_response(200))  # any final ends it
+    late = table.invite_response(req, answer(req, 200, "b1"), ALICE)
+    assert late.dialog is first.dialog  # a stray retransmission: re-ACK, no new call
+    assert late.dialog.ack_for(answer(req, 200, "b1")) is ack
+
+
+def test_2xx_from_a_branch_whose_early_dialog_was_ended_is_redundant() -> None:
+    table = DialogSet()
+    req = invite()
+    table.invite_response(req, answer(req, 180, "b1"), ALICE)
+    table.invite_response(req, answer(req, 180, "b2"), ALICE)
+    table.invite_response(req, answer(req, 200, "b2"), ALICE)
+    late = table.invite_response(req, answer(req, 200, "b1"), ALICE)
+    assert late.dialog is not None
+    assert late.dialog.redundant is True
+    assert late.dialog.state is DialogState.CONFIRMED
+    ack = late.dialog.ack_for(answer(req, 200, "b1"))
+    bye = late.dialog.bye()  # 13.2.2.4: ACK it, then end it
+    assert (ack.to_tag, bye.to_tag) == ("b1", "b1")
+    assert table.get(late.dialog.id) is late.dialog
