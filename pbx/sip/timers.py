@@ -50,6 +50,8 @@ class TimerName(enum.Enum):
     #: RFC 3261 9.1: a cancelled INVITE that gets no final within 64*T1 is destroyed.
     CANCEL_GUARD = "cancel-guard"
 
+    __hash__ = object.__hash__  # members are singletons; skips Enum's Python-level hash
+
 
 @dataclass(frozen=True, slots=True)
 class TimerConfig:
