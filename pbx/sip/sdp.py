@@ -800,7 +800,8 @@ def rewrite_for_relay(
     else dropped (RTCP then goes to RTP port + 1). c= and o= get the relay address with the
     right IP4/IP6 address type; media-level c= lines go, the session c= covers all. An RFC 2543
     hold (c=0.0.0.0) becomes an explicit sendonly/inactive attribute, so the hold survives the
-    new address (RFC 3264 section 8.4).
+    new address (RFC 3264 section 8.4). The B2BUA stamps the result with the outgoing leg's
+    LocalSession.describe, so each peer sees one o= identity whose version tracks changes.
     """
     if isinstance(ports, int):
         first = next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port), None)

@@ -320,3 +320,30 @@ def test_relay_rewrite_keeps_rfc2543_hold_as_direction() -> None:
         Direction.SENDRECV
     )
     assert rewrite_for_relay(sample("polycom_vvx"), "10.9.9.9", 1).media[0].direction is None
+
+
+def test_b2bua_flow_through_relay_with_hold_and_resume() -> None:
+    """Caller offer -> relay rewrite stamped by the B leg's LocalSession -> callee answer ->
+    relay rewrite stamped by the A leg's session: each side only ever sees the relay."""
+    leg_a, leg_b = LocalSession(PBX, 500), LocalSession(PBX, 900)
+    caller = LocalSession("192.168.1.101", 20019)
+    offer_a = caller.describe(parse(str(sample("yealink_t46s"))))
+    offer_b = leg_b.describe(rewrite_for_relay(offer_a, PBX, 31000))
+    assert (offer_b.origin.session_id, offer_b.origin.session_version) == ("900", 900)
+    answer_b = make_answer(parse(str(offer_b)), "192.168.1.60", 4008)
+    answer_a = leg_a.describe(rewrite_for_relay(answer_b, PBX, 30000))
+    assert answer_a.media[0].port == 30000
+    assert answer_a.connection == Connection(PBX)
+    assert [c.name for c in answer_a.media[0].codecs()] == ["PCMU", "PCMA", "telephone-event"]
+    # The caller holds: sendonly re-INVITE; the callee is asked to only receive.
+    hold_a = caller.describe(with_direction(offer_a, Direction.SENDONLY))
+    hold_b = leg_b.describe(rewrite_for_relay(hold_a, PBX, 31000))
+    assert hold_b.origin.session_version == 901
+    assert make_answer(hold_b, "192.168.1.60", 4008).media[0].direction is Direction.RECVONLY
+    # Same hold offer again (session refresh): no version change on the B leg.
+    assert leg_b.describe(rewrite_for_relay(hold_a, PBX, 31000)).origin.session_version == 901
+    resume_b = leg_b.describe(
+        rewrite_for_relay(with_direction(hold_a, Direction.SENDRECV), PBX, 31000)
+    )
+    assert resume_b.origin.session_version == 902
+    assert make_answer(resume_b, "192.168.1.60", 4008).media[0].direction is Direction.SENDRECV
