@@ -96,7 +96,7 @@ def _retransmit(config: TimerConfig, reliable: bool) -> float | None:
     return None if reliable else config.t1
 
 
-_INITIAL = {
+_INITIAL: dict[TimerName, Callable[[TimerConfig, bool], float | None]] = {
     TimerName.A: _retransmit,
     TimerName.E: _retransmit,
     TimerName.G: _retransmit,

@@ -27,7 +27,7 @@ with the keys defined here; the table of live transactions is the core's.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -315,7 +315,8 @@ def _raw(message: Request | Response, name: str) -> str:
 
 # ---------------------------------------------------------------- the table runner
 
-Step = Callable[["Transaction", float, "Request | Response | None", list[Action]], None]
+Msg = Request | Response | None
+Step = Callable[["Transaction", float, Msg, list[Action]], None]
 Transitions = dict[tuple[State, Input], tuple[tuple[Step, ...], State]]
 
 
@@ -333,7 +334,7 @@ class Transaction:
 
     def __init__(
         self,
-        key: Hashable,
+        key: TransactionKey,
         request: Request,
         destination: tuple[str, int],
         transport: str,
@@ -407,7 +408,7 @@ class Transaction:
 def arm(*names: TimerName) -> Step:
     """Arm each named timer with its initial interval, unless this transport skips it."""
 
-    def step(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
         for name in names:
             interval = tx.config.initial(name, tx.reliable)
             if interval is None:
@@ -422,7 +423,7 @@ def arm(*names: TimerName) -> Step:
 def backoff(name: TimerName) -> Step:
     """Re-arm retransmission timer `name` with the next interval (A doubles, E/G cap at T2)."""
 
-    def step(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
         interval = tx.config.backoff(name, tx.intervals[name])
         tx.intervals[name] = interval
         _set_timer(tx, name, now + interval, out)
@@ -434,7 +435,7 @@ def backoff(name: TimerName) -> Step:
 def cap_at_t2(name: TimerName) -> Step:
     """17.1.2.2: in Proceeding, Timer E is reset to T2 each time it fires."""
 
-    def step(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
         tx.intervals[name] = tx.config.t2
         _set_timer(tx, name, now + tx.config.t2, out)
 
@@ -443,7 +444,7 @@ def cap_at_t2(name: TimerName) -> Step:
 
 
 def cancel(*names: TimerName) -> Step:
-    def step(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
         for name in names:
             if tx.timers.pop(name, None) is not None:
                 out.append(CancelTimer(name))
@@ -453,7 +454,7 @@ def cancel(*names: TimerName) -> Step:
 
 
 def report_timeout(name: TimerName) -> Step:
-    def step(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
         tx.timers.pop(name, None)
         out.append(ReportTimeout(name))
 
@@ -464,19 +465,19 @@ def report_timeout(name: TimerName) -> Step:
 def expire(name: TimerName) -> Step:
     """A wait timer (D, I, J, K, L, M) fired: forget it, the transition terminates."""
 
-    def step(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+    def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
         tx.timers.pop(name, None)
 
     step.__name__ = f"expire_{name.value}"
     return step
 
 
-def pass_up(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def pass_up(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     assert isinstance(message, Request | Response)
     out.append(PassUp(message))
 
 
-def report_transport_error(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def report_transport_error(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     out.append(ReportTransportError())
 
 

@@ -32,6 +32,7 @@ from pbx.sip.timers import TimerName
 from pbx.sip.transaction import (
     Action,
     Input,
+    Msg,
     SendCancel,
     State,
     Step,
@@ -53,11 +54,11 @@ A, B, D, E, F, K, M = (TimerName[n] for n in "ABDEFKM")
 GUARD = TimerName.CANCEL_GUARD
 
 
-def send_request(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def send_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     out.append(Transmit(tx.request))
 
 
-def send_ack(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def send_ack(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """17.1.1.3: build the ACK once, from the first final response, and send it."""
     assert isinstance(message, Response)
     if tx.ack is None:
@@ -65,12 +66,12 @@ def send_ack(tx: Transaction, now: float, message: object, out: list[Action]) ->
     out.append(Transmit(tx.ack))
 
 
-def want_cancel(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def want_cancel(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """9.1: a CANCEL asked for in Calling waits for the first provisional response."""
     tx.cancel_requested = True
 
 
-def send_cancel(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def send_cancel(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """9.1: send the CANCEL (once), and destroy the INVITE if no final comes in 64*T1."""
     if not tx.cancel_requested or tx.cancel_sent:
         return
@@ -79,7 +80,7 @@ def send_cancel(tx: Transaction, now: float, message: object, out: list[Action])
     arm(GUARD)(tx, now, message, out)
 
 
-def request_cancel(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def request_cancel(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     want_cancel(tx, now, message, out)
     send_cancel(tx, now, message, out)
 

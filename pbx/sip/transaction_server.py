@@ -32,6 +32,7 @@ from pbx.sip.timers import TimerName
 from pbx.sip.transaction import (
     Action,
     Input,
+    Msg,
     PassUp,
     State,
     Step,
@@ -50,23 +51,23 @@ from pbx.sip.transaction import (
 G, H, I, J, L = (TimerName[n] for n in "GHIJL")  # noqa: E741
 
 
-def pass_up_request(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def pass_up_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     out.append(PassUp(tx.request))
 
 
-def send_trying(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def send_trying(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """17.2.1: quench INVITE retransmissions with a 100 (To tag not added)."""
     tx.last_response = tx.request.make_response(100)
     out.append(Transmit(tx.last_response))
 
 
-def send_response(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def send_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     assert isinstance(message, Response)
     tx.last_response = message
     out.append(Transmit(message))
 
 
-def resend_response(tx: Transaction, now: float, message: object, out: list[Action]) -> None:
+def resend_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """17.2.1, 17.2.2: a retransmitted request gets the most recent response again."""
     if tx.last_response is not None:
         out.append(Transmit(tx.last_response))
