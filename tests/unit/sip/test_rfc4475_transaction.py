@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pbx.sip.events import RequestReceived
+from pbx.sip.events import MessageRejected, RequestReceived, ResponseReceived
 from pbx.sip.transaction import LegacyServerKey, State, is_rfc3261_branch
 from tests.unit.sip.test_transaction_support import Driver, reply
 
@@ -66,3 +66,35 @@ def test_same_bare_branch_with_another_call_id_is_another_transaction(rfc4475_di
     events = d.take_events()
     assert len(events) == 3 and len({e.tx for e in events}) == 3
     assert d.core.transaction_count == 3
+
+
+def test_every_torture_message_yields_exactly_one_event(rfc4475_dir: Path) -> None:
+    """No message of the corpus crashes the core; each is passed up or rejected once."""
+    files = sorted(rfc4475_dir.glob("*.dat"))
+    assert len(files) == 49
+    for path in files:
+        d = Driver()
+        d.receive(path.read_bytes(), source=SOURCE)
+        events = d.take_events()
+        assert len(events) == 1, path.name
+        [event] = events
+        sent = d.take_sent()
+        if isinstance(event, MessageRejected):
+            assert 400 <= event.status <= 599, path.name
+            assert len(sent) == int(event.replied), path.name
+            for s in sent:
+                assert s.message.status == event.status and s.message.reason == event.reason
+        else:
+            assert isinstance(event, RequestReceived | ResponseReceived), path.name
+
+
+def test_clerr_gets_a_400_naming_the_problem(rfc4475_dir: Path) -> None:
+    d = Driver()
+    d.receive((rfc4475_dir / "clerr.dat").read_bytes(), source=SOURCE)
+    [event] = d.take_events()
+    assert isinstance(event, MessageRejected) and event.replied and event.status == 400
+    [sent] = d.take_sent()
+    response = sent.message
+    assert response.status == 400 and response.reason == event.reason
+    assert "Content-Length" in response.reason
+    assert response.call_id == "clerr.0ha0isndaksdjweiafasdk3"
