@@ -18,8 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-class PortsExhausted(RuntimeError):
-    """Every RTP port pair of the configured range is in use."""
+class PortsExhausted(OSError):
+    """Every RTP port pair of the configured range is in use.
+
+    An `OSError`, like a failed bind, so a caller handles "no RTP ports" once.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,8 +264,9 @@ class RelaySession:
         self._check_open()
         state = self._legs[leg]
         ip = ipaddress.ip_address(host)
-        if (ip.version == 6) != (state.family == socket.AF_INET6):
-            raise ValueError(f"leg {leg.value} is IPv{10 - ip.version}-only, got {host}")
+        version = 6 if state.family == socket.AF_INET6 else 4
+        if ip.version != version:
+            raise ValueError(f"leg {leg.value} is IPv{version}-only, got {host}")
         if ip.is_unspecified or rtp_port == 0:
             state.remote = (None, None)
         else:
