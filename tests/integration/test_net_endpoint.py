@@ -20,7 +20,21 @@ from pbx.sip.timers import TimerConfig
 from pbx.sip.transport import NextHop
 from tests.integration.test_net_transport import WAIT, options
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Overriding event_loop_policy is how one module runs on both loops; the
+    # hook pytest-asyncio prefers must live in a conftest.py.
+    pytest.mark.filterwarnings("ignore:Overriding the \"event_loop_policy\" fixture"),
+]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test runs on asyncio's loop and on uvloop (what `deskpbx serve` uses)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop not installed (Windows)")
+        return uvloop.EventLoopPolicy()  # type: ignore[no-any-return]
+    return asyncio.DefaultEventLoopPolicy()
 
 
 class Tu:
@@ -70,15 +84,14 @@ async def test_request_is_stamped_answered_and_retransmission_absorbed(
 ) -> None:
     ep, tu = endpoint
     port = ep.addresses["UDP"][0][1]
-    loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         client_port = sock.getsockname()[1]
         request = options("10.1.1.1", 5060, "UDP")
-        await loop.sock_sendto(sock, request, ("127.0.0.1", port))
+        sock.sendto(request, ("127.0.0.1", port))
         first = parse_message(await recv(sock))
-        await loop.sock_sendto(sock, request, ("127.0.0.1", port))  # a retransmission
+        sock.sendto(request, ("127.0.0.1", port))  # a retransmission
         second = parse_message(await recv(sock))
     (event,) = await tu.wait_for(RequestReceived)
     assert isinstance(event, RequestReceived)
@@ -147,3 +160,10 @@ def test_stamped_bytes_only_rewrites_when_needed() -> None:
     assert stamped_bytes(b"garbage", ("127.0.0.1", 5060)) == b"garbage"
     rewritten = parse_message(stamped_bytes(options("10.0.0.1", 5060, "UDP"), ("127.0.0.1", 7)))
     assert (rewritten.via.received, rewritten.via.rport) == ("127.0.0.1", 7)
+
+
+async def test_runs_on_the_requested_loop(
+    event_loop_policy: asyncio.AbstractEventLoopPolicy,
+) -> None:
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    assert on_uvloop == type(event_loop_policy).__module__.startswith("uvloop")

@@ -21,7 +21,21 @@ from tests.integration.test_net_transport import (
     start,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Overriding event_loop_policy is how one module runs on both loops; the
+    # hook pytest-asyncio prefers must live in a conftest.py.
+    pytest.mark.filterwarnings("ignore:Overriding the \"event_loop_policy\" fixture"),
+]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test runs on asyncio's loop and on uvloop (what `deskpbx serve` uses)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop not installed (Windows)")
+        return uvloop.EventLoopPolicy()  # type: ignore[no-any-return]
+    return asyncio.DefaultEventLoopPolicy()
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ async def recorder() -> AsyncIterator[Recorder]:
 async def udp_exchange(sock: socket.socket, data: bytes, dest: tuple[str, int]) -> bytes:
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
-    await loop.sock_sendto(sock, data, dest)
+    sock.sendto(data, dest)  # a datagram send never blocks; uvloop has no sock_sendto
     return await asyncio.wait_for(loop.sock_recv(sock, 65535), WAIT)
 
 
@@ -187,3 +187,45 @@ async def test_tcp_port_in_use_closes_the_udp_listener(recorder: Recorder) -> No
         with pytest.raises(ListenError, match=f"TCP 127.0.0.1:{port}: address already in use"):
             await manager.start()
     assert manager.addresses == {"UDP": [], "TCP": []}
+
+
+def test_new_event_loop_prefers_uvloop_and_serves_udp_and_tcp() -> None:
+    """The loop helper gives uvloop where installed; the listeners work on it."""
+    from pbx.net.transport import new_event_loop
+
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None  # type: ignore[assignment]
+    loop = new_event_loop()
+    try:
+        if uvloop is not None:
+            assert isinstance(loop, uvloop.Loop)
+
+        async def round_trips() -> tuple[Response, Response]:
+            rec = Recorder()
+            manager = await start(rec)
+            try:
+                port = manager.addresses["UDP"][0][1]
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    udp = parse_message(await udp_exchange(
+                        sock, options("127.0.0.1", 1, "UDP"), ("127.0.0.1", port)))
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(options("127.0.0.1", 1, "TCP", call_id="tcp"))
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await asyncio.wait_for(reader.read(65536), WAIT)
+                writer.close()
+                assert isinstance(udp, Response)
+                tcp = parse_message(data)
+                assert isinstance(tcp, Response)
+                return udp, tcp
+            finally:
+                await manager.close()
+
+        udp, tcp = loop.run_until_complete(round_trips())
+    finally:
+        loop.close()
+    assert (udp.status, udp.call_id) == (200, "call-1")
+    assert (tcp.status, tcp.call_id) == (200, "tcp")
