@@ -4,7 +4,8 @@ Theory of operation: `SessionDescription.parse` turns the body of an INVITE/200/
 dataclasses, `str(sd)` serializes it canonically (CRLF, line order of RFC 8866 section 5), and
 `parse(str(sd)) == sd`. Attributes the PBX understands (rtpmap, fmtp, ptime, maxptime, rtcp and
 the direction attributes) become fields; every other attribute is kept verbatim, in order, so a
-relayed description loses nothing. Anything malformed raises `ParseError` (400).
+relayed description loses nothing, and so does a malformed value of a known attribute.
+A malformed line structure (v o s c t m b, RFC 8866 section 9 grammar) raises `ParseError` (400).
 
 Offer/answer (RFC 3264): `make_offer` and `make_answer` build descriptions from an `AudioPolicy`;
 `make_answer` raises `NoCommonCodec` (the B2BUA replies 488) when no audio stream can be accepted.
@@ -392,17 +393,24 @@ class _Section:
         handler = _MEDIA_ATTRS.get(attr.name) if self.media else None
         if attr.value is None and attr.name in _DIRECTIONS:
             self.set_once("direction", _DIRECTIONS[attr.name])
-        elif handler is not None and attr.value is not None and handler(self, attr.value):
-            return
-        else:
+        elif handler is None or attr.value is None or not self._interpret(handler, attr.value):
             self.add("attributes", attr)
+
+    def _interpret(self, handler: Callable[[_Section, str], bool], value: str) -> bool:
+        """A malformed or repeated rtpmap/fmtp/ptime/maxptime/rtcp stays a verbatim attribute
+        instead of failing the whole body: RFC 8866 section 5.13 has receivers ignore what
+        they do not understand, and RFC 4475's own bodies carry "a=rtpmap:31 LPC"."""
+        try:
+            return handler(self, value)
+        except ParseError:
+            return False
 
     def format_attr(self, fmt: str, key: str, parsed: Encoding | str) -> bool:
         if fmt not in self.formats:
             return False  # rtpmap/fmtp for a format not offered: keep it verbatim
         table = self.extras.setdefault(key, {})
         if fmt in table:
-            raise ParseError(f"SDP: duplicate a={key} for format {fmt}")
+            return False
         table[fmt] = parsed
         return True
 
@@ -430,7 +438,9 @@ def _fmtp(section: _Section, value: str) -> bool:
 
 def _single(key: str, fn: Callable[[str], object]) -> Callable[[_Section, str], bool]:
     def handle(section: _Section, value: str) -> bool:
-        section.set_once(key, fn(value))
+        if key in section.values:
+            return False
+        section.values[key] = fn(value)
         return True
 
     return handle

@@ -355,12 +355,6 @@ BAD = {
     "dup format": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4000 RTP/AVP 0 0\n",
     "bad c": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nc=IN IP4\n",
     "two c": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nc=IN IP4 1.1.1.1\nc=IN IP4 1.1.1.1\n",
-    "bad rtpmap": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4 RTP/AVP 96\na=rtpmap:96 opus\n",
-    "rate text": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4 RTP/AVP 96\na=rtpmap:96 op/x\n",
-    "dup rtpmap": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4 RTP/AVP 0\n"
-    "a=rtpmap:0 PCMU/8000\na=rtpmap:0 PCMU/8000\n",
-    "bad ptime": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4 RTP/AVP 0\na=ptime:abc\n",
-    "bad rtcp": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4 RTP/AVP 0\na=rtcp:5 IN\n",
     "two directions": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\na=sendonly\na=recvonly\n",
     "origin in media": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nm=audio 4 RTP/AVP 0\no=x\n",
     "r without t": "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nr=1d 1h 0\n",
@@ -397,3 +391,71 @@ def test_trailing_blank_after_property_attribute_is_forgiven() -> None:
     )
     assert sd.name == " "
     assert sd.media[0].direction is Direction.SENDONLY
+
+
+# A malformed or repeated value of an attribute we interpret is kept verbatim, not fatal.
+LENIENT = {
+    "a=rtpmap:96 opus": Attribute("rtpmap", "96 opus"),
+    "a=rtpmap:96 op/x": Attribute("rtpmap", "96 op/x"),
+    "a=rtpmap:96 opus/48000/2/1": Attribute("rtpmap", "96 opus/48000/2/1"),
+    "a=fmtp:96": Attribute("fmtp", "96"),
+    "a=ptime:20.5": Attribute("ptime", "20.5"),
+    "a=maxptime:": Attribute("maxptime", ""),
+    "a=rtcp:5 IN": Attribute("rtcp", "5 IN"),
+    "a=rtcp:99999": Attribute("rtcp", "99999"),
+    "a=rtpmap:96 opus/48000/2\r\na=rtpmap:96 opus/48000": Attribute("rtpmap", "96 opus/48000"),
+    "a=ptime:20\r\na=ptime:30": Attribute("ptime", "30"),
+}
+
+
+@pytest.mark.parametrize("line", sorted(LENIENT))
+def test_malformed_known_attribute_is_kept_verbatim(line: str) -> None:
+    head = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4 RTP/AVP 96\r\n"
+    sd = parse(f"{head}{line}\r\n")
+    assert sd.media[0].attributes == (LENIENT[line],)
+    assert parse(str(sd)) == sd
+
+
+def test_first_of_repeated_attributes_wins() -> None:
+    sd = parse(
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4 RTP/AVP 96\r\n"
+        "a=rtpmap:96 opus/48000/2\r\na=rtpmap:96 opus/48000\r\na=ptime:20\r\na=ptime:30\r\n"
+    )
+    assert sd.media[0].codecs() == (Codec(96, "opus", 48000, 2),)
+    assert sd.media[0].ptime == 20
+
+
+# RFC 4475 messages whose SDP body is the classic one with "a=rtpmap:31 LPC" on video.
+RFC4475_SDP = ["wsinv", "esc01", "lwsstart", "longreq", "sdp01", "unreason", "ltgtruri"]
+
+
+@pytest.mark.parametrize("name", RFC4475_SDP)
+def test_rfc4475_bodies_parse_and_answer(name: str) -> None:
+    from pbx.sip.sdp import make_answer
+    from tests.conftest import rfc4475_message
+
+    body = rfc4475_message(name).split(b"\r\n\r\n", 1)[1]
+    sd = parse(body)
+    assert (sd.origin.username, sd.origin.session_id, sd.origin.session_version) == (
+        "mhandley",
+        "29739",
+        7272939,
+    )
+    audio, video = sd.media
+    assert (audio.port, [f.fmt for f in audio.formats]) == (49217, ["0", "12"])
+    assert (video.port, video.formats) == (3227, (Format("31"),))
+    assert video.attributes == (Attribute("rtpmap", "31 LPC"),)
+    assert parse(str(sd)) == sd
+    answer = make_answer(sd, "192.0.2.10", 40000)
+    assert [(m.kind, m.port, [c.name for c in m.codecs()]) for m in answer.media] == [
+        ("audio", 40000, ["PCMU"]),
+        ("video", 0, []),
+    ]
+
+
+def test_rfc4475_body_without_s_and_t_is_rejected() -> None:
+    from tests.conftest import rfc4475_message
+
+    body = rfc4475_message("mismatch02").split(b"\r\n\r\n", 1)[1]
+    with pytest.raises(ParseError, match="o= and s= lines are required"):
+        parse(body)
