@@ -145,11 +145,15 @@ int main(int argc, char **argv) {
                 sent++;
             next++;
         }
-        int timeout = 0;
-        uint64_t due = start + next * gap;
-        if (now >= send_end) timeout = 1;
-        else if (due > now + 2000000ull) timeout = (int)((due - now) / 1000000ull) - 1;
-        int ready = epoll_wait(ep, events, 256, timeout);
+        /* sleep (not spin) until the next send is due: a sleeper keeps its place in the
+           scheduler when other processes share the core, a spinner loses it */
+        uint64_t due = start + next * gap, wait = 0;
+        now = now_ns();
+        if (now >= send_end) wait = 1000000ull;
+        else if (due > now) wait = due - now;
+        struct timespec tmo = {.tv_sec = (time_t)(wait / 1000000000ull),
+                               .tv_nsec = (long)(wait % 1000000000ull)};
+        int ready = epoll_pwait2(ep, events, 256, &tmo, NULL);
         for (int e = 0; e < ready; e++) {
             int k = (int)events[e].data.u32;
             int got = recvmmsg(fds[k], msgs, BATCH, MSG_DONTWAIT, NULL);
