@@ -89,7 +89,8 @@ class Connection:
 
     @property
     def is_hold(self) -> bool:
-        """RFC 2543 hold: c=IN IP4 0.0.0.0 (RFC 3264 section 8.4 still asks us to honour it)."""
+        """RFC 2543 hold: c=IN IP4 0.0.0.0 (RFC 3264 section 8.4 still asks us to honour it);
+        some IPv6 stacks send the unspecified address "::" the same way."""
         return self.address in ("0.0.0.0", "::")
 
 

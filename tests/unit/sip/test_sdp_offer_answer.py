@@ -347,3 +347,16 @@ def test_b2bua_flow_through_relay_with_hold_and_resume() -> None:
     )
     assert resume_b.origin.session_version == 902
     assert make_answer(resume_b, "192.168.1.60", 4008).media[0].direction is Direction.SENDRECV
+
+
+def test_ipv6_offer_answer_and_unspecified_address_hold() -> None:
+    offer = sample("baresip_ipv6")
+    answer = LocalSession("2001:db8::10", 4242).answer(offer, 40000)
+    assert answer.connection == Connection("2001:db8::10", "IP6")
+    assert (answer.origin.addrtype, answer.origin.address) == ("IP6", "2001:db8::10")
+    assert "c=IN IP6 2001:db8::10\r\n" in str(answer)
+    held = parse(
+        "v=0\r\no=- 1 2 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n"
+    )
+    assert held.is_hold()
+    assert make_answer(held, "::1", 4000).media[0].direction is Direction.RECVONLY
