@@ -739,6 +739,30 @@ def make_answer(
     )
 
 
+def restrict_offer(
+    sd: SessionDescription, policy: AudioPolicy = AudioPolicy()
+) -> SessionDescription:
+    """The offer a B2BUA forwards to the other leg: each active audio stream keeps only the
+    formats we can relay and record (the offerer's numbers, rtpmap and fmtp untouched), so the
+    callee cannot pick a codec the caller's side of the PBX does not handle. Raises
+    NoCommonCodec when no active audio stream keeps a voice codec."""
+    media, kept_any = [], False
+    for m in sd.media:
+        if m.port == 0 or m.kind != "audio" or not m.is_rtp:
+            media.append(m)
+            continue
+        try:
+            wanted = {str(c.payload_type) for c in negotiate(m.codecs(), policy)}
+        except NoCommonCodec:
+            media.append(_rejected(m))
+            continue
+        media.append(replace(m, formats=tuple(f for f in m.formats if f.fmt in wanted)))
+        kept_any = True
+    if not kept_any:
+        raise NoCommonCodec(tuple(c for m in sd.media for c in m.codecs()))
+    return replace(sd, media=tuple(media))
+
+
 def with_direction(sd: SessionDescription, direction: Direction) -> SessionDescription:
     """Our next offer with every active audio stream set to `direction`: SENDONLY (or INACTIVE)
     to hold, SENDRECV to resume (RFC 3264 section 8.4)."""

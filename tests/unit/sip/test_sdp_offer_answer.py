@@ -360,3 +360,23 @@ def test_ipv6_offer_answer_and_unspecified_address_hold() -> None:
     )
     assert held.is_hold()
     assert make_answer(held, "::1", 4000).media[0].direction is Direction.RECVONLY
+
+
+def test_restrict_offer_keeps_only_codecs_we_relay() -> None:
+    from pbx.sip.sdp import restrict_offer
+
+    offer = sample("polycom_vvx")
+    forwarded = restrict_offer(offer)
+    assert [f.fmt for f in forwarded.media[0].formats] == ["0", "8", "127"]
+    assert forwarded.media[0].formats[2] == offer.media[0].formats[5]  # rtpmap kept as sent
+    assert forwarded.direction is Direction.SENDRECV
+    linphone = restrict_offer(sample("linphone"))
+    assert [f.fmt for f in linphone.media[0].formats] == ["0", "8", "100"]
+    assert linphone.media[1] == sample("linphone").media[1]  # video untouched here
+    with pytest.raises(NoCommonCodec):
+        restrict_offer(parse(offer_text(NO_COMMON["g729 only"])))
+    two = restrict_offer(parse(offer_text("m=audio 5000 RTP/AVP 18\r\nm=audio 5002 RTP/AVP 8\r\n")))
+    assert [(m.port, [f.fmt for f in m.formats]) for m in two.media] == [
+        (0, ["18"]),
+        (5002, ["8"]),
+    ]
