@@ -11,20 +11,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pbx.net.transport import Listen
+from pbx.sip.timers import TimerConfig
+
 
 class ConfigError(ValueError):
     """A setting a user gave cannot be used; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    host: str
-    port: int
-    transports: tuple[str, ...] = ("UDP", "TCP")
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +40,7 @@ class PbxConfig:
     max_message_size: int = 65535
     tcp_idle_timeout: float = 600.0
     user_agent: str = "DeskPBX"
+    timers: TimerConfig = field(default_factory=TimerConfig)
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -18,6 +18,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -73,7 +74,7 @@ class Registrar:
         try:
             return self._handle(request, source, transport, now, wall)
         except ParseError as exc:
-            return request.make_response(exc.status, exc.reason)
+            return request.make_response(exc.status, exc.reason, to_tag=_tag())
 
     def _handle(
         self, request: Request, source: Address, transport: str, now: float, wall: float
@@ -94,7 +95,7 @@ class Registrar:
             log.info("REGISTER for %s from %s:%s refused: %s", aor_user, *source, result.reason)
             return self._challenge(request, list(result.challenges))
         if result.username != aor_user:
-            return request.make_response(403, "Forbidden (authenticated as another user)")
+            return request.make_response(403, "Forbidden (not your extension)", to_tag=_tag())
         contacts = request.contacts
         if not contacts:
             return self._ok(request, aor_user, wall)
@@ -111,7 +112,7 @@ class Registrar:
         return _ha1_for(extension, algorithm)
 
     def _challenge(self, request: Request, challenges: list[str]) -> Response:
-        response = request.make_response(401)
+        response = request.make_response(401, to_tag=_tag())
         for value in challenges:
             response.headers.add("WWW-Authenticate", value)
         return response
@@ -120,7 +121,9 @@ class Registrar:
         self, request: Request, aor: str, contacts: list[Contact], wall: float
     ) -> Response:
         if len(contacts) != 1 or request.expires != 0:
-            return request.make_response(400, "Contact * needs Expires: 0 and no other Contact")
+            return request.make_response(
+                400, "Contact * needs Expires: 0 and no other Contact", to_tag=_tag()
+            )
         self.store.remove_bindings(aor)
         self._notify(aor, wall)
         return self._ok(request, aor, wall)
@@ -143,7 +146,7 @@ class Registrar:
             if expires is None:
                 expires = header_expires if header_expires is not None else cfg.default_expires
             if 0 < expires < cfg.min_expires:
-                response = request.make_response(423)
+                response = request.make_response(423, to_tag=_tag())
                 response.headers.add("Min-Expires", str(cfg.min_expires))
                 return response
             planned.append((str(contact.uri), min(expires, cfg.max_expires), contact))
@@ -151,7 +154,7 @@ class Registrar:
         for uri, _, _ in planned:
             old = self.store.get_binding(aor, uri)
             if old is not None and old.call_id == call_id and old.cseq >= seq:
-                return request.make_response(500, "Out-of-order REGISTER")
+                return request.make_response(500, "Out-of-order REGISTER", to_tag=_tag())
         user_agent = request.headers.get("User-Agent") or ""
         for uri, expires, contact in planned:
             if expires == 0:
@@ -179,7 +182,7 @@ class Registrar:
         return response
 
     def _ok(self, request: Request, aor: str, wall: float) -> Response:
-        response = request.make_response(200)
+        response = request.make_response(200, to_tag=_tag())
         for binding in self.store.active_bindings(wall, aor):
             remaining = max(0, int(binding.expires_at - wall))
             response.headers.add("Contact", f"<{binding.contact}>;expires={remaining}")
@@ -190,6 +193,11 @@ class Registrar:
         if self.on_change is not None:
             bindings = tuple(self.store.active_bindings(wall, aor))
             self.on_change(Registered(aor, bindings))
+
+
+def _tag() -> str:
+    """A To tag for our answer (RFC 3261 8.2.6.2: every final response carries one)."""
+    return secrets.token_hex(6)
 
 
 def _user_of(uri: object) -> str:

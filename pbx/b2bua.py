@@ -1,0 +1,660 @@
+"""The B2BUA: calls between extensions, each bridged through the RTP relay.
+
+Theory of operation
+-------------------
+An INVITE from an extension (authenticated with a 407 challenge) becomes a
+`Call`. Its leg A is the caller's dialog, where we are the UAS; towards the
+callee we are a UAC and send one INVITE per registered contact at once
+(forking). Provisional answers are passed back (180 once, 183 with SDP as
+early media); the first 2xx wins: it is ACKed, the other forks are CANCELled
+and the caller gets our 200. A late second 2xx is ACKed and ended with BYE.
+When every fork fails the caller gets the most telling answer (busy first);
+when nobody answers in time, 480.
+
+Both legs' SDP is rewritten to the relay's ports, so the phones send RTP to
+the PBX and the relay latches onto where packets really come from. Requests
+inside a dialog (BYE, re-INVITE for hold/resume, UPDATE, INFO for DTMF) are
+passed to the other leg; the answer comes back to the leg that asked, with
+SDP rewritten again.
+
+Requests to a phone go to the flow it used (where its REGISTER or INVITE came
+from), never blindly to the Contact, so phones behind NAT are reached. When a
+call ends, everything it held (relay ports, timers, table entries) is freed
+and one CDR row is written. `aclose()` ends calls in progress the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+from pbx.call import Call, CallState, Fork, Forwarded, Peer, Side, best_final, disposition_for
+from pbx.config import PbxConfig
+from pbx.media.relay import Leg, Relay
+from pbx.net.local_address import LocalAddresses
+from pbx.net.transport import SipEndpoint
+from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogId, RetransmitAction
+from pbx.sip.digest_server import DigestServer
+from pbx.sip.errors import LocalProtocolError, ParseError
+from pbx.sip.events import RequestReceived, ResponseReceived
+from pbx.sip.message import Request, Response
+from pbx.sip.sdp import SessionDescription, rewrite_for_relay
+from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transport import NextHop
+from pbx.sip.uri import SipUri
+from pbx.store import Binding, Disposition, HangupSide, Store
+
+log = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+HANGUP_SIDE = {Side.A: HangupSide.CALLER, Side.B: HangupSide.CALLEE}
+FORWARDED_METHODS = frozenset({"INVITE", "UPDATE", "INFO"})
+
+
+class B2bua:
+    """All calls of the PBX. The server feeds it SIP events; it answers through the endpoint."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        store: Store,
+        auth: DigestServer,
+        relay: Relay,
+        faces: LocalAddresses,
+        config: PbxConfig,
+        *,
+        wall: Callable[[], float] = time.time,
+        on_call_ended: Callable[[Call], None] | None = None,
+    ) -> None:
+        self.sip = endpoint
+        self.store = store
+        self.auth = auth
+        self.relay = relay
+        self.faces = faces
+        self.config = config
+        self.wall = wall
+        self.on_call_ended = on_call_ended
+        self.accepting = True
+        self.calls: dict[str, Call] = {}
+        self._by_a_tx: dict[TransactionKey, Call] = {}
+        self._by_fork: dict[ClientKey, Call] = {}
+        self._by_dialog: dict[DialogId, tuple[Call, Side]] = {}
+        self._forwarded: dict[ClientKey, Forwarded] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    def table_sizes(self) -> dict[str, int]:
+        """How many entries each internal table holds (for leak checks)."""
+        return {
+            "calls": len(self.calls),
+            "by_a_tx": len(self._by_a_tx),
+            "by_fork": len(self._by_fork),
+            "by_dialog": len(self._by_dialog),
+            "forwarded": len(self._forwarded),
+            "tasks": len(self._tasks),
+        }
+
+    def _peer(self, destination: tuple[str, int], transport: str) -> Peer:
+        face = self.faces.face(destination, transport)
+        return Peer(destination, transport.upper(), face.endpoint(), face.host)
+
+    def _respond(self, tx: TransactionKey | None, response: Response) -> None:
+        if tx is not None:
+            self.sip.send_response(tx, response)
+
+    def _reply(
+        self,
+        ev: RequestReceived,
+        status: int,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Answer a request; a final answer outside a dialog gets a To tag (8.2.6.2)."""
+        tag = secrets.token_hex(6) if status > 100 and ev.request.to_tag is None else None
+        response = ev.request.make_response(status, reason, to_tag=tag, headers=headers or ())
+        self._respond(ev.tx, response)
+
+    # ------------------------------------------------------------------ requests
+
+    def on_request(self, ev: RequestReceived) -> None:
+        request = ev.request
+        try:
+            if request.method == "CANCEL":
+                self._on_cancel(ev)
+            elif request.to_tag is not None:
+                self._on_in_dialog(ev)
+            elif request.method == "INVITE":
+                self._on_invite(ev)
+            elif request.method != "ACK":
+                self._reply(ev, 405 if request.method in ("BYE", "INFO") else 501)
+        except ParseError as exc:
+            if request.method != "ACK":
+                self._reply(ev, exc.status, exc.reason)
+
+    def _on_invite(self, ev: RequestReceived) -> None:
+        request = ev.request
+        if not self.accepting:
+            self._reply(ev, 503, "Shutting Down")
+            return
+        caller = self._authenticate(ev)
+        if caller is None:
+            return
+        callee = request.uri.user if isinstance(request.uri, SipUri) else None
+        extension = self.store.find_extension(callee) if callee else None
+        if extension is None or not extension.enabled:
+            self._reply(ev, 404)
+            return
+        bindings = [b for b in self.store.active_bindings(self.wall(), callee) if b.reachable]
+        if not bindings:
+            self._reply(ev, 480, "Temporarily Unavailable (not registered)")
+            return
+        if request.content_type != SDP or not request.body:
+            self._reply(ev, 488, "SDP Offer Required")
+            return
+        offer = SessionDescription.parse(request.body)
+        assert ev.tx is not None and callee is not None
+        call = Call(
+            label=secrets.token_hex(8),
+            caller=caller,
+            callee=callee,
+            a_invite=request,
+            a_tx=ev.tx,
+            a_peer=self._peer(ev.source, ev.transport),
+            a_tag=secrets.token_hex(6),
+            a_offer=offer,
+            start=self.wall(),
+            x_headers={name: value for name, value in request.headers if name.startswith("X-")},
+        )
+        self.calls[call.label] = call
+        self._by_a_tx[ev.tx] = call
+        log.info("[%s] %s -> %s (%d contacts)", call.label, caller, callee, len(bindings))
+        self._spawn(self._setup(call, bindings))
+
+    def _authenticate(self, ev: RequestReceived) -> str | None:
+        """The caller's extension number, or None after answering 407/403."""
+        request = ev.request
+        now = self.sip.now()
+        credentials = request.headers.get("Proxy-Authorization")
+        if credentials is None:
+            self._challenge(ev, self.auth.challenge(now))
+            return None
+        # No digest-uri check here: SIPp and several desk phones put the PBX's
+        # address there rather than the callee's Request-URI; nc still stops replays.
+        result = self.auth.verify(credentials, request.method, self._ha1, now, request.body)
+        if not result.ok:
+            self._challenge(ev, list(result.challenges))
+            return None
+        from_user = getattr(request.from_.uri, "user", None)
+        if result.username != from_user:
+            self._reply(ev, 403, "Forbidden (From does not match the authenticated user)")
+            return None
+        return result.username
+
+    def _ha1(self, username: str, realm: str, algorithm: str) -> str | None:
+        extension = self.store.find_extension(username)
+        if extension is None or not extension.enabled or realm != self.auth.realm:
+            return None
+        return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
+
+    def _challenge(self, ev: RequestReceived, challenges: list[str]) -> None:
+        response = ev.request.make_response(407, to_tag=secrets.token_hex(6))
+        for value in challenges:
+            response.headers.add("Proxy-Authenticate", value)
+        self._respond(ev.tx, response)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
+
+    async def _setup(self, call: Call, bindings: list[Binding]) -> None:
+        media = next((m for m in call.a_offer.media if m.kind == "audio" and m.port), None)
+        connection = call.a_offer.connection_for(media) if media else None
+        if media is None or connection is None:
+            self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
+            return
+        try:
+            call.relay = await self.relay.open_session(
+                call.label, _family(call.a_peer.media_host), socket.AF_INET
+            )
+        except OSError as exc:
+            log.error("[%s] no RTP ports: %s", call.label, exc)
+            self._fail(call, 503, "No Media Ports", Disposition.FAILED)
+            return
+        if call.state is not CallState.DIALING:  # cancelled while the ports were bound
+            self._finish(call)
+            return
+        rtcp = media.rtcp.port if media.rtcp else None
+        call.relay.set_remote(Leg.A, connection.address, media.port, rtcp)
+        for binding in bindings:
+            self._fork(call, binding)
+        loop = asyncio.get_running_loop()
+        call.timers.append(
+            loop.call_later(self.config.no_answer_timeout, self._no_answer, call)
+        )
+
+    def _fork(self, call: Call, binding: Binding) -> None:
+        assert call.relay is not None
+        peer = self._peer((binding.source_host, binding.source_port), binding.transport)
+        local_b = call.relay.local(Leg.B)
+        sdp = rewrite_for_relay(call.a_offer, peer.media_host, local_b.rtp)
+        a = call.a_invite
+        display = a.from_.display
+        caller_id = f'"{display}" ' if display else ""
+        headers = [
+            ("Via", f"SIP/2.0/{peer.transport} {peer.local.sent_by}"),
+            ("Max-Forwards", str(max(0, min(70, (a.max_forwards or 70) - 1)))),
+            ("From", f"{caller_id}<sip:{call.caller}@{peer.local.sent_by}>;tag={call.a_tag}"),
+            ("To", f"<sip:{call.callee}@{peer.local.sent_by}>"),
+            ("Call-ID", f"{call.label}-{len(call.forks)}@deskpbx"),
+            ("CSeq", "1 INVITE"),
+            ("Contact", peer.local.contact),
+            ("Allow", ALLOW),
+            ("User-Agent", self.config.user_agent),
+            *call.x_headers.items(),
+            ("Content-Type", SDP),
+        ]
+        invite = Request("INVITE", binding.contact, headers, bytes(sdp))
+        tx = self.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
+        call.forks[tx] = Fork(binding, invite, tx, peer)
+        self._by_fork[tx] = call
+
+    def _on_cancel(self, ev: RequestReceived) -> None:
+        invite_tx = self.sip.core.invite_for_cancel(ev.tx) if ev.tx is not None else None
+        if invite_tx is None:
+            self._reply(ev, 481)
+            return
+        self._reply(ev, 200)
+        call = self._by_a_tx.get(invite_tx)
+        if call is None or call.answered or call.a_final_sent:
+            return
+        log.info("[%s] cancelled by the caller", call.label)
+        call.hangup_side = HangupSide.CALLER
+        self._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
+
+    def _no_answer(self, call: Call) -> None:
+        if not call.answered and not call.ended:
+            self._fail(call, 480, "No Answer", Disposition.NO_ANSWER)
+
+    # ------------------------------------------------------------------ responses
+
+    def on_response(self, ev: ResponseReceived) -> None:
+        response = ev.response
+        if ev.tx is not None and ev.tx in self._forwarded:
+            self._on_forwarded_response(ev.tx, response)
+            return
+        call = self._by_fork.get(ev.tx) if ev.tx is not None else None
+        if call is None:
+            self._on_stray_response(response)
+            return
+        fork = call.forks[ev.tx]  # type: ignore[index]
+        status = response.status
+        if status == 100:
+            return
+        outcome = call.b_dialogs.invite_response(fork.invite, response, fork.peer.local)
+        if status < 200:
+            self._on_provisional(call, fork, response)
+        elif status < 300:
+            assert outcome.dialog is not None
+            self._on_answer(call, fork, response, outcome.dialog)
+        else:
+            fork.final = response
+            self._fork_failed(call)
+
+    def _on_stray_response(self, response: Response) -> None:
+        """A 2xx retransmitted after its transaction ended: ACK it again (13.2.2.4)."""
+        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
+            return
+        dialog_id = DialogId(response.call_id, response.from_tag or "", response.to_tag)
+        found = self._by_dialog.get(dialog_id)
+        if found is None:
+            return
+        call, side = found
+        dialog, peer = call.dialog(side), call.peer(side)
+        if dialog is not None and peer is not None:
+            try:
+                self._send_ack(dialog.ack_for(response), peer)
+            except LocalProtocolError:
+                pass
+
+    def _on_provisional(self, call: Call, fork: Fork, response: Response) -> None:
+        if call.answered or call.a_final_sent or call.ended:
+            return
+        sdp = self._sdp_of(response)
+        if sdp is not None and call.relay is not None:
+            self._set_remote(call, Leg.B, sdp)
+            self._send_to_a(call, 183, response.reason, sdp)
+            call.state = CallState.EARLY_MEDIA
+        elif response.status == 180 and call.state is CallState.DIALING:
+            self._send_to_a(call, 180, None, None)
+            call.state = CallState.RINGING
+
+    def _on_answer(self, call: Call, fork: Fork, response: Response, dialog: Dialog) -> None:
+        self._send_ack(dialog.ack_for(response), fork.peer)
+        if call.answered or call.ended or call.a_final_sent:
+            self._send_bye(dialog, fork.peer)  # a second phone answered too late
+            return
+        sdp = self._sdp_of(response)
+        call.b_dialog, call.b_peer = dialog, fork.peer
+        self._by_dialog[dialog.id] = (call, Side.B)
+        for other in call.pending_forks():
+            if other is not fork:
+                self.sip.cancel(other.tx)
+        if sdp is not None:
+            self._set_remote(call, Leg.B, sdp)
+        call.answer = self.wall()
+        call.state = CallState.CONNECTED
+        call.sip_code, call.sip_reason = 200, "OK"
+        self._cancel_timers(call)
+        self._send_to_a(call, 200, None, sdp)
+        log.info("[%s] answered by %s", call.label, fork.binding.contact)
+
+    def _fork_failed(self, call: Call) -> None:
+        if call.answered or call.a_final_sent or call.pending_forks():
+            return
+        finals = [f.final for f in call.forks.values() if f.final is not None]
+        best = best_final(finals)
+        if best is None or best.status in (408, 487) or best.status >= 500 and best.status < 600:
+            self._fail(call, 480, "Temporarily Unavailable", Disposition.NO_ANSWER)
+        else:
+            self._fail(call, best.status, best.reason, disposition_for(best.status))
+
+    def on_timeout(self, tx: TransactionKey) -> None:
+        """Timer B: a fork never got a final answer; a forwarded request likewise."""
+        if isinstance(tx, ClientKey) and tx in self._forwarded:
+            self._on_forwarded_response(tx, None)
+            return
+        call = self._by_fork.get(tx)  # type: ignore[arg-type]
+        if call is None:
+            return
+        call.forks[tx].timed_out = True  # type: ignore[index]
+        self._fork_failed(call)
+
+    # ------------------------------------------------------------------ towards leg A
+
+    def _send_to_a(
+        self, call: Call, status: int, reason: str | None, sdp: SessionDescription | None
+    ) -> None:
+        response = call.a_invite.make_response(status, reason, to_tag=call.a_tag)
+        response.headers.add("Contact", call.a_peer.local.contact)
+        if status >= 200:
+            response.headers.add("Allow", ALLOW)
+        if sdp is not None and call.relay is not None:
+            local_a = call.relay.local(Leg.A)
+            response.body = bytes(rewrite_for_relay(sdp, call.a_peer.media_host, local_a.rtp))
+            response.headers.add("Content-Type", SDP)
+        if call.a_dialog is None:
+            call.a_dialog = Dialog.uas(call.a_invite, response, call.a_peer.local)
+            self._by_dialog[call.a_dialog.id] = (call, Side.A)
+        call.a_dialog.response_sent(response)
+        self.sip.send_response(call.a_tx, response)
+        if status >= 200:
+            call.a_final_sent = True
+            self._retransmit_2xx(call, call.a_dialog, response, call.a_peer)
+
+    def _retransmit_2xx(self, call: Call, dialog: Dialog, response: Response, peer: Peer) -> None:
+        """Keep re-sending our 2xx until the ACK comes (13.3.1.4); UDP only."""
+        if peer.transport != "UDP":
+            return
+        t = self.config.timers
+        retransmitter = AnswerRetransmitter(self.sip.now(), t1=t.t1, t2=t.t2)
+        call.retransmitters[response.cseq.seq] = (retransmitter, response)
+        self._arm_retransmit(call, dialog, response.cseq.seq, peer)
+
+    def _arm_retransmit(self, call: Call, dialog: Dialog, seq: int, peer: Peer) -> None:
+        entry = call.retransmitters.get(seq)
+        if entry is None or call.ended:
+            return
+        retransmitter, response = entry
+        deadline = retransmitter.next_deadline()
+        if deadline is None:
+            call.retransmitters.pop(seq, None)
+            return
+
+        def fire() -> None:
+            action = retransmitter.on_timer(self.sip.now())
+            if action is RetransmitAction.RETRANSMIT:
+                self.sip.send_stateless(response, NextHop(*peer.destination, peer.transport))
+            elif action is RetransmitAction.GIVE_UP:
+                log.warning("[%s] no ACK for our 200: ending the call", call.label)
+                side = Side.A if dialog is call.a_dialog else Side.B
+                self._hangup(call, side.other, HangupSide.SYSTEM)
+                return
+            self._arm_retransmit(call, dialog, seq, peer)
+
+        call.timers.append(asyncio.get_running_loop().call_at(deadline, fire))
+
+    # ------------------------------------------------------------------ in-dialog requests
+
+    def _on_in_dialog(self, ev: RequestReceived) -> None:
+        request = ev.request
+        dialog_id = DialogId(request.call_id, request.to_tag or "", request.from_tag)
+        found = self._by_dialog.get(dialog_id)
+        if found is None:
+            if request.method != "ACK":
+                self._reply(ev, 481)
+            return
+        call, side = found
+        dialog = call.dialog(side)
+        assert dialog is not None
+        error = dialog.receive_request(request)
+        if error is not None:
+            self._respond(ev.tx, error)
+            return
+        method = request.method
+        if method == "ACK":
+            entry = call.retransmitters.pop(request.cseq.seq, None)
+            if entry is not None:
+                entry[0].ack_received()
+        elif method == "BYE":
+            self._reply(ev, 200)
+            self._hangup(call, side, HANGUP_SIDE[side])
+        elif method == "OPTIONS":
+            self._reply(ev, 200, headers=[("Allow", ALLOW)])
+        elif method in FORWARDED_METHODS and call.answered:
+            self._forward(ev, call, side)
+        else:
+            self._reply(ev, 501 if method not in FORWARDED_METHODS else 491)
+
+    def _forward(self, ev: RequestReceived, call: Call, side: Side) -> None:
+        """Pass an in-dialog request to the other leg; its answer comes back later."""
+        request = ev.request
+        other = side.other
+        dialog, peer = call.dialog(other), call.peer(other)
+        if dialog is None or peer is None or call.relay is None:
+            self._reply(ev, 481)
+            return
+        body, content_type = request.body, request.headers.get("Content-Type")
+        sdp = self._sdp_of(request)
+        if sdp is not None:
+            self._set_remote(call, _leg(side), sdp)
+            local = call.relay.local(_leg(other))
+            body = bytes(rewrite_for_relay(sdp, peer.media_host, local.rtp))
+        try:
+            forwarded = dialog.create_request(
+                request.method, body=body, content_type=content_type if body else None
+            )
+        except LocalProtocolError:
+            self._reply(ev, 491)
+            return
+        tx = self.sip.send_request(forwarded, NextHop(*peer.destination, peer.transport))
+        self._forwarded[tx] = Forwarded(call, side, ev.tx, request)
+
+    def _on_forwarded_response(self, tx: ClientKey, response: Response | None) -> None:
+        if response is not None and response.status < 200:
+            return
+        pending = self._forwarded.pop(tx)
+        call, side = pending.call, pending.from_side
+        status = 408 if response is None else response.status
+        reason = None if response is None else response.reason
+        other = side.other
+        other_dialog, other_peer = call.dialog(other), call.peer(other)
+        if response is not None and other_dialog is not None:
+            other_dialog.receive_response(response)
+            if 200 <= status < 300 and pending.request.method == "INVITE" and other_peer:
+                self._send_ack(other_dialog.ack_for(response), other_peer)
+        if call.ended:
+            return
+        answer = pending.request.make_response(status, reason)
+        sdp = self._sdp_of(response) if response is not None else None
+        if sdp is not None and call.relay is not None:
+            self._set_remote(call, _leg(other), sdp)
+            local = call.relay.local(_leg(side))
+            peer = call.peer(side)
+            assert peer is not None
+            answer.body = bytes(rewrite_for_relay(sdp, peer.media_host, local.rtp))
+            answer.headers.add("Content-Type", SDP)
+        if 200 <= status < 300:
+            answer.headers.add("Contact", call.peer(side).local.contact)  # type: ignore[union-attr]
+        self._respond(pending.server_tx, answer)
+        dialog, peer = call.dialog(side), call.peer(side)
+        if 200 <= status < 300 and pending.request.method == "INVITE" and dialog and peer:
+            self._retransmit_2xx(call, dialog, answer, peer)
+
+    # ------------------------------------------------------------------ ending
+
+    def _hangup(self, call: Call, from_side: Side, who: HangupSide) -> None:
+        """End an answered call: BYE the other leg (and this one when the PBX hangs up)."""
+        if call.ended:
+            return
+        call.hangup_side = who
+        targets = [from_side.other] if who is not HangupSide.SYSTEM else [Side.A, Side.B]
+        for side in targets:
+            dialog, peer = call.dialog(side), call.peer(side)
+            if dialog is not None and peer is not None:
+                self._send_bye(dialog, peer)
+        call.disposition = Disposition.ANSWERED
+        self._finish(call)
+
+    def _fail(self, call: Call, status: int, reason: str, disposition: Disposition) -> None:
+        """End an unanswered call: cancel the forks, give the caller `status`."""
+        if call.ended or call.a_final_sent:
+            return
+        for fork in call.pending_forks():
+            self.sip.cancel(fork.tx)
+        call.sip_code, call.sip_reason, call.disposition = status, reason, disposition
+        response = call.a_invite.make_response(status, reason, to_tag=call.a_tag)
+        if call.a_dialog is not None:
+            call.a_dialog.response_sent(response)
+        self.sip.send_response(call.a_tx, response)
+        call.a_final_sent = True
+        log.info("[%s] ended unanswered: %d %s", call.label, status, reason)
+        self._finish(call)
+
+    def _finish(self, call: Call) -> None:
+        """Free everything the call holds and write its CDR, exactly once."""
+        if call.ended:
+            return
+        call.state = CallState.ENDED
+        call.end = self.wall()
+        if call.disposition is None:
+            call.disposition = Disposition.FAILED
+        self._cancel_timers(call)
+        call.retransmitters.clear()
+        if call.relay is not None:
+            call.media_stats = _media_stats(call)
+            call.relay.close()
+        self.calls.pop(call.label, None)
+        self._by_a_tx.pop(call.a_tx, None)
+        for tx in call.forks:
+            self._by_fork.pop(tx, None)
+        for dialog in (call.a_dialog, call.b_dialog):
+            if dialog is not None:
+                self._by_dialog.pop(dialog.id, None)
+        for tx in [tx for tx, f in self._forwarded.items() if f.call is call]:
+            del self._forwarded[tx]
+        try:
+            self.store.add_cdr(call.to_cdr())
+        except Exception:  # a CDR failure must not take the PBX down
+            log.exception("[%s] could not write the CDR", call.label)
+        if self.on_call_ended is not None:
+            self.on_call_ended(call)
+
+    def _cancel_timers(self, call: Call) -> None:
+        for handle in call.timers:
+            handle.cancel()
+        call.timers.clear()
+
+    async def aclose(self) -> None:
+        """Stop taking calls and end those in progress (BYE or final answer), writing CDRs."""
+        self.accepting = False
+        for call in list(self.calls.values()):
+            if call.answered:
+                self._hangup(call, Side.A, HangupSide.SYSTEM)
+            else:
+                self._fail(call, 503, "Service Unavailable (PBX stopping)", Disposition.FAILED)
+                self._finish(call)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send_ack(self, ack: Request, peer: Peer) -> None:
+        self.sip.send_stateless(ack, NextHop(*peer.destination, peer.transport))
+
+    def _send_bye(self, dialog: Dialog, peer: Peer) -> None:
+        try:
+            bye = dialog.bye(headers=[("User-Agent", self.config.user_agent)])
+        except LocalProtocolError:
+            return
+        self.sip.send_request(bye, NextHop(*peer.destination, peer.transport))
+
+    def _set_remote(self, call: Call, leg: Leg, sdp: SessionDescription) -> None:
+        media = next((m for m in sdp.media if m.kind == "audio" and m.port), None)
+        connection = sdp.connection_for(media) if media else None
+        if call.relay is None or media is None or connection is None:
+            return
+        if connection.is_hold:
+            return  # c=0.0.0.0 (RFC 2543 hold): keep the latched address
+        rtcp = media.rtcp.port if media.rtcp else None
+        call.relay.set_remote(leg, connection.address, media.port, rtcp)
+
+    @staticmethod
+    def _sdp_of(message: Request | Response | None) -> SessionDescription | None:
+        if message is None or not message.body or message.content_type != SDP:
+            return None
+        try:
+            return SessionDescription.parse(message.body)
+        except ParseError:
+            return None
+
+
+def _media_stats(call: Call) -> dict[str, dict[str, object]]:
+    """Per-leg relay counters for the CDR: what each phone sent and was sent."""
+    assert call.relay is not None
+    out: dict[str, dict[str, object]] = {}
+    for side in Side:
+        stats = call.relay.stats(_leg(side))
+        out[side.value] = {
+            "packets_in": stats.packets_in,
+            "packets_out": stats.packets_out,
+            "bytes_in": stats.bytes_in,
+            "bytes_out": stats.bytes_out,
+            "rtcp_in": stats.rtcp_packets_in,
+            "rtcp_out": stats.rtcp_packets_out,
+            "latched": list(stats.latched[:2]) if stats.latched else None,
+        }
+    return out
+
+
+def _leg(side: Side) -> Leg:
+    return Leg.A if side is Side.A else Leg.B
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,175 @@
+"""One bridged call as data: the caller's leg, the forks towards the callee, times, outcome.
+
+The B2BUA (pbx.b2bua) moves calls along; this module only says what a call
+holds and how its outcome becomes a CDR row, so both stay small. Vocabulary:
+leg A is the caller's dialog (we are its UAS), leg B the callee's (we are its
+UAC); while the callee's phones ring, each of their registered contacts has a
+`Fork`, and the first to answer becomes leg B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, field
+
+from pbx.media.relay import RelaySession
+from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint
+from pbx.sip.message import Request, Response
+from pbx.sip.sdp import SessionDescription
+from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.store import Binding, Cdr, Disposition, HangupSide
+
+Address = tuple[str, int]
+
+
+class CallState(enum.Enum):
+    """Where a call is, in the words a softphone shows (Blink's call states)."""
+
+    DIALING = "dialing"
+    RINGING = "ringing"
+    EARLY_MEDIA = "early_media"
+    CONNECTED = "connected"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class Side(enum.Enum):
+    A = "caller"
+    B = "callee"
+
+    @property
+    def other(self) -> Side:
+        return Side.B if self is Side.A else Side.A
+
+
+@dataclass(slots=True)
+class Peer:
+    """Where one leg's phone is reached: its flow (source address + transport) and our face."""
+
+    destination: Address
+    transport: str
+    local: LocalEndpoint
+    media_host: str  # the address we advertise in this leg's SDP
+
+
+@dataclass(slots=True)
+class Fork:
+    """One INVITE towards one registered contact of the callee."""
+
+    binding: Binding
+    invite: Request
+    tx: ClientKey
+    peer: Peer
+    final: Response | None = None
+    timed_out: bool = False
+
+
+@dataclass(slots=True)
+class Forwarded:
+    """An in-dialog request passed to the other leg, waiting for that leg's answer."""
+
+    call: Call
+    from_side: Side
+    server_tx: TransactionKey | None
+    request: Request
+
+
+@dataclass(slots=True)
+class Call:
+    label: str
+    caller: str
+    callee: str
+    a_invite: Request
+    a_tx: TransactionKey
+    a_peer: Peer
+    a_tag: str
+    a_offer: SessionDescription
+    start: float
+    x_headers: dict[str, str]
+    state: CallState = CallState.DIALING
+    relay: RelaySession | None = None
+    forks: dict[ClientKey, Fork] = field(default_factory=dict)
+    b_dialogs: DialogSet = field(default_factory=DialogSet)
+    a_dialog: Dialog | None = None
+    b_dialog: Dialog | None = None
+    b_peer: Peer | None = None
+    a_final_sent: bool = False
+    answer: float | None = None
+    end: float | None = None
+    disposition: Disposition | None = None
+    sip_code: int = 0
+    sip_reason: str = ""
+    hangup_side: HangupSide = HangupSide.SYSTEM
+    retransmitters: dict[int, tuple[AnswerRetransmitter, Response]] = field(default_factory=dict)
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    media_stats: dict[str, dict[str, object]] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
+
+    @property
+    def answered(self) -> bool:
+        return self.answer is not None
+
+    def dialog(self, side: Side) -> Dialog | None:
+        return self.a_dialog if side is Side.A else self.b_dialog
+
+    def peer(self, side: Side) -> Peer | None:
+        return self.a_peer if side is Side.A else self.b_peer
+
+    def pending_forks(self) -> list[Fork]:
+        return [f for f in self.forks.values() if f.final is None and not f.timed_out]
+
+    def to_cdr(self) -> Cdr:
+        assert self.end is not None and self.disposition is not None
+        return Cdr.from_times(
+            call_id=self.a_invite.call_id,
+            caller=self.caller,
+            callee=self.callee,
+            start=self.start,
+            answer=self.answer,
+            end=self.end,
+            disposition=self.disposition,
+            sip_code=self.sip_code,
+            sip_reason=self.sip_reason,
+            hangup_side=self.hangup_side,
+            x_headers=dict(self.x_headers),
+            media_stats=self.media_stats,
+        )
+
+
+#: How a callee's final answer is reported to the caller and in the CDR.
+DISPOSITION_BY_STATUS: dict[int, Disposition] = {
+    486: Disposition.BUSY,
+    600: Disposition.BUSY,
+    603: Disposition.BUSY,
+    408: Disposition.NO_ANSWER,
+    480: Disposition.NO_ANSWER,
+    487: Disposition.CANCELLED,
+}
+
+
+def disposition_for(status: int) -> Disposition:
+    if 200 <= status < 300:
+        return Disposition.ANSWERED
+    return DISPOSITION_BY_STATUS.get(status, Disposition.FAILED)
+
+
+def best_final(responses: list[Response]) -> Response | None:
+    """The response to pass back when every fork failed (RFC 3261 §16.7 step 6, simplified).
+
+    A 6xx wins; then busy (486) over other 4xx, since a busy phone is the most
+    useful thing to tell a caller; then the lowest class, then the lowest code.
+    408/timeouts are reported as 480 by the caller of this function.
+    """
+    if not responses:
+        return None
+    six = [r for r in responses if r.status >= 600]
+    if six:
+        return six[0]
+    busy = [r for r in responses if r.status == 486]
+    if busy:
+        return busy[0]
+    return min(responses, key=lambda r: (r.status // 100, r.status))

@@ -1,0 +1,90 @@
+"""`deskpbx serve`: run the PBX in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from pbx.commands import UsageError, data_dir
+from pbx.config import ConfigError, PbxConfig, parse_host_port, parse_port_range
+from pbx.net.transport import Listen
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the PBX (registrar, calls, relay) until stopped",
+        description="Run the PBX in the foreground. SIGTERM/SIGINT end calls cleanly and exit 0.",
+    )
+    serve.add_argument(
+        "--sip", metavar="HOST:PORT", action="append",
+        help="SIP listen address for UDP and TCP (default 0.0.0.0:5060; repeat for more, "
+        "e.g. --sip 0.0.0.0:5060 --sip [::]:5060)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--rtp-ports", metavar="LOW-HIGH", default="10000-20000",
+        help="UDP port range for the RTP relay (default 10000-20000)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--public-address", metavar="ADDRESS",
+        help="address to advertise in SIP and SDP when listening on a wildcard address "
+        "(default: the local address that routes to each phone)",
+    )  # fmt: skip
+    serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
+    serve.add_argument(
+        "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
+        help="OPTIONS keep-alive interval for registered phones; 0 turns it off",
+    )  # fmt: skip
+    serve.add_argument("--min-expires", type=int, default=60, metavar="SECONDS")
+    serve.add_argument("--max-expires", type=int, default=3600, metavar="SECONDS")
+    serve.add_argument(
+        "--auth-algorithms", default="SHA-256,MD5", metavar="LIST",
+        help="digest algorithms offered, in order (default SHA-256,MD5)",
+    )  # fmt: skip
+    serve.set_defaults(handler=cmd_serve)
+
+
+def config_from_args(args: argparse.Namespace) -> PbxConfig:
+    try:
+        listen = tuple(
+            Listen(host, port) for host, port in map(parse_host_port, args.sip or ["0.0.0.0:5060"])
+        )
+        rtp_ports = parse_port_range(args.rtp_ports)
+        algorithms = tuple(a.strip().upper() for a in args.auth_algorithms.split(",") if a.strip())
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    if not set(algorithms) <= {"SHA-256", "MD5"} or not algorithms:
+        raise UsageError(f"--auth-algorithms {args.auth_algorithms!r}: use SHA-256 and/or MD5")
+    if args.min_expires < 1 or args.max_expires < args.min_expires:
+        raise UsageError("--min-expires must be at least 1 and not above --max-expires")
+    if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
+        raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
+    return PbxConfig(
+        data_dir=data_dir(args),
+        listen=listen,
+        rtp_ports=rtp_ports,
+        public_address=args.public_address,
+        no_answer_timeout=args.no_answer_timeout,
+        qualify_interval=args.qualify_interval,
+        min_expires=args.min_expires,
+        max_expires=args.max_expires,
+        default_expires=min(3600, args.max_expires),
+        auth_algorithms=algorithms,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pbx.net.transport import TransportError
+    from pbx.server import run
+    from pbx.store import StoreError
+
+    config = config_from_args(args)
+    if args.verbose:
+        logging.getLogger("pbx.sip.trace").setLevel(logging.DEBUG)
+    try:
+        return run(config)
+    except TransportError as exc:
+        raise UsageError(str(exc)) from exc
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc

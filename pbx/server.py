@@ -1,0 +1,265 @@
+"""The PBX composed: store, SIP endpoint, registrar, B2BUA, relay, keep-alives.
+
+This is the composition root for the PBX (design.md): it builds every part
+from one `PbxConfig`, routes SIP events to the part that owns them, and stops
+cleanly. `serve()` runs it in the foreground until SIGTERM/SIGINT;
+`run_in_thread()` gives the desktop app a PBX on its own thread and loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from pbx import __version__
+from pbx.b2bua import ALLOW, B2bua
+from pbx.config import PbxConfig
+from pbx.media.ports import PortAllocator
+from pbx.media.relay import Relay
+from pbx.net.local_address import LocalAddresses
+from pbx.net.transport import SipEndpoint, new_event_loop
+from pbx.qualify import Qualifier
+from pbx.registrar import Registrar, RegistrarConfig
+from pbx.sip.checks import check_request
+from pbx.sip.core import SipCore
+from pbx.sip.digest_server import DigestServer
+from pbx.sip.events import (
+    Event,
+    MessageRejected,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportErrorOccurred,
+)
+from pbx.store import Store
+
+log = logging.getLogger(__name__)
+
+ACCEPT = "application/sdp"
+SUPPORTED = ""
+METHODS = tuple(m.strip() for m in ALLOW.split(","))
+PURGE_INTERVAL = 60.0
+
+
+class Pbx:
+    """One running PBX. `await start()`, then `await aclose()`."""
+
+    def __init__(self, config: PbxConfig, *, wall: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.wall = wall
+        self.started_at = 0.0
+        self.store: Store | None = None
+        self.endpoint: SipEndpoint | None = None
+        self._purge: asyncio.TimerHandle | None = None
+        self._closed = asyncio.Event()
+
+    async def start(self) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self.store = store = Store.in_dir(config.data_dir)
+        self.auth = DigestServer(
+            store.realm,
+            store.nonce_secret,
+            config.nonce_lifetime,
+            algorithms=config.auth_algorithms,
+        )
+        self.core = SipCore(config.timers)
+        self.endpoint = SipEndpoint(
+            loop,
+            self.core,
+            self._on_event,
+            config.listen,
+            max_message_size=config.max_message_size,
+            idle_timeout=config.tcp_idle_timeout,
+        )
+        try:
+            await self.endpoint.start()
+        except BaseException:
+            store.close()
+            raise
+        self.faces = LocalAddresses(self.endpoint.addresses, config.public_address)
+        self.relay = Relay(PortAllocator(*config.rtp_ports))
+        self.registrar = Registrar(
+            store,
+            self.auth,
+            RegistrarConfig(config.min_expires, config.max_expires, config.default_expires),
+        )
+        self.b2bua = B2bua(
+            self.endpoint, store, self.auth, self.relay, self.faces, config, wall=self.wall
+        )
+        self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
+        self.qualifier.start()
+        self._schedule_purge()
+        self.started_at = self.wall()
+        log.info("DeskPBX %s listening on %s", __version__, self.describe_listeners())
+
+    def describe_listeners(self) -> str:
+        assert self.endpoint is not None
+        parts = []
+        for transport, addresses in self.endpoint.addresses.items():
+            for host, port, *_ in addresses:
+                shown = f"[{host}]" if ":" in host else host
+                parts.append(f"{transport} {shown}:{port}")
+        return ", ".join(parts)
+
+    def sip_port(self, transport: str = "UDP") -> int:
+        assert self.endpoint is not None
+        return self.endpoint.addresses[transport][0][1]
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, ResponseReceived):
+            if not self.qualifier.on_response(event):
+                self.b2bua.on_response(event)
+        elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
+            if not self.qualifier.on_failure(event.tx):
+                self.b2bua.on_timeout(event.tx)
+        elif isinstance(event, MessageRejected):
+            log.info(
+                "rejected a message from %s:%s (%s): %d %s",
+                *event.source, event.transport, event.status, event.reason,
+            )  # fmt: skip
+
+    def _on_request(self, ev: RequestReceived) -> None:
+        assert self.endpoint is not None
+        request = ev.request
+        if request.method != "ACK":
+            error = check_request(
+                request,
+                allowed_methods=METHODS,
+                accepted_content_types=(ACCEPT, "application/dtmf-relay", "application/dtmf"),
+            )
+            if error is not None:
+                if ev.tx is not None:
+                    self.endpoint.send_response(ev.tx, error)
+                return
+        if request.method == "REGISTER":
+            response = self.registrar.handle(
+                request, ev.source, ev.transport, self.endpoint.now(), self.wall()
+            )
+            assert ev.tx is not None
+            self.endpoint.send_response(ev.tx, response)
+        elif request.method == "OPTIONS" and request.to_tag is None:
+            assert ev.tx is not None
+            self.endpoint.send_response(ev.tx, self._options_answer(request))
+        else:
+            self.b2bua.on_request(ev)
+
+    def _options_answer(self, request: object) -> object:
+        response = request.make_response(200)  # type: ignore[attr-defined]
+        response.headers.add("Allow", ALLOW)
+        response.headers.add("Accept", ACCEPT)
+        response.headers.add("Supported", SUPPORTED or "")
+        response.headers.add("User-Agent", self.config.user_agent)
+        return response
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _schedule_purge(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._purge = loop.call_later(PURGE_INTERVAL, self._purge_bindings)
+
+    def _purge_bindings(self) -> None:
+        if self.store is not None:
+            removed = self.store.purge_expired_bindings(self.wall())
+            if removed:
+                log.info("purged %d expired bindings", removed)
+        self._schedule_purge()
+
+    def status(self) -> dict[str, object]:
+        assert self.store is not None
+        return {
+            "version": __version__,
+            "uptime": self.wall() - self.started_at,
+            "active_calls": self.b2bua.active_calls,
+            "registered": sum(self.store.active_binding_counts(self.wall()).values()),
+        }
+
+    async def aclose(self) -> None:
+        """End calls (BYE / final answers, CDRs written), then close sockets and the store."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._purge is not None:
+            self._purge.cancel()
+        if self.endpoint is None:
+            return
+        await self.b2bua.aclose()
+        self.qualifier.stop()
+        await asyncio.sleep(0.05)  # let the BYEs and final answers leave the sockets
+        await self.relay.aclose()
+        await self.endpoint.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("DeskPBX stopped")
+
+
+async def serve(config: PbxConfig, ready: Callable[[Pbx], None] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; then stop taking calls, end active ones, exit 0."""
+    pbx = Pbx(config)
+    await pbx.start()
+    if ready is not None:
+        ready(pbx)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: no signal handlers in the loop
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: ending %d active calls", pbx.b2bua.active_calls)
+        await pbx.aclose()
+    return 0
+
+
+def run(config: PbxConfig) -> int:
+    """`deskpbx serve`: the PBX in the foreground on a uvloop loop where there is one."""
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(serve(config))
+    finally:
+        loop.close()
+
+
+def run_in_thread(config: PbxConfig) -> tuple[asyncio.AbstractEventLoop, Pbx, threading.Thread]:
+    """Start a PBX on its own thread and loop (the desktop app's embedding).
+
+    Returns once the PBX listens; start errors are raised here. Stop it with
+    `asyncio.run_coroutine_threadsafe(pbx.aclose(), loop).result()`, then
+    `loop.call_soon_threadsafe(loop.stop)` and `thread.join()`.
+    """
+    loop = new_event_loop()
+    pbx = Pbx(config)
+    started: Future[None] = Future()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            try:
+                await pbx.start()
+            except BaseException as exc:
+                started.set_exception(exc)
+                return
+            started.set_result(None)
+
+        loop.run_until_complete(boot())
+        if started.exception() is None:
+            loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=main, name="deskpbx", daemon=True)
+    thread.start()
+    started.result(timeout=30)
+    return loop, pbx, thread
