@@ -422,3 +422,50 @@ def test_ipv6_leg_and_mixed_families(run: Any) -> None:
         await relay.aclose()
 
     run(body)
+
+
+def test_sweep_timer_runs_on_the_loop_and_stops_with_the_last_session(run: Any) -> None:
+    async def body() -> None:
+        clock = FakeClock()
+        relay = Relay(
+            PortAllocator(LOW, HIGH),
+            bind_v4="127.0.0.1",
+            latch_timeout=5.0,
+            sweep_interval=0.01,
+            clock=clock,
+        )
+        session, a, b = await call(relay)
+        a.send(rtp(1), "127.0.0.1", session.local(Leg.A).rtp)
+        assert (await b.recv())[0] == rtp(1)
+        clock.now = 1003.0
+        await until(lambda: session.stats(Leg.A).last_packet_at == 1003.0)
+        clock.now = 1008.0  # 5 s without packets: the sweep on the loop marks the latch stale
+        other = await phone()
+        await until(lambda: session._legs[Leg.A].rtp.stale)
+        other.send(rtp(2), "127.0.0.1", session.local(Leg.A).rtp)
+        assert (await b.recv())[0] == rtp(2)
+        await session.aclose()
+        assert relay._timer is None
+        await relay.aclose()
+
+    run(body)
+
+
+def test_many_calls_open_and_close_without_leaks(run: Any) -> None:
+    async def body() -> None:
+        relay = make_relay()
+        for _round in range(3):
+            sessions = [await relay.open_session(f"c{i}") for i in range(25)]
+            ports = {s.local(leg).rtp for s in sessions for leg in Leg}
+            assert len(ports) == 50 and all(p % 2 == 0 and LOW <= p < HIGH for p in ports)
+            assert (relay.open_sessions, relay.open_transports) == (25, 100)
+            for session in sessions[::2]:
+                session.close()  # synchronous close: ports come back once the loop ran
+            await until(lambda: relay.open_transports == 48)
+            assert (relay.open_sessions, relay.ports.in_use) == (12, 24)
+            for session in sessions[1::2]:
+                await session.aclose()
+            assert (relay.open_sessions, relay.open_transports, relay.ports.in_use) == (0, 0, 0)
+        await relay.aclose()
+
+    run(body)
