@@ -34,8 +34,11 @@ class PbxConfig:
     no_answer_timeout: float = 60.0
     #: Seconds between OPTIONS keep-alives to registered phones; 0 turns them off.
     qualify_interval: float = 30.0
-    #: Digest algorithms offered in challenges, in order of preference.
-    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    #: Digest algorithms offered in challenges, in order of preference. MD5 alone by
+    #: default, as Asterisk and FreeSWITCH do: several clients still in use (baresip
+    #: 1.0, SIPp) fail outright when a SHA-256 challenge comes first instead of
+    #: skipping it. HA1 for both is stored, so "SHA-256,MD5" can be turned on.
+    auth_algorithms: tuple[str, ...] = ("MD5",)
     nonce_lifetime: float = 300.0
     max_message_size: int = 65535
     tcp_idle_timeout: float = 600.0

@@ -39,8 +39,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--min-expires", type=int, default=60, metavar="SECONDS")
     serve.add_argument("--max-expires", type=int, default=3600, metavar="SECONDS")
     serve.add_argument(
-        "--auth-algorithms", default="SHA-256,MD5", metavar="LIST",
-        help="digest algorithms offered, in order (default SHA-256,MD5)",
+        "--auth-algorithms", default="MD5", metavar="LIST",
+        help="digest algorithms offered, in order (default MD5; SHA-256,MD5 offers both, "
+        "for phones that support RFC 8760)",
     )  # fmt: skip
     serve.set_defaults(handler=cmd_serve)
 

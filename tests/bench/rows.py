@@ -23,7 +23,8 @@ def format_table(rows: list[Row]) -> str:
     ]
     for row in rows:
         met = "" if row.met is None else ("yes" if row.met else "NO")
-        figure = f"{row.value:,.0f} {row.unit}" if row.value >= 100 else f"{row.value:,.3g} {row.unit}"
+        value = f"{row.value:,.0f}" if row.value >= 100 else f"{row.value:,.3g}"
+        figure = f"{value} {row.unit}"
         lines.append(
             f"| {row.name} | {figure} | {row.goal} | {met} | {row.note} | `{row.command}` |"
         )

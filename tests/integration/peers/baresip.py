@@ -137,6 +137,24 @@ class Baresip:
                 with self._lock:
                     self.events.append(json.loads(payload))
 
+    def responses(self) -> list[dict]:
+        with self._lock:
+            return [e for e in self.events if e.get("response")]
+
+    def wait_registered(self, timeout: float = 10.0) -> None:
+        """Poll `reginfo` until the account is registered (its REGISTER may predate our socket)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = len(self.responses())
+            self.command("reginfo")
+            while len(self.responses()) == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            last = self.responses()[-1] if self.responses() else {}
+            if "OK" in str(last.get("data", "")):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.config.name}: not registered in {timeout} s: {self.log()}")
+
     def command(self, command: str, params: str = "") -> None:
         assert self._sock is not None
         self._token += 1
