@@ -147,6 +147,14 @@ def test_rtp_both_ways_unchanged_and_symmetric(run: Any) -> None:
         assert sa.latched == ("127.0.0.1", a.port) and sb.latched == ("127.0.0.1", b.port)
         assert (sa.dropped, sa.rejected, sa.last_packet_at) == (0, 0, 1000.0)
         assert sa.direction is Direction.SENDRECV
+        # after latching, both RTP ports take the hot path (source armed, target precomputed)
+        port_a, port_b = session._legs[Leg.A].rtp, session._legs[Leg.B].rtp
+        assert (port_a.source, port_a.target) == (("127.0.0.1", a.port), ("127.0.0.1", b.port))
+        assert (port_b.source, port_b.target) == (("127.0.0.1", b.port), ("127.0.0.1", a.port))
+        session.set_tap(lambda leg, data, now: None)
+        assert (port_a.source, port_b.source) == (None, None)  # tapped calls take the slow path
+        session.set_tap(None)
+        assert port_a.source == ("127.0.0.1", a.port)
         await relay.aclose()
 
     run(body)
