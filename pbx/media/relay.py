@@ -194,7 +194,7 @@ class _Port(asyncio.DatagramProtocol):
             if addr == self.source and data[0] >> 6 == 2:
                 self.packets += 1
                 self.octets += len(data)
-                self.sendto(data, self.target)  # type: ignore[misc]
+                self.sendto(data, self.target)  # type: ignore[misc, arg-type]
                 return
         except IndexError:  # an empty datagram; the slow path rejects it
             pass
@@ -445,7 +445,7 @@ class Relay:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.ports = ports
-        self.bind = {socket.AF_INET: bind_v4, socket.AF_INET6: bind_v6}
+        self.bind: dict[int, str] = {socket.AF_INET: bind_v4, socket.AF_INET6: bind_v6}
         self.latch_timeout = latch_timeout
         self.sweep_interval = sweep_interval
         self._clock = clock
@@ -508,7 +508,7 @@ class Relay:
             assert self._loop is not None
             for sock, port in zip(socks, state.ports(), strict=True):
                 try:
-                    await self._loop.create_datagram_endpoint(lambda p=port: p, sock=sock)
+                    await self._loop.create_datagram_endpoint(_factory(port), sock=sock)
                 except BaseException:
                     sock.close()
                     raise
@@ -553,6 +553,10 @@ class Relay:
         self.close()
         for session in sessions:
             await session.aclose()
+
+
+def _factory(port: _Port) -> Callable[[], _Port]:
+    return lambda: port
 
 
 def _bind_pair(family: int, host: str, pair: PortPair) -> list[socket.socket]:
