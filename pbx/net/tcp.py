@@ -19,7 +19,6 @@ than `idle_timeout` seconds (no bytes in either direction) is closed.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
 import re
@@ -27,10 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from pbx.sip.transport import ip_literal
+
 log = logging.getLogger(__name__)
 
 _HEAD_END = b"\r\n\r\n"
-_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*\r?$", re.I | re.M)
+# Spelled case by case (not re.I) so the engine can jump from one "\n" to the next.
+_CONTENT_LENGTH = re.compile(
+    rb"\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]|[Ll])[ \t]*:[ \t]*"
+    rb"([^\r\n]*?)[ \t]*(?=\r\n)"
+)
 _CONTENT_LENGTH_LINE = re.compile(rb"^(?:content-length|l)[ \t]*:[^\r\n]*\r\n", re.I | re.M)
 _CRLF_BYTES = frozenset(b"\r\n")
 
@@ -121,7 +126,7 @@ class StreamFramer:
 
 def content_length(head: bytes) -> int | FrameError:
     """The one Content-Length of a header block (compact form `l` too, RFC 3261 20.14)."""
-    values = {m.group(1) for m in _CONTENT_LENGTH.finditer(head)}
+    values = set(_CONTENT_LENGTH.findall(b"\n" + head))
     if not values:
         return FrameError(400, "Missing Content-Length", head)
     if len(values) > 1 or not next(iter(values)).isdigit():
@@ -140,12 +145,8 @@ def head_without_length(head: bytes) -> bytes:
 
 def address_key(host: str, port: int) -> tuple[str, int]:
     """Normalised (host, port) for the connection table: '[::1]' and '0::1' are '::1'."""
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        bare = ipaddress.ip_address(bare).compressed
-    except ValueError:
-        bare = bare.lower()
-    return (bare, port)
+    address = ip_literal(host)
+    return (address.compressed if address is not None else host.lower(), port)
 
 
 MessageCallback = Callable[[bytes, tuple[str, int], "TcpConnection"], None]

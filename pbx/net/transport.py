@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Hashable, Sequence
@@ -46,9 +45,9 @@ from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import (
     NextHop,
+    ip_literal,
     response_next_hop,
     stamp_request,
-    stamped_via,
     strip_brackets,
 )
 
@@ -119,11 +118,7 @@ def is_ipv6(host: str) -> bool:
 
 
 def _is_numeric(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return ip_literal(host) is not None
 
 
 class TransportManager:
@@ -337,10 +332,8 @@ class TransportManager:
 
 
 def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    address = ip_literal(host)
+    return address is not None and address.is_loopback
 
 
 def _is_wildcard(host: str) -> bool:
@@ -471,9 +464,8 @@ def stamped_bytes(data: bytes, source: tuple[str, int]) -> bytes:
     """
     try:
         message = parse_message(data)
-        if not isinstance(message, Request) or stamped_via(message.via, source) is None:
-            return data
-        stamp_request(message, source)
-        return bytes(message)
+        if isinstance(message, Request) and stamp_request(message, source):
+            return bytes(message)
     except ParseError:
-        return data
+        pass
+    return data

@@ -22,7 +22,7 @@ here is the literal from the message, IPv6 without brackets.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import ipaddress
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -88,14 +88,19 @@ def strip_brackets(host: str) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=1024)
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `host` spells ('[::1]' too), or None for a name. Cached: phones repeat."""
+    try:
+        return ipaddress.ip_address(strip_brackets(host))
+    except ValueError:
+        return None
+
+
 def same_address(host: str, ip: str) -> bool:
     """True when `host` is a literal address equal to `ip` (so '::1' equals '0:0::1')."""
-    try:
-        return ipaddress.ip_address(strip_brackets(host)) == ipaddress.ip_address(
-            strip_brackets(ip)
-        )
-    except ValueError:
-        return False
+    address = ip_literal(host)
+    return address is not None and address == ip_literal(ip)
 
 
 def default_port(transport: str) -> int:
@@ -135,7 +140,7 @@ def stamped_via(via: Via, source: tuple[str, int]) -> Via | None:
     params = stamp_params(via, source)
     if params == dict(via.params):
         return None
-    return dataclasses.replace(via, params=params)
+    return Via(via.protocol, via.transport, via.host, via.port, params)
 
 
 def stamp_request(request: object, source: tuple[str, int]) -> bool:
@@ -147,12 +152,12 @@ def stamp_request(request: object, source: tuple[str, int]) -> bool:
     top where proxies look for them.
     """
     headers = request.headers  # type: ignore[attr-defined]
-    values = headers.getall("Via")
-    if not values:
+    if "Via" not in headers:
         return False
-    new_top = stamped_via(Via.parse(values[0]), source)
+    new_top = stamped_via(request.via, source)  # type: ignore[attr-defined]
     if new_top is None:
         return False
+    values = headers.getall("Via")
     headers.set("Via", ", ".join([str(new_top), *values[1:]]))
     return True
 

@@ -107,6 +107,9 @@ def test_message_before_an_oversized_one_is_delivered() -> None:
             b"Content-Length: 1\r\nl: 2\r\n",
             FrameError(400, "Bad Content-Length", b"Content-Length: 1\r\nl: 2\r\n"),
         ),
+        # any case; other headers that start with "l" are not the compact form
+        (b"X: 1\r\nLines: 4\r\nCONTENT-LENGTH: 2\r\n", 2),
+        (b"X-L: 9\r\nL : 5\r\nlength: 6\r\n", 5),
         # the same value twice is not a conflict
         (b"Content-Length: 3\r\nl: 3\r\n", 3),
     ],
