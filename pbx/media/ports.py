@@ -1,7 +1,7 @@
 """RTP port pairs: an even RTP port and the odd RTCP port above it, from a LOW-HIGH range.
 
 RFC 3550 §11: RTP goes on an even port and RTCP on the next odd one, which is
-what a phone assumes when the SDP carries no `a=rtcp:` line (RFC 3605 §2.1).
+what a phone assumes when the SDP carries no `a=rtcp:` line (RFC 3605).
 The allocator only keeps the books; the relay binds the sockets and, when a
 port turns out to be taken by another process, releases the pair and asks
 again (the cursor has moved past it).

@@ -6,13 +6,13 @@ A `RelaySession` has two legs, A (caller side) and B (callee side). Each leg
 owns an RTP and an RTCP UDP socket on a port pair from the `PortAllocator`,
 bound in the leg's address family. The B2BUA writes those ports into the SDP
 it sends to each phone, so both phones send to the relay; the relay sends to
-a phone *from* that phone's own leg ports, which is symmetric RTP (RFC 4961
-§3) and lets NAT bindings open.
+a phone *from* that phone's own leg ports, which is symmetric RTP (RFC 4961)
+and lets NAT bindings open.
 
 Where to send: first the address from the leg's SDP (`set_remote`, RFC 4566
 `c=`/`m=`, RTCP on the next port unless RFC 3605 `a=rtcp:` says otherwise).
 Phones behind NAT do not send from that address, so each port *latches*
-(the "symmetric latching" of RFC 7362 §4.2): the source of the first datagram
+(the "latching" of RFC 7362 §4): the source of the first datagram
 that looks like RTP (version 2, a whole fixed header; RTCP: a whole SR/RR)
 becomes the address the relay sends to from then on.
 Datagrams from any other source are rejected while the latch is fresh; a
@@ -259,7 +259,7 @@ class RelaySession:
         `host` is the IP literal of the SDP `c=` line. An unspecified address
         (0.0.0.0, RFC 3264 §8.4 old-style hold) or port 0 (a refused stream,
         RFC 3264 §6) leaves the leg without a destination until it latches.
-        `rtcp_port` defaults to rtp_port + 1 (RFC 3605 §2.1).
+        `rtcp_port` (RFC 3605 `a=rtcp:`) defaults to rtp_port + 1 (RFC 3550 §11).
         """
         self._check_open()
         state = self._legs[leg]
