@@ -11,11 +11,14 @@ shell feeds it and drains it:
     for event in core.pop_events(): tu.handle(event)   # RequestReceived, ...
     loop.call_at(core.next_deadline(), ...)    # then core.handle_timers(now)
 
-Incoming requests are matched to server transactions (17.2.3: branch, sent-by
-and method; RFC 2543 peers without a usable magic cookie on Request-URI, tags,
-Call-ID, CSeq and top Via). A retransmission is absorbed (or answered with the
-last response) by its transaction; a new request makes a transaction and a
-`RequestReceived` event. ACK never makes one: an ACK for a 300-699 is absorbed
+The shell stamps `received`/`rport` on a request's top Via before feeding it
+(pbx.sip.transport.stamp_request, RFC 3261 18.2.1, RFC 3581); responses then
+go where `response_destination` says (18.2.2). Incoming requests are matched
+to server transactions (17.2.3: branch, sent-by and method; RFC 2543 peers
+without a usable magic cookie on Request-URI, tags, Call-ID, CSeq and top
+Via). A retransmission is absorbed (or answered with the last response) by
+its transaction; a new request makes a transaction and a `RequestReceived`
+event. ACK never makes one: an ACK for a 300-699 is absorbed
 by the INVITE transaction, an ACK for a 2xx goes to the TU (tx=None, or the
 INVITE's key while it is Accepted, RFC 6026 7.1). Responses are matched to
 client transactions on branch and CSeq method (17.1.3); unmatched ones reach
@@ -40,6 +43,11 @@ entry point returns, so those transactions are gone at once. Each outgoing
 message names its transaction; the shell reports a failed send with
 `transport_error(tx, now)` and the TU hears `TransportErrorOccurred` (17.1.4).
 `transaction_count` and `dump(now)` list what is alive, for leak checks.
+
+What is left to the TU, as RFC 3261 leaves it: a server transaction waits in
+Trying/Proceeding for the TU's final answer with no timer, and a client INVITE
+in Proceeding waits for its final answer until the TU cancels (then 64*T1).
+The 18.1.2 check that a response's top Via names us is the shell's.
 """
 
 from __future__ import annotations
@@ -296,7 +304,12 @@ class SipCore:
         return key
 
     def send_response(self, tx_key: TransactionKey, response: Response, now: float) -> None:
-        """Send `response` through server transaction `tx_key` (17.2.1, 17.2.2)."""
+        """Send `response` through server transaction `tx_key` (17.2.1, 17.2.2).
+
+        After a 2xx to an INVITE the transaction is Accepted (RFC 6026): the TU
+        retransmits that 2xx through here until the ACK comes (13.3.1.4); once
+        Timer L has ended the transaction this raises LocalProtocolError.
+        """
         tx = self._transactions.get(tx_key)
         if tx is None or tx.is_client:
             raise LocalProtocolError(f"no live server transaction {tx_key}")
