@@ -248,8 +248,11 @@ class TcpTransport:
         max_message_size: int,
         idle_timeout: float | None,
         connect_timeout: float = 10.0,
+        on_closed: Callable[[TcpConnection], None] | None = None,
     ) -> None:
         self.loop = loop
+        self.on_closed = on_closed
+        """Called once per connection that goes away (a flow a binding used is gone)."""
         self.max_message_size = max_message_size
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -347,10 +350,16 @@ class TcpTransport:
         self._by_remote[address_key(*conn.remote)] = conn
 
     def _unregister(self, conn: TcpConnection) -> None:
-        self._by_id.pop(conn.conn_id, None)
+        if self._by_id.pop(conn.conn_id, None) is None:
+            return
         key = address_key(*conn.remote)
         if self._by_remote.get(key) is conn:
             del self._by_remote[key]
+        if self.on_closed is not None:
+            try:
+                self.on_closed(conn)
+            except Exception:
+                log.exception("TCP close handling for %s:%d failed", *conn.remote)
 
     def _message(self, data: bytes, conn: TcpConnection) -> None:
         try:

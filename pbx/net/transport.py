@@ -20,7 +20,8 @@ TCP connection is closed after the answer: its framing is lost.
 `SipEndpoint` joins a manager, a sans-IO `pbx.sip.core.SipCore` and a
 `TimerService`: bytes in -> `core.receive(..., now=loop.time())` -> outgoing
 messages sent, events handed to ONE handler callable (the registrar/B2BUA
-layer), the single timer handle re-armed. The handler answers through the
+layer), the single timer handle re-armed. Besides the core's events the
+handler gets `ConnectionClosed` when a TCP connection goes away. The handler answers through the
 endpoint's `send_*` methods, which feed the core and flush the same way.
 
 `new_event_loop()` gives a uvloop loop where uvloop exists, else asyncio's.
@@ -72,6 +73,19 @@ class Listen:
     host: str = "0.0.0.0"
     port: int = 5060
     transports: tuple[str, ...] = SUPPORTED_TRANSPORTS
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """A TCP connection went away (peer closed, idle timeout, framing error, shutdown).
+
+    A registrar drops or marks the bindings whose flow used `conn_id` (RFC 5626
+    section 5.3: a binding reached over a dead flow is unreachable).
+    """
+
+    remote: tuple[str, int]
+    transport: str
+    conn_id: Hashable
 
 
 class TransportError(Exception):
@@ -132,9 +146,11 @@ class TransportManager:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        on_closed: Callable[[ConnectionClosed], None] | None = None,
     ) -> None:
         self.loop = loop
         self.listen = tuple(listen)
+        self._on_closed = on_closed
         self.max_message_size = max_message_size
         self._on_data = on_data
         self._udp: list[UdpListener] = []
@@ -144,6 +160,7 @@ class TransportManager:
             self._tcp_frame_error,
             max_message_size=max_message_size,
             idle_timeout=idle_timeout,
+            on_closed=self._tcp_closed,
         )
         self.oversized = 0
         """Messages refused for size (answered or dropped)."""
@@ -293,6 +310,10 @@ class TransportManager:
     def _tcp_message(self, data: bytes, source: tuple[str, int], conn: TcpConnection) -> None:
         self._on_data(data, source, "TCP", conn.conn_id)
 
+    def _tcp_closed(self, conn: TcpConnection) -> None:
+        if self._on_closed is not None:
+            self._on_closed(ConnectionClosed(conn.remote, "TCP", conn.conn_id))
+
     def _tcp_frame_error(self, error: FrameError, conn: TcpConnection) -> None:
         if error.status == 413:
             self.oversized += 1
@@ -353,7 +374,7 @@ class SipEndpoint:
         self,
         loop: asyncio.AbstractEventLoop,
         core: SipCore,
-        handler: Callable[[Event], None],
+        handler: Callable[[Event | ConnectionClosed], None],
         listen: Sequence[Listen] = (Listen(),),
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -368,6 +389,7 @@ class SipEndpoint:
             listen,
             max_message_size=max_message_size,
             idle_timeout=idle_timeout,
+            on_closed=self._closed,
         )
         self.timers = TimerService(loop, core, after_fire=self.flush)
         self._flushing = False
@@ -414,6 +436,13 @@ class SipEndpoint:
         self, data: bytes, source: tuple[str, int], transport: str, conn_id: Hashable | None
     ) -> None:
         self.core.receive(stamped_bytes(data, source), source, transport, self.now())
+        self.flush()
+
+    def _closed(self, event: ConnectionClosed) -> None:
+        try:
+            self.handler(event)
+        except Exception:
+            log.exception("event handler failed on %r", event)
         self.flush()
 
     def flush(self) -> None:

@@ -167,3 +167,21 @@ async def test_runs_on_the_requested_loop(
 ) -> None:
     on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     assert on_uvloop == type(event_loop_policy).__module__.startswith("uvloop")
+
+
+async def test_closed_tcp_connection_is_reported(endpoint: tuple[SipEndpoint, Tu]) -> None:
+    from pbx.net.transport import ConnectionClosed
+
+    ep, tu = endpoint
+    reader, writer = await asyncio.open_connection("127.0.0.1", ep.addresses["TCP"][0][1])
+    writer.write(options("127.0.0.1", 5060, "TCP"))
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)).startswith(
+        b"SIP/2.0 200"
+    )
+    (request,) = await tu.wait_for(RequestReceived)
+    writer.close()
+    (closed,) = await tu.wait_for(ConnectionClosed)
+    assert isinstance(request, RequestReceived) and isinstance(closed, ConnectionClosed)
+    assert closed.remote == request.source and closed.transport == "TCP"
+    assert closed.conn_id is not None
+    assert ep.transports.tcp.connections == []

@@ -229,3 +229,31 @@ def test_new_event_loop_prefers_uvloop_and_serves_udp_and_tcp() -> None:
         loop.close()
     assert (udp.status, udp.call_id) == (200, "call-1")
     assert (tcp.status, tcp.call_id) == (200, "tcp")
+
+
+async def test_ipv4_and_ipv6_listen_side_by_side_on_one_port(recorder: Recorder) -> None:
+    if not ipv6_available():
+        pytest.skip("IPv6 loopback ::1 not available on this host")
+    loop = asyncio.get_running_loop()
+    probe = TransportManager(loop, recorder, [Listen("127.0.0.1", 0)])
+    await probe.start()
+    port = probe.addresses["UDP"][0][1]
+    await probe.close()
+    manager = TransportManager(loop, recorder, [Listen("127.0.0.1", port), Listen("::1", port)])
+    recorder.manager = manager
+    await manager.start()
+    assert sorted(manager.addresses["UDP"]) == [("127.0.0.1", port), ("::1", port)]
+    assert sorted(manager.addresses["TCP"]) == [("127.0.0.1", port), ("::1", port)]
+    # a send picks the listener of the destination's family
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as four, \
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as six:
+        four.bind(("127.0.0.1", 0))
+        six.bind(("::1", 0))
+        four.setblocking(False)
+        six.setblocking(False)
+        manager.send(b"to-four", ("127.0.0.1", four.getsockname()[1]), "UDP")
+        manager.send(b"to-six", ("[::1]", six.getsockname()[1]), "UDP")
+        got4 = await asyncio.wait_for(loop.sock_recvfrom(four, 100), WAIT)
+        got6 = await asyncio.wait_for(loop.sock_recvfrom(six, 100), WAIT)
+    assert got4 == (b"to-four", ("127.0.0.1", port))
+    assert (got6[0], got6[1][:2]) == (b"to-six", ("::1", port))
