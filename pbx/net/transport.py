@@ -20,8 +20,8 @@ TCP connection is closed after the answer: its framing is lost.
 `SipEndpoint` joins a manager, a sans-IO `pbx.sip.core.SipCore` and a
 `TimerService`: bytes in -> `core.receive(..., now=loop.time())` -> outgoing
 messages sent, events handed to ONE handler callable (the registrar/B2BUA
-layer), the single timer handle re-armed. Besides the core's events the
-handler gets `ConnectionClosed` when a TCP connection goes away. The handler answers through the
+layer), the single timer handle re-armed. An optional `on_closed` callable
+hears `ConnectionClosed` when a TCP connection goes away. The handler answers through the
 endpoint's `send_*` methods, which feed the core and flush the same way.
 
 `new_event_loop()` gives a uvloop loop where uvloop exists, else asyncio's.
@@ -374,15 +374,17 @@ class SipEndpoint:
         self,
         loop: asyncio.AbstractEventLoop,
         core: SipCore,
-        handler: Callable[[Event | ConnectionClosed], None],
+        handler: Callable[[Event], None],
         listen: Sequence[Listen] = (Listen(),),
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        on_closed: Callable[[ConnectionClosed], None] | None = None,
     ) -> None:
         self.loop = loop
         self.core = core
         self.handler = handler
+        self.on_closed = on_closed
         self.transports = TransportManager(
             loop,
             self._data,
@@ -439,10 +441,12 @@ class SipEndpoint:
         self.flush()
 
     def _closed(self, event: ConnectionClosed) -> None:
+        if self.on_closed is None:
+            return
         try:
-            self.handler(event)
+            self.on_closed(event)
         except Exception:
-            log.exception("event handler failed on %r", event)
+            log.exception("connection-closed handler failed on %r", event)
         self.flush()
 
     def flush(self) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.headers import Via
+from pbx.sip.message import Request
 from pbx.sip.uri import NameAddr, SipUri, Uri
 
 RELIABLE_TRANSPORTS = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
@@ -143,7 +144,7 @@ def stamped_via(via: Via, source: tuple[str, int]) -> Via | None:
     return Via(via.protocol, via.transport, via.host, via.port, params)
 
 
-def stamp_request(request: object, source: tuple[str, int]) -> bool:
+def stamp_request(request: Request, source: tuple[str, int]) -> bool:
     """Stamp `request`'s topmost Via in place; True when the message changed.
 
     The Via values keep their order. They are written back as one header
@@ -151,10 +152,10 @@ def stamp_request(request: object, source: tuple[str, int]) -> bool:
     (RFC 3261 7.3.1) and keeps the Vias where the first one stood, near the
     top where proxies look for them.
     """
-    headers = request.headers  # type: ignore[attr-defined]
+    headers = request.headers
     if "Via" not in headers:
         return False
-    new_top = stamped_via(request.via, source)  # type: ignore[attr-defined]
+    new_top = stamped_via(request.via, source)
     if new_top is None:
         return False
     values = headers.getall("Via")

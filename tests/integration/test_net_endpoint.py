@@ -173,6 +173,7 @@ async def test_closed_tcp_connection_is_reported(endpoint: tuple[SipEndpoint, Tu
     from pbx.net.transport import ConnectionClosed
 
     ep, tu = endpoint
+    ep.on_closed = tu  # type: ignore[assignment]
     reader, writer = await asyncio.open_connection("127.0.0.1", ep.addresses["TCP"][0][1])
     writer.write(options("127.0.0.1", 5060, "TCP"))
     assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)).startswith(
