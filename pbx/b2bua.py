@@ -244,9 +244,7 @@ class B2bua:
         for binding in bindings:
             self._fork(call, binding)
         loop = asyncio.get_running_loop()
-        call.timers.append(
-            loop.call_later(self.config.no_answer_timeout, self._no_answer, call)
-        )
+        call.timers.append(loop.call_later(self.config.no_answer_timeout, self._no_answer, call))
 
     def _fork(self, call: Call, binding: Binding) -> None:
         assert call.relay is not None
@@ -369,9 +367,10 @@ class B2bua:
             return
         finals = [f.final for f in call.forks.values() if f.final is not None]
         best = best_final(finals)
-        if best is None or best.status in (408, 487) or best.status >= 500 and best.status < 600:
+        if best is None or best.status in (408, 487) or 500 <= best.status < 600:
             self._fail(call, 480, "Temporarily Unavailable", Disposition.NO_ANSWER)
         else:
+            call.hangup_side = HangupSide.CALLEE  # the callee's phone turned the call down
             self._fail(call, best.status, best.reason, disposition_for(best.status))
 
     def on_timeout(self, tx: TransactionKey) -> None:

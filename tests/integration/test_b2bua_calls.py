@@ -1,0 +1,141 @@
+"""Call setup and teardown through the B2BUA, with SIPp phones on 127.0.0.1.
+
+Forking to two registered contacts (first 200 wins, the other fork is
+CANCELled), early media (183 with SDP through the relay), the callee hanging
+up, rejections (486/603) and the no-answer timer (480), and X- headers
+carried from the caller to the callee leg and the CDR.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pbx.call import CallState
+from pbx.media.relay import Leg
+from pbx.store import Disposition, HangupSide
+from tests.integration.pbx_harness import start_pbx
+from tests.integration.ports import free_port
+from tests.integration.test_b2bua_support import (
+    callee,
+    caller,
+    needs_sipp,
+    register,
+    relay_ports_regexp,
+    wait_call,
+)
+
+pytestmark = [pytest.mark.integration, needs_sipp]
+
+
+@pytest.fixture
+def pbx(tmp_path):
+    running = start_pbx(tmp_path / "pbx")
+    yield running
+    running.stop()
+
+
+def test_forking_first_answer_wins_and_the_other_contact_is_cancelled(pbx, tmp_path):
+    answer_port, ring_port = free_port(), free_port()
+    assert register(pbx, tmp_path, "1002", answer_port).ok
+    assert register(pbx, tmp_path, "1002", ring_port).ok
+    contacts = pbx.run(lambda: sorted(
+        b.contact for b in pbx.pbx.store.active_bindings(pbx.pbx.wall(), "1002")
+    ))  # fmt: skip
+    assert contacts == sorted(f"sip:1002@127.0.0.1:{p}" for p in (answer_port, ring_port))
+    # The ringing phone only passes if it gets CANCEL, answers 200 and 487, and gets the ACK.
+    ringing = callee(tmp_path, "uas_ring.xml", ring_port)
+    answering = callee(tmp_path, "uas_answer_x.xml", answer_port)
+    result = caller(pbx, tmp_path, "uac_call.xml", "1001", "1002", pause_ms=1000).wait()
+    assert result.ok, result.log
+    assert answering.wait().ok
+    ring_result = ringing.wait()
+    assert ring_result.ok, ring_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.sip_code) == (Disposition.ANSWERED, 200)
+    assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["calls"]) == 0
+
+
+def test_early_media_reaches_the_caller_through_the_relay(pbx, tmp_path):
+    port = free_port()
+    assert register(pbx, tmp_path, "1002", port).ok
+    early = callee(tmp_path, "uas_early.xml", port, EARLY_MS="2500")
+    # uac_early.xml fails unless the 183 and the 200 both carry SDP with c=127.0.0.1 and an
+    # m= port from the relay's range.
+    calling = caller(pbx, tmp_path, "uac_early.xml", "1001", "1002", pause_ms=500,
+                     RELAY_PORTS=relay_ports_regexp(pbx))  # fmt: skip
+
+    def early_media_flowing(call) -> bool:  # type: ignore[no-untyped-def]
+        if call.state is not CallState.EARLY_MEDIA or call.relay is None:
+            return False
+        return call.relay.stats(Leg.B).packets_in > 10 and call.relay.stats(Leg.A).packets_out > 10
+
+    call = wait_call(pbx, early_media_flowing, timeout=5)
+    assert call.answer is None  # still unanswered: this is early media
+    result = calling.wait()
+    assert result.ok, result.log
+    assert early.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert cdr.disposition is Disposition.ANSWERED
+    assert cdr.media_stats is not None
+    assert cdr.media_stats["callee"]["packets_in"] > 10
+
+
+def test_callee_hangs_up(pbx, tmp_path):
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    hanging_up = callee(tmp_path, "uas_answer_bye.xml", port, HOLD_MS="1200")
+    result = caller(pbx, tmp_path, "uac_wait_bye.xml", "1001", "1003").wait()
+    assert result.ok, result.log
+    callee_result = hanging_up.wait()
+    assert callee_result.ok, callee_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLEE)
+    assert 1.0 < cdr.billsec < 4
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "disposition"),
+    [("486", "Busy Here", Disposition.BUSY), ("603", "Decline", Disposition.BUSY)],
+)
+def test_rejection_is_relayed(pbx, tmp_path, code, reason, disposition):
+    port = free_port()
+    assert register(pbx, tmp_path, "1004", port).ok
+    rejecting = callee(tmp_path, "uas_reject.xml", port, REJECT_CODE=code, REJECT_REASON=reason)
+    result = caller(pbx, tmp_path, "uac_rejected.xml", "1001", "1004", EXPECTED_CODE=code).wait()
+    assert result.ok, result.log
+    assert rejecting.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.sip_code, cdr.sip_reason) == (disposition, int(code), reason)
+    assert cdr.hangup_side is HangupSide.CALLEE and cdr.billsec == 0
+
+
+def test_no_answer_in_time_gives_480(tmp_path):
+    pbx = start_pbx(tmp_path / "pbx", no_answer_timeout=1.5)
+    try:
+        port = free_port()
+        assert register(pbx, tmp_path, "1005", port).ok
+        # The ringing phone passes only if the PBX CANCELs it when the timer fires.
+        ringing = callee(tmp_path, "uas_ring.xml", port)
+        calling = caller(pbx, tmp_path, "uac_rejected.xml", "1001", "1005", EXPECTED_CODE="480")
+        result = calling.wait()
+        assert result.ok, result.log
+        assert ringing.wait().ok
+        [cdr] = pbx.wait_cdrs(1)
+        assert (cdr.disposition, cdr.sip_code) == (Disposition.NO_ANSWER, 480)
+        assert 1.4 < cdr.duration < 4 and cdr.billsec == 0
+    finally:
+        pbx.stop()
+
+
+def test_x_headers_reach_the_callee_and_the_cdr(pbx, tmp_path):
+    port = free_port()
+    assert register(pbx, tmp_path, "1006", port).ok
+    # uas_answer_x.xml fails the call unless the INVITE it gets carries X-Call-Type: sipp-test.
+    answering = callee(tmp_path, "uas_answer_x.xml", port)
+    result = caller(pbx, tmp_path, "uac_call.xml", "1001", "1006", pause_ms=300).wait()
+    assert result.ok, result.log
+    callee_result = answering.wait()
+    assert callee_result.ok, callee_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert cdr.x_headers["X-Call-Type"] == "sipp-test"
+    assert {name.lower() for name in cdr.x_headers} == {"x-call-type", "x-sign-id"}
