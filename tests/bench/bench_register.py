@@ -1,0 +1,132 @@
+"""Authenticated registrations per second: DeskPBX's registrar against Kamailio's, both driven by
+SIPp on 127.0.0.1.
+
+One "registration" is one SIPp call of tests/bench/sipp/register_auth.xml: REGISTER, 401 with
+a digest challenge, REGISTER with credentials (MD5, qop=auth), 200 OK (RFC 3261 §10.2, §22.4;
+RFC 2617), so it costs the server two REGISTER requests. Users rotate over 1,000 extensions from
+a CSV, each binding's Contact is SIPp's own address, Expires 3600.
+
+Each server runs as a child process pinned to one core, SIPp on the other. The offered rate
+steps up until a step fails a call or falls behind (see sip_load.search_rate); the best clean
+rate is run again before it is reported. Kamailio is the same kind of server (auth_db with
+plaintext passwords in sqlite, usrloc in memory, children=2) and sets the yardstick: the goal
+is >= 5,000 registrations/s and >= 0.5x Kamailio's rate in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.bench import sip_load as load
+from tests.bench.rows import Row
+
+COMMAND = ".venv/bin/python -m tests.bench register"
+GOAL_PER_S = 5_000.0
+GOAL_RATIO = 0.5
+EXTENSIONS = 1_000
+SCENARIO = load.SCENARIOS / "register_auth.xml"
+SETTLE_S = 0.5
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _stepper(
+    child: load.Child, inject: Path, workdir: Path, seconds: float, cores: set[int] | None
+) -> Callable[[float], load.Step]:
+    def step(rate: float) -> load.Step:
+        time.sleep(SETTLE_S)  # let the previous step's stragglers drain
+        return load.run_sipp(
+            SCENARIO, child.address, rate=rate, calls=max(1, int(rate * seconds)),
+            inject=inject, workdir=workdir, cores=cores, timeout_s=10,
+        )  # fmt: skip
+
+    return step
+
+
+def _measure(
+    name: str,
+    factory: Callable[[], load.Child],
+    inject: Path,
+    workdir: Path,
+    *,
+    quick: bool,
+    start: float,
+    profile: bool,
+) -> tuple[load.Search, str]:
+    """Rate search against one server; returns it and a hot-spot summary (DeskPBX only)."""
+    _, generator = load.cpu_split()
+    seconds, steps, confirm, budget = (2.0, 5, 0, 20.0) if quick else (5.0, 8, 1, 60.0)
+    _log(f"   {name}: {seconds:.0f} s per step, x1.5 from {start:.0f}/s")
+    spots = ""
+    with load.running(factory) as child:
+        step = _stepper(child, inject, workdir, seconds, generator)
+        search = load.search_rate(
+            step, start=start, factor=1.5, max_steps=steps, budget_s=budget, confirm=confirm
+        )
+        if profile and search.best is not None:
+            rate = search.best.rate * 0.8
+            with load.profiled(child.proc.pid, seconds, workdir / f"{name}.pyspy") as raw:
+                step(rate)
+            found = load.hot_spots(raw)
+            if found:
+                _log(f"   {name} hot spots at {rate:.0f}/s (py-spy, by self time):")
+                _log(load.describe_hot_spots(found))
+                spots = "; ".join(f"{n.split(' (')[0]} {own:.0%}" for n, own, _ in found[:3])
+    return search, spots
+
+
+def _figure(search: load.Search) -> tuple[float, str]:
+    best = search.best
+    if best is None:
+        return 0.0, "no clean step; " + search.summary()
+    retrans = sum(s.retransmissions for s in [best, *search.confirmations])
+    return best.achieved, (
+        f"= {2 * best.achieved:,.0f} REGISTER requests/s; best of {best.calls} calls at "
+        f"{best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; {search.summary()}"
+    )
+
+
+def run(quick: bool) -> list[Row]:
+    if load.SIPP is None:
+        return [Row("register: DeskPBX", 0, "reg/s", note="sipp not installed (sip-tester)",
+                    command=COMMAND)]  # fmt: skip
+    workdir = load.workspace("bench-register-")
+    server_cores, _ = load.cpu_split()
+    extensions = load.users(EXTENSIONS)
+    inject = load.auth_csv(workdir, [[user, load.auth_field(user)] for user in extensions])
+    machine = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start"
+    one = "1 registration = REGISTER, 401, REGISTER+auth, 200 (MD5 qop=auth, 1,000 users)"
+
+    pbx_search, spots = _measure(
+        "deskpbx", lambda: load.start_pbx(workdir, extensions, cores=server_cores),
+        inject, workdir, quick=quick, start=150.0, profile=True,
+    )  # fmt: skip
+    pbx_rate, pbx_note = _figure(pbx_search)
+
+    binary, kam_setup = load.kamailio_binary()
+    kam_rate, kam_note = 0.0, kam_setup or "Kamailio unavailable"
+    if binary is not None:
+        kam_search, _ = _measure(
+            "kamailio", lambda: load.start_kamailio(binary, workdir, extensions, server_cores),
+            inject, workdir, quick=quick, start=1000.0, profile=False,
+        )  # fmt: skip
+        kam_rate, kam_note = _figure(kam_search)
+        kam_note = f"{kam_setup + '; ' if kam_setup else ''}children=2, auth_db sqlite; {kam_note}"
+    ratio = pbx_rate / kam_rate if kam_rate else 0.0
+    hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
+    return [
+        Row("register: DeskPBX authenticated registrations", pbx_rate, "reg/s",
+            f">= {GOAL_PER_S:,.0f} reg/s", pbx_rate >= GOAL_PER_S,
+            f"{one} {pbx_note}; {machine}{hot}", COMMAND),
+        Row("register: Kamailio 5.6 authenticated registrations", kam_rate, "reg/s", "peer", None,
+            kam_note, COMMAND),
+        Row("register: DeskPBX / Kamailio", ratio, "x", f">= {GOAL_RATIO}x",
+            ratio >= GOAL_RATIO if kam_rate else None,
+            "same run, same SIPp scenario and users", COMMAND),
+    ]  # fmt: skip

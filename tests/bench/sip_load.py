@@ -1,0 +1,492 @@
+"""Shared pieces of the SIP load benchmarks (bench_register, bench_calls).
+
+The servers under test run as child processes on 127.0.0.1: DeskPBX (`python -m pbx.cli serve`)
+and, for comparison, Kamailio with a config generated from tests/bench/kamailio/kamailio.cfg.
+SIPp (Debian package sip-tester) is the load generator. On a machine with two or more cores
+the server is pinned to core 0 and SIPp to core 1, so the two do not steal each other's time.
+
+A rate search steps SIPp's call rate (-r) up from a start value, each step a bounded number of
+calls in a bounded time, and keeps the highest rate with zero failed calls at which the server
+kept pace. Over UDP, overload is a cliff (timer A/E retransmissions pile onto a server
+already behind), so a step that is not clean ends the search; the best rate is then run again
+to check it was not luck. Every loop here is bounded in count and in wall time.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.integration.ports import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parent / "sipp"
+KAMAILIO_TEMPLATE = Path(__file__).resolve().parent / "kamailio" / "kamailio.cfg"
+KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+SIPP = shutil.which("sipp")
+KEEP_PACE = 0.9  # a clean step completes calls at >= 90 % of the offered rate
+
+
+def password(user: str) -> str:
+    return f"secret-{user}"
+
+
+def users(count: int, first: int = 2000) -> list[str]:
+    return [str(n) for n in range(first, first + count)]
+
+
+def cpu_split() -> tuple[set[int] | None, set[int] | None]:
+    """(server cores, load generator cores): one core each when the machine has two or more."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, set(cores[1:])
+
+
+def pin(pid: int, cores: set[int] | None) -> None:
+    if cores is not None:
+        try:
+            os.sched_setaffinity(pid, cores)
+        except OSError:
+            pass  # a child that already ended, or a sandbox that refuses: run unpinned
+
+
+@dataclass
+class Child:
+    """A server process that is stopped with SIGTERM, then SIGKILL, whatever happens."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    workdir: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def address_tuple(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def tail(self, chars: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def _options(port: int, call_id: str) -> bytes:
+    return (
+        f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{call_id};rport\r\n"
+        f"From: <sip:probe@127.0.0.1>;tag={call_id}\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def wait_sip_ready(child: Child, timeout: float = 20.0) -> None:
+    """Wait until the server answers an OPTIONS (any status) on its UDP port."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+        for attempt in range(int(timeout / 0.2) + 1):
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited ({child.proc.returncode}): {child.tail()}")
+            if time.monotonic() > deadline:
+                break
+            sock.sendto(_options(child.port, f"probe{attempt}x{os.getpid()}"), child.address_tuple)
+            try:
+                if sock.recv(65535).startswith(b"SIP/2.0 "):
+                    return
+            except TimeoutError:
+                continue
+    raise RuntimeError(f"{child.name} did not answer OPTIONS in {timeout:.0f} s: {child.tail()}")
+
+
+def _spawn(name: str, args: list[str], workdir: Path, port: int, cores: set[int] | None) -> Child:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+    pin(proc.pid, cores)
+    return Child(name, proc, port, log, workdir)
+
+
+@contextmanager
+def running(child_factory: Callable[[], Child]) -> Iterator[Child]:
+    child = child_factory()
+    try:
+        wait_sip_ready(child)
+        yield child
+    finally:
+        child.stop()
+
+
+# -- DeskPBX -----------------------------------------------------------------------------------
+
+
+def pbx_command(data_dir: Path, port: int, rtp_ports: str, profile: Path | None) -> list[str]:
+    runner = [sys.executable]
+    if profile is not None:
+        runner += ["-m", "cProfile", "-o", str(profile)]
+    return [
+        *runner, "-m", "pbx.cli", "--data-dir", str(data_dir), "serve",
+        "--sip", f"127.0.0.1:{port}", "--rtp-ports", rtp_ports,
+        "--auth-algorithms", "MD5", "--qualify-interval", "0",
+    ]  # fmt: skip
+
+
+def start_pbx(
+    workdir: Path,
+    extensions: list[str],
+    *,
+    rtp_ports: str = "20000-29999",
+    profile: Path | None = None,
+    cores: set[int] | None = None,
+) -> Child:
+    """DeskPBX serving `extensions` (password secret-NNNN) on a free UDP port of 127.0.0.1."""
+    from pbx.store import Store  # the benchmark's setup writes rows the way `deskpbx ext add` does
+
+    data_dir = workdir / "pbx-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.in_dir(data_dir) as store:
+        for number in extensions:
+            if store.find_extension(number) is None:
+                store.add_extension(number, password(number), f"Bench {number}")
+    port = free_port()
+    args = pbx_command(data_dir, port, rtp_ports, profile)
+    return _spawn("deskpbx", args, workdir, port, cores)
+
+
+# -- Kamailio ----------------------------------------------------------------------------------
+
+
+def kamailio_binary() -> tuple[str | None, str]:
+    """The kamailio executable, installing the Debian packages once if missing; else a reason."""
+    found = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
+    if found and (KAMAILIO_MODULES / "db_sqlite.so").exists():
+        return found, ""
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        return None, "Kamailio not installed and apt-get not usable here"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = [apt, "install", "-y", "-q", "kamailio", "kamailio-sqlite-modules"]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, timeout=180, check=False)
+    except subprocess.TimeoutExpired:
+        return None, "apt-get install kamailio timed out"
+    found = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
+    if done.returncode != 0 or found is None:
+        return None, f"apt-get install kamailio failed ({done.returncode})"
+    return found, "installed kamailio with apt-get"
+
+
+def kamailio_db(path: Path, extensions: list[str]) -> None:
+    """auth_db's subscriber table (schema version 7 of Kamailio 5.6) with plaintext passwords."""
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE version (table_name VARCHAR(32) PRIMARY KEY, table_version INTEGER);"
+            "INSERT INTO version VALUES ('subscriber', 7);"
+            "CREATE TABLE subscriber (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " username VARCHAR(64) NOT NULL DEFAULT '', domain VARCHAR(64) NOT NULL DEFAULT '',"
+            " password VARCHAR(64) NOT NULL DEFAULT '', ha1 VARCHAR(128) NOT NULL DEFAULT '',"
+            " ha1b VARCHAR(128) NOT NULL DEFAULT '');"
+            "CREATE UNIQUE INDEX account_idx ON subscriber (username, domain);"
+        )
+        db.executemany(
+            "INSERT INTO subscriber (username, domain, password) VALUES (?, '127.0.0.1', ?)",
+            [(user, password(user)) for user in extensions],
+        )
+
+
+def start_kamailio(
+    binary: str, workdir: Path, extensions: list[str], cores: set[int] | None = None
+) -> Child:
+    kdir = workdir / "kamailio"
+    kdir.mkdir(parents=True, exist_ok=True)
+    db = kdir / "auth.sqlite"
+    kamailio_db(db, extensions)
+    port = free_port()
+    text = KAMAILIO_TEMPLATE.read_text()
+    fill = {"@PORT@": str(port), "@MPATH@": f"{KAMAILIO_MODULES}/", "@DB@": str(db)}
+    for key, value in fill.items():
+        text = text.replace(key, value)
+    cfg = kdir / "kamailio.cfg"
+    cfg.write_text(text)
+    args = [binary, "-f", str(cfg), "-DD", "-E", "-m", "128", "-M", "16", "-P", str(kdir / "pid"),
+            "-Y", str(kdir)]  # fmt: skip
+    return _spawn("kamailio", args, kdir, port, cores)
+
+
+# -- SIPp --------------------------------------------------------------------------------------
+
+
+def auth_csv(directory: Path, rows: list[list[str]]) -> Path:
+    """A SIPp injection file; the `[authentication ...]` keyword is a whole column because SIPp
+    does not expand fields inside it."""
+    path = directory / f"inject-{time.monotonic_ns()}.csv"
+    path.write_text("SEQUENTIAL\n" + "\n".join(";".join(row) for row in rows) + "\n")
+    return path
+
+
+def auth_field(user: str) -> str:
+    return f"[authentication username={user} password={password(user)}]"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One SIPp run at one offered rate."""
+
+    rate: float
+    calls: int
+    successful: int
+    failed: int
+    retransmissions: int
+    elapsed: float  # seconds from the first call to SIPp's exit
+    returncode: int
+    log: str = field(default="", repr=False)
+
+    @property
+    def clean(self) -> bool:
+        """Every call succeeded and the server kept pace (no backlog after the last call).
+
+        Retransmissions alone do not make a step unclean (the machine is shared, a scheduling
+        gap of 500 ms costs one); they are reported next to the figure instead.
+        """
+        return (
+            self.returncode == 0
+            and self.failed == 0
+            and self.successful == self.calls
+            and self.achieved >= KEEP_PACE * self.rate
+        )
+
+    @property
+    def achieved(self) -> float:
+        """Completed calls per second over the whole run (at most the offered rate)."""
+        return self.successful / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _sipp_elapsed(text: str) -> float:
+    """SIPp's ElapsedTime(C) as seconds; it is written HH:MM:SS:microseconds."""
+    parts = text.strip().split(":")
+    try:
+        h, m, s = (int(p) for p in parts[:3])
+        micro = int(parts[3]) if len(parts) > 3 else 0
+    except ValueError:
+        return 0.0
+    return h * 3600 + m * 60 + s + micro / 1e6
+
+
+def sipp_args(
+    scenario: Path, local_port: int, *, remote: str | None = None, inject: Path | None = None,
+    rate: float | None = None, calls: int | None = None, timeout_s: float = 30.0,
+    extra: tuple[str, ...] = (), stats: Path | None = None,
+) -> list[str]:  # fmt: skip
+    if SIPP is None:
+        raise RuntimeError("sipp is not installed (Debian package sip-tester)")
+    args = [
+        SIPP, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port), "-nostdin",
+        "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-max_recv_loops", "10000",
+    ]  # fmt: skip
+    if inject is not None:
+        args += ["-inf", str(inject)]
+    if rate is not None:
+        args += ["-r", f"{rate:.0f}", "-rp", "1000", "-l", f"{max(100, int(rate * 10))}"]
+    if calls is not None:
+        args += ["-m", str(calls)]
+    if stats is not None:
+        args += ["-trace_stat", "-stf", str(stats), "-fd", "1"]
+    args += list(extra)
+    if remote is not None:
+        args.append(remote)
+    return args
+
+
+def run_sipp(
+    scenario: Path,
+    remote: str,
+    *,
+    rate: float,
+    calls: int,
+    inject: Path,
+    workdir: Path,
+    cores: set[int] | None = None,
+    extra: tuple[str, ...] = (),
+    timeout_s: float = 30.0,
+) -> Step:
+    """Offer `calls` calls at `rate` calls/s and read the result from SIPp's statistics file."""
+    stats = workdir / f"stat-{time.monotonic_ns()}.csv"
+    args = sipp_args(
+        scenario, free_port(), remote=remote, inject=inject, rate=rate, calls=calls,
+        timeout_s=timeout_s, extra=extra, stats=stats,
+    )  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    pin(proc.pid, cores)
+    try:
+        output, _ = proc.communicate(timeout=timeout_s + calls / rate + 15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    wall = time.monotonic() - started
+    last: dict[str, str] = {}
+    if stats.exists():
+        rows = list(csv.DictReader(stats.open(), delimiter=";"))
+        last = rows[-1] if rows else {}
+    elapsed = _sipp_elapsed(last.get("ElapsedTime(C)", "")) or wall
+    return Step(
+        rate=rate,
+        calls=calls,
+        successful=int(last.get("SuccessfulCall(C)", 0) or 0),
+        failed=int(last.get("FailedCall(C)", 0) or 0),
+        retransmissions=int(last.get("Retransmissions(C)", 0) or 0),
+        elapsed=elapsed,
+        returncode=proc.returncode,
+        log=output.decode(errors="replace")[-3000:],
+    )
+
+
+@dataclass
+class Search:
+    """The steps of one rate search, and the highest clean one."""
+
+    steps: list[Step] = field(default_factory=list)
+    best: Step | None = None
+    confirmations: list[Step] = field(default_factory=list)
+
+    def summary(self) -> str:
+        marks = ", ".join(f"{s.rate:.0f}{'' if s.clean else '✗'}" for s in self.steps)
+        return f"steps (calls/s offered, ✗ = not clean): {marks}"
+
+
+def search_rate(
+    step: Callable[[float], Step],
+    *,
+    start: float,
+    factor: float,
+    max_steps: int,
+    budget_s: float,
+    confirm: int = 1,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> Search:
+    """Step the offered rate up by `factor` until a step is not clean, then once halfway back.
+
+    At most `max_steps` steps plus `confirm` reruns, and no new step after `budget_s`. The best
+    rate is rerun `confirm` times; if a rerun is not clean, the best falls back to the next
+    lower clean step (the figure must hold more than once).
+    """
+    result = Search()
+    deadline = time.monotonic() + budget_s
+    rate, failed_at = start, None
+    for _ in range(max_steps):
+        if time.monotonic() > deadline:
+            break
+        outcome = step(rate)
+        result.steps.append(outcome)
+        log(f"   {rate:8.0f}/s offered: {outcome.successful}/{outcome.calls} ok, "
+            f"{outcome.failed} failed, {outcome.retransmissions} retrans, "
+            f"{outcome.achieved:8.0f}/s achieved")  # fmt: skip
+        if outcome.clean:
+            if failed_at is not None:
+                break  # the halfway step was clean: done
+            rate *= factor
+            continue
+        if failed_at is not None or not any(s.clean for s in result.steps):
+            break
+        failed_at = rate
+        rate = (rate / factor + rate) / 2  # halfway between the last clean rate and this one
+    clean = sorted((s for s in result.steps if s.clean), key=lambda s: s.rate, reverse=True)
+    for candidate in clean:
+        if time.monotonic() > deadline + budget_s / 2:
+            break
+        reruns = [step(candidate.rate) for _ in range(confirm)]
+        result.confirmations.extend(reruns)
+        for r in reruns:
+            log(f"   {r.rate:8.0f}/s rerun:    {r.successful}/{r.calls} ok, {r.failed} failed, "
+                f"{r.retransmissions} retrans")  # fmt: skip
+        if all(r.clean for r in reruns):
+            result.best = min([candidate, *reruns], key=lambda s: s.achieved)
+            break
+    return result
+
+
+# -- profiling ----------------------------------------------------------------------------------
+
+PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+
+
+@contextmanager
+def profiled(pid: int, seconds: float, out: Path) -> Iterator[Path | None]:
+    """Sample `pid` with py-spy (if installed) for `seconds`; yields the raw stacks file."""
+    if PY_SPY is None:
+        yield None
+        return
+    args = [PY_SPY, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+            "--rate", "200", "--format", "raw", "--nonblocking", "-o", str(out)]  # fmt: skip
+    spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield out
+    finally:
+        try:
+            spy.wait(seconds + 15)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(5)
+
+
+def hot_spots(raw: Path | None, top: int = 8) -> list[tuple[str, float, float]]:
+    """(function, self share, inclusive share) from py-spy raw stacks, by self time."""
+    if raw is None or not raw.exists():
+        return []
+    own: dict[str, int] = {}
+    total_in: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0] + ")"
+                  for frame in stack.split(";")]  # fmt: skip
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for name in set(frames):
+            total_in[name] = total_in.get(name, 0) + n
+    if samples == 0:
+        return []
+    ranked = sorted(own.items(), key=lambda item: item[1], reverse=True)[:top]
+    return [(name, n / samples, total_in[name] / samples) for name, n in ranked]
+
+
+def describe_hot_spots(spots: list[tuple[str, float, float]]) -> str:
+    return "\n".join(f"   {own:6.1%} self {incl:6.1%} incl  {name}" for name, own, incl in spots)
+
+
+def workspace(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
