@@ -37,12 +37,16 @@ def register(
 
 def callee(
     tmp_path: Path, name: str, port: int, *, calls: int = 1, timeout: float = 20,
-    media_port: int | None = None, **subst: str,
+    media_port: int | None = None, auto_answer: bool = True, **subst: str,
 ) -> Sipp:  # fmt: skip
-    """A server-mode SIPp on `port` (registered there beforehand) running scenario `name`."""
+    """A server-mode SIPp on `port` (registered there beforehand) running scenario `name`.
+
+    `auto_answer` (-aa) lets SIPp answer INFO/UPDATE/OPTIONS by itself; turn it off when
+    the scenario checks those requests.
+    """
     return Sipp(scenario(name, tmp_path, **subst), None, local_port=port,
                 media_port=media_port or free_port(step=4), calls=calls, timeout=timeout,
-                extra=("-aa",), workdir=tmp_path).start()  # fmt: skip
+                extra=("-aa",) if auto_answer else (), workdir=tmp_path).start()  # fmt: skip
 
 
 def caller(
