@@ -169,11 +169,16 @@ class TcpConnection(asyncio.Protocol):
     # asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         self.remote = (str(peer[0]), int(peer[1]))
         self.local = (str(sock[0]), int(sock[1]))
+        if len(self.owner.connections) >= self.owner.max_connections:
+            log.warning("TCP %s:%d refused: %d connections open", *self.remote,
+                        self.owner.max_connections)
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self._transport = cast(asyncio.Transport, transport)
         self.owner._register(self)
         self._touch()
 
@@ -207,6 +212,11 @@ class TcpConnection(asyncio.Protocol):
         assert self._transport is not None
         self._touch()
         self._transport.write(data)
+        if self._transport.get_write_buffer_size() > self.owner.max_write_buffer:
+            # The peer stopped reading; queueing more would only grow memory.
+            log.warning("TCP %s:%d not reading (%d bytes queued); dropping the connection",
+                        *self.remote, self._transport.get_write_buffer_size())
+            self._transport.abort()
 
     def close(self) -> None:
         """Close after flushing what was written (an answer before the close gets out)."""
@@ -248,9 +258,15 @@ class TcpTransport:
         max_message_size: int,
         idle_timeout: float | None,
         connect_timeout: float = 10.0,
+        max_connections: int = 1024,
+        max_write_buffer: int = 1 << 20,
         on_closed: Callable[[TcpConnection], None] | None = None,
     ) -> None:
         self.loop = loop
+        self.max_connections = max_connections
+        """Inbound and outbound together; more are refused (a flood must not exhaust fds)."""
+        self.max_write_buffer = max_write_buffer
+        """Bytes queued for a peer that does not read before its connection is dropped."""
         self.on_closed = on_closed
         """Called once per connection that goes away (a flow a binding used is gone)."""
         self.max_message_size = max_message_size

@@ -269,3 +269,39 @@ async def test_double_crlf_ping_gets_a_pong(recorder: Recorder) -> None:
     await client.send(b"\r\n\r\n")
     assert await client.read_raw() == b"\r\n"
     client.close()
+
+
+async def test_connections_over_the_cap_are_refused(recorder: Recorder) -> None:
+    manager = await start(recorder)
+    manager.tcp.max_connections = 2
+    port = tcp_port(manager)
+    kept = [await Client.connect("127.0.0.1", port) for _ in range(2)]
+    await until(lambda: len(manager.tcp.connections) == 2)
+    extra = await Client.connect("127.0.0.1", port)
+    assert await extra.closed_by_peer()
+    # the first two still work
+    await kept[1].send(options("127.0.0.1", kept[1].port, "TCP"))
+    assert (await kept[1].read_message()).status == 200  # type: ignore[union-attr]
+    assert len(manager.tcp.connections) == 2
+    for client in (*kept, extra):
+        client.close()
+
+
+async def test_a_peer_that_stops_reading_is_dropped(recorder: Recorder) -> None:
+    manager = await start(recorder)
+    manager.tcp.max_write_buffer = 64 * 1024
+    client = await Client.connect("127.0.0.1", tcp_port(manager))
+    await client.send(options("127.0.0.1", client.port, "TCP"))
+    await recorder.wait(1)
+    conn_id = recorder.items[0][3]
+    chunk = b"x" * 65536
+    # The client never reads: kernel buffers fill, then asyncio's buffer passes
+    # the limit. Bounded: at most 64 MiB offered, checked every 64 KiB.
+    for _ in range(1024):
+        if manager.tcp.get(conn_id) is None:
+            break
+        manager.send(chunk, ("127.0.0.1", client.port), "TCP", conn_id)
+        await asyncio.sleep(0)
+    assert manager.tcp.get(conn_id) is None
+    await until(lambda: manager.tcp.connections == [])
+    client.close()
