@@ -257,3 +257,21 @@ async def test_ipv4_and_ipv6_listen_side_by_side_on_one_port(recorder: Recorder)
         got6 = await asyncio.wait_for(loop.sock_recvfrom(six, 100), WAIT)
     assert got4 == (b"to-four", ("127.0.0.1", port))
     assert (got6[0], got6[1][:2]) == (b"to-six", ("::1", port))
+
+
+async def test_oversized_ack_and_response_get_no_answer(recorder: Recorder) -> None:
+    """ACK is never answered (RFC 3261 17.2.1) and a response never gets a response."""
+    manager = await start(recorder, max_message_size=700)
+    port = manager.addresses["UDP"][0][1]
+    big_ack = options("127.0.0.1", 1, "UDP", body=b"a" * 800).replace(
+        b"OPTIONS sip:", b"ACK sip:").replace(b"1 OPTIONS", b"1 ACK")
+    big_response = b"SIP/2.0 200 OK\r\n" + options(
+        "127.0.0.1", 1, "UDP", body=b"r" * 800).split(b"\r\n", 1)[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(big_ack, ("127.0.0.1", port))
+        sock.sendto(big_response, ("127.0.0.1", port))
+        reply = await udp_exchange(sock, options("127.0.0.1", 1, "UDP"), ("127.0.0.1", port))
+    response = parse_message(reply)
+    assert isinstance(response, Response) and response.status == 200  # the first reply
+    assert manager.oversized == 2
