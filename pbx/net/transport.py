@@ -7,9 +7,10 @@ incoming message to ONE callback
     on_data(data: bytes, source: (host, port), transport: "UDP" | "TCP", conn_id)
 
 and sends with `send(data, destination, transport, conn_id=None)`. `conn_id`
-names the TCP connection a message came on; a registrar stores it in the
-binding's `pbx.sip.transport.Flow` so later requests to that contact reuse the
-connection (RFC 3261 18.2.1, RFC 5626 5.3). Host names in destinations get a
+names the TCP connection a message came on. The connection table is also
+keyed by remote (host, port), so a request sent to the source address a
+contact registered from goes down that contact's connection even without the
+id (RFC 3261 18.2.1, RFC 5626 5.3; `pbx.sip.transport.Flow` holds both). Host names in destinations get a
 plain A/AAAA lookup here (no SRV: RFC 3263 is out of scope).
 
 Messages over `max_message_size` never reach the core. A request whose Via,
@@ -21,8 +22,9 @@ TCP connection is closed after the answer: its framing is lost.
 `TimerService`: bytes in -> `core.receive(..., now=loop.time())` -> outgoing
 messages sent, events handed to ONE handler callable (the registrar/B2BUA
 layer), the single timer handle re-armed. An optional `on_closed` callable
-hears `ConnectionClosed` when a TCP connection goes away. The handler answers through the
-endpoint's `send_*` methods, which feed the core and flush the same way.
+hears `ConnectionClosed` when a TCP connection goes away. The handler answers
+through the endpoint's `send_*` methods, which feed the core and flush the
+same way.
 
 `new_event_loop()` gives a uvloop loop where uvloop exists, else asyncio's.
 """
