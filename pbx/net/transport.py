@@ -10,8 +10,9 @@ and sends with `send(data, destination, transport, conn_id=None)`. `conn_id`
 names the TCP connection a message came on. The connection table is also
 keyed by remote (host, port), so a request sent to the source address a
 contact registered from goes down that contact's connection even without the
-id (RFC 3261 18.2.1, RFC 5626 5.3; `pbx.sip.transport.Flow` holds both). Host names in destinations get a
-plain A/AAAA lookup here (no SRV: RFC 3263 is out of scope).
+id (RFC 3261 18.2.1, RFC 5626 5.3; `pbx.sip.transport.Flow` holds both).
+Host names in destinations get a plain A/AAAA lookup here (no SRV: RFC 3263
+is out of scope).
 
 Messages over `max_message_size` never reach the core. A request whose Via,
 From, To, Call-ID and CSeq can be read is answered 413 (RFC 3261 21.4.11) at
