@@ -367,10 +367,10 @@ def _is_wildcard(host: str) -> bool:
 class SipEndpoint:
     """Listeners + SIP core + timer service; events go to one handler (aioquic style).
 
-    The core does not stamp Via `received`/`rport` itself, so the endpoint
-    does it before feeding a request (RFC 3261 18.2.1, RFC 3581 4): the TU
-    then sees where a request really came from, and every response carries
-    the stamped Via back. Messages that need no stamp are fed untouched.
+    Requests get Via `received`/`rport` stamped (RFC 3261 18.2.1, RFC 3581 4)
+    so the TU sees where a request really came from and every response
+    carries the stamped Via back. The core stamps the message it parses; for
+    a core built with stamp_via=False the endpoint stamps the bytes instead.
     """
 
     def __init__(
@@ -440,7 +440,9 @@ class SipEndpoint:
     def _data(
         self, data: bytes, source: tuple[str, int], transport: str, conn_id: Hashable | None
     ) -> None:
-        self.core.receive(stamped_bytes(data, source), source, transport, self.now())
+        if not self.core.stamp_via:
+            data = stamped_bytes(data, source)
+        self.core.receive(data, source, transport, self.now())
         self.flush()
 
     def _closed(self, event: ConnectionClosed) -> None:

@@ -11,7 +11,7 @@ shell feeds it and drains it:
     for event in core.pop_events(): tu.handle(event)   # RequestReceived, ...
     loop.call_at(core.next_deadline(), ...)    # then core.handle_timers(now)
 
-The shell stamps `received`/`rport` on a request's top Via before feeding it
+The core stamps `received`/`rport` on a request's top Via as it parses it
 (pbx.sip.transport.stamp_request, RFC 3261 18.2.1, RFC 3581); responses then
 go where `response_destination` says (18.2.2). Incoming requests are matched
 to server transactions (17.2.3: branch, sent-by and method; RFC 2543 peers
@@ -96,6 +96,7 @@ from pbx.sip.transaction import (
 )
 from pbx.sip.transaction_client import ClientInviteTransaction, ClientNonInviteTransaction
 from pbx.sip.transaction_server import ServerInviteTransaction, ServerNonInviteTransaction
+from pbx.sip.transport import stamp_request
 
 RELIABLE = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 """Transports that retransmit for us: timers A, E, G are not armed (17.1.1.2)."""
@@ -160,8 +161,12 @@ class SipCore:
         *,
         branch_factory: Callable[[], str] = new_branch,
         tag_factory: Callable[[], str] = new_tag,
+        stamp_via: bool = True,
     ) -> None:
         self.config = timers or TimerConfig()
+        self.stamp_via = stamp_via
+        """Stamp received/rport on each request's top Via (RFC 3261 18.2.1, RFC 3581 4)
+        on the message already parsed here, so the shell need not parse it twice."""
         self._new_branch = branch_factory
         self._new_tag = tag_factory
         self._transactions: dict[TransactionKey, Transaction] = {}
@@ -211,6 +216,8 @@ class SipCore:
     ) -> None:
         try:
             _check_request(request)
+            if self.stamp_via:
+                stamp_request(request, source)
             key = server_key(request)
         except ParseError as exc:
             self._reject_request(request, exc, source, transport)
