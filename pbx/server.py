@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -36,6 +37,7 @@ from pbx.sip.events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
+from pbx.sip.message import Request, Response
 from pbx.store import Store
 
 log = logging.getLogger(__name__)
@@ -153,8 +155,8 @@ class Pbx:
         else:
             self.b2bua.on_request(ev)
 
-    def _options_answer(self, request: object) -> object:
-        response = request.make_response(200)  # type: ignore[attr-defined]
+    def _options_answer(self, request: Request) -> Response:
+        response = request.make_response(200, to_tag=secrets.token_hex(6))
         response.headers.add("Allow", ALLOW)
         response.headers.add("Accept", ACCEPT)
         response.headers.add("Supported", SUPPORTED or "")

@@ -56,6 +56,8 @@ from pbx.sip.transport import (
 )
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("pbx.sip.trace")
+"""Every SIP message in and out, at DEBUG (`deskpbx -v`)."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 65_535
 """Bytes; the largest UDP payload, and a generous bound for one message on TCP."""
@@ -440,6 +442,8 @@ class SipEndpoint:
     def _data(
         self, data: bytes, source: tuple[str, int], transport: str, conn_id: Hashable | None
     ) -> None:
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("<<< %s %s:%s\n%s", transport, *source[:2], _printable(data))
         if not self.core.stamp_via:
             data = stamped_bytes(data, source)
         self.core.receive(data, source, transport, self.now())
@@ -470,6 +474,11 @@ class SipEndpoint:
                 if not outgoing and not events:
                     break
                 for out in outgoing:
+                    if trace.isEnabledFor(logging.DEBUG):
+                        trace.debug(
+                            ">>> %s %s:%s\n%s", out.transport, *out.destination[:2],
+                            _printable(out.data),
+                        )  # fmt: skip
                     self.transports.send(
                         out.data, out.destination, out.transport,
                         on_error=self._error_callback(out.tx),
@@ -492,6 +501,10 @@ class SipEndpoint:
             self.flush()
 
         return report
+
+
+def _printable(data: bytes) -> str:
+    return data.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def stamped_bytes(data: bytes, source: tuple[str, int]) -> bytes:
