@@ -173,7 +173,7 @@ class B2bua:
             a_tag=secrets.token_hex(6),
             a_offer=offer,
             start=self.wall(),
-            x_headers={name: value for name, value in request.headers if name.startswith("X-")},
+            x_headers={name: value for name, value in request.headers if _is_x_header(name)},
         )
         self.calls[call.label] = call
         self._by_a_tx[ev.tx] = call
@@ -229,16 +229,17 @@ class B2bua:
             self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
             return
         try:
-            call.relay = await self.relay.open_session(
+            session = await self.relay.open_session(
                 call.label, _family(call.a_peer.media_host), socket.AF_INET
             )
         except OSError as exc:
             log.error("[%s] no RTP ports: %s", call.label, exc)
             self._fail(call, 503, "No Media Ports", Disposition.FAILED)
             return
-        if call.state is not CallState.DIALING:  # cancelled while the ports were bound
-            self._finish(call)
+        if call.ended:  # cancelled (or the PBX stopped) while the ports were bound
+            session.close()
             return
+        call.relay = session
         rtcp = media.rtcp.port if media.rtcp else None
         call.relay.set_remote(Leg.A, connection.address, media.port, rtcp)
         for binding in bindings:
@@ -649,6 +650,11 @@ def _media_stats(call: Call) -> dict[str, dict[str, object]]:
             "latched": list(stats.latched[:2]) if stats.latched else None,
         }
     return out
+
+
+def _is_x_header(name: str) -> bool:
+    """Extension headers the PBX carries to the callee and the CDR, in any letter case."""
+    return name[:2].lower() == "x-"
 
 
 def _leg(side: Side) -> Leg:

@@ -140,7 +140,10 @@ class Call:
         )
 
 
-#: How a callee's final answer is reported to the caller and in the CDR.
+#: How a callee's final answer is reported in the CDR, in FreePBX terms. 600 and 603
+#: (Decline, a phone's "reject" key) count as BUSY as they do in Asterisk's chan_sip, which
+#: signals busy for 486/600/603, so FreePBX users see a declined call as BUSY and it takes
+#: the busy destination; other failures are FAILED.
 DISPOSITION_BY_STATUS: dict[int, Disposition] = {
     486: Disposition.BUSY,
     600: Disposition.BUSY,

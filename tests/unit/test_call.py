@@ -1,0 +1,141 @@
+"""pbx.call: which failure reaches the caller, how outcomes map to CDR dispositions, CDR rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from pbx.call import Call, CallState, Fork, Peer, Side, best_final, disposition_for
+from pbx.sip.dialog import LocalEndpoint
+from pbx.sip.message import Request, Response
+from pbx.sip.sdp import SessionDescription
+from pbx.sip.transaction import ClientKey
+from pbx.store import Binding, Disposition, HangupSide
+
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 8\r\n"
+)
+
+
+def responses(*statuses: int) -> list[Response]:
+    return [Response(status) for status in statuses]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "chosen"),
+    [
+        ((), None),
+        ((404,), 404),
+        ((480, 486, 404), 486),  # busy beats other 4xx: the most useful news for a caller
+        ((404, 603, 486), 603),  # 6xx is final for the whole call (RFC 3261 16.7 step 6)
+        ((600, 603), 600),  # the first 6xx
+        ((503, 480), 480),  # the lowest class wins
+        ((488, 415, 480), 415),  # then the lowest code within the class
+        ((302, 404), 302),
+        ((500, 502), 500),
+    ],
+)
+def test_best_final(statuses, chosen):
+    best = best_final(responses(*statuses))
+    assert (best.status if best is not None else None) == chosen
+
+
+def test_best_final_returns_one_of_the_responses_it_was_given():
+    given = responses(486, 486)
+    assert best_final(given) is given[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "disposition"),
+    [
+        (200, Disposition.ANSWERED),
+        (202, Disposition.ANSWERED),
+        (486, Disposition.BUSY),
+        (600, Disposition.BUSY),
+        (603, Disposition.BUSY),  # Decline: FreePBX reports a rejected call as BUSY
+        (408, Disposition.NO_ANSWER),
+        (480, Disposition.NO_ANSWER),
+        (487, Disposition.CANCELLED),
+        (404, Disposition.FAILED),
+        (488, Disposition.FAILED),
+        (503, Disposition.FAILED),
+        (302, Disposition.FAILED),
+    ],
+)
+def test_disposition_for(status, disposition):
+    assert disposition_for(status) is disposition
+
+
+def make_call(**overrides) -> Call:  # type: ignore[no-untyped-def]
+    invite = Request(
+        "INVITE",
+        "sip:1002@127.0.0.1",
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1"),
+            ("From", "<sip:1001@127.0.0.1>;tag=a"),
+            ("To", "<sip:1002@127.0.0.1>"),
+            ("Call-ID", "call-1@test"),
+            ("CSeq", "1 INVITE"),
+            ("Content-Type", "application/sdp"),
+        ],
+        OFFER,
+    )
+    local = LocalEndpoint("<sip:pbx@127.0.0.1:5060>", "127.0.0.1:5060", "UDP")
+    values = dict(
+        label="label",
+        caller="1001",
+        callee="1002",
+        a_invite=invite,
+        a_tx=ClientKey("z9hG4bK-1", "INVITE"),
+        a_peer=Peer(("127.0.0.1", 5070), "UDP", local, "127.0.0.1"),
+        a_tag="tag-a",
+        a_offer=SessionDescription.parse(OFFER),
+        start=1000.0,
+        x_headers={"X-Call-Type": "sales"},
+    )
+    values.update(overrides)
+    return Call(**values)  # type: ignore[arg-type]
+
+
+def test_a_new_call_is_dialing_unanswered_and_its_other_side_is_known():
+    call = make_call()
+    assert call.state is CallState.DIALING
+    assert not call.answered and not call.ended
+    assert (Side.A.other, Side.B.other) == (Side.B, Side.A)
+    assert call.dialog(Side.A) is None and call.peer(Side.B) is None
+    assert call.peer(Side.A) is call.a_peer
+
+
+def test_pending_forks_leave_out_answered_and_timed_out_ones():
+    call = make_call()
+    binding = Binding("1002", "sip:1002@127.0.0.1:5080", "127.0.0.1", 5080, "UDP", 2000.0)
+    keys = [ClientKey(f"z9hG4bK-{i}", "INVITE") for i in range(3)]
+    for key in keys:
+        call.forks[key] = Fork(binding, call.a_invite, key, call.a_peer)
+    call.forks[keys[0]].final = Response(486)
+    call.forks[keys[1]].timed_out = True
+    assert [f.tx for f in call.pending_forks()] == [keys[2]]
+
+
+def test_cdr_of_an_answered_call():
+    call = make_call()
+    call.answer, call.end = 1002.5, 1010.0
+    call.disposition, call.sip_code, call.sip_reason = Disposition.ANSWERED, 200, "OK"
+    call.hangup_side = HangupSide.CALLEE
+    cdr = call.to_cdr()
+    assert (cdr.call_id, cdr.caller, cdr.callee) == ("call-1@test", "1001", "1002")
+    assert (cdr.duration, cdr.billsec) == (10.0, 7.5)
+    assert (cdr.disposition, cdr.sip_code, cdr.hangup_side) == (
+        Disposition.ANSWERED, 200, HangupSide.CALLEE,
+    )  # fmt: skip
+    assert cdr.x_headers == {"X-Call-Type": "sales"}
+    cdr.x_headers["X-Other"] = "1"
+    assert call.x_headers == {"X-Call-Type": "sales"}  # the CDR holds a copy
+
+
+def test_cdr_of_an_unanswered_call_bills_nothing():
+    call = make_call()
+    call.end, call.disposition, call.sip_code = 1004.0, Disposition.NO_ANSWER, 480
+    cdr = call.to_cdr()
+    assert (cdr.duration, cdr.billsec, cdr.answer) == (4.0, 0.0, None)
+    assert cdr.hangup_side is HangupSide.SYSTEM
