@@ -201,3 +201,39 @@ def parse_contacts(value: str) -> list[Contact]:
         addr = parse_name_addr(item)
         contacts.append(Contact(addr.display, addr.uri, addr.params))
     return contacts
+
+
+def parse_call_id(value: str) -> str:
+    """Call-ID = word ["@" word] (RFC 3261 20.8, 25.1): any visible characters, no LWS."""
+    if not value or " " in value or "\t" in value:
+        raise ParseError("Bad Call-ID")
+    return value
+
+
+def parse_top_via(value: str) -> Via:
+    """The first Via of one header line, without parsing the ones after it (hot path)."""
+    if "," in value:
+        items = split_header_values(value)
+        if not items:
+            raise ParseError("Bad Via")
+        value = items[0]
+    return Via.parse(value)
+
+
+def parse_max_forwards(value: str) -> int:
+    """RFC 3261 20.22: an integer 0-255 (RFC 4475 scalar02 sends 300)."""
+    value = value.strip()
+    if not grammar.DIGITS.fullmatch(value) or len(value) > 5 or int(value) > 255:
+        raise ParseError("Bad Max-Forwards")
+    return int(value)
+
+
+_CONTENT_TYPE = re.compile(f"[ \\t]*([{_T}]+)[ \\t]*/[ \\t]*([{_T}]+)[ \\t]*(?:;.*)?", re.S)
+
+
+def parse_content_type(value: str) -> str:
+    """The media type of a Content-Type value, lower-cased, without parameters (20.15)."""
+    match = _CONTENT_TYPE.fullmatch(value)
+    if match is None:
+        raise ParseError("Bad Content-Type")
+    return f"{match.group(1)}/{match.group(2)}".lower()

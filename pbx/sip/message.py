@@ -22,36 +22,23 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pbx.sip import grammar
-from pbx.sip.errors import ParseError
+from pbx.sip.errors import LocalProtocolError, ParseError
+from pbx.sip.grammar import COMPACT_FORMS, REASON_PHRASES
 from pbx.sip.headers import (
     Contact,
     CSeq,
     Via,
+    parse_call_id,
     parse_contacts,
+    parse_content_type,
     parse_delta,
+    parse_max_forwards,
+    parse_top_via,
     split_header_values,
 )
 from pbx.sip.uri import NameAddr, SipUri, Uri, params_of, parse_name_addr, parse_uri
 
-COMPACT_FORMS = {
-    "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length",
-    "f": "From", "t": "To", "v": "Via", "s": "Subject", "k": "Supported",
-    "c": "Content-Type", "o": "Event", "u": "Allow-Events", "r": "Refer-To",
-    "b": "Referred-By", "x": "Session-Expires", "y": "Identity",
-}  # fmt: skip
-
-_KNOWN_NAMES = (
-    "Accept Accept-Encoding Accept-Language Accept-Contact Alert-Info Allow Allow-Events "
-    "Authentication-Info Authorization Call-ID Call-Info Contact Content-Disposition "
-    "Content-Encoding Content-Language Content-Length Content-Type CSeq Date Diversion "
-    "Error-Info Event Expires From History-Info Identity In-Reply-To Max-Forwards "
-    "MIME-Version Min-Expires Min-SE Organization P-Asserted-Identity P-Preferred-Identity "
-    "Path Priority Privacy Proxy-Authenticate Proxy-Authorization Proxy-Require RAck Reason "
-    "Record-Route Refer-To Referred-By Replaces Reply-To Require Retry-After Route RSeq "
-    "Server Service-Route Session-Expires SIP-ETag SIP-If-Match Subject Subscription-State "
-    "Supported Timestamp To Unsupported User-Agent Via Warning WWW-Authenticate"
-).split()
-_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES} | COMPACT_FORMS
+_CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
 _NAME_CACHE: dict[str, str] = {}
 
 # Header fields whose value is a comma-separated list (RFC 3261 7.3.1, 25.1); getall() splits
@@ -62,31 +49,6 @@ LIST_HEADERS = frozenset(
 )
 REQUIRED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")  # RFC 3261 8.1.1
 SINGLE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
-
-REASON_PHRASES: dict[int, str] = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
-    183: "Session Progress", 199: "Early Dialog Terminated", 200: "OK", 202: "Accepted",
-    204: "No Notification", 300: "Multiple Choices", 301: "Moved Permanently",
-    302: "Moved Temporarily", 305: "Use Proxy", 380: "Alternative Service",
-    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
-    412: "Conditional Request Failed", 413: "Request Entity Too Large",
-    414: "Request-URI Too Long", 415: "Unsupported Media Type",
-    416: "Unsupported URI Scheme", 420: "Bad Extension", 421: "Extension Required",
-    422: "Session Interval Too Small", 423: "Interval Too Brief", 428: "Use Identity Header",
-    429: "Provide Referrer Identity", 433: "Anonymity Disallowed", 436: "Bad Identity-Info",
-    437: "Unsupported Certificate", 438: "Invalid Identity Header",
-    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
-    482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete", 485: "Ambiguous",
-    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
-    489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
-    494: "Security Agreement Required", 500: "Server Internal Error", 501: "Not Implemented",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out",
-    505: "Version Not Supported", 513: "Message Too Large", 580: "Precondition Failure",
-    600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
-    606: "Not Acceptable", 607: "Unwanted",
-}  # fmt: skip
 
 SIP_VERSION = "SIP/2.0"
 MAX_HEAD = 65536  # bytes of start line + headers a stream may hold before the blank line
@@ -107,6 +69,16 @@ def canonical_name(name: str) -> str:
     return canon
 
 
+def _checked_pair(name: str, value: str) -> tuple[str, str]:
+    """Refuse what would corrupt the wire: a non-token name or CR/LF in a value (header
+    injection through, say, a display name taken from a user)."""
+    if not grammar.TOKEN.fullmatch(name):
+        raise LocalProtocolError(f"bad header name {name!r}")
+    if "\r" in value or "\n" in value:
+        raise LocalProtocolError(f"CR or LF in the value of {name}")
+    return canonical_name(name), value
+
+
 class Headers:
     """Ordered multi-map of (canonical name, raw value); typed values cached in `_cache`."""
 
@@ -114,7 +86,7 @@ class Headers:
 
     def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
         self._items: list[tuple[str, str]] = (
-            [] if items is None else [(canonical_name(n), v) for n, v in items]
+            [] if items is None else [_checked_pair(n, v) for n, v in items]
         )
         self._cache: dict[str, Any] = {}
 
@@ -149,11 +121,11 @@ class Headers:
         return sum(1 for key, _ in self._items if key == canon)
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name), value))
+        self._items.append(_checked_pair(name, value))
         self._cache.clear()
 
     def set(self, name: str, value: str) -> None:
-        canon = canonical_name(name)
+        canon, value = _checked_pair(name, value)
         out: list[tuple[str, str]] = []
         placed = False
         for key, old in self._items:
@@ -196,80 +168,39 @@ class Headers:
         return Headers._trusted(list(self._items))
 
 
-def _required(headers: Headers, name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        raise ParseError(f"Missing {name}")
-    return value
+def _required(headers: Headers, canon: str) -> str:
+    """The first value of a header the caller names canonically; ParseError when absent."""
+    for key, value in headers._items:
+        if key == canon:
+            return value
+    raise ParseError(f"Missing {canon}")
 
 
-def _call_id(headers: Headers) -> str:
-    value = _required(headers, "Call-ID")
-    if not value or " " in value or "\t" in value:  # word ["@" word], RFC 3261 25.1
-        raise ParseError("Bad Call-ID")
-    return value
-
-
-def _top_via(headers: Headers) -> Via:
-    first = _required(headers, "Via")
-    if "," in first:
-        items = split_header_values(first)
-        if not items:
-            raise ParseError("Bad Via")
-        first = items[0]
-    return Via.parse(first)
-
-
-def _vias(headers: Headers) -> list[Via]:
-    return [Via.parse(value) for value in headers.getall("Via")]
-
-
-def _max_forwards(headers: Headers) -> int | None:
-    value = headers.get("Max-Forwards")
-    if value is None:
+def _optional(parse: Callable[[str], Any], name: str) -> Callable[[Headers], Any]:
+    def read(headers: Headers) -> Any:
+        for key, value in headers._items:
+            if key == name:
+                return parse(value)
         return None
-    value = value.strip()
-    # RFC 3261 20.22: an integer 0-255 (RFC 4475 scalar02 sends 300)
-    if not grammar.DIGITS.fullmatch(value) or len(value) > 5 or int(value) > 255:
-        raise ParseError("Bad Max-Forwards")
-    return int(value)
 
-
-def _expires(headers: Headers) -> int | None:
-    value = headers.get("Expires")
-    return None if value is None else parse_delta(value, "Bad Expires")
-
-
-_CONTENT_TYPE = re.compile(
-    f"\\s*([{grammar.TOKEN_CHARS}]+)\\s*/\\s*([{grammar.TOKEN_CHARS}]+)\\s*(;.*)?", re.S
-)
-
-
-def _content_type(headers: Headers) -> str | None:
-    value = headers.get("Content-Type")
-    if value is None:
-        return None
-    match = _CONTENT_TYPE.fullmatch(value)
-    if match is None:
-        raise ParseError("Bad Content-Type")
-    return f"{match.group(1)}/{match.group(2)}".lower()
+    return read
 
 
 _ACCESSORS: dict[str, Callable[[Headers], Any]] = {
-    "call_id": _call_id,
+    "call_id": lambda h: parse_call_id(_required(h, "Call-ID")),
     "cseq": lambda h: CSeq.parse(_required(h, "CSeq")),
-    "via": _top_via,
-    "vias": _vias,
+    "via": lambda h: parse_top_via(_required(h, "Via")),
+    "vias": lambda h: [Via.parse(value) for value in h.getall("Via")],
     "from_": lambda h: parse_name_addr(_required(h, "From")),
     "to": lambda h: parse_name_addr(_required(h, "To")),
     "from_tag": lambda h: params_of(_required(h, "From")).get("tag"),
     "to_tag": lambda h: params_of(_required(h, "To")).get("tag"),
     "contacts": lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)],
-    "max_forwards": _max_forwards,
-    "expires": _expires,
+    "max_forwards": _optional(parse_max_forwards, "Max-Forwards"),
+    "expires": _optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"),
     "routes": lambda h: [parse_name_addr(v) for v in h.getall("Route")],
     "record_routes": lambda h: [parse_name_addr(v) for v in h.getall("Record-Route")],
-    "content_type": _content_type,
+    "content_type": _optional(parse_content_type, "Content-Type"),
 }
 
 
@@ -293,15 +224,18 @@ class _Message:
 
     @property
     def call_id(self) -> str:
-        return self._typed("call_id")  # type: ignore[no-any-return]
+        value = self.headers._cache.get("call_id")
+        return self._typed("call_id") if value is None else value  # type: ignore[no-any-return]
 
     @property
     def cseq(self) -> CSeq:
-        return self._typed("cseq")  # type: ignore[no-any-return]
+        value = self.headers._cache.get("cseq")
+        return self._typed("cseq") if value is None else value  # type: ignore[no-any-return]
 
     @property
     def via(self) -> Via:
-        return self._typed("via")  # type: ignore[no-any-return]
+        value = self.headers._cache.get("via")
+        return self._typed("via") if value is None else value  # type: ignore[no-any-return]
 
     @property
     def vias(self) -> list[Via]:
@@ -465,7 +399,7 @@ class Request(_Message):
                 if name == "To" and to_tag is not None and self.to_tag is None:
                     value = f"{value};tag={to_tag}"
                 items.append((name, value))
-        items.extend((canonical_name(n), v) for n, v in headers)
+        items.extend(_checked_pair(n, v) for n, v in headers)
         return Response(status, reason, Headers._trusted(items))
 
 
@@ -507,65 +441,89 @@ Message = Request | Response
 # --- parsing and framing (RFC 3261 7, 7.5, 18.3) --------------------------------------------
 
 
-def _parse_start(line: str) -> Request | Response:
-    """Request-Line or Status-Line with single SPs (RFC 3261 25.1; RFC 4475 lwsstart, trws)."""
+_REQUEST_LINE = re.compile(
+    f'([{grammar.TOKEN_CHARS}]+) ([A-Za-z][A-Za-z0-9+.\\-]*:[^\\s<>"]+) SIP/2\\.0'
+)
+_STATUS_LINE = re.compile(r"SIP/2\.0 ([1-9][0-9][0-9])(?: (.*))?", re.S)
+
+
+def _parse_start(line: str, headers: Headers) -> Request | Response:
+    """Request-Line or Status-Line (RFC 3261 7.1, 7.2, 25.1): one regex on the hot path."""
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is not None:
+        request = Request.__new__(Request)
+        request.method, request._uri_text = match.group(1, 2)
+        request._uri, request.headers, request.body = None, headers, b""
+        return request
+    match = _STATUS_LINE.fullmatch(line)
+    if match is not None:
+        return Response(int(match.group(1)), match.group(2) or "", headers)
+    raise _start_line_error(line)
+
+
+def _start_line_error(line: str) -> ParseError:
+    """Name what is wrong with a start line the regexes refused (RFC 4475 3.1.2)."""
     if line.startswith("SIP/"):
         parts = line.split(" ", 2)
         if parts[0] != SIP_VERSION:
-            raise ParseError("Unsupported SIP Version", 505)
-        if len(parts) < 2 or len(parts[1]) != 3 or not parts[1].isdigit() or parts[1] < "100":
-            raise ParseError("Bad Status-Code")
-        return Response(int(parts[1]), parts[2] if len(parts) == 3 else "", Headers._trusted([]))
+            return ParseError("Unsupported SIP Version", 505)
+        return ParseError("Bad Status-Code")
     parts = line.split(" ")
     if len(parts) != 3:
         if len(parts) > 3 and all(parts) and parts[-1] == SIP_VERSION:
-            raise ParseError("Bad Request-URI")
-        raise ParseError("Bad Request-Line")
-    method, uri, version = parts
+            return ParseError("Bad Request-URI")  # LWS inside it (lwsruri)
+        return ParseError("Bad Request-Line")  # extra SP (lwsstart, trws)
+    method, _, version = parts
     if version != SIP_VERSION:
         if version.upper().startswith("SIP/"):
-            raise ParseError("Unsupported SIP Version", 505)
-        raise ParseError("Bad Request-Line")
+            return ParseError("Unsupported SIP Version", 505)
+        return ParseError("Bad Request-Line")
     if not grammar.TOKEN.fullmatch(method):
-        raise ParseError("Bad Method")
-    colon = uri.find(":")
-    if colon < 1 or not grammar.SCHEME.fullmatch(uri[:colon]) or grammar.URI_FORBIDDEN.search(uri):
-        raise ParseError("Bad Request-URI")
-    request = Request.__new__(Request)
-    request.method, request._uri, request._uri_text = method, None, uri
-    request.headers, request.body = Headers._trusted([]), b""
-    return request
-
-
-_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+        return ParseError("Bad Method")
+    return ParseError("Bad Request-URI")
 
 
 def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response, int | None]:
     """Start line and raw headers of `head` (without the blank line); the Content-Length.
 
     Hot path: one decode, one split, one `split(":", 1)` per line and a dict lookup of the
-    raw name; folded lines (RFC 3261 7.3.1) are unfolded first only when present."""
+    raw name. A folded line (RFC 3261 7.3.1) or a name not seen before makes the fast path
+    fail, and `_header_items` redoes the lines one by one."""
     text = head.decode("utf-8", "surrogateescape")
-    if "\n " in text or "\n\t" in text:
-        first = text.find("\n")
-        if text[first + 1 : first + 2] in (" ", "\t"):
-            raise ParseError("Bad header folding")
-        text = _FOLD.sub(" ", text)
     lines = text.split(newline)
     breaks = len(lines) - 1
     if text.count("\n") != breaks or text.count("\r") != (breaks if newline == "\r\n" else 0):
         raise ParseError("Bad line end")  # a lone CR or LF inside a line
-    msg = _parse_start(lines[0])
+    headers = Headers._trusted([])
+    msg = _parse_start(lines[0], headers)
     names = _WIRE_NAMES
     try:
         items = [
-            (names.get(raw) or _checked_name(raw), value.strip())
-            for raw, value in [line.split(":", 1) for line in lines[1:]]
+            (names[raw], value.strip()) for raw, value in [line.split(":", 1) for line in lines[1:]]
         ]
-    except ValueError:
-        raise ParseError("Bad header line") from None
-    msg.headers._items = items
+    except (KeyError, ValueError):
+        items = _header_items(lines)
+    headers._items = items
     return msg, _content_length(items)
+
+
+def _header_items(lines: list[str]) -> list[tuple[str, str]]:
+    """The careful path: unfold continuation lines and check names never seen before."""
+    items: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):
+            if not items:
+                raise ParseError("Bad header folding")
+            name, value = items[-1]
+            more = line.strip()
+            items[-1] = (name, f"{value} {more}" if value and more else value or more)
+            continue
+        raw, colon, value = line.partition(":")
+        if not colon:
+            raise ParseError("Bad header line")
+        name = _WIRE_NAMES.get(raw) or _checked_name(raw)
+        items.append((name, value.strip()))
+    return items
 
 
 def _checked_name(raw: str) -> str:
@@ -580,8 +538,8 @@ def _checked_name(raw: str) -> str:
 
 # Header names as written on the wire (already checked to be tokens) -> canonical name.
 _WIRE_NAMES: dict[str, str] = (
-    {name: name for name in _KNOWN_NAMES}
-    | {name.lower(): name for name in _KNOWN_NAMES}
+    {name: name for name in grammar.KNOWN_NAMES}
+    | {name.lower(): name for name in grammar.KNOWN_NAMES}
     | COMPACT_FORMS
     | {k.upper(): v for k, v in COMPACT_FORMS.items()}
 )

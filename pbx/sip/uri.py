@@ -285,16 +285,15 @@ def format_header_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 
+_QUOTED = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
 def scan_quoted(text: str, start: int) -> int:
     """Index just past the quoted-string opening at text[start] (RFC 3261 25.1 quoted-pair)."""
-    i = start + 1
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            return i + 1
-        i += 2 if ch == "\\" else 1
-    raise ParseError("Unterminated quoted string")
+    match = _QUOTED.match(text, start)
+    if match is None:
+        raise ParseError("Unterminated quoted string")
+    return match.end()
 
 
 def unquote(text: str) -> str:
@@ -310,24 +309,6 @@ def unquote(text: str) -> str:
         out.append(body[i])
         i += 1
     return "".join(out)
-
-
-def split_semicolons(text: str) -> list[str]:
-    """Split on ';' outside quoted strings."""
-    if '"' not in text:
-        return text.split(";")
-    items, start, i, n = [], 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            i = scan_quoted(text, i)
-            continue
-        if ch == ";":
-            items.append(text[start:i])
-            start = i + 1
-        i += 1
-    items.append(text[start:])
-    return items
 
 
 _T = grammar.TOKEN_CHARS

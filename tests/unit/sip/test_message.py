@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbx.sip.errors import ParseError
+from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.headers import CSeq
 from pbx.sip.message import (
     REASON_PHRASES,
@@ -287,3 +287,35 @@ def test_to_dict() -> None:
     assert binary["body"] == "/wA=" and binary["body_encoding"] == "base64"
     assert binary["status"] == 200 and binary["reason"] == "OK"
     assert "Bad CSeq" in binary["errors"] and binary["parsed"]["cseq"] is None
+
+
+def test_header_injection_is_refused() -> None:
+    headers = Headers()
+    with pytest.raises(LocalProtocolError):
+        headers.add("Subject", "hi\r\nVia: SIP/2.0/UDP evil")
+    with pytest.raises(LocalProtocolError):
+        headers.set("Subject", "hi\nthere")
+    with pytest.raises(LocalProtocolError):
+        headers.add("Bad Name", "x")
+    with pytest.raises(LocalProtocolError):
+        Headers([("X-A:", "1")])
+    request = parse_message(INVITE)
+    assert isinstance(request, Request)
+    with pytest.raises(LocalProtocolError):
+        request.make_response(200, headers=[("Contact", "<sip:a@h>\r\nX: y")])
+    assert len(headers) == 0
+
+
+@pytest.mark.parametrize("odd", [b"Subject: a\rb", b"Subject: a\nb", b"Sub\rject: a"])
+def test_lone_cr_or_lf_in_a_line_is_rejected(odd: bytes) -> None:
+    with pytest.raises(ParseError, match="Bad line end"):
+        parse_message(b"OPTIONS sip:a@b SIP/2.0\r\n" + odd + b"\r\nl: 0\r\n\r\n")
+
+
+def test_unknown_names_are_learned_and_checked() -> None:
+    first = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nX-Never-Seen-Yet : 1\r\nl: 0\r\n\r\n")
+    again = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nX-Never-Seen-Yet : 2\r\nl: 0\r\n\r\n")
+    assert first.headers.get("x-never-seen-yet") == "1"
+    assert list(again.headers)[0] == ("X-Never-Seen-Yet", "2")
+    with pytest.raises(ParseError, match="Bad header line"):
+        parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nX<Y: 2\r\n\r\n")
