@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,6 @@ from tests.bench.rows import Row
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-GEN_BASE = 21000  # up to 3,200 phones: 21000-24199, below the ephemeral range
 GOAL_CALLS = 600
 LOSS_LIMIT = 0.001
 HISTOGRAM_TOP_US = 100000  # relay_load.c's latency histogram ends at 100 ms
@@ -60,44 +60,70 @@ def _pin(cpu: int) -> Any:
     return pin
 
 
-def generate(load: Path, calls: int, targets: list[int], seconds: float) -> dict[str, Any]:
-    """Run the C load generator once against `targets`; its JSON summary."""
-    args = [str(load), "-n", str(calls), "-b", str(GEN_BASE), "-d", str(seconds), "-w", "1"]
-    done = subprocess.run(
+def generate(
+    load: Path, calls: int, seconds: float, targets_for: Callable[[list[int]], list[int]]
+) -> dict[str, Any]:
+    """Run the C load generator once; `targets_for(phone ports)` sets the relay up.
+
+    The generator binds its phones on ports the kernel picks (so it never
+    collides with other software on the host), prints them, and waits for
+    the ports to send to; the result is its JSON summary.
+    """
+    args = [str(load), "-n", str(calls), "-d", str(seconds), "-w", "1"]
+    proc = subprocess.Popen(
         args,
-        input=" ".join(map(str, targets)).encode(),
-        capture_output=True,
-        timeout=seconds + 15,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         preexec_fn=_pin(LOAD_CPU),
-        check=False,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"relay_load failed: {done.stderr.decode().strip()}")
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    watchdog = threading.Timer(seconds + 90, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        words = proc.stdout.readline().split()
+        if not words or words[0] != b"ports":
+            raise RuntimeError(f"relay_load failed: {proc.communicate()[1].decode().strip()}")
+        targets = targets_for([int(word) for word in words[1:]])
+        out, err = proc.communicate(" ".join(map(str, targets)).encode(), timeout=seconds + 15)
+        if proc.returncode != 0:
+            raise RuntimeError(f"relay_load failed: {err.decode().strip()}")
+        return json.loads(out)  # type: ignore[no-any-return]
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def direct_step(load: Path, calls: int, seconds: float) -> dict[str, Any]:
     """The generator's phones send straight to each other: the loopback baseline."""
-    return generate(load, calls, [GEN_BASE + (k ^ 1) for k in range(2 * calls)], seconds)
+    return generate(load, calls, seconds, lambda ports: [ports[k ^ 1] for k in range(len(ports))])
 
 
 def relay_step(load: Path, calls: int, seconds: float) -> dict[str, Any]:
     """N calls through DeskPBX's relay in its own pinned process."""
-    command = [sys.executable, "-m", "tests.bench.relay_server"]
-    command += ["--calls", str(calls), "--gen-base", str(GEN_BASE), "--cpu", str(RELAY_CPU)]
+    command = [sys.executable, "-m", "tests.bench.relay_server", "--cpu", str(RELAY_CPU)]
     proc = subprocess.Popen(
         command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    watchdog = threading.Timer(seconds + 60, proc.kill)
+    watchdog = threading.Timer(seconds + 90, proc.kill)
     watchdog.start()
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        line = proc.stdout.readline()
+    assert proc.stdout is not None and proc.stdin is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def open_calls(phones: list[int]) -> list[int]:
+        stdin.write(json.dumps(phones).encode() + b"\n")
+        stdin.flush()
+        line = stdout.readline()
         if not line:
-            raise RuntimeError(f"relay_server failed: {proc.stderr.read().decode()[-800:]}")
-        result = generate(load, calls, json.loads(line)["targets"], seconds)
-        proc.stdin.close()
-        result["relay"] = totals = json.loads(proc.stdout.readline() or b"{}")
+            raise RuntimeError(f"relay_server failed: {proc.communicate()[1].decode()[-800:]}")
+        return list(json.loads(line)["targets"])
+
+    try:
+        result = generate(load, calls, seconds, open_calls)
+        stdin.close()
+        result["relay"] = totals = json.loads(stdout.readline() or b"{}")
         proc.wait(timeout=15)
         result["per_core"] = totals["packets_out"] / max(totals["cpu_seconds"], 1e-6)
         return result
@@ -111,10 +137,15 @@ def relay_step(load: Path, calls: int, seconds: float) -> dict[str, Any]:
 def rtpengine_step(load: Path, calls: int, seconds: float) -> dict[str, Any]:
     """N calls through rtpengine (userspace, one CPU), set up with ng offer/answer."""
     with relay_rtpengine.RtpEngine(cpu=RELAY_CPU) as engine:
-        targets = engine.open_calls(calls, GEN_BASE)
-        before = engine.cpu_seconds()
-        result = generate(load, calls, targets, seconds)
-        result["per_core"] = result["received_all"] / max(engine.cpu_seconds() - before, 1e-6)
+        cpu: list[float] = []
+
+        def open_calls(phones: list[int]) -> list[int]:
+            targets = engine.open_calls(phones)
+            cpu.append(engine.cpu_seconds())
+            return targets
+
+        result = generate(load, calls, seconds, open_calls)
+        result["per_core"] = result["received_all"] / max(engine.cpu_seconds() - cpu[0], 1e-6)
         return result
 
 

@@ -1,10 +1,11 @@
 /*
  * relay_load: paced G.711-sized RTP load for the DeskPBX relay benchmark.
  *
- * Opens 2*N UDP sockets on 127.0.0.1, bound to BASE+k (socket 2i is phone A
- * of call i, socket 2i+1 is phone B). Socket k sends RTP to 127.0.0.1:target[k]
- * (target ports are read from stdin, 2*N whitespace-separated integers) at
- * RATE packets/s, all streams evenly interleaved. Each packet carries, after
+ * Opens 2*N UDP sockets on 127.0.0.1 on ports the kernel picks (socket 2i is
+ * phone A of call i, socket 2i+1 is phone B) and prints them as one line,
+ * "ports P0 P1 ...", so the relay under test can be told where the phones
+ * are. Then it reads 2*N target ports from stdin; socket k sends RTP to
+ * 127.0.0.1:target[k] at RATE packets/s, all streams evenly interleaved. Each packet carries, after
  * its 12-byte RTP header, the CLOCK_MONOTONIC send time (ns) and the sending
  * socket's index; the receiver checks that a packet arriving on socket k came
  * from socket k^1 (its call partner) and records the one-way latency in a
@@ -14,7 +15,7 @@
  * (latching, learning). Sending stops after DURATION seconds; receiving goes
  * on for DRAIN ms. One JSON line goes to stdout. Every loop is bounded by the
  * duration. Usage:
- *   relay_load -n CALLS -b BASE [-d DURATION_S] [-w WARMUP_S] [-r RATE] [-s SIZE]
+ *   relay_load -n CALLS [-d DURATION_S] [-w WARMUP_S] [-r RATE] [-s SIZE]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -52,21 +53,20 @@ static double percentile(uint64_t total, double q) {
 }
 
 int main(int argc, char **argv) {
-    int calls = 0, base = 0, rate = 50, size = 172, opt;
+    int calls = 0, rate = 50, size = 172, opt;
     double duration = 5.0, warmup = 1.0, drain = 0.3;
-    while ((opt = getopt(argc, argv, "n:b:d:w:r:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:w:r:s:")) != -1) {
         switch (opt) {
         case 'n': calls = atoi(optarg); break;
-        case 'b': base = atoi(optarg); break;
         case 'd': duration = atof(optarg); break;
         case 'w': warmup = atof(optarg); break;
         case 'r': rate = atoi(optarg); break;
         case 's': size = atoi(optarg); break;
-        default: fprintf(stderr, "usage: relay_load -n CALLS -b BASE [-d S] [-w S] [-r PPS] [-s BYTES]\n"); return 2;
+        default: fprintf(stderr, "usage: relay_load -n CALLS [-d S] [-w S] [-r PPS] [-s BYTES]\n"); return 2;
         }
     }
-    if (calls <= 0 || base <= 0 || size < 24 || size > MAX_SIZE || rate <= 0) {
-        fprintf(stderr, "relay_load: need -n > 0, -b > 0, 24 <= -s <= %d, -r > 0\n", MAX_SIZE);
+    if (calls <= 0 || size < 24 || size > MAX_SIZE || rate <= 0) {
+        fprintf(stderr, "relay_load: need -n > 0, 24 <= -s <= %d, -r > 0\n", MAX_SIZE);
         return 2;
     }
     int streams = 2 * calls;
@@ -74,6 +74,26 @@ int main(int argc, char **argv) {
     struct sockaddr_in *targets = calloc(streams, sizeof(struct sockaddr_in));
     uint16_t *seqs = calloc(streams, sizeof(uint16_t));
     int ep = epoll_create1(0);
+    printf("ports");
+    for (int k = 0; k < streams; k++) {
+        struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = 0};
+        me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof me;
+        fds[k] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        if (fds[k] < 0 || bind(fds[k], (struct sockaddr *)&me, sizeof me) != 0 ||
+            getsockname(fds[k], (struct sockaddr *)&me, &len) != 0) {
+            fprintf(stderr, "relay_load: socket %d: %s\n", k, strerror(errno));
+            return 1;
+        }
+        printf(" %d", ntohs(me.sin_port));
+        int buffer = 1 << 20; /* ride out scheduling gaps when other work shares the core */
+        if (setsockopt(fds[k], SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
+            setsockopt(fds[k], SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)k};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[k], &ev);
+    }
+    printf("\n");
+    fflush(stdout);
     for (int k = 0; k < streams; k++) {
         int port;
         if (scanf("%d", &port) != 1) {
@@ -83,18 +103,6 @@ int main(int argc, char **argv) {
         targets[k].sin_family = AF_INET;
         targets[k].sin_port = htons((uint16_t)port);
         targets[k].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[k] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-        struct sockaddr_in me = targets[k];
-        me.sin_port = htons((uint16_t)(base + k));
-        if (fds[k] < 0 || bind(fds[k], (struct sockaddr *)&me, sizeof me) != 0) {
-            fprintf(stderr, "relay_load: bind 127.0.0.1:%d: %s\n", base + k, strerror(errno));
-            return 1;
-        }
-        int buffer = 1 << 20; /* ride out scheduling gaps when other work shares the core */
-        if (setsockopt(fds[k], SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
-            setsockopt(fds[k], SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)k};
-        epoll_ctl(ep, EPOLL_CTL_ADD, fds[k], &ev);
     }
 
     unsigned char packet[MAX_SIZE];

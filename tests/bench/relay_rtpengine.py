@@ -147,18 +147,15 @@ class RtpEngine:
                 reply, _ = bdecode(body)
                 return reply  # type: ignore[no-any-return]
 
-    def open_calls(self, calls: int, gen_base: int) -> list[int]:
-        """Create `calls` calls; return the port each generator socket must send to."""
+    def open_calls(self, phones: list[int]) -> list[int]:
+        """One call per pair of phone ports (A, B); the port each phone must send to."""
         targets: list[int] = []
-        for i in range(calls):
-            call_id = f"bench-{i}-{time.monotonic_ns()}"
-            offer = self._sdp_port(
-                {"command": "offer", "call-id": call_id, "from-tag": f"a{i}"},
-                _sdp(gen_base + 2 * i),
-            )
+        for i in range(0, len(phones), 2):
+            call_id = f"bench-{i // 2}-{time.monotonic_ns()}"
+            tags = {"call-id": call_id, "from-tag": f"a{i}"}
+            offer = self._sdp_port({"command": "offer", **tags}, _sdp(phones[i]))
             answer = self._sdp_port(
-                {"command": "answer", "call-id": call_id, "from-tag": f"a{i}", "to-tag": f"b{i}"},
-                _sdp(gen_base + 2 * i + 1),
+                {"command": "answer", **tags, "to-tag": f"b{i}"}, _sdp(phones[i + 1])
             )
             targets += [answer, offer]  # A sends where B's answer points, B where the offer does
         return targets

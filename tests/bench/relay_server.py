@@ -1,9 +1,10 @@
 """DeskPBX's RTP relay in a process of its own, for bench_relay.
 
-`python -m tests.bench.relay_server --calls N --gen-base G` pins itself to one
-CPU, opens N relay sessions whose leg A points at the load generator's port
-G+2i and leg B at G+2i+1 (as the B2BUA would from SDP), prints one JSON line
-`{"targets": [...]}` (the relay port each generator socket sends to), relays
+`python -m tests.bench.relay_server` pins itself to one CPU, reads one JSON
+line from stdin, the load generator's phone ports [A0, B0, A1, B1, ...], opens
+one relay session per call whose legs point at those ports (as the B2BUA would
+from SDP), prints one JSON line `{"targets": [...]}` (the relay port each
+phone sends to), relays
 until stdin closes, then prints the summed relay counters and the CPU seconds
 the process used meanwhile as a JSON line.
 """
@@ -36,15 +37,17 @@ async def serve(args: argparse.Namespace) -> dict[str, float]:
     relay = Relay(PortAllocator(args.low, args.high), bind_v4="127.0.0.1")
     sessions: list[RelaySession] = []
     targets: list[int] = []
-    for i in range(args.calls):
-        session = await relay.open_session(f"bench-{i}")
-        session.set_remote(Leg.A, "127.0.0.1", args.gen_base + 2 * i)
-        session.set_remote(Leg.B, "127.0.0.1", args.gen_base + 2 * i + 1)
+    loop = asyncio.get_running_loop()
+    phones = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+    for i in range(0, len(phones), 2):
+        session = await relay.open_session(f"bench-{i // 2}")
+        session.set_remote(Leg.A, "127.0.0.1", phones[i])
+        session.set_remote(Leg.B, "127.0.0.1", phones[i + 1])
         targets += [session.local(Leg.A).rtp, session.local(Leg.B).rtp]
         sessions.append(session)
     print(json.dumps({"targets": targets}), flush=True)
     cpu_before = time.process_time()
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await loop.run_in_executor(None, sys.stdin.read)
     cpu_seconds = time.process_time() - cpu_before
     totals: dict[str, float] = {"packets_in": 0, "packets_out": 0, "dropped": 0, "rejected": 0}
     totals["cpu_seconds"] = cpu_seconds
@@ -62,8 +65,6 @@ async def serve(args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.relay_server")
-    parser.add_argument("--calls", type=int, required=True)
-    parser.add_argument("--gen-base", type=int, required=True)
     parser.add_argument("--low", type=int, default=50000)
     parser.add_argument("--high", type=int, default=57999)
     parser.add_argument("--cpu", type=int, default=0)
