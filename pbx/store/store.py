@@ -27,7 +27,9 @@ from typing import Any
 import sqlite_utils
 
 from pbx.sip.digest import compute_ha1
+from pbx.store.api import ApiQueries
 from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
+from pbx.store.recordings import RecordingQueries
 from pbx.store.rows import (
     BINDING_COLUMNS,
     Binding,
@@ -41,6 +43,7 @@ from pbx.store.rows import (
     validate_password,
 )
 from pbx.store.schema import DB_FILENAME, connect
+from pbx.store.trunks import TrunkQueries
 
 DEFAULT_REALM = "deskpbx"
 REALM_KEY = "sip_realm"
@@ -62,7 +65,7 @@ _COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-class Store:
+class Store(TrunkQueries, RecordingQueries, ApiQueries):
     """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing)."""
 
     def __init__(self, path: Path | str) -> None:

@@ -88,7 +88,7 @@ def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
         assert store.nonce_secret == secret
         assert [e.number for e in store.list_extensions()] == ["201"]
     versions = _raw(tmp_path / DB_FILENAME, "SELECT version FROM schema_version")
-    assert versions == [(SCHEMA_VERSION,)]
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # each ran once
 
 
 def test_newer_schema_is_refused_with_upgrade_hint(tmp_path: Path) -> None:
