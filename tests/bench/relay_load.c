@@ -9,7 +9,10 @@
  * its 12-byte RTP header, the CLOCK_MONOTONIC send time (ns) and the sending
  * socket's index; the receiver checks that a packet arriving on socket k came
  * from socket k^1 (its call partner) and records the one-way latency in a
- * 1-microsecond histogram.
+ * 1-microsecond histogram. Latency ends at the kernel's receive timestamp
+ * (SO_TIMESTAMPNS, CLOCK_REALTIME, so the send stamp uses that clock too):
+ * when the generator itself is late to read, that does not count against
+ * the relay.
  *
  * Packets sent during the first WARMUP seconds are neither counted nor timed
  * (latching, learning). Sending stops after DURATION seconds; receiving goes
@@ -38,6 +41,12 @@
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -89,6 +98,8 @@ int main(int argc, char **argv) {
         int buffer = 1 << 20; /* ride out scheduling gaps when other work shares the core */
         if (setsockopt(fds[k], SOL_SOCKET, SO_RCVBUFFORCE, &buffer, sizeof buffer) != 0)
             setsockopt(fds[k], SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+        int on = 1;
+        setsockopt(fds[k], SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)k};
         epoll_ctl(ep, EPOLL_CTL_ADD, fds[k], &ev);
     }
@@ -112,17 +123,21 @@ int main(int argc, char **argv) {
     static unsigned char rbuf[BATCH][MAX_SIZE];
     struct mmsghdr msgs[BATCH];
     struct iovec iovs[BATCH];
+    static char controls[BATCH][CMSG_SPACE(sizeof(struct timespec))];
     for (int i = 0; i < BATCH; i++) {
         iovs[i].iov_base = rbuf[i];
         iovs[i].iov_len = MAX_SIZE;
         memset(&msgs[i], 0, sizeof msgs[i]);
         msgs[i].msg_hdr.msg_iov = &iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_control = controls[i];
+        msgs[i].msg_hdr.msg_controllen = sizeof controls[i];
     }
 
     uint64_t start = now_ns() + 20000000ull;
     uint64_t gap = (uint64_t)(1e9 / rate / streams);
     uint64_t warm_end = start + (uint64_t)(warmup * 1e9);
+    uint64_t wall_warm_end = wall_ns() + (warm_end - now_ns()); /* the same instant, wall clock */
     uint64_t send_end = start + (uint64_t)(duration * 1e9);
     uint64_t stop = send_end + (uint64_t)(drain * 1e9);
     uint64_t next = 0, sent = 0, received = 0, misrouted = 0, send_errors = 0, late = 0;
@@ -144,12 +159,12 @@ int main(int argc, char **argv) {
             packet[2] = seq >> 8; packet[3] = seq & 0xff;
             packet[4] = ts >> 24; packet[5] = ts >> 16; packet[6] = ts >> 8; packet[7] = ts;
             packet[8] = ssrc >> 24; packet[9] = ssrc >> 16; packet[10] = ssrc >> 8; packet[11] = ssrc;
-            uint64_t stamp = now_ns();
+            uint64_t stamp = wall_ns();
             memcpy(packet + 12, &stamp, 8);
             memcpy(packet + 20, &ssrc, 4);
             if (sendto(fds[k], packet, (size_t)size, 0, (struct sockaddr *)&targets[k], sizeof targets[k]) < 0)
                 send_errors++;
-            else if (stamp >= warm_end)
+            else if (stamp >= wall_warm_end)
                 sent++;
             next++;
         }
@@ -164,20 +179,29 @@ int main(int argc, char **argv) {
         int ready = epoll_pwait2(ep, events, 256, &tmo, NULL);
         for (int e = 0; e < ready; e++) {
             int k = (int)events[e].data.u32;
+            for (int m = 0; m < BATCH; m++) msgs[m].msg_hdr.msg_controllen = sizeof controls[m];
             int got = recvmmsg(fds[k], msgs, BATCH, MSG_DONTWAIT, NULL);
             if (got <= 0) continue;
-            uint64_t arrival = now_ns();
+            uint64_t fallback = wall_ns();
             for (int m = 0; m < got; m++) {
-                uint64_t stamp;
+                uint64_t stamp, arrival = fallback;
                 uint32_t from;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+                for (; c != NULL; c = CMSG_NXTHDR(&msgs[m].msg_hdr, c)) {
+                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                        struct timespec ts;
+                        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                        arrival = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+                    }
+                }
                 if (msgs[m].msg_len < 24) { misrouted++; continue; }
                 memcpy(&stamp, rbuf[m] + 12, 8);
                 memcpy(&from, rbuf[m] + 20, 4);
                 if ((int)from != (k ^ 1)) { misrouted++; continue; }
                 received_all++;
-                if (stamp < warm_end) continue;
+                if (stamp < wall_warm_end) continue;
                 received++;
-                uint64_t us = (arrival - stamp) / 1000ull;
+                uint64_t us = arrival > stamp ? (arrival - stamp) / 1000ull : 0;
                 hist[us > HIST_US ? HIST_US : us]++;
                 timed++;
             }
