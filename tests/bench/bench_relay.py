@@ -208,7 +208,8 @@ def relay_rows(
     lag = "; load generator lagged (CPU shared with other work): figures pessimistic"
     return [
         Row("relay max calls, <0.1 % loss", calls, "calls", ">= 600", calls >= 600,
-            f"{loop}, relay on CPU {RELAY_CPU}, load on CPU {LOAD_CPU}", COMMAND),
+            f"{loop}, relay on CPU {RELAY_CPU}, load on CPU {LOAD_CPU}; "
+            f"host load average {os.getloadavg()[0]:.1f} at the end", COMMAND),
         Row("relay packets/s at max calls", pps, "pkt/s", ">= 60,000", pps >= 60000,
             "172-byte RTP, both directions", COMMAND),
         Row("relay loss at 600 calls", 100 * at_goal["loss"], "%", "< 0.1 %",
