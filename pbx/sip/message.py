@@ -354,6 +354,8 @@ class Request(_Message):
         headers: Headers | Iterable[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
+        if not grammar.TOKEN.fullmatch(method):
+            raise LocalProtocolError(f"bad method {method!r}")
         self.method = method
         self.uri = uri  # type: ignore[assignment]
         self.headers = _as_headers(headers)
@@ -367,10 +369,10 @@ class Request(_Message):
 
     @uri.setter
     def uri(self, value: str | Uri) -> None:
-        if isinstance(value, str):
-            self._uri, self._uri_text = None, value
-        else:
-            self._uri, self._uri_text = value, str(value)
+        text = value if isinstance(value, str) else str(value)
+        if not text or grammar.URI_FORBIDDEN.search(text):
+            raise LocalProtocolError(f"bad Request-URI {text!r}")
+        self._uri, self._uri_text = (None if isinstance(value, str) else value), text
 
     def start_line(self) -> str:
         return f"{self.method} {self._uri_text} {SIP_VERSION}"
@@ -419,6 +421,10 @@ class Response(_Message):
         headers: Headers | Iterable[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
+        if not 100 <= status <= 999:
+            raise LocalProtocolError(f"bad status code {status!r}")
+        if reason is not None and ("\r" in reason or "\n" in reason):
+            raise LocalProtocolError("CR or LF in a reason phrase")
         self.status = status
         self.reason = REASON_PHRASES.get(status, "") if reason is None else reason
         self.headers = _as_headers(headers)

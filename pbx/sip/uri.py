@@ -125,11 +125,11 @@ class SipUri:
         headers must all match."""
         if not isinstance(other, SipUri):
             return NotImplemented
-        if (self.scheme, self.user, self.password, self.host, self.port) != (
+        if (self.scheme, self.user, self.password, self.host.lower(), self.port) != (
             other.scheme,
             other.user,
             other.password,
-            other.host,
+            other.host.lower(),
             other.port,
         ):
             return False
@@ -146,7 +146,7 @@ class SipUri:
         return mine_h == theirs_h
 
     def __hash__(self) -> int:
-        return hash((self.scheme, self.user, self.host, self.port))
+        return hash((self.scheme, self.user, self.host.lower(), self.port))
 
 
 _MUST_MATCH_PARAMS = frozenset({"user", "ttl", "method", "maddr", "transport"})
@@ -313,9 +313,12 @@ def unquote(text: str) -> str:
 
 _T = grammar.TOKEN_CHARS
 # generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted-string (25.1)
+# gen-value = token / host / quoted-string; a bare IPv6address is accepted too because
+# Via received and maddr carry one unbracketed (RFC 3261 20.42, RFC 5118 4.5).
 GENERIC_PARAM = (
     f"[ \\t]*;[ \\t]*([{_T}]+)"
-    f'(?:[ \\t]*=[ \\t]*([{_T}]+|\\[[0-9A-Fa-f:.]+\\]|"(?:[^"\\\\]|\\\\.)*"))?'
+    f"(?:[ \\t]*=[ \\t]*([0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?=[ \\t]*(?:;|$))"
+    f'|[{_T}]+|\\[[0-9A-Fa-f:.]+\\]|"[^"\\\\]*(?:\\\\.[^"\\\\]*)*"))?'
 )
 _PARAMS_FULL = re.compile(f"(?:{GENERIC_PARAM})*[ \\t]*")
 PARAM = re.compile(GENERIC_PARAM)

@@ -127,3 +127,12 @@ def test_split_header_values() -> None:
         split_header_values('"open, <sip:a@h>')
     with pytest.raises(ParseError, match="Unterminated <"):
         split_header_values('"x" <sip:a@h, b')
+
+
+def test_via_with_bare_ipv6_received() -> None:
+    via = Via.parse("SIP/2.0/UDP [2001:db8::1]:5060;received=2001:db8::2;rport=9;branch=z9hG4bKv6")
+    assert (via.received, via.rport, via.branch) == ("2001:db8::2", 9, "z9hG4bKv6")
+    assert via.sent_by == ("[2001:db8::1]", 5060)
+    assert Via.parse(str(via)) == via
+    with pytest.raises(ParseError):
+        Via.parse("SIP/2.0/UDP h;received=1:2")

@@ -319,3 +319,14 @@ def test_unknown_names_are_learned_and_checked() -> None:
     assert list(again.headers)[0] == ("X-Never-Seen-Yet", "2")
     with pytest.raises(ParseError, match="Bad header line"):
         parse_message(b"OPTIONS sip:a@b SIP/2.0\r\nX<Y: 2\r\n\r\n")
+
+
+def test_constructors_refuse_what_cannot_be_sent() -> None:
+    with pytest.raises(LocalProtocolError):
+        Request("IN VITE", "sip:a@h")
+    with pytest.raises(LocalProtocolError):
+        Request("INVITE", "sip:a@h SIP/2.0\r\nX: y")
+    with pytest.raises(LocalProtocolError):
+        Response(42)
+    with pytest.raises(LocalProtocolError):
+        Response(200, "OK\r\nX: y")
