@@ -43,7 +43,7 @@ def _stepper(
         time.sleep(SETTLE_S)  # let the previous step's stragglers drain
         return load.run_sipp(
             SCENARIO, child.address, rate=rate, calls=max(1, int(rate * seconds)),
-            inject=inject, workdir=workdir, cores=cores, timeout_s=10,
+            inject=inject, workdir=workdir, cores=cores, timeout_s=10, server=child,
         )  # fmt: skip
 
     return step
@@ -86,10 +86,44 @@ def _figure(search: load.Search) -> tuple[float, str]:
     if best is None:
         return 0.0, "no clean step; " + search.summary()
     retrans = sum(s.retransmissions for s in [best, *search.confirmations])
+    cpu = load.cpu_note(best, "registration")
     return best.achieved, (
         f"= {2 * best.achieved:,.0f} REGISTER requests/s; best of {best.calls} calls at "
-        f"{best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; {search.summary()}"
+        f"{best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; "
+        f"{cpu + '; ' if cpu else ''}{search.summary()}"
     )
+
+
+def _pbx_rows(
+    workdir: Path, extensions: list[str], inject: Path, quick: bool, cores: set[int] | None
+) -> tuple[float, list[Row]]:
+    """The headline DeskPBX row, plus one row per what-if tweak asked for (none by default)."""
+    machine = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start"
+    one = "1 registration = REGISTER, 401, REGISTER+auth, 200 (MD5 qop=auth, 1,000 users)"
+    search, spots = _measure(
+        "deskpbx", lambda: load.start_pbx(workdir, extensions, cores=cores),
+        inject, workdir, quick=quick, start=150.0, profile=True,
+    )  # fmt: skip
+    rate, note = _figure(search)
+    hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
+    rows = [
+        Row("register: DeskPBX authenticated registrations", rate, "reg/s",
+            f">= {GOAL_PER_S:,.0f} reg/s", rate >= GOAL_PER_S,
+            f"{one} {note}; {machine}{hot}", COMMAND),
+    ]  # fmt: skip
+    for tweak in load.what_ifs_requested():
+        tweak_search, _ = _measure(
+            f"deskpbx-{tweak}",
+            lambda tweak=tweak: load.start_pbx(  # type: ignore[misc]
+                workdir / tweak, extensions, cores=cores, what_if=(tweak,)
+            ),
+            inject, workdir, quick=quick, start=150.0, profile=False,
+        )  # fmt: skip
+        tweak_rate, tweak_note = _figure(tweak_search)
+        rows.append(Row(f"register: what-if DeskPBX + {tweak}", tweak_rate, "reg/s", "", None,
+                        f"not the shipped PBX: {load.WHAT_IFS[tweak][1]}; "
+                        f"{tweak_note}", f"DESKPBX_BENCH_WHAT_IF={tweak} {COMMAND}"))  # fmt: skip
+    return rate, rows
 
 
 def run(quick: bool) -> list[Row]:
@@ -100,14 +134,7 @@ def run(quick: bool) -> list[Row]:
     server_cores, _ = load.cpu_split()
     extensions = load.users(EXTENSIONS)
     inject = load.auth_csv(workdir, [[user, load.auth_field(user)] for user in extensions])
-    machine = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start"
-    one = "1 registration = REGISTER, 401, REGISTER+auth, 200 (MD5 qop=auth, 1,000 users)"
-
-    pbx_search, spots = _measure(
-        "deskpbx", lambda: load.start_pbx(workdir, extensions, cores=server_cores),
-        inject, workdir, quick=quick, start=150.0, profile=True,
-    )  # fmt: skip
-    pbx_rate, pbx_note = _figure(pbx_search)
+    pbx_rate, rows = _pbx_rows(workdir, extensions, inject, quick, server_cores)
 
     binary, kam_setup = load.kamailio_binary()
     kam_rate, kam_note = 0.0, kam_setup or "Kamailio unavailable"
@@ -119,14 +146,12 @@ def run(quick: bool) -> list[Row]:
         kam_rate, kam_note = _figure(kam_search)
         kam_note = f"{kam_setup + '; ' if kam_setup else ''}children=2, auth_db sqlite; {kam_note}"
     ratio = pbx_rate / kam_rate if kam_rate else 0.0
-    hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
     return [
-        Row("register: DeskPBX authenticated registrations", pbx_rate, "reg/s",
-            f">= {GOAL_PER_S:,.0f} reg/s", pbx_rate >= GOAL_PER_S,
-            f"{one} {pbx_note}; {machine}{hot}", COMMAND),
+        rows[0],
         Row("register: Kamailio 5.6 authenticated registrations", kam_rate, "reg/s", "peer", None,
             kam_note, COMMAND),
         Row("register: DeskPBX / Kamailio", ratio, "x", f">= {GOAL_RATIO}x",
             ratio >= GOAL_RATIO if kam_rate else None,
             "same run, same SIPp scenario and users", COMMAND),
+        *rows[1:],
     ]  # fmt: skip

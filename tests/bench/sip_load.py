@@ -37,6 +37,7 @@ KAMAILIO_TEMPLATE = Path(__file__).resolve().parent / "kamailio" / "kamailio.cfg
 KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 SIPP = shutil.which("sipp")
 KEEP_PACE = 0.9  # a clean step completes calls at >= 90 % of the offered rate
+SIPP_SOCKET_BUFFER = 4 * 1024 * 1024  # bytes; SIPp's 64 KiB default drops datagrams in bursts
 
 
 def password(user: str) -> str:
@@ -92,8 +93,30 @@ class Child:
                 self.proc.kill()
                 self.proc.wait(5)
 
+    def cpu_seconds(self) -> float:
+        """User+system CPU time of the process and its direct children (Kamailio's workers),
+        from /proc; 0.0 where there is no /proc."""
+        pids = [self.proc.pid]
+        try:
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit() and _stat(entry.name)[1] == self.proc.pid:
+                    pids.append(int(entry.name))
+        except OSError:
+            return 0.0
+        return sum(_stat(str(pid))[0] for pid in pids)
+
     def tail(self, chars: int = 2000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def _stat(pid: str) -> tuple[float, int]:
+    """(CPU seconds, parent pid) of a process from /proc/PID/stat; (0, 0) if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0, 0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, int(fields[1])
 
 
 def _options(port: int, call_id: str) -> bytes:
@@ -127,10 +150,12 @@ def wait_sip_ready(child: Child, timeout: float = 20.0) -> None:
 
 def _spawn(name: str, args: list[str], workdir: Path, port: int, cores: set[int] | None) -> Child:
     log = workdir / f"{name}.log"
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
+            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": path},
+        )  # fmt: skip
     pin(proc.pid, cores)
     return Child(name, proc, port, log, workdir)
 
@@ -148,12 +173,16 @@ def running(child_factory: Callable[[], Child]) -> Iterator[Child]:
 # -- DeskPBX -----------------------------------------------------------------------------------
 
 
-def pbx_command(data_dir: Path, port: int, rtp_ports: str, profile: Path | None) -> list[str]:
-    runner = [sys.executable]
-    if profile is not None:
-        runner += ["-m", "cProfile", "-o", str(profile)]
+def pbx_command(
+    data_dir: Path, port: int, rtp_ports: str, what_if: tuple[str, ...] = ()
+) -> list[str]:
+    """`python -m pbx.cli serve ...`; with `what_if` tweaks, the same PBX started through this
+    module's what-if runner (see WHAT_IFS)."""
+    runner = [sys.executable, "-m", "pbx.cli"]
+    if what_if:
+        runner = [sys.executable, "-m", "tests.bench.sip_load", ",".join(what_if)]
     return [
-        *runner, "-m", "pbx.cli", "--data-dir", str(data_dir), "serve",
+        *runner, "--data-dir", str(data_dir), "serve",
         "--sip", f"127.0.0.1:{port}", "--rtp-ports", rtp_ports,
         "--auth-algorithms", "MD5", "--qualify-interval", "0",
     ]  # fmt: skip
@@ -164,7 +193,7 @@ def start_pbx(
     extensions: list[str],
     *,
     rtp_ports: str = "20000-29999",
-    profile: Path | None = None,
+    what_if: tuple[str, ...] = (),
     cores: set[int] | None = None,
 ) -> Child:
     """DeskPBX serving `extensions` (password secret-NNNN) on a free UDP port of 127.0.0.1."""
@@ -177,8 +206,62 @@ def start_pbx(
             if store.find_extension(number) is None:
                 store.add_extension(number, password(number), f"Bench {number}")
     port = free_port()
-    args = pbx_command(data_dir, port, rtp_ports, profile)
+    args = pbx_command(data_dir, port, rtp_ports, what_if)
     return _spawn("deskpbx", args, workdir, port, cores)
+
+
+# -- what-if runs: the shipped PBX with one change applied at start-up, to put a number on a
+# suggested change before anyone makes it. Never used for the headline figures.
+
+WHAT_IF_RCVBUF = 4 * 1024 * 1024
+
+
+def _what_if_sync_normal() -> None:
+    """PRAGMA synchronous=NORMAL: in WAL mode a COMMIT no longer waits for fsync (the WAL is
+    synced at checkpoints); a power cut may lose the last commits, never corrupt the file."""
+    from pbx.store import schema, store
+
+    original = schema.connect
+
+    def connect(path: Path) -> sqlite3.Connection:
+        conn = original(path)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    schema.connect = connect  # type: ignore[assignment]
+    store.connect = connect  # type: ignore[attr-defined]
+
+
+def _what_if_rcvbuf() -> None:
+    """SO_RCVBUF of 4 MiB on the SIP UDP sockets (Linux caps it at net.core.rmem_max), so a
+    burst that arrives while the loop is busy waits in the kernel instead of being dropped."""
+    from pbx.net import udp
+
+    original = udp.UdpListener.connection_made
+
+    def connection_made(self: udp.UdpListener, transport: object) -> None:
+        sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, WHAT_IF_RCVBUF)
+        original(self, transport)  # type: ignore[arg-type]
+
+    udp.UdpListener.connection_made = connection_made  # type: ignore[method-assign]
+
+
+WHAT_IFS: dict[str, tuple[Callable[[], None], str]] = {
+    "sync-normal": (_what_if_sync_normal, "store with PRAGMA synchronous=NORMAL (no fsync per "
+                    "COMMIT in WAL mode)"),
+    "rcvbuf": (_what_if_rcvbuf, "4 MiB SO_RCVBUF on the SIP UDP sockets"),
+}  # fmt: skip
+
+
+def what_if_main(argv: list[str]) -> int:
+    """`python -m tests.bench.sip_load TWEAK[,TWEAK] <deskpbx arguments>`."""
+    for name in filter(None, argv[0].split(",")):
+        WHAT_IFS[name][0]()
+    from pbx.cli import main
+
+    return main(argv[1:])
 
 
 # -- Kamailio ----------------------------------------------------------------------------------
@@ -267,6 +350,7 @@ class Step:
     retransmissions: int
     elapsed: float  # seconds from the first call to SIPp's exit
     returncode: int
+    server_cpu: float = 0.0  # CPU seconds the server used during the step
     log: str = field(default="", repr=False)
 
     @property
@@ -282,6 +366,10 @@ class Step:
             and self.successful == self.calls
             and self.achieved >= KEEP_PACE * self.rate
         )
+
+    @property
+    def cpu_per_call_ms(self) -> float:
+        return 1000 * self.server_cpu / self.successful if self.successful else 0.0
 
     @property
     def achieved(self) -> float:
@@ -310,6 +398,7 @@ def sipp_args(
     args = [
         SIPP, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port), "-nostdin",
         "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-max_recv_loops", "10000",
+        "-buff_size", str(SIPP_SOCKET_BUFFER),
     ]  # fmt: skip
     if inject is not None:
         args += ["-inf", str(inject)]
@@ -336,6 +425,7 @@ def run_sipp(
     cores: set[int] | None = None,
     extra: tuple[str, ...] = (),
     timeout_s: float = 30.0,
+    server: Child | None = None,
 ) -> Step:
     """Offer `calls` calls at `rate` calls/s and read the result from SIPp's statistics file."""
     stats = workdir / f"stat-{time.monotonic_ns()}.csv"
@@ -343,6 +433,7 @@ def run_sipp(
         scenario, free_port(), remote=remote, inject=inject, rate=rate, calls=calls,
         timeout_s=timeout_s, extra=extra, stats=stats,
     )  # fmt: skip
+    cpu_before = server.cpu_seconds() if server is not None else 0.0
     started = time.monotonic()
     proc = subprocess.Popen(
         args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -355,6 +446,7 @@ def run_sipp(
         proc.kill()
         output, _ = proc.communicate()
     wall = time.monotonic() - started
+    cpu = server.cpu_seconds() - cpu_before if server is not None else 0.0
     last: dict[str, str] = {}
     if stats.exists():
         rows = list(csv.DictReader(stats.open(), delimiter=";"))
@@ -368,6 +460,7 @@ def run_sipp(
         retransmissions=int(last.get("Retransmissions(C)", 0) or 0),
         elapsed=elapsed,
         returncode=proc.returncode,
+        server_cpu=cpu,
         log=output.decode(errors="replace")[-3000:],
     )
 
@@ -411,7 +504,8 @@ def search_rate(
         result.steps.append(outcome)
         log(f"   {rate:8.0f}/s offered: {outcome.successful}/{outcome.calls} ok, "
             f"{outcome.failed} failed, {outcome.retransmissions} retrans, "
-            f"{outcome.achieved:8.0f}/s achieved")  # fmt: skip
+            f"{outcome.achieved:8.0f}/s achieved, "
+            f"server CPU {outcome.cpu_per_call_ms:.2f} ms/call")  # fmt: skip
         if outcome.clean:
             if failed_at is not None:
                 break  # the halfway step was clean: done
@@ -488,5 +582,29 @@ def describe_hot_spots(spots: list[tuple[str, float, float]]) -> str:
     return "\n".join(f"   {own:6.1%} self {incl:6.1%} incl  {name}" for name, own, incl in spots)
 
 
+def cpu_note(step: Step, unit: str) -> str:
+    """Server CPU per call at a step and the one-core ceiling it implies: a figure that holds
+    better than the rate on a shared machine, where other processes take turns on the core."""
+    if step.cpu_per_call_ms <= 0:
+        return ""
+    return (
+        f"server CPU {step.cpu_per_call_ms:.2f} ms/{unit} "
+        f"(one-core ceiling ~{1000 / step.cpu_per_call_ms:,.0f}/s)"
+    )
+
+
+def what_ifs_requested() -> tuple[str, ...]:
+    """Tweaks named in DESKPBX_BENCH_WHAT_IF (comma-separated WHAT_IFS keys); empty by default."""
+    names = tuple(filter(None, os.environ.get("DESKPBX_BENCH_WHAT_IF", "").split(",")))
+    unknown = [name for name in names if name not in WHAT_IFS]
+    if unknown:
+        raise ValueError(f"unknown what-if {unknown}: use {', '.join(WHAT_IFS)}")
+    return names
+
+
 def workspace(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+if __name__ == "__main__":
+    sys.exit(what_if_main(sys.argv[1:]))
