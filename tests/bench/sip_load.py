@@ -537,12 +537,16 @@ PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil
 
 @contextmanager
 def profiled(pid: int, seconds: float, out: Path) -> Iterator[Path | None]:
-    """Sample `pid` with py-spy (if installed) for `seconds`; yields the raw stacks file."""
+    """Sample `pid` with py-spy (if installed) for `seconds`; yields the raw stacks file.
+
+    Blocking mode (py-spy pauses the process per sample) gives whole stacks; it slows the
+    server a little, so profiling gets its own step, never a measured one.
+    """
     if PY_SPY is None:
         yield None
         return
     args = [PY_SPY, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-            "--rate", "200", "--format", "raw", "--nonblocking", "-o", str(out)]  # fmt: skip
+            "--rate", "200", "--format", "raw", "-o", str(out)]  # fmt: skip
     spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield out
