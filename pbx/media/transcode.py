@@ -95,8 +95,13 @@ class PayloadTranscoder:
         self.packets += 1
         second = (data[1] & 0x80) | self.target_pt
         return b"".join(
-            (data[:1], bytes((second,)), data[2:start], data[start:end].translate(self.table),
-             data[end:])
+            (
+                data[:1],
+                bytes((second,)),
+                data[2:start],
+                data[start:end].translate(self.table),
+                data[end:],
+            )
         )
 
 

@@ -31,7 +31,7 @@ def a_intervals() -> list[tuple[int, int]]:
     """(lower decision value, decoder output) for A-law magnitude numbers 0..127 (13-bit)."""
     rows = [(2 * q, 2 * q + 1) for q in range(32)]
     for k in range(2, 8):
-        step, start = 2 ** k, A_SEGMENT_ENDS[k - 1]
+        step, start = 2**k, A_SEGMENT_ENDS[k - 1]
         rows += [(start + q * step, start + q * step + step // 2) for q in range(16)]
     return rows
 

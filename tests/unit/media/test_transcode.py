@@ -14,8 +14,9 @@ PAYLOAD = bytes((i * 7 + 3) & 0xFF for i in range(160))
 
 
 def packet(pt: int = 0, payload: bytes = PAYLOAD, **kw) -> RtpPacket:
-    return RtpPacket(payload_type=pt, sequence=4242, timestamp=160_000, ssrc=0xDEADBEEF,
-                     payload=payload, **kw)
+    return RtpPacket(
+        payload_type=pt, sequence=4242, timestamp=160_000, ssrc=0xDEADBEEF, payload=payload, **kw
+    )
 
 
 def forward(transcoder: PayloadTranscoder, pkt: RtpPacket) -> RtpPacket:
@@ -45,8 +46,9 @@ def test_pcma_packet_becomes_pcmu_and_round_trip_is_close() -> None:
 def test_csrc_extension_and_padding_are_kept_byte_for_byte() -> None:
     t = transcoder_between(PCMU, PCMA)
     assert t is not None
-    pkt = packet(csrc=(1, 2), extension=RtpExtension(0xBEDE, b"\x10\xaa\x00\x00"),
-                 padding=b"\x07\x07\x03")
+    pkt = packet(
+        csrc=(1, 2), extension=RtpExtension(0xBEDE, b"\x10\xaa\x00\x00"), padding=b"\x07\x07\x03"
+    )
     out = forward(t, pkt)
     assert out.csrc == (1, 2) and out.extension == pkt.extension
     assert out.padding == b"\x07\x07\x03"
