@@ -1,0 +1,310 @@
+"""The call recorder: relay packets in, a time-aligned stereo WAV out.
+
+Theory of operation
+-------------------
+The relay calls `Recorder.tap(leg, datagram, arrival)` for every RTP packet
+of a tapped call (pbx.media.relay `Tap`). That is the relay's hot path, so
+`tap` only appends a tuple to a deque and returns. Everything else happens in
+`flush(now)`, which the owner (pbx.recording.RecordingManager) calls every
+~200 ms from a periodic task, never per packet:
+
+1. *Ingest*: each queued packet is parsed (RFC 3550 §5.1). PCMU (static
+   payload type 0) and PCMA (8) are decoded to 16-bit samples (RFC 3551 §6);
+   telephone-events (RFC 4733 §2.3, a dynamic type) are reported as digits
+   once per event, at its first end packet (§2.5.1.4 repeats the end packet
+   three times with one timestamp); anything else (comfort noise, unknown
+   codecs) is ignored, so silence stands in for it.
+2. *Placement*: leg A (the caller) is the left channel, leg B (the callee)
+   the right. A stream's first packet is placed by its arrival time on the
+   recording's clock (it ends when it arrived); the following packets by
+   their RTP timestamps relative to that anchor (RFC 3550 §5.1: the
+   timestamp is the sampling instant), so jitter and reordering do not move
+   audio. When a stream's timestamps and arrival times disagree by more than
+   `resync` seconds (a new SSRC, a timestamp jump after hold, a phone whose
+   clock runs away) the stream is anchored again.
+3. *Writing*: audio up to `now - window` is final: frames from the end of
+   the file to there are written with silence wherever no packet landed (loss,
+   a leg that starts late, silence suppression), so both channels stay in
+   step and the file is as long as the recorded time. A packet that arrives
+   for an already written stretch is late and dropped (`late` counts them).
+   Every append leaves a valid header (pbx.media.wavfile), so a crash loses at
+   most `window` plus one flush interval.
+
+Recording can be paused and resumed (on-demand recording, RFC-free feature
+codes): while paused, audio is discarded but digits are still reported, and a
+resumed segment continues the same file. `close(now)` writes everything up to
+`now` and closes the file. All times are monotonic seconds of the relay's
+clock (the `arrival` the tap gets), never read here.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pbx.media.relay import Leg
+from pbx.media.wavfile import RATE, WavWriter
+
+log = logging.getLogger(__name__)
+
+PCMU = 0
+PCMA = 8
+WINDOW = 0.2
+RESYNC = 1.0
+EVENT_TYPES = frozenset(range(96, 128))
+CHANNEL = {Leg.A: 0, Leg.B: 1}
+EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 §3.2 event codes 0-15
+_FIXED = struct.Struct("!BBHII")
+_EVENT = struct.Struct("!BBH")
+
+Decoder = Callable[[bytes], np.ndarray]
+DigitHandler = Callable[["DigitReceived"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DigitReceived:
+    """A DTMF digit a leg sent as an RFC 4733 telephone-event, at its arrival time."""
+
+    leg: Leg
+    digit: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStats:
+    packets: int
+    decoded: int
+    late: int
+    malformed: int
+    frames: int
+
+
+def g711_decoders() -> dict[int, Decoder]:
+    """Payload type -> decoder for the static G.711 types (RFC 3551 §6, table 4)."""
+    from pbx.media import g711
+
+    return {PCMU: g711.ulaw_decode, PCMA: g711.alaw_decode}
+
+
+class _Stream:
+    """Where one leg's RTP timestamps land in the file: an anchor and the unwrapped clock."""
+
+    __slots__ = ("ssrc", "base_ts", "base_pos", "last_ts", "ext_ts")
+
+    def __init__(self, ssrc: int, ts: int, pos: int) -> None:
+        self.ssrc = ssrc
+        self.base_ts = ts
+        self.base_pos = pos
+        self.last_ts = ts
+        self.ext_ts = ts
+
+    def position(self, ts: int) -> int:
+        """File position of timestamp `ts`, unwrapping 32-bit wrap-around (RFC 3550 §5.1)."""
+        diff = (ts - self.last_ts) & 0xFFFFFFFF
+        if diff >= 0x80000000:
+            diff -= 0x100000000
+        self.ext_ts += diff
+        self.last_ts = ts
+        return self.base_pos + self.ext_ts - self.base_ts
+
+
+def rtp_payload(data: bytes) -> tuple[int, int, int, int, bool, bytes] | None:
+    """(payload type, sequence, timestamp, ssrc, marker, payload) or None if malformed."""
+    if len(data) < 12:
+        return None
+    first, second, seq, ts, ssrc = _FIXED.unpack_from(data)
+    if first >> 6 != 2:
+        return None
+    start = 12 + 4 * (first & 0x0F)
+    end = len(data)
+    if first & 0x10:
+        if start + 4 > end:
+            return None
+        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
+    if first & 0x20:
+        end -= data[-1]
+    if start > end:
+        return None
+    return second & 0x7F, seq, ts, ssrc, bool(second & 0x80), data[start:end]
+
+
+class Recorder:
+    """One call's recording; see the module docstring. Not thread-safe except `tap`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        on_digit: DigitHandler | None = None,
+        decoders: dict[int, Decoder] | None = None,
+        event_types: frozenset[int] = EVENT_TYPES,
+        window: float = WINDOW,
+        resync: float = RESYNC,
+        rate: int = RATE,
+    ) -> None:
+        self.path = path
+        self.on_digit = on_digit
+        self.decoders = decoders if decoders is not None else g711_decoders()
+        self.event_types = event_types
+        self.window = window
+        self.resync = resync
+        self.rate = rate
+        self.recording = False
+        self.closed = False
+        self.written = 0
+        self._queue: deque[tuple[Leg, bytes, float]] = deque()
+        self._writer: WavWriter | None = None
+        self._origin = 0.0
+        self._offset = 0
+        self._limit: int | None = None
+        self._streams: dict[Leg, _Stream] = {}
+        self._chunks: list[tuple[int, int, np.ndarray]] = []
+        self._events: dict[Leg, int] = {}
+        self._counts = {"packets": 0, "decoded": 0, "late": 0, "malformed": 0}
+        self._ingesting = False
+
+    # ---- the relay's side: the hot path ------------------------------------
+
+    def tap(self, leg: Leg, data: bytes, arrival: float) -> None:
+        """The relay `Tap`: queue the packet and return (a deque append is thread-safe)."""
+        self._queue.append((leg, data, arrival))
+
+    # ---- the owner's side ------------------------------------------------------
+
+    @property
+    def stats(self) -> RecorderStats:
+        return RecorderStats(frames=self.written, **self._counts)
+
+    @property
+    def duration(self) -> float:
+        return self.written / self.rate
+
+    @property
+    def started(self) -> bool:
+        """True once a file exists (the first start)."""
+        return self._writer is not None
+
+    def start(self, now: float) -> None:
+        """Start (or resume) recording audio that arrives from `now` on."""
+        if self.closed or self.recording:
+            return
+        self._ingest()
+        self._write_until(self._limit if self._limit is not None else self.written)
+        if self._writer is None:
+            self._writer = WavWriter(self.path, self.rate)
+        self.recording = True
+        self._origin, self._offset, self._limit = now, self.written, None
+        self._streams.clear()
+        self._chunks.clear()  # audio after the pause point belongs to no segment
+
+    def stop(self, now: float) -> None:
+        """Pause: audio that arrives after `now` is not recorded; what came before is kept."""
+        if self.closed or not self.recording:
+            return
+        self._ingest()
+        self._limit = self._position(now)
+        self.recording = False
+
+    def flush(self, now: float) -> None:
+        """Ingest queued packets and write every frame older than `now - window`."""
+        if self.closed:
+            return
+        self._ingest()
+        horizon = self._position(now - self.window) if self.recording else self._limit
+        if horizon is not None:
+            self._write_until(horizon)
+
+    def close(self, now: float) -> None:
+        """Write everything up to `now` (no window: the call is over) and close the file."""
+        if self.closed:
+            return
+        self.stop(now)
+        if self._limit is not None:
+            self._write_until(self._limit)
+        self._chunks.clear()
+        self._queue.clear()
+        self.closed = True
+        if self._writer is not None:
+            self._writer.close()
+
+    # ---- internals -------------------------------------------------------------
+
+    def _position(self, at: float) -> int:
+        return self._offset + round((at - self._origin) * self.rate)
+
+    def _ingest(self) -> None:
+        """Parse and place queued packets in arrival order. A digit handler may start or stop
+        recording mid-way; the packets after the digit then see the new state."""
+        if self._ingesting:
+            return
+        self._ingesting = True
+        try:
+            self._ingest_queue()
+        finally:
+            self._ingesting = False
+
+    def _ingest_queue(self) -> None:
+        queue = self._queue
+        while queue:
+            leg, data, arrival = queue.popleft()
+            self._counts["packets"] += 1
+            parsed = rtp_payload(data)
+            if parsed is None:
+                self._counts["malformed"] += 1
+                continue
+            pt, _seq, ts, ssrc, _marker, payload = parsed
+            decoder = self.decoders.get(pt)
+            if decoder is not None:
+                if self.recording and arrival >= self._origin:
+                    self._place(leg, ts, ssrc, arrival, decoder(payload))
+            elif pt in self.event_types and len(payload) >= 4:
+                self._event(leg, ts, arrival, payload)
+
+    def _place(self, leg: Leg, ts: int, ssrc: int, arrival: float, samples: np.ndarray) -> None:
+        self._counts["decoded"] += 1
+        count = len(samples)
+        heard = self._position(arrival) - count  # the packet's audio ended when it arrived
+        stream = self._streams.get(leg)
+        pos = stream.position(ts) if stream is not None and stream.ssrc == ssrc else None
+        if pos is None or abs(pos - heard) > self.resync * self.rate:
+            stream = self._streams[leg] = _Stream(ssrc, ts, heard)
+            pos = heard
+        if pos < self._offset:  # the anchor may put a first packet before the segment start
+            samples, pos = samples[self._offset - pos :], self._offset
+        if pos + len(samples) <= self.written:
+            self._counts["late"] += 1
+            return
+        if len(samples):
+            self._chunks.append((CHANNEL[leg], pos, samples))
+
+    def _event(self, leg: Leg, ts: int, arrival: float, payload: bytes) -> None:
+        code, flags, _duration = _EVENT.unpack_from(payload)
+        if not flags & 0x80 or self._events.get(leg) == ts:  # not an end packet, or a repeat
+            return
+        self._events[leg] = ts
+        if code < len(EVENT_DIGITS) and self.on_digit is not None:
+            self.on_digit(DigitReceived(leg, EVENT_DIGITS[code], arrival))
+
+    def _write_until(self, horizon: int) -> None:
+        """Append frames [written, horizon): placed audio over silence."""
+        if self._writer is None or horizon <= self.written:
+            return
+        start = self.written
+        frames = np.zeros((horizon - start, 2), dtype=np.int16)
+        keep = []
+        for channel, pos, samples in self._chunks:
+            end = pos + len(samples)
+            lo, hi = max(pos, start), min(end, horizon)
+            if lo < hi:
+                frames[lo - start : hi - start, channel] = samples[lo - pos : hi - pos]
+            if end > horizon:
+                keep.append((channel, pos, samples))
+        self._chunks = keep
+        self._writer.append(frames)
+        self.written = horizon
