@@ -123,12 +123,14 @@ def run(quick: bool) -> list[Row]:
     if best is None:
         value, note = 0.0, "no clean step; " + search.summary()
     else:
-        retrans = sum(s.retransmissions for s in [best, *search.confirmations])
+        retrans = search.best_retransmissions
+        cpu = load.cpu_note(best, "call")
         value = best.achieved
         note = (
             f"1 call = INVITE, 407, ACK, INVITE+auth, 100, 180, 200, ACK, {HOLD_MS} ms, BYE, 200; "
-            f"SDP relayed, no RTP; best of {best.calls} calls at {best.rate:.0f}/s offered, "
-            f"0 failed, {retrans} retransmissions; {search.summary()}"
+            f"SDP relayed, no RTP; {len(search.best_runs)} runs of {best.calls} calls at "
+            f"{best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; "
+            f"{cpu + '; ' if cpu else ''}{search.summary()}"
         )
     hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
     return [

@@ -85,11 +85,11 @@ def _figure(search: load.Search) -> tuple[float, str]:
     best = search.best
     if best is None:
         return 0.0, "no clean step; " + search.summary()
-    retrans = sum(s.retransmissions for s in [best, *search.confirmations])
+    retrans = search.best_retransmissions
     cpu = load.cpu_note(best, "registration")
     return best.achieved, (
-        f"= {2 * best.achieved:,.0f} REGISTER requests/s; best of {best.calls} calls at "
-        f"{best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; "
+        f"= {2 * best.achieved:,.0f} REGISTER requests/s; {len(search.best_runs)} runs of "
+        f"{best.calls} calls at {best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; "
         f"{cpu + '; ' if cpu else ''}{search.summary()}"
     )
 

@@ -472,6 +472,11 @@ class Search:
     steps: list[Step] = field(default_factory=list)
     best: Step | None = None
     confirmations: list[Step] = field(default_factory=list)
+    best_runs: list[Step] = field(default_factory=list)  # the best rate's step and its reruns
+
+    @property
+    def best_retransmissions(self) -> int:
+        return sum(s.retransmissions for s in self.best_runs)
 
     def summary(self) -> str:
         marks = ", ".join(f"{s.rate:.0f}{'' if s.clean else '✗'}" for s in self.steps)
@@ -526,6 +531,7 @@ def search_rate(
                 f"{r.retransmissions} retrans")  # fmt: skip
         if all(r.clean for r in reruns):
             result.best = min([candidate, *reruns], key=lambda s: s.achieved)
+            result.best_runs = [candidate, *reruns]
             break
     return result
 
