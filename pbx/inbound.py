@@ -1,0 +1,210 @@
+"""The B2BUA's helper for INVITEs arriving from outside: who sent it, and where it rings.
+
+Theory of operation. Before the B2BUA authenticates an INVITE it asks
+`InboundGate.admit(request, source)`:
+
+    FromTrunk(trunk)  the source address is a trunk's host or outbound proxy, or
+                      the Request-URI user is the secret Contact user a trunk
+                      registered with (TrunkManager.trunk_for_contact_user):
+                      no digest challenge, route by DID with `route(trunk, request)`
+    Authenticate      the From user is a local extension: challenge as usual (407)
+    Refuse(403)       anyone else: answer 403 statelessly-in-spirit, no dialog,
+                      no call, nothing ever sent to a carrier (RFC 3261 §8.2.2, the
+                      SBC rule "refuse what does not come from our own servers")
+
+`route(trunk, request)` looks the DID up (Request-URI user, or the To user
+when the Request-URI is our registration contact; with and without a leading
+'+') and returns an `InboundTarget`: the waves of extensions to ring (one wave
+with everybody for a ring-all group or a plain extension, one wave per member
+for an in-order group) and the seconds each wave rings, or a Refusal 404.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pbx.outbound import split_hostport
+from pbx.routing import Refusal
+from pbx.sip.message import Request
+from pbx.sip.uri import SipUri
+from pbx.store.rows import Extension
+from pbx.store.trunks import Did, RingGroup, RingStrategy, TargetKind, Trunk
+
+SOFTPHONE_SETTING = "softphone_extension"
+"""Settings key naming the extension the desktop softphone registers as."""
+
+NO_DID = Refusal(404, "Not Found (no such DID)")
+FORBIDDEN = Refusal(403, "Forbidden")
+
+
+class InboundStore(Protocol):
+    def list_trunks(self) -> list[Trunk]: ...
+    def find_did(self, number: str) -> Did | None: ...
+    def find_group(self, number: str) -> RingGroup | None: ...
+    def find_extension(self, number: str) -> Extension | None: ...
+    def get_setting(self, key: str, default: str | None = None) -> str | None: ...
+
+
+class Admission(enum.Enum):
+    TRUNK = "trunk"
+    AUTHENTICATE = "authenticate"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """The gate's verdict; `trunk` is set for Admission.TRUNK, `refusal` for REFUSE."""
+
+    admission: Admission
+    trunk: Trunk | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundTarget:
+    """Where a DID rings: `waves` of extension numbers, each rung for `ring_timeout` s."""
+
+    did: str
+    kind: TargetKind
+    waves: tuple[tuple[str, ...], ...]
+    ring_timeout: float
+    softphone: bool = False
+
+
+Resolver = Callable[[str], set[str]]
+
+
+def resolve(host: str) -> set[str]:
+    """The addresses of a host name (an IP literal is its own address); empty if unknown."""
+    try:
+        return {str(ipaddress.ip_address(host.strip("[]")))}
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+    except OSError:
+        return set()
+    return {str(info[4][0]) for info in infos}
+
+
+class InboundGate:
+    """Recognises trunks and routes their calls by DID (see the module docstring).
+
+    `contact_owner(user) -> trunk name | None` is TrunkManager.trunk_for_contact_user;
+    `resolver` turns trunk host names into addresses (cached per host by the caller's
+    choice; the default does a blocking lookup, so give trunks IP addresses or call
+    `refresh()` off the hot path).
+    """
+
+    def __init__(
+        self,
+        store: InboundStore,
+        *,
+        contact_owner: Callable[[str], str | None] = lambda user: None,
+        resolver: Resolver = resolve,
+        default_ring_timeout: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.contact_owner = contact_owner
+        self.resolver = resolver
+        self.default_ring_timeout = default_ring_timeout
+        self._by_address: dict[str, Trunk] = {}
+        self._by_name: dict[str, Trunk] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the trunks (after `deskpbx trunk add/remove`) and resolve their hosts."""
+        by_address: dict[str, Trunk] = {}
+        trunks = [t for t in self.store.list_trunks() if t.enabled]
+        for trunk in trunks:
+            hosts = [trunk.host]
+            if trunk.outbound_proxy:
+                hosts.append(split_hostport(trunk.outbound_proxy, trunk.port)[0])
+            for host in hosts:
+                for address in self.resolver(host):
+                    by_address.setdefault(address, trunk)
+        self._by_address = by_address
+        self._by_name = {t.name: t for t in trunks}
+
+    def trunk_for(self, request: Request, source: tuple[str, int]) -> Trunk | None:
+        """The trunk this request came from, by source address or registration contact."""
+        try:
+            address = str(ipaddress.ip_address(source[0].strip("[]")))
+        except ValueError:
+            address = source[0]
+        trunk = self._by_address.get(address)
+        if trunk is not None:
+            return trunk
+        user = _uri_user(request)
+        owner = self.contact_owner(user) if user else None
+        return self._by_name.get(owner) if owner else None
+
+    def admit(self, request: Request, source: tuple[str, int]) -> Admitted:
+        trunk = self.trunk_for(request, source)
+        if trunk is not None:
+            return Admitted(Admission.TRUNK, trunk=trunk)
+        from_user = getattr(request.from_.uri, "user", None)
+        extension = self.store.find_extension(from_user) if from_user else None
+        if extension is not None and extension.enabled:
+            return Admitted(Admission.AUTHENTICATE)
+        return Admitted(Admission.REFUSE, refusal=FORBIDDEN)
+
+    def route(self, trunk: Trunk, request: Request) -> InboundTarget | Refusal:
+        """Where the DID of this trunk call rings; 404 for an unknown DID."""
+        user = _uri_user(request) or ""
+        if user and self.contact_owner(user) == trunk.name:
+            user = getattr(request.to.uri, "user", None) or ""
+        did = self._find_did(user)
+        if did is None or (did.trunk is not None and did.trunk != trunk.name):
+            return NO_DID
+        return _TARGETS[did.target_kind](self, did)
+
+    def _find_did(self, user: str) -> Did | None:
+        for candidate in dict.fromkeys((user, user.removeprefix("+"), "+" + user, "s")):
+            if candidate:
+                did = self.store.find_did(candidate)
+                if did is not None:
+                    return did
+        return None
+
+    def _to_extension(self, did: Did) -> InboundTarget | Refusal:
+        extension = self.store.find_extension(did.target)
+        if extension is None or not extension.enabled:
+            return NO_DID
+        return InboundTarget(did.number, did.target_kind, ((did.target,),),
+                             self.default_ring_timeout)  # fmt: skip
+
+    def _to_group(self, did: Did) -> InboundTarget | Refusal:
+        group = self.store.find_group(did.target)
+        if group is None:
+            return NO_DID
+        members = tuple(
+            m for m in group.members if (e := self.store.find_extension(m)) and e.enabled
+        )
+        if not members:
+            return NO_DID
+        waves = (members,) if group.strategy is RingStrategy.ALL else tuple((m,) for m in members)
+        return InboundTarget(did.number, did.target_kind, waves, float(group.ring_timeout))
+
+    def _to_softphone(self, did: Did) -> InboundTarget | Refusal:
+        number = self.store.get_setting(SOFTPHONE_SETTING)
+        waves = ((number,),) if number else ()
+        return InboundTarget(did.number, did.target_kind, waves, self.default_ring_timeout,
+                             softphone=True)  # fmt: skip
+
+
+_TARGETS: dict[TargetKind, Callable[[InboundGate, Did], InboundTarget | Refusal]] = {
+    TargetKind.EXTENSION: InboundGate._to_extension,
+    TargetKind.GROUP: InboundGate._to_group,
+    TargetKind.SOFTPHONE: InboundGate._to_softphone,
+}
+
+
+def _uri_user(request: Request) -> str | None:
+    uri = request.uri
+    return uri.user if isinstance(uri, SipUri) else None
