@@ -32,7 +32,19 @@ import socket
 import time
 from collections.abc import Callable
 
-from pbx.call import Call, CallState, Fork, Forwarded, Peer, Side, best_final, disposition_for
+from pbx.b2bua_auth import CallerAuth
+from pbx.call import (
+    Call,
+    CallState,
+    Fork,
+    Forwarded,
+    Peer,
+    Side,
+    best_final,
+    disposition_for,
+    media_stats,
+    sdp_of,
+)
 from pbx.config import PbxConfig
 from pbx.media.relay import Leg, Relay
 from pbx.net.local_address import LocalAddresses
@@ -73,7 +85,7 @@ class B2bua:
     ) -> None:
         self.sip = endpoint
         self.store = store
-        self.auth = auth
+        self.caller_auth = CallerAuth(auth, store)
         self.relay = relay
         self.faces = faces
         self.config = config
@@ -146,8 +158,9 @@ class B2bua:
         if not self.accepting:
             self._reply(ev, 503, "Shutting Down")
             return
-        caller = self._authenticate(ev)
-        if caller is None:
+        caller = self.caller_auth.check(request, self.sip.now())
+        if isinstance(caller, Response):
+            self._respond(ev.tx, caller)
             return
         callee = request.uri.user if isinstance(request.uri, SipUri) else None
         extension = self.store.find_extension(callee) if callee else None
@@ -180,38 +193,6 @@ class B2bua:
         log.info("[%s] %s -> %s (%d contacts)", call.label, caller, callee, len(bindings))
         self._spawn(self._setup(call, bindings))
 
-    def _authenticate(self, ev: RequestReceived) -> str | None:
-        """The caller's extension number, or None after answering 407/403."""
-        request = ev.request
-        now = self.sip.now()
-        credentials = request.headers.get("Proxy-Authorization")
-        if credentials is None:
-            self._challenge(ev, self.auth.challenge(now))
-            return None
-        # No digest-uri check here: SIPp and several desk phones put the PBX's
-        # address there rather than the callee's Request-URI; nc still stops replays.
-        result = self.auth.verify(credentials, request.method, self._ha1, now, request.body)
-        if not result.ok:
-            self._challenge(ev, list(result.challenges))
-            return None
-        from_user = getattr(request.from_.uri, "user", None)
-        if result.username != from_user:
-            self._reply(ev, 403, "Forbidden (From does not match the authenticated user)")
-            return None
-        return result.username
-
-    def _ha1(self, username: str, realm: str, algorithm: str) -> str | None:
-        extension = self.store.find_extension(username)
-        if extension is None or not extension.enabled or realm != self.auth.realm:
-            return None
-        return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
-
-    def _challenge(self, ev: RequestReceived, challenges: list[str]) -> None:
-        response = ev.request.make_response(407, to_tag=secrets.token_hex(6))
-        for value in challenges:
-            response.headers.add("Proxy-Authenticate", value)
-        self._respond(ev.tx, response)
-
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
@@ -223,9 +204,16 @@ class B2bua:
             log.error("call task failed", exc_info=task.exception())
 
     async def _setup(self, call: Call, bindings: list[Binding]) -> None:
-        media = next((m for m in call.a_offer.media if m.kind == "audio" and m.port), None)
-        connection = call.a_offer.connection_for(media) if media else None
-        if media is None or connection is None:
+        """Bind the relay, fork the INVITE; a failure here still ends the call (500)."""
+        try:
+            await self._connect(call, bindings)
+        except Exception:
+            log.exception("[%s] call setup failed", call.label)
+            self._fail(call, 500, "Server Internal Error", Disposition.FAILED)
+            self._finish(call)
+
+    async def _connect(self, call: Call, bindings: list[Binding]) -> None:
+        if not any(m.kind == "audio" and m.port for m in call.a_offer.media):
             self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
             return
         try:
@@ -240,8 +228,9 @@ class B2bua:
             session.close()
             return
         call.relay = session
-        rtcp = media.rtcp.port if media.rtcp else None
-        call.relay.set_remote(Leg.A, connection.address, media.port, rtcp)
+        if not call.set_remote(Leg.A, call.a_offer):
+            self._fail(call, 488, "Unusable Media Address", Disposition.FAILED)
+            return
         for binding in bindings:
             self._fork(call, binding)
         loop = asyncio.get_running_loop()
@@ -334,9 +323,9 @@ class B2bua:
     def _on_provisional(self, call: Call, fork: Fork, response: Response) -> None:
         if call.answered or call.a_final_sent or call.ended:
             return
-        sdp = self._sdp_of(response)
+        sdp = sdp_of(response)
         if sdp is not None and call.relay is not None:
-            self._set_remote(call, Leg.B, sdp)
+            call.set_remote(Leg.B, sdp)
             self._send_to_a(call, 183, response.reason, sdp)
             call.state = CallState.EARLY_MEDIA
         elif response.status == 180 and call.state is CallState.DIALING:
@@ -348,14 +337,14 @@ class B2bua:
         if call.answered or call.ended or call.a_final_sent:
             self._send_bye(dialog, fork.peer)  # a second phone answered too late
             return
-        sdp = self._sdp_of(response)
+        sdp = sdp_of(response)
         call.b_dialog, call.b_peer = dialog, fork.peer
         self._by_dialog[dialog.id] = (call, Side.B)
         for other in call.pending_forks():
             if other is not fork:
                 self.sip.cancel(other.tx)
         if sdp is not None:
-            self._set_remote(call, Leg.B, sdp)
+            call.set_remote(Leg.B, sdp)
         call.answer = self.wall()
         call.state = CallState.CONNECTED
         call.sip_code, call.sip_reason = 200, "OK"
@@ -480,10 +469,10 @@ class B2bua:
             self._reply(ev, 481)
             return
         body, content_type = request.body, request.headers.get("Content-Type")
-        sdp = self._sdp_of(request)
+        sdp = sdp_of(request)
         if sdp is not None:
-            self._set_remote(call, _leg(side), sdp)
-            local = call.relay.local(_leg(other))
+            call.set_remote(side.leg, sdp)
+            local = call.relay.local(other.leg)
             body = bytes(rewrite_for_relay(sdp, peer.media_host, local.rtp))
         try:
             forwarded = dialog.create_request(
@@ -511,10 +500,10 @@ class B2bua:
         if call.ended:
             return
         answer = pending.request.make_response(status, reason)
-        sdp = self._sdp_of(response) if response is not None else None
+        sdp = sdp_of(response) if response is not None else None
         if sdp is not None and call.relay is not None:
-            self._set_remote(call, _leg(other), sdp)
-            local = call.relay.local(_leg(side))
+            call.set_remote(other.leg, sdp)
+            local = call.relay.local(side.leg)
             peer = call.peer(side)
             assert peer is not None
             answer.body = bytes(rewrite_for_relay(sdp, peer.media_host, local.rtp))
@@ -567,7 +556,7 @@ class B2bua:
         self._cancel_timers(call)
         call.retransmitters.clear()
         if call.relay is not None:
-            call.media_stats = _media_stats(call)
+            call.media_stats = media_stats(call)
             call.relay.close()
         self.calls.pop(call.label, None)
         self._by_a_tx.pop(call.a_tx, None)
@@ -614,51 +603,10 @@ class B2bua:
             return
         self.sip.send_request(bye, NextHop(*peer.destination, peer.transport))
 
-    def _set_remote(self, call: Call, leg: Leg, sdp: SessionDescription) -> None:
-        media = next((m for m in sdp.media if m.kind == "audio" and m.port), None)
-        connection = sdp.connection_for(media) if media else None
-        if call.relay is None or media is None or connection is None:
-            return
-        if connection.is_hold:
-            return  # c=0.0.0.0 (RFC 2543 hold): keep the latched address
-        rtcp = media.rtcp.port if media.rtcp else None
-        call.relay.set_remote(leg, connection.address, media.port, rtcp)
-
-    @staticmethod
-    def _sdp_of(message: Request | Response | None) -> SessionDescription | None:
-        if message is None or not message.body or message.content_type != SDP:
-            return None
-        try:
-            return SessionDescription.parse(message.body)
-        except ParseError:
-            return None
-
-
-def _media_stats(call: Call) -> dict[str, dict[str, object]]:
-    """Per-leg relay counters for the CDR: what each phone sent and was sent."""
-    assert call.relay is not None
-    out: dict[str, dict[str, object]] = {}
-    for side in Side:
-        stats = call.relay.stats(_leg(side))
-        out[side.value] = {
-            "packets_in": stats.packets_in,
-            "packets_out": stats.packets_out,
-            "bytes_in": stats.bytes_in,
-            "bytes_out": stats.bytes_out,
-            "rtcp_in": stats.rtcp_packets_in,
-            "rtcp_out": stats.rtcp_packets_out,
-            "latched": list(stats.latched[:2]) if stats.latched else None,
-        }
-    return out
-
 
 def _is_x_header(name: str) -> bool:
     """Extension headers the PBX carries to the callee and the CDR, in any letter case."""
     return name[:2].lower() == "x-"
-
-
-def _leg(side: Side) -> Leg:
-    return Leg.A if side is Side.A else Leg.B
 
 
 def _family(host: str) -> int:

@@ -13,8 +13,9 @@ import asyncio
 import enum
 from dataclasses import dataclass, field
 
-from pbx.media.relay import RelaySession
+from pbx.media.relay import Leg, RelaySession
 from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint
+from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import SessionDescription
 from pbx.sip.transaction import ClientKey, TransactionKey
@@ -41,6 +42,11 @@ class Side(enum.Enum):
     @property
     def other(self) -> Side:
         return Side.B if self is Side.A else Side.A
+
+    @property
+    def leg(self) -> Leg:
+        """The relay leg that carries this side's media."""
+        return Leg.A if self is Side.A else Leg.B
 
 
 @dataclass(slots=True)
@@ -119,6 +125,26 @@ class Call:
     def peer(self, side: Side) -> Peer | None:
         return self.a_peer if side is Side.A else self.b_peer
 
+    def set_remote(self, leg: Leg, sdp: SessionDescription) -> bool:
+        """Point the relay's `leg` at the audio address of `sdp` (RFC 4566 c=/m=).
+
+        False when `sdp` names none the relay can use: no active audio stream, a host
+        name rather than an IP literal (RFC 8866 allows one in c=), or the other IP
+        family than the leg's ports. A c=0.0.0.0 hold (RFC 2543) keeps the latched address.
+        """
+        media = next((m for m in sdp.media if m.kind == "audio" and m.port), None)
+        connection = sdp.connection_for(media) if media else None
+        if self.relay is None or media is None or connection is None:
+            return False
+        if connection.is_hold:
+            return True
+        rtcp = media.rtcp.port if media.rtcp else None
+        try:
+            self.relay.set_remote(leg, connection.address, media.port, rtcp)
+        except ValueError:
+            return False
+        return True
+
     def pending_forks(self) -> list[Fork]:
         return [f for f in self.forks.values() if f.final is None and not f.timed_out]
 
@@ -176,3 +202,31 @@ def best_final(responses: list[Response]) -> Response | None:
     if busy:
         return busy[0]
     return min(responses, key=lambda r: (r.status // 100, r.status))
+
+
+def sdp_of(message: Request | Response | None) -> SessionDescription | None:
+    """The SDP body of a message, or None when it has none or it does not parse."""
+    if message is None or not message.body or message.content_type != "application/sdp":
+        return None
+    try:
+        return SessionDescription.parse(message.body)
+    except ParseError:
+        return None
+
+
+def media_stats(call: Call) -> dict[str, dict[str, object]]:
+    """Per-side relay counters for the CDR: what each phone sent ("in") and was sent ("out")."""
+    assert call.relay is not None
+    out: dict[str, dict[str, object]] = {}
+    for side in Side:
+        stats = call.relay.stats(side.leg)
+        out[side.value] = {
+            "packets_in": stats.packets_in,
+            "packets_out": stats.packets_out,
+            "bytes_in": stats.bytes_in,
+            "bytes_out": stats.bytes_out,
+            "rtcp_in": stats.rtcp_packets_in,
+            "rtcp_out": stats.rtcp_packets_out,
+            "latched": list(stats.latched[:2]) if stats.latched else None,
+        }
+    return out

@@ -156,3 +156,18 @@ def test_callee_with_only_unreachable_contacts_gets_480_and_no_invite(pbx, tmp_p
         assert phone.collect(0.3) == []
     finally:
         phone.close()
+
+
+@needs_sipp
+def test_offer_with_a_host_name_for_its_media_address_gets_488(pbx, tmp_path):
+    """RFC 8866 allows an FQDN in c=; the relay needs an IP literal, so the call fails cleanly."""
+    assert register(pbx, tmp_path, "1002", free_port()).ok
+    result = caller(pbx, tmp_path, "uac_bad_sdp.xml", "1001", "1002", EXPECTED_CODE="488",
+                    timeout=8, **{"m=audio notaport": "m=audio [media_port]",
+                                  "c=IN IP[media_ip_type] [media_ip]": "c=IN IP4 phone.invalid"},
+                    ).wait()  # fmt: skip
+    assert result.ok, result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.sip_code) == (Disposition.FAILED, 488)
+    assert pbx.run(pbx.pbx.b2bua.table_sizes)["calls"] == 0
+    assert pbx.run(lambda: pbx.pbx.relay.open_sessions) == 0

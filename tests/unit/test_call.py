@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from pbx.call import Call, CallState, Fork, Peer, Side, best_final, disposition_for
+from pbx.call import Call, CallState, Fork, Peer, Side, best_final, disposition_for, sdp_of
+from pbx.media.relay import Leg
 from pbx.sip.dialog import LocalEndpoint
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import SessionDescription
@@ -139,3 +142,55 @@ def test_cdr_of_an_unanswered_call_bills_nothing():
     cdr = call.to_cdr()
     assert (cdr.duration, cdr.billsec, cdr.answer) == (4.0, 0.0, None)
     assert cdr.hangup_side is HangupSide.SYSTEM
+
+
+class RecordingRelay:
+    """Stands in for a RelaySession: records set_remote and checks addresses like it does."""
+
+    def __init__(self) -> None:
+        self.remotes: list[tuple[Leg, str, int, int | None]] = []
+
+    def set_remote(self, leg: Leg, host: str, rtp_port: int, rtcp_port: int | None = None) -> None:
+        if ipaddress.ip_address(host).version != 4:  # raises ValueError for a host name too
+            raise ValueError(f"leg {leg.value} is IPv4-only, got {host}")
+        self.remotes.append((leg, host, rtp_port, rtcp_port))
+
+
+def sdp(connection: str, port: int = 4000, extra: str = "") -> SessionDescription:
+    text = (
+        f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc={connection}\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 8\r\n{extra}"
+    )
+    return SessionDescription.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("description", "accepted", "remote"),
+    [
+        (sdp("IN IP4 192.0.2.7"), True, (Leg.B, "192.0.2.7", 4000, None)),
+        (sdp("IN IP4 192.0.2.7", extra="a=rtcp:4009\r\n"), True, (Leg.B, "192.0.2.7", 4000, 4009)),
+        (sdp("IN IP4 0.0.0.0"), True, None),  # RFC 2543 hold: keep the latch
+        (sdp("IN IP4 phone.example.com"), False, None),  # host name: relay needs an IP
+        (sdp("IN IP6 2001:db8::1"), False, None),  # the leg's ports are IPv4
+        (sdp("IN IP4 192.0.2.7", port=0), False, None),  # refused stream: no audio
+    ],
+)
+def test_set_remote_points_the_relay_at_usable_addresses_only(description, accepted, remote):
+    call = make_call()
+    relay = RecordingRelay()
+    call.relay = relay  # type: ignore[assignment]
+    assert call.set_remote(Leg.B, description) is accepted
+    assert relay.remotes == ([remote] if remote else [])
+
+
+def test_set_remote_without_a_relay_does_nothing():
+    assert make_call().set_remote(Leg.A, sdp("IN IP4 192.0.2.7")) is False
+
+
+def test_sdp_of_reads_only_sdp_bodies_that_parse():
+    good = Response(200, headers=[("Content-Type", "application/sdp")], body=OFFER)
+    parsed = sdp_of(good)
+    assert parsed is not None and parsed.media[0].port == 4000
+    wrong_type = Response(200, headers=[("Content-Type", "text/plain")], body=OFFER)
+    broken = Response(200, headers=[("Content-Type", "application/sdp")], body=b"garbage")
+    assert [sdp_of(m) for m in (wrong_type, broken, Response(200), None)] == [None] * 4

@@ -1,0 +1,56 @@
+"""Who is calling: digest authentication of an INVITE from an extension (RFC 3261 §22.3).
+
+The PBX acts as a proxy towards its phones here, so it challenges with 407
+and Proxy-Authenticate (RFC 3261 §22.3, RFC 7616/8760 digests); the
+verified user must be the one in From, or any phone could call as another.
+Sans-IO: `check()` returns the caller's extension number or the response to
+send, and the B2BUA sends it.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pbx.sip.digest_server import DigestServer
+from pbx.sip.message import Request, Response
+from pbx.store import Store
+
+
+class CallerAuth:
+    """Checks INVITE credentials against the extensions in the store."""
+
+    def __init__(self, auth: DigestServer, store: Store) -> None:
+        self.auth = auth
+        self.store = store
+
+    def check(self, request: Request, now: float) -> str | Response:
+        """The caller's extension number, or the 407/403 to answer `request` with.
+
+        `now` is monotonic seconds (nonce lifetimes). No digest-uri check: SIPp and
+        several desk phones put the PBX's address there rather than the callee's
+        Request-URI; the nonce count still stops replays.
+        """
+        credentials = request.headers.get("Proxy-Authorization")
+        if credentials is None:
+            return self._challenge(request, self.auth.challenge(now))
+        result = self.auth.verify(credentials, request.method, self._ha1, now, request.body)
+        if not result.ok:
+            return self._challenge(request, list(result.challenges))
+        from_user = getattr(request.from_.uri, "user", None)
+        if result.username is None or result.username != from_user:
+            reason = "Forbidden (From does not match the authenticated user)"
+            return request.make_response(403, reason, to_tag=secrets.token_hex(6))
+        return result.username
+
+    def _ha1(self, username: str, realm: str, algorithm: str) -> str | None:
+        extension = self.store.find_extension(username)
+        if extension is None or not extension.enabled or realm != self.auth.realm:
+            return None
+        return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
+
+    @staticmethod
+    def _challenge(request: Request, challenges: list[str]) -> Response:
+        response = request.make_response(407, to_tag=secrets.token_hex(6))
+        for value in challenges:
+            response.headers.add("Proxy-Authenticate", value)
+        return response
