@@ -1,0 +1,362 @@
+"""Call recording policy and lifecycle: which calls are recorded, where, and for how long.
+
+`RecordingManager` is the one object the PBX composition (pbx.server) and the
+B2BUA talk to; it owns a `pbx.media.recorder.Recorder` per recorded call.
+
+- Policy: an extension's `record_policy` (always / never / on_demand) on
+  either side of a call applies, and so does a route's (passed in by the
+  B2BUA once routes exist); the strongest wins: always > on_demand > never,
+  as in FreePBX, where "force" on either party records the call.
+- On demand: the recorder is attached from the answer on but writes nothing
+  until a leg sends the feature code (`*1` by default, as RFC 4733
+  telephone-events the recorder sees through the relay tap) or the HTTP API
+  calls `start_recording(label)`; the same code or `stop_recording(label)`
+  pauses it. Paused stretches are left out of the file.
+- Files: `<data dir>/recordings/YYYY/MM/DD/<call-id>.wav` (local date of the
+  answer), indexed in the store when recording starts and finished (duration,
+  size, SHA-256) when the call ends; the CDR links the path.
+- Crash safety: `startup_check()` repairs the header of every file whose row
+  was never finished and marks the row repaired.
+- Retention: `apply_retention()` deletes the oldest finished recordings past
+  an age or beyond a total size; the manager runs it at start and hourly.
+
+Nothing here runs per packet: `tick()` flushes every recorder on a timer
+(`FLUSH_INTERVAL`), on the PBX loop. Times: `clock()` is the relay's
+monotonic clock (the tap's arrival times), `wall()` epoch seconds for rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pbx.media.recorder import Decoder, DigitReceived, Recorder
+from pbx.media.relay import Leg
+from pbx.media.wavfile import repair
+from pbx.store import RecordPolicy, Store
+from pbx.store.recordings import Recording
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.2
+RETENTION_INTERVAL = 3600.0
+FEATURE_CODE = "*1"
+DIGIT_TIMEOUT = 3.0
+_RANK = {RecordPolicy.NEVER: 0, RecordPolicy.ON_DEMAND: 1, RecordPolicy.ALWAYS: 2}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
+
+
+class UnknownCall(LookupError):
+    """start/stop_recording named a call that is not up or not being recorded."""
+
+
+class RecordingState(enum.Enum):
+    ARMED = "armed"  # on demand, not recording yet (or paused)
+    RECORDING = "recording"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    """Where recordings go and how long they stay. None means no limit."""
+
+    max_age_days: float | None = None
+    max_total_bytes: int | None = None
+    feature_code: str = FEATURE_CODE
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, str]) -> RecordingSettings:
+        """From PbxConfig.extra: recording_retention_days, recording_max_bytes,
+        recording_feature_code (all optional)."""
+        days = extra.get("recording_retention_days")
+        size = extra.get("recording_max_bytes")
+        return cls(
+            max_age_days=float(days) if days else None,
+            max_total_bytes=int(size) if size else None,
+            feature_code=extra.get("recording_feature_code", FEATURE_CODE),
+        )
+
+
+class RecordableCall(Protocol):
+    """What the manager reads of a `pbx.call.Call` (kept narrow so tests can fake it)."""
+
+    label: str
+    caller: str
+    callee: str
+
+    @property
+    def relay(self) -> Any: ...
+
+    @property
+    def a_invite(self) -> Any: ...
+
+
+def policy_for(store: Store, caller: str, callee: str, route: RecordPolicy | None = None) -> (
+    RecordPolicy
+):  # fmt: skip
+    """The strongest policy among the caller's and callee's extensions and the route's."""
+    found = [route] if route is not None else []
+    for number in (caller, callee):
+        extension = store.find_extension(number)
+        if extension is not None:
+            found.append(extension.record_policy)
+    return max(found, key=_RANK.__getitem__, default=RecordPolicy.NEVER)
+
+
+def recording_path(root: Path, call_id: str, started: float) -> Path:
+    """root/YYYY/MM/DD/<call-id>.wav; a Call-ID's unsafe characters become '_'."""
+    day = datetime.fromtimestamp(started)
+    name = _UNSAFE.sub("_", call_id)[:120] or "call"
+    return root / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}" / f"{name}.wav"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(slots=True)
+class _Active:
+    """A call with a recorder attached: its index row (once recording began) and digits."""
+
+    call: RecordableCall
+    recorder: Recorder
+    started_wall: float
+    row: Recording | None = None
+    digits: dict[Leg, tuple[str, float]] = field(default_factory=dict)
+
+
+class RecordingManager:
+    """Records calls by policy; see the module docstring for the hooks and their call sites."""
+
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], float] = time.time,
+        settings: RecordingSettings | None = None,
+        decoders: dict[int, Decoder] | None = None,
+    ) -> None:
+        self.store = store
+        self.root = Path(data_dir) / "recordings"
+        self.clock = clock
+        self.wall = wall
+        self.settings = settings or RecordingSettings()
+        self.decoders = decoders  # None: G.711 from pbx.media.g711
+        self.active: dict[str, _Active] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._next_retention = 0.0
+
+    # ---- lifecycle (server.py) ---------------------------------------------------
+
+    def start(self) -> list[Recording]:
+        """Startup check and retention, then the flush timer if a loop runs; the repaired rows."""
+        repaired = self.startup_check()
+        self.apply_retention()
+        self._next_retention = self.clock() + RETENTION_INTERVAL
+        with contextlib.suppress(RuntimeError):  # no running loop: the owner calls tick()
+            self._arm(asyncio.get_running_loop())
+        return repaired
+
+    def close(self) -> None:
+        """Stop the timer and finish any recording still open (the PBX is stopping)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for label in list(self.active):
+            self._finish(self.active.pop(label))
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = loop.call_later(FLUSH_INTERVAL, self._on_timer, loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self.tick()
+        except Exception:  # a disk error must not stop the timer for the other calls
+            log.exception("recording flush failed")
+        self._arm(loop)
+
+    def tick(self, now: float | None = None) -> None:
+        """Flush every recorder; hourly, apply retention."""
+        now = self.clock() if now is None else now
+        for label, active in list(self.active.items()):
+            try:
+                active.recorder.flush(now)
+            except OSError as exc:
+                log.error("[%s] recording stopped: %s", label, exc)
+                self._detach(active)
+                self.active.pop(label, None)
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_INTERVAL
+            self.apply_retention()
+
+    # ---- hooks for the B2BUA -------------------------------------------------------
+
+    def on_call_answered(self, call: RecordableCall, route: RecordPolicy | None = None) -> bool:
+        """Attach a recorder per policy when a call is answered; True if one is attached."""
+        policy = policy_for(self.store, call.caller, call.callee, route)
+        if policy is RecordPolicy.NEVER or call.relay is None or call.label in self.active:
+            return False
+        started = self.wall()
+        path = recording_path(self.root, call.a_invite.call_id, started)
+        if path.exists():  # the same Call-ID recorded the same day (a re-used Call-ID)
+            path = path.with_name(f"{path.stem}-{int(started * 1000)}.wav")
+        label = call.label
+        recorder = Recorder(
+            path, on_digit=lambda event: self._on_digit(label, event), decoders=self.decoders
+        )
+        active = _Active(call, recorder, started)
+        self.active[label] = active
+        call.relay.set_tap(recorder.tap)
+        if policy is RecordPolicy.ALWAYS:
+            self._begin(active)
+        log.info("[%s] recording policy %s", label, policy.value)
+        return True
+
+    def on_call_ended(self, call: RecordableCall) -> str | None:
+        """Finish the call's recording; the path for the CDR's `recording` column, or None."""
+        active = self.active.pop(call.label, None)
+        if active is None:
+            return None
+        return self._finish(active)
+
+    # ---- on demand (feature code and the HTTP API) ----------------------------------
+
+    def start_recording(self, call_label: str) -> Recording:
+        """Start or resume recording a call that has a recorder (any policy but never)."""
+        active = self._get(call_label)
+        self._begin(active)
+        assert active.row is not None
+        return active.row
+
+    def stop_recording(self, call_label: str) -> None:
+        """Pause recording a call; the file stays open until the call ends."""
+        self._get(call_label).recorder.stop(self.clock())
+
+    def state(self, call_label: str) -> RecordingState:
+        recording = self._get(call_label).recorder.recording
+        return RecordingState.RECORDING if recording else RecordingState.ARMED
+
+    def _get(self, call_label: str) -> _Active:
+        active = self.active.get(call_label)
+        if active is None:
+            raise UnknownCall(f"no recordable call {call_label}")
+        return active
+
+    def _begin(self, active: _Active, at: float | None = None) -> None:
+        recorder = active.recorder
+        recorder.start(self.clock() if at is None else at)
+        if active.row is None:
+            call = active.call
+            active.row = self.store.add_recording(
+                call.a_invite.call_id, str(recorder.path), active.started_wall,
+                call_label=call.label, caller=call.caller, callee=call.callee,
+            )  # fmt: skip
+
+    def _on_digit(self, label: str, event: DigitReceived) -> None:
+        """Match the feature code in each leg's digits; toggle recording at the code's arrival."""
+        active = self.active.get(label)
+        if active is None:
+            return
+        typed, last = active.digits.get(event.leg, ("", event.at))
+        typed = (typed if event.at - last <= DIGIT_TIMEOUT else "") + event.digit
+        code = self.settings.feature_code
+        if typed.endswith(code):
+            typed = ""
+            if active.recorder.recording:
+                active.recorder.stop(event.at)
+                log.info("[%s] recording paused by feature code", label)
+            else:
+                self._begin(active, event.at)
+                log.info("[%s] recording started by feature code", label)
+        active.digits[event.leg] = (typed[-len(code) :], event.at)
+
+    def _detach(self, active: _Active) -> None:
+        relay = active.call.relay
+        if relay is not None and not relay.closed:
+            relay.set_tap(None)
+
+    def _finish(self, active: _Active) -> str | None:
+        self._detach(active)
+        recorder = active.recorder
+        recorder.close(self.clock())
+        if active.row is None:
+            return None
+        path = recorder.path
+        size = path.stat().st_size
+        self.store.finish_recording(
+            active.row.id, duration=recorder.duration, size=size, sha256=sha256_of(path)
+        )
+        log.info("[%s] recording %s: %.1f s", active.call.label, path, recorder.duration)
+        return str(path)
+
+    # ---- crash repair and retention ------------------------------------------------
+
+    def startup_check(self) -> list[Recording]:
+        """Repair files whose rows were never finished (a crash); the finished rows."""
+        return repair_incomplete(self.store)
+
+    def apply_retention(self) -> list[Recording]:
+        return apply_retention(
+            self.store, self.wall(), self.settings.max_age_days, self.settings.max_total_bytes
+        )
+
+
+def repair_incomplete(store: Store) -> list[Recording]:
+    """Rewrite the header of each unfinished recording from its file length and finish the row.
+
+    A missing file is finished with size 0, so the row shows the loss instead of
+    pretending a recording is in progress.
+    """
+    done = []
+    for row in store.incomplete_recordings():
+        path = Path(row.path)
+        if path.exists():
+            info = repair(path)
+            done.append(store.finish_recording(
+                row.id, duration=info.duration, size=path.stat().st_size,
+                sha256=sha256_of(path), repaired=True,
+            ))  # fmt: skip
+            log.warning("repaired recording %s after a crash (%.1f s)", path, info.duration)
+        else:
+            done.append(store.finish_recording(row.id, duration=0, size=0, sha256="",
+                                               repaired=True))  # fmt: skip
+            log.warning("recording %s was lost in a crash", path)
+    return done
+
+
+def apply_retention(
+    store: Store, now: float, max_age_days: float | None, max_total_bytes: int | None
+) -> list[Recording]:
+    """Delete the oldest finished recordings older than `max_age_days` or, oldest first,
+    until the rest fit in `max_total_bytes`; the deleted rows."""
+    rows = store.complete_recordings_oldest_first()
+    total = sum(row.size for row in rows)
+    deleted = []
+    for row in rows:
+        too_old = max_age_days is not None and row.start < now - max_age_days * 86400
+        too_big = max_total_bytes is not None and total > max_total_bytes
+        if not (too_old or too_big):
+            break
+        with contextlib.suppress(FileNotFoundError):
+            Path(row.path).unlink()
+        store.delete_recording(row.id)
+        total -= row.size
+        deleted.append(row)
+    if deleted:
+        log.info("retention deleted %d recordings", len(deleted))
+    return deleted
