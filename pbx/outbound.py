@@ -186,7 +186,7 @@ class OutboundDialer:
         if names is None or not trunk.username:
             return None
         offered, answer = names
-        challenges = [c for v in response.headers.getall(offered) for c in _challenges(v)]
+        challenges = [c for v in response.headers.getall(offered) for c in offered_challenges(v)]
         if not challenges:
             return None
         sent_before = invite.headers.get(answer) is not None
@@ -252,7 +252,7 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
     return host, int(port) if port else default_port
 
 
-def _challenges(value: str) -> list[Challenge]:
+def offered_challenges(value: str) -> list[Challenge]:
     try:
         return [c for c in parse_challenges(value) if isinstance(c, Challenge)]
     except ParseError:
