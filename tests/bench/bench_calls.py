@@ -116,9 +116,9 @@ def run(quick: bool) -> list[Row]:
     if load.SIPP is None:
         return [Row("calls: DeskPBX call setups", 0, "calls/s",
                     note="sipp not installed (sip-tester)", command=COMMAND)]  # fmt: skip
-    workdir = load.workspace("bench-calls-")
     machine = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start"
-    search, spots = _measure(workdir, quick)
+    with load.workspace("bench-calls-") as workdir:
+        search, spots = _measure(workdir, quick)
     best = search.best
     if best is None:
         value, note = 0.0, "no clean step; " + search.summary()

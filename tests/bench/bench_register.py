@@ -130,7 +130,11 @@ def run(quick: bool) -> list[Row]:
     if load.SIPP is None:
         return [Row("register: DeskPBX", 0, "reg/s", note="sipp not installed (sip-tester)",
                     command=COMMAND)]  # fmt: skip
-    workdir = load.workspace("bench-register-")
+    with load.workspace("bench-register-") as workdir:
+        return _run(workdir, quick)
+
+
+def _run(workdir: Path, quick: bool) -> list[Row]:
     server_cores, _ = load.cpu_split()
     extensions = load.users(EXTENSIONS)
     inject = load.auth_csv(workdir, [[user, load.auth_field(user)] for user in extensions])

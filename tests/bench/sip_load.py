@@ -93,17 +93,27 @@ class Child:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def cpu_seconds(self) -> float:
-        """User+system CPU time of the process and its direct children (Kamailio's workers),
-        from /proc; 0.0 where there is no /proc."""
+    cores: set[int] | None = None
+
+    def pids(self) -> list[int]:
+        """The process and its direct children (Kamailio's workers), from /proc if there."""
         pids = [self.proc.pid]
         try:
             for entry in Path("/proc").iterdir():
                 if entry.name.isdigit() and _stat(entry.name)[1] == self.proc.pid:
                     pids.append(int(entry.name))
         except OSError:
-            return 0.0
-        return sum(_stat(str(pid))[0] for pid in pids)
+            pass
+        return pids
+
+    def pin_all(self) -> None:
+        """Pin the workers too: one forked before the parent was pinned would run anywhere."""
+        for pid in self.pids():
+            pin(pid, self.cores)
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU seconds of the process and its direct children; 0.0 without /proc."""
+        return sum(_stat(str(pid))[0] for pid in self.pids())
 
     def tail(self, chars: int = 2000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -157,7 +167,7 @@ def _spawn(name: str, args: list[str], workdir: Path, port: int, cores: set[int]
             env={**os.environ, "PYTHONPATH": path},
         )  # fmt: skip
     pin(proc.pid, cores)
-    return Child(name, proc, port, log, workdir)
+    return Child(name, proc, port, log, workdir, cores)
 
 
 @contextmanager
@@ -165,6 +175,7 @@ def running(child_factory: Callable[[], Child]) -> Iterator[Child]:
     child = child_factory()
     try:
         wait_sip_ready(child)
+        child.pin_all()
         yield child
     finally:
         child.stop()
@@ -276,9 +287,13 @@ def kamailio_binary() -> tuple[str | None, str]:
     if apt is None or os.geteuid() != 0:
         return None, "Kamailio not installed and apt-get not usable here"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = [apt, "install", "-y", "-q", "kamailio", "kamailio-sqlite-modules"]
+    install = [apt, "install", "-y", "-q", "kamailio", "kamailio-sqlite-modules"]
     try:
-        done = subprocess.run(cmd, env=env, capture_output=True, timeout=180, check=False)
+        done = subprocess.run(install, env=env, capture_output=True, timeout=180, check=False)
+        if done.returncode != 0:  # a fresh machine has no package lists yet
+            subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=120,
+                           check=False)  # fmt: skip
+            done = subprocess.run(install, env=env, capture_output=True, timeout=180, check=False)
     except subprocess.TimeoutExpired:
         return None, "apt-get install kamailio timed out"
     found = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
@@ -445,6 +460,10 @@ def run_sipp(
     except subprocess.TimeoutExpired:
         proc.kill()
         output, _ = proc.communicate()
+    finally:
+        if proc.poll() is None:  # interrupted: leave no load generator behind
+            proc.kill()
+            proc.wait(5)
     wall = time.monotonic() - started
     cpu = server.cpu_seconds() - cpu_before if server is not None else 0.0
     last: dict[str, str] = {}
@@ -612,8 +631,18 @@ def what_ifs_requested() -> tuple[str, ...]:
     return names
 
 
-def workspace(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
+@contextmanager
+def workspace(prefix: str) -> Iterator[Path]:
+    """A scratch directory for data dirs, configs, CSVs and logs; removed afterwards unless
+    DESKPBX_BENCH_KEEP is set (then its path is printed, to read the servers' logs)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if os.environ.get("DESKPBX_BENCH_KEEP"):
+            print(f"   kept {path}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
