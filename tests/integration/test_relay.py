@@ -477,3 +477,35 @@ def test_many_calls_open_and_close_without_leaks(run: Any) -> None:
         await relay.aclose()
 
     run(body)
+
+
+def test_rtcp_follows_when_rtp_relatches_to_a_new_host(run: Any) -> None:
+    async def body() -> None:
+        relay = make_relay()
+        session, a, b = await call(relay)
+        la = session.local(Leg.A)
+        a_rtcp, b_rtcp = await phone(), await phone()
+        session.set_remote(Leg.B, "127.0.0.1", b.port, b_rtcp.port)
+        rr = build_rtcp(RtcpType.RR, 0, struct.pack("!I", 7))
+        a.send(rtp(1), "127.0.0.1", la.rtp)
+        a_rtcp.send(rr, "127.0.0.1", la.rtcp)
+        assert (await b.recv())[0] == rtp(1)
+        assert (await b_rtcp.recv())[0] == rr
+        relay.sweep(1000.5)
+        a_rtcp.send(rr, "127.0.0.1", la.rtcp)  # RTCP keeps its latch fresh ...
+        assert (await b_rtcp.recv())[0] == rr
+        relay.sweep(1006.0)  # ... while RTP has been silent for 5.5 s and goes stale
+        assert session._legs[Leg.A].rtcp.stale is False
+        moved_rtp, moved_rtcp = await phone("127.0.0.2"), await phone("127.0.0.2")
+        moved_rtp.send(rtp(2), "127.0.0.1", la.rtp)  # the phone got a new address
+        assert (await b.recv())[0] == rtp(2)
+        a.send(rtp(3), "127.0.0.1", la.rtp)  # the old address lost its latch
+        await until(lambda: session.stats(Leg.A).rejected == 1)
+        moved_rtcp.send(rr, "127.0.0.1", la.rtcp)  # RTP moved host, so RTCP may follow
+        assert (await b_rtcp.recv())[0] == rr
+        stats = session.stats(Leg.A)
+        assert stats.latched == ("127.0.0.2", moved_rtp.port)
+        assert stats.rtcp_latched == ("127.0.0.2", moved_rtcp.port)
+        await relay.aclose()
+
+    run(body)
