@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COMMAND_MODULES: tuple[str, ...] = ("sip", "ext", "cdr", "serve", "token")
+COMMAND_MODULES: tuple[str, ...] = ("sip", "ext", "cdr", "serve", "token", "rec")
 
 
 class UsageError(Exception):
