@@ -287,6 +287,7 @@ def test_direction_inactive_and_sendonly_drop_what_they_forbid(run: Any) -> None
         sa, sb = session.stats(Leg.A), session.stats(Leg.B)
         assert (sa.packets_in, sa.dropped, sa.packets_out) == (2, 1, 1)
         assert (sb.packets_in, sb.dropped, sb.packets_out) == (3, 2, 1)
+        assert (sa.bytes_in, sa.bytes_out, sb.bytes_in, sb.bytes_out) == (344, 172, 516, 172)
         await relay.aclose()
 
     run(body)
