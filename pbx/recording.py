@@ -11,7 +11,9 @@ B2BUA talk to; it owns a `pbx.media.recorder.Recorder` per recorded call.
   until a leg sends the feature code (`*1` by default, as RFC 4733
   telephone-events the recorder sees through the relay tap) or the HTTP API
   calls `start_recording(label)`; the same code or `stop_recording(label)`
-  pauses it. Paused stretches are left out of the file.
+  pauses it. Paused stretches are left out of the file. The API may also
+  record a call whose policy is never (an administrator's override); the
+  feature code may not.
 - Files: `<data dir>/recordings/YYYY/MM/DD/<call-id>.wav` (local date of the
   answer), indexed in the store when recording starts and finished (duration,
   size, SHA-256) when the call ends; the CDR links the path.
@@ -150,6 +152,7 @@ class RecordingManager:
         wall: Callable[[], float] = time.time,
         settings: RecordingSettings | None = None,
         decoders: dict[int, Decoder] | None = None,
+        on_finished: Callable[[str, Recording], None] | None = None,
     ) -> None:
         self.store = store
         self.root = Path(data_dir) / "recordings"
@@ -158,6 +161,8 @@ class RecordingManager:
         self.settings = settings or RecordingSettings()
         self.decoders = decoders  # None: G.711 from pbx.media.g711
         self.active: dict[str, _Active] = {}
+        self._idle: dict[str, RecordableCall] = {}  # answered, policy never, no recorder
+        self.on_finished = on_finished
         self._timer: asyncio.TimerHandle | None = None
         self._next_retention = 0.0
 
@@ -177,6 +182,7 @@ class RecordingManager:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._idle.clear()
         for label in list(self.active):
             self._finish(self.active.pop(label))
 
@@ -207,10 +213,31 @@ class RecordingManager:
     # ---- hooks for the B2BUA -------------------------------------------------------
 
     def on_call_answered(self, call: RecordableCall, route: RecordPolicy | None = None) -> bool:
-        """Attach a recorder per policy when a call is answered; True if one is attached."""
+        """Attach a recorder per policy when a call is answered; True if one is attached.
+
+        A call under policy never is only remembered, so the API can still record it.
+        """
         policy = policy_for(self.store, call.caller, call.callee, route)
-        if policy is RecordPolicy.NEVER or call.relay is None or call.label in self.active:
+        if call.relay is None or call.label in self.active:
             return False
+        if policy is RecordPolicy.NEVER:
+            self._idle[call.label] = call
+            return False
+        active = self._attach(call)
+        if policy is RecordPolicy.ALWAYS:
+            self._begin(active)
+        log.info("[%s] recording policy %s", call.label, policy.value)
+        return True
+
+    def on_call_ended(self, call: RecordableCall) -> str | None:
+        """Finish the call's recording; the path for the CDR's `recording` column, or None."""
+        self._idle.pop(call.label, None)
+        active = self.active.pop(call.label, None)
+        if active is None:
+            return None
+        return self._finish(active)
+
+    def _attach(self, call: RecordableCall) -> _Active:
         started = self.wall()
         path = recording_path(self.root, call.a_invite.call_id, started)
         if path.exists():  # the same Call-ID recorded the same day (a re-used Call-ID)
@@ -219,25 +246,17 @@ class RecordingManager:
         recorder = Recorder(
             path, on_digit=lambda event: self._on_digit(label, event), decoders=self.decoders
         )
-        active = _Active(call, recorder, started)
-        self.active[label] = active
+        active = self.active[label] = _Active(call, recorder, started)
         call.relay.set_tap(recorder.tap)
-        if policy is RecordPolicy.ALWAYS:
-            self._begin(active)
-        log.info("[%s] recording policy %s", label, policy.value)
-        return True
-
-    def on_call_ended(self, call: RecordableCall) -> str | None:
-        """Finish the call's recording; the path for the CDR's `recording` column, or None."""
-        active = self.active.pop(call.label, None)
-        if active is None:
-            return None
-        return self._finish(active)
+        return active
 
     # ---- on demand (feature code and the HTTP API) ----------------------------------
 
     def start_recording(self, call_label: str) -> Recording:
-        """Start or resume recording a call that has a recorder (any policy but never)."""
+        """Start or resume recording an answered call, whatever its policy (the API's override)."""
+        idle = self._idle.pop(call_label, None)
+        if idle is not None and idle.relay is not None and not idle.relay.closed:
+            self._attach(idle)
         active = self._get(call_label)
         self._begin(active)
         assert active.row is not None
@@ -298,10 +317,12 @@ class RecordingManager:
             return None
         path = recorder.path
         size = path.stat().st_size
-        self.store.finish_recording(
+        row = self.store.finish_recording(
             active.row.id, duration=recorder.duration, size=size, sha256=sha256_of(path)
         )
         log.info("[%s] recording %s: %.1f s", active.call.label, path, recorder.duration)
+        if self.on_finished is not None:
+            self.on_finished(active.call.label, row)
         return str(path)
 
     # ---- crash repair and retention ------------------------------------------------

@@ -95,7 +95,8 @@ def feed(mgr, fake_call, clock, packets, until: float) -> None:
     while t <= until + 1e-9:
         while pending and pending[0].arrival <= t:
             p = pending.pop(0)
-            fake_call.relay.tap(p.leg, p.data, base + p.arrival)
+            if fake_call.relay.tap is not None:  # as the relay: no tap, no delivery
+                fake_call.relay.tap(p.leg, p.data, base + p.arrival)
         clock.now = base + t
         mgr.tick()
         t = round(t + step, 6)
@@ -222,11 +223,24 @@ def test_the_api_starts_and_stops_recording(store, tmp_path, clock):
         mgr.start_recording("c1")
 
 
-def test_calls_under_never_policy_cannot_be_started_by_the_api(store, tmp_path, clock):
-    mgr = manager(store, tmp_path, clock)
-    mgr.on_call_answered(call())
+def test_the_api_may_record_a_call_whose_policy_is_never(store, tmp_path, clock):
+    finished_rows = []
+    mgr = manager(store, tmp_path, clock, on_finished=lambda *a: finished_rows.append(a))
+    c = call()
+    assert mgr.on_call_answered(c) is False and c.relay.taps == []
     with pytest.raises(UnknownCall):
         mgr.stop_recording("c1")
+    feed(mgr, c, clock, digit_packets("*1", 0.2), until=1.0)  # the code alone does nothing
+    assert store.list_recordings() == []
+    mgr.start_recording("c1")
+    assert c.relay.tap is not None and mgr.state("c1") is RecordingState.RECORDING
+    clock.now += 2.0
+    path = mgr.on_call_ended(c)
+    [(label, row)] = finished_rows
+    assert label == "c1" and row.path == path and row.complete
+    assert row.duration == pytest.approx(2.0)
+    with pytest.raises(UnknownCall, match="no recordable call nope"):
+        mgr.start_recording("nope")
 
 
 def test_close_finishes_open_recordings(store, tmp_path, clock):
