@@ -20,6 +20,7 @@ from pbx.sip.uri import (
     AbsoluteUri,
     NameAddr,
     format_header_params,
+    params_dict,
     parse_name_addr,
     scan_quoted,
 )
@@ -32,6 +33,11 @@ _VIA = re.compile(
     f"({grammar.HOST.pattern})(?:[ \\t]*:[ \\t]*([0-9]{{1,5}}))?"
     f"((?:{GENERIC_PARAM})*)[ \\t]*"
 )
+_PLAIN_VIA = re.compile(
+    f"SIP/2\\.0/([{_T}]+) ([A-Za-z0-9_](?:[A-Za-z0-9_.\\-]*[A-Za-z0-9_.])?)"
+    f"(?::([0-9]{{1,5}}))?((?:;[{_T}]+(?:=[{_T}]+)?)*)"
+)
+_PLAIN_PARAM = re.compile(f";([{_T}]+)(?:=([{_T}]+))?")
 _CSEQ = re.compile(f"\\s*([0-9]+)\\s+([{_T}]+)\\s*")
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5: the sequence number MUST be less than 2**31
@@ -84,20 +90,24 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        match = _VIA.fullmatch(text)
-        if match is None:
-            raise ParseError("Bad Via")
-        name, version, transport, host, port_text, param_text = match.group(1, 2, 3, 4, 5, 6)
+        match = _PLAIN_VIA.fullmatch(text)  # the usual spelling, without LWS or quotes
+        if match is not None:
+            protocol = "SIP/2.0"
+            transport, host, port_text, param_text = match.group(1, 2, 3, 4)
+            found = _PLAIN_PARAM.findall(param_text) if param_text else ()
+        else:
+            match = _VIA.fullmatch(text)
+            if match is None:
+                raise ParseError("Bad Via")
+            name, version, transport, host, port_text, param_text = match.group(1, 2, 3, 4, 5, 6)
+            protocol = f"{name.upper()}/{version}"
+            found = PARAM.findall(param_text) if param_text else ()
         port = None
         if port_text is not None:
             port = int(port_text)
             if port > 65535:
                 raise ParseError("Bad Via sent-by")
-        params: dict[str, str | None] = {}
-        if param_text:
-            for key, value in PARAM.findall(param_text):
-                params.setdefault(key.lower(), value or None)
-        return cls(f"{name.upper()}/{version}", transport.upper(), host.lower(), port, params)
+        return cls(protocol, transport.upper(), host.lower(), port, params_dict(found))
 
     @property
     def branch(self) -> str | None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from pbx.sip import grammar
@@ -97,12 +99,15 @@ class Headers:
         headers._cache = {}
         return headers
 
+    def _first(self) -> dict[str, str]:
+        """Canonical name -> first value, built in C on first use and dropped on change."""
+        index: dict[str, str] | None = self._cache.get(_INDEX)
+        if index is None:
+            index = self._cache[_INDEX] = dict(reversed(self._items))
+        return index
+
     def get(self, name: str, default: str | None = None) -> str | None:
-        canon = canonical_name(name)
-        for key, value in self._items:
-            if key == canon:
-                return value
-        return default
+        return self._first().get(canonical_name(name), default)
 
     def getall(self, name: str) -> list[str]:
         canon = canonical_name(name)
@@ -170,30 +175,24 @@ class Headers:
 
 def _required(headers: Headers, canon: str) -> str:
     """The first value of a header the caller names canonically; ParseError when absent."""
-    for key, value in headers._items:
-        if key == canon:
-            return value
-    raise ParseError(f"Missing {canon}")
+    value = headers._first().get(canon)
+    if value is None:
+        raise ParseError(f"Missing {canon}")
+    return value
 
 
-def _optional(parse: Callable[[str], Any], name: str) -> Callable[[Headers], Any]:
+def _optional(parse: Callable[[str], Any], canon: str) -> Callable[[Headers], Any]:
     def read(headers: Headers) -> Any:
-        for key, value in headers._items:
-            if key == name:
-                return parse(value)
-        return None
+        value = headers._first().get(canon)
+        return None if value is None else parse(value)
 
     return read
 
 
 _ACCESSORS: dict[str, Callable[[Headers], Any]] = {
-    "call_id": lambda h: parse_call_id(_required(h, "Call-ID")),
-    "cseq": lambda h: CSeq.parse(_required(h, "CSeq")),
-    "via": lambda h: parse_top_via(_required(h, "Via")),
     "vias": lambda h: [Via.parse(value) for value in h.getall("Via")],
     "from_": lambda h: parse_name_addr(_required(h, "From")),
     "to": lambda h: parse_name_addr(_required(h, "To")),
-    "from_tag": lambda h: params_of(_required(h, "From")).get("tag"),
     "to_tag": lambda h: params_of(_required(h, "To")).get("tag"),
     "contacts": lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)],
     "max_forwards": _optional(parse_max_forwards, "Max-Forwards"),
@@ -205,6 +204,7 @@ _ACCESSORS: dict[str, Callable[[Headers], Any]] = {
 
 
 _MISSING = object()
+_INDEX = "first-values"  # key of Headers._first()'s index in the typed-value cache
 
 
 class _Message:
@@ -222,20 +222,30 @@ class _Message:
             value = cache[key] = _ACCESSORS[key](self.headers)
         return value
 
+    # The four values of the transaction key are read on every message: inlined.
     @property
     def call_id(self) -> str:
-        value = self.headers._cache.get("call_id")
-        return self._typed("call_id") if value is None else value  # type: ignore[no-any-return]
+        cache = self.headers._cache
+        value = cache.get("call_id")
+        if value is None:
+            value = cache["call_id"] = parse_call_id(_required(self.headers, "Call-ID"))
+        return value  # type: ignore[no-any-return]
 
     @property
     def cseq(self) -> CSeq:
-        value = self.headers._cache.get("cseq")
-        return self._typed("cseq") if value is None else value  # type: ignore[no-any-return]
+        cache = self.headers._cache
+        value = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = CSeq.parse(_required(self.headers, "CSeq"))
+        return value  # type: ignore[no-any-return]
 
     @property
     def via(self) -> Via:
-        value = self.headers._cache.get("via")
-        return self._typed("via") if value is None else value  # type: ignore[no-any-return]
+        cache = self.headers._cache
+        value = cache.get("via")
+        if value is None:
+            value = cache["via"] = parse_top_via(_required(self.headers, "Via"))
+        return value  # type: ignore[no-any-return]
 
     @property
     def vias(self) -> list[Via]:
@@ -251,7 +261,11 @@ class _Message:
 
     @property
     def from_tag(self) -> str | None:
-        return self._typed("from_tag")  # type: ignore[no-any-return]
+        cache = self.headers._cache
+        value = cache.get("from_tag", _MISSING)
+        if value is _MISSING:
+            value = cache["from_tag"] = params_of(_required(self.headers, "From")).get("tag")
+        return value  # type: ignore[return-value]
 
     @property
     def to_tag(self) -> str | None:
@@ -492,7 +506,7 @@ def _start_line_error(line: str) -> ParseError:
 def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response, int | None]:
     """Start line and raw headers of `head` (without the blank line); the Content-Length.
 
-    Hot path: one decode, one split, one `split(":", 1)` per line and a dict lookup of the
+    Hot path: one decode, one split, one `partition(":")` per line and a dict lookup of the
     raw name. A folded line (RFC 3261 7.3.1) or a name not seen before makes the fast path
     fail, and `_header_items` redoes the lines one by one."""
     text = head.decode("utf-8", "surrogateescape")
@@ -504,13 +518,15 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     msg = _parse_start(lines[0], headers)
     names = _WIRE_NAMES
     try:
+        # "Name" + ":" is looked up whole, so a line without a colon misses too.
         items = [
-            (names[raw], value.strip()) for raw, value in [line.split(":", 1) for line in lines[1:]]
+            (names[raw + colon], value.strip())
+            for raw, colon, value in map(str.partition, lines[1:], repeat(":"))
         ]
-    except (KeyError, ValueError):
+    except KeyError:
         items = _header_items(lines)
     headers._items = items
-    return msg, _content_length(items)
+    return msg, _content_length(headers)
 
 
 def _header_items(lines: list[str]) -> list[tuple[str, str]]:
@@ -527,7 +543,7 @@ def _header_items(lines: list[str]) -> list[tuple[str, str]]:
         raw, colon, value = line.partition(":")
         if not colon:
             raise ParseError("Bad header line")
-        name = _WIRE_NAMES.get(raw) or _checked_name(raw)
+        name = _WIRE_NAMES.get(raw + ":") or _checked_name(raw)
         items.append((name, value.strip()))
     return items
 
@@ -538,30 +554,34 @@ def _checked_name(raw: str) -> str:
         raise ParseError("Bad header line")
     canon = canonical_name(raw)
     if len(_WIRE_NAMES) < 4096:
-        _WIRE_NAMES[raw] = canon
+        _WIRE_NAMES[raw + ":"] = canon
     return canon
 
 
-# Header names as written on the wire (already checked to be tokens) -> canonical name.
-_WIRE_NAMES: dict[str, str] = (
-    {name: name for name in grammar.KNOWN_NAMES}
-    | {name.lower(): name for name in grammar.KNOWN_NAMES}
-    | COMPACT_FORMS
-    | {k.upper(): v for k, v in COMPACT_FORMS.items()}
-)
+# Header names as written on the wire, colon included (already checked to be tokens) ->
+# canonical name. Unknown spellings are added as they are seen, up to a bound.
+_WIRE_NAMES: dict[str, str] = {
+    spelling + ":": canon
+    for spelling, canon in (
+        [(name, name) for name in grammar.KNOWN_NAMES]
+        + [(name.lower(), name) for name in grammar.KNOWN_NAMES]
+        + list(COMPACT_FORMS.items())
+        + [(k.upper(), v) for k, v in COMPACT_FORMS.items()]
+    )
+}
 
 
 _CL = "Content-Length"
+_NAME_OF = itemgetter(0)
 
 
-def _content_length(items: list[tuple[str, str]]) -> int | None:
-    values = [value for name, value in items if name is _CL or name == _CL]
-    if not values:
+def _content_length(headers: Headers) -> int | None:
+    value = headers._first().get(_CL)
+    if value is None:
         return None
-    if len(values) > 1:
+    if list(map(_NAME_OF, headers._items)).count(_CL) > 1:
         # RFC 4475 3.3.14 mcl01: the body cannot be framed reliably, so reject it.
         raise ParseError("Multiple Content-Length values")
-    value = values[0]
     if not value.isdigit() or not value.isascii() or len(value) > 9:
         raise ParseError("Bad Content-Length")
     return int(value)
@@ -671,7 +691,7 @@ def validate(msg: Request | Response) -> None:
         if headers.count(name) > 1:
             raise ParseError(f"Multiple {name} values")
     for key in _TYPED_FIELDS:
-        msg._typed(key)
+        getattr(msg, key)
     _validate_extras(headers)
     if isinstance(msg, Request):
         _validate_request(msg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -334,9 +335,17 @@ def parse_header_params(text: str) -> dict[str, str | None]:
         return {}
     if _PARAMS_FULL.fullmatch(text) is None:
         raise ParseError("Bad header parameter")
-    params: dict[str, str | None] = {}
-    for name, value in PARAM.findall(text):
-        params.setdefault(name.lower(), value or None)
+    return params_dict(PARAM.findall(text))
+
+
+def params_dict(found: Sequence[tuple[str, str]]) -> dict[str, str | None]:
+    """(name, value) pairs from a findall as a dict: names lower-cased, "" -> None, and the
+    first of repeated names wins (the comprehension's last-wins is redone only then)."""
+    params = {name.lower(): value or None for name, value in found}
+    if len(params) != len(found):
+        params = {}
+        for name, value in found:
+            params.setdefault(name.lower(), value or None)
     return params
 
 
