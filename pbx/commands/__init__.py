@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COMMAND_MODULES: tuple[str, ...] = ("sip", "ext", "cdr", "serve", "token", "rec")
+COMMAND_MODULES: tuple[str, ...] = (
+    "sip",
+    "ext",
+    "cdr",
+    "serve",
+    "token",
+    "rec",
+    "trunk",
+    "route",
+    "did",
+    "group",
+)
 
 
 class UsageError(Exception):

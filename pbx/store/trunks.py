@@ -346,10 +346,12 @@ class TrunkQueries:
         return [_group(r) for r in self._rows("ring_groups", order_by="number")]
 
     def remove_group(self, number: str) -> None:
+        """Delete a ring group and the DIDs that ring it (they would lead nowhere)."""
         with self._transaction() as conn:
             cursor = conn.execute("DELETE FROM ring_groups WHERE number = ?", (number,))
-        if cursor.rowcount == 0:
-            raise UnknownItem("ring group", number)
+            if cursor.rowcount == 0:
+                raise UnknownItem("ring group", number)
+            conn.execute("DELETE FROM dids WHERE target_kind = 'group' AND target = ?", (number,))
 
     # -- DIDs -------------------------------------------------------------------------------
 
