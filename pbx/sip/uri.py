@@ -377,13 +377,14 @@ def parse_name_addr(text: str) -> NameAddr:
         s = s[end:].lstrip()
         if not s.startswith("<"):
             raise ParseError("Bad name-addr")
-    elif s[0] != "<" and "<" in s:
-        lt = s.index("<")
+    elif s[0] != "<":
+        lt = s.find("<")
         words = s[:lt].strip()
-        if not grammar.DISPLAY_TOKENS.fullmatch(words):
-            raise ParseError("Bad display name")
-        display = words
-        s = s[lt:]
+        if lt >= 0 and grammar.DISPLAY_TOKENS.fullmatch(words):
+            display = words
+            s = s[lt:]
+        elif lt >= 0 and ":" not in words:
+            raise ParseError("Bad display name")  # RFC 4475 baddn: "Bell, Alexander <...>"
     if s[0] == "<":
         gt = s.find(">")
         if gt < 0:

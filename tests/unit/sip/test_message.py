@@ -330,3 +330,37 @@ def test_constructors_refuse_what_cannot_be_sent() -> None:
         Response(42)
     with pytest.raises(LocalProtocolError):
         Response(200, "OK\r\nX: y")
+
+
+def test_headers_api_details() -> None:
+    headers = Headers(
+        [("Subject", ""), ("X-A", "1"), ("x-a", "2"), ("Via", "SIP/2.0/UDP a, SIP/2.0/UDP b")]
+    )
+    assert headers.get("Subject", "default") == ""
+    assert headers.get("x-a") == "1"
+    assert headers.getall("X-A") == ["1", "2"]
+    assert headers.raw_values("Via") == ["SIP/2.0/UDP a, SIP/2.0/UDP b"]
+    assert headers.getall("v") == ["SIP/2.0/UDP a", "SIP/2.0/UDP b"]
+    assert headers.count("X-A") == 2 and headers.count("Route") == 0
+    assert 42 not in headers and "subject" in headers
+    headers.set("X-A", "3")
+    assert list(headers) == [("Subject", ""), ("X-A", "3"), ("Via", "SIP/2.0/UDP a, SIP/2.0/UDP b")]
+    headers.set("Route", "<sip:r;lr>")
+    assert list(headers)[-1] == ("Route", "<sip:r;lr>")
+    assert headers.get("X-A") == "3"  # the first-value index follows every change
+    headers.remove("x-a")
+    assert headers.get("X-A") is None and len(headers) == 3
+    assert headers == headers.copy() and headers != Headers()
+
+
+def test_to_dict_survives_undecodable_octets() -> None:
+    msg = parse_message(
+        b"OPTIONS sip:a@b SIP/2.0\r\nSubject: caf\xe9\r\nCall-ID: x\r\nl: 0\r\n\r\n"
+    )
+    assert bytes(msg) == (
+        b"OPTIONS sip:a@b SIP/2.0\r\nSubject: caf\xe9\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    data = msg.to_dict()
+    assert data["headers"][0] == ["Subject", "caf\ufffd"]
+    assert data["parsed"]["call_id"] == "x"
+    assert "Missing CSeq" in data["errors"]

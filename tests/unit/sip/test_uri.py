@@ -146,3 +146,16 @@ def test_bad_name_addrs(text: str, reason: str) -> None:
     with pytest.raises(ParseError) as info:
         parse_name_addr(text)
     assert info.value.reason == reason
+
+
+def test_addr_spec_with_angle_bracket_in_a_quoted_parameter() -> None:
+    addr = parse_name_addr('sip:a@h;x="<y>";tag=1')
+    assert addr.display is None and addr.uri == SipUri("sip", "a", "h")
+    assert addr.params == {"x": '"<y>"', "tag": "1"}
+
+
+def test_repeated_parameters_keep_the_first() -> None:
+    addr = parse_name_addr("<sip:a@h>;tag=1;TAG=2;x")
+    assert addr.params == {"tag": "1", "x": None}
+    uri = parse_uri("sip:a@h;lr;LR=x;p=1")
+    assert isinstance(uri, SipUri) and uri.params == {"lr": None, "p": "1"}
