@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 from pbx.b2bua_auth import CallerAuth
 from pbx.call import (
+    ALLOW,
     Call,
     CallState,
     Fork,
@@ -42,6 +43,7 @@ from pbx.call import (
     Side,
     best_final,
     disposition_for,
+    fork_invite,
     media_stats,
     sdp_of,
 )
@@ -63,9 +65,9 @@ from pbx.store import Binding, Disposition, HangupSide, Store
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
 HANGUP_SIDE = {Side.A: HangupSide.CALLER, Side.B: HangupSide.CALLEE}
 FORWARDED_METHODS = frozenset({"INVITE", "UPDATE", "INFO"})
+DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE"})
 
 
 class B2bua:
@@ -148,10 +150,18 @@ class B2bua:
             elif request.method == "INVITE":
                 self._on_invite(ev)
             elif request.method != "ACK":
-                self._reply(ev, 405 if request.method in ("BYE", "INFO") else 501)
+                # Dialog-only methods without a To tag match no dialog (RFC 3261 15.1.2).
+                self._reply(ev, 481 if request.method in DIALOG_ONLY else 501)
         except ParseError as exc:
             if request.method != "ACK":
                 self._reply(ev, exc.status, exc.reason)
+        except Exception:  # one bad request must not leave its transaction unanswered
+            log.exception("failed on %s %s", request.method, request.call_id)
+            if request.method != "ACK":
+                try:
+                    self._reply(ev, 500, "Server Internal Error")
+                except Exception:  # already answered: the transaction refuses a second one
+                    pass
 
     def _on_invite(self, ev: RequestReceived) -> None:
         request = ev.request
@@ -239,25 +249,8 @@ class B2bua:
     def _fork(self, call: Call, binding: Binding) -> None:
         assert call.relay is not None
         peer = self._peer((binding.source_host, binding.source_port), binding.transport)
-        local_b = call.relay.local(Leg.B)
-        sdp = rewrite_for_relay(call.a_offer, peer.media_host, local_b.rtp)
-        a = call.a_invite
-        display = a.from_.display
-        caller_id = f'"{display}" ' if display else ""
-        headers = [
-            ("Via", f"SIP/2.0/{peer.transport} {peer.local.sent_by}"),
-            ("Max-Forwards", str(max(0, min(70, (a.max_forwards or 70) - 1)))),
-            ("From", f"{caller_id}<sip:{call.caller}@{peer.local.sent_by}>;tag={call.a_tag}"),
-            ("To", f"<sip:{call.callee}@{peer.local.sent_by}>"),
-            ("Call-ID", f"{call.label}-{len(call.forks)}@deskpbx"),
-            ("CSeq", "1 INVITE"),
-            ("Contact", peer.local.contact),
-            ("Allow", ALLOW),
-            ("User-Agent", self.config.user_agent),
-            *call.x_headers.items(),
-            ("Content-Type", SDP),
-        ]
-        invite = Request("INVITE", binding.contact, headers, bytes(sdp))
+        sdp = rewrite_for_relay(call.a_offer, peer.media_host, call.relay.local(Leg.B).rtp)
+        invite = fork_invite(call, binding.contact, peer, bytes(sdp), self.config.user_agent)
         tx = self.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
         call.forks[tx] = Fork(binding, invite, tx, peer)
         self._by_fork[tx] = call
@@ -439,6 +432,13 @@ class B2bua:
                 self._reply(ev, 481)
             return
         call, side = found
+        if request.method == "BYE" and not call.answered:
+            # The caller may end an early dialog with BYE (RFC 3261 15): 200 to it, 487 to
+            # its INVITE (15.1.2). Handled before the dialog, which refuses an early BYE.
+            self._reply(ev, 200)
+            call.hangup_side = HANGUP_SIDE[side]
+            self._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
+            return
         dialog = call.dialog(side)
         assert dialog is not None
         error = dialog.receive_request(request)

@@ -23,6 +23,9 @@ from pbx.store import Binding, Cdr, Disposition, HangupSide
 
 Address = tuple[str, int]
 
+#: The methods the PBX takes, in Allow headers (RFC 3261 20.5).
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+
 
 class CallState(enum.Enum):
     """Where a call is, in the words a softphone shows (Blink's call states)."""
@@ -202,6 +205,34 @@ def best_final(responses: list[Response]) -> Response | None:
     if busy:
         return busy[0]
     return min(responses, key=lambda r: (r.status // 100, r.status))
+
+
+def fork_invite(call: Call, contact: str, peer: Peer, sdp: bytes, user_agent: str) -> Request:
+    """The INVITE one fork sends to one registered `contact` of the callee (RFC 3261 8.1.1).
+
+    A dialog of our own: a Call-ID per fork, the caller's number and display name in From
+    with the leg A tag, the caller's X- headers, and Max-Forwards one below the caller's,
+    so that a loop through the PBX ends like one through a proxy (RFC 7332, 16.6 step 3).
+    """
+    a = call.a_invite
+    display = (a.from_.display or "").replace("\\", "\\\\").replace('"', '\\"')
+    caller_id = f'"{display}" ' if display else ""
+    here = peer.local.sent_by
+    max_forwards = 70 if a.max_forwards is None else min(70, a.max_forwards)
+    headers = [
+        ("Via", f"SIP/2.0/{peer.transport} {here}"),
+        ("Max-Forwards", str(max(0, max_forwards - 1))),
+        ("From", f"{caller_id}<sip:{call.caller}@{here}>;tag={call.a_tag}"),
+        ("To", f"<sip:{call.callee}@{here}>"),
+        ("Call-ID", f"{call.label}-{len(call.forks)}@deskpbx"),
+        ("CSeq", "1 INVITE"),
+        ("Contact", peer.local.contact),
+        ("Allow", ALLOW),
+        ("User-Agent", user_agent),
+        *call.x_headers.items(),
+        ("Content-Type", "application/sdp"),
+    ]
+    return Request("INVITE", contact, headers, sdp)
 
 
 def sdp_of(message: Request | Response | None) -> SessionDescription | None:

@@ -101,6 +101,11 @@ def test_in_dialog_request_for_an_unknown_dialog_gets_481(pbx, method, body, con
     assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["calls"]) == 0
 
 
+@pytest.mark.parametrize("method", ["BYE", "INFO", "UPDATE"])
+def test_dialog_only_request_without_a_to_tag_gets_481(pbx, method):
+    assert status_of(exchange(pbx, request(method, pbx))) == 481
+
+
 def test_datagrams_that_are_not_sip_leave_the_pbx_answering(pbx):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for junk in (b"\x00\xff" * 40, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n", b"\r\n"):

@@ -139,3 +139,16 @@ def test_x_headers_reach_the_callee_and_the_cdr(pbx, tmp_path):
     [cdr] = pbx.wait_cdrs(1)
     assert cdr.x_headers["X-Call-Type"] == "sipp-test"
     assert {name.lower() for name in cdr.x_headers} == {"x-call-type", "x-sign-id"}
+
+
+def test_caller_bye_on_the_early_dialog_cancels_the_ringing_callee(pbx, tmp_path):
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    ringing = callee(tmp_path, "uas_ring.xml", port)  # passes only with CANCEL, 487, ACK
+    result = caller(pbx, tmp_path, "uac_early_bye.xml", "1001", "1003").wait()
+    assert result.ok, result.log
+    ring_result = ringing.wait()
+    assert ring_result.ok, ring_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.sip_code) == (Disposition.CANCELLED, 487)
+    assert cdr.hangup_side is HangupSide.CALLER and cdr.billsec == 0

@@ -8,6 +8,9 @@ from pathlib import Path
 from pbx.b2bua import B2bua, _is_x_header
 from pbx.call import CallState
 from pbx.config import PbxConfig
+from pbx.sip.events import RequestReceived
+from pbx.sip.message import Request, Response
+from pbx.sip.transaction import ServerKey
 from tests.unit.test_call import make_call
 
 
@@ -66,3 +69,56 @@ def test_x_headers_are_recognised_in_any_letter_case():
     assert [_is_x_header(n) for n in ("X-Call-Type", "x-sign-id", "X-", "Xylophone", "To")] == [
         True, True, True, False, False,
     ]  # fmt: skip
+
+
+class RecordingEndpoint:
+    def __init__(self) -> None:
+        self.responses: list[Response] = []
+
+    def now(self) -> float:
+        return 0.0
+
+    def send_response(self, tx, response: Response) -> None:  # type: ignore[no-untyped-def]
+        self.responses.append(response)
+
+
+def request(method: str, to_tag: str | None = None) -> Request:
+    to = "<sip:1002@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    return Request(method, "sip:1002@127.0.0.1", [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-7"),
+        ("From", "<sip:1001@127.0.0.1>;tag=a"),
+        ("To", to),
+        ("Call-ID", "c7@test"),
+        ("CSeq", f"1 {method}"),
+    ])  # fmt: skip
+
+
+def received(req: Request) -> RequestReceived:
+    return RequestReceived(req, ServerKey("z9hG4bK-7", ("127.0.0.1", 5070), req.method),
+                           ("127.0.0.1", 5070), "UDP")  # fmt: skip
+
+
+def make_b2bua(endpoint: RecordingEndpoint) -> B2bua:
+    return B2bua(endpoint, None, None, None, None,  # type: ignore[arg-type]
+                 PbxConfig(data_dir=Path("/nonexistent")))  # fmt: skip
+
+
+def test_a_bug_while_handling_a_request_still_answers_it_with_500():
+    endpoint = RecordingEndpoint()
+    b2bua = make_b2bua(endpoint)
+
+    def broken(ev: RequestReceived) -> None:
+        raise RuntimeError("a bug")
+
+    b2bua._on_invite = broken  # type: ignore[method-assign]
+    b2bua.on_request(received(request("INVITE")))
+    assert [(r.status, r.reason) for r in endpoint.responses] == [(500, "Server Internal Error")]
+
+
+def test_requests_outside_any_dialog_get_481_or_501():
+    endpoint = RecordingEndpoint()
+    b2bua = make_b2bua(endpoint)
+    for req in (request("BYE"), request("INFO"), request("UPDATE"), request("MESSAGE"),
+                request("BYE", to_tag="gone")):  # fmt: skip
+        b2bua.on_request(received(req))
+    assert [r.status for r in endpoint.responses] == [481, 481, 481, 501, 481]

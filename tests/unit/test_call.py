@@ -6,10 +6,20 @@ import ipaddress
 
 import pytest
 
-from pbx.call import Call, CallState, Fork, Peer, Side, best_final, disposition_for, sdp_of
+from pbx.call import (
+    Call,
+    CallState,
+    Fork,
+    Peer,
+    Side,
+    best_final,
+    disposition_for,
+    fork_invite,
+    sdp_of,
+)
 from pbx.media.relay import Leg
 from pbx.sip.dialog import LocalEndpoint
-from pbx.sip.message import Request, Response
+from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.sdp import SessionDescription
 from pbx.sip.transaction import ClientKey
 from pbx.store import Binding, Disposition, HangupSide
@@ -194,3 +204,23 @@ def test_sdp_of_reads_only_sdp_bodies_that_parse():
     wrong_type = Response(200, headers=[("Content-Type", "text/plain")], body=OFFER)
     broken = Response(200, headers=[("Content-Type", "application/sdp")], body=b"garbage")
     assert [sdp_of(m) for m in (wrong_type, broken, Response(200), None)] == [None] * 4
+
+
+def test_fork_invite_is_a_dialog_of_our_own_carrying_the_callers_identity_and_x_headers():
+    call = make_call()
+    call.a_invite.headers.add("Max-Forwards", "12")
+    call.a_invite.headers.set("From", '"Ann \\"A\\" Lee" <sip:1001@127.0.0.1>;tag=a')
+    local = LocalEndpoint("<sip:pbx@127.0.0.1:5060>", "127.0.0.1:5060")
+    peer = Peer(("127.0.0.1", 5080), "UDP", local, "127.0.0.1")
+    invite = fork_invite(call, "sip:1002@10.0.0.9:5062", peer, b"v=0\r\n", "DeskPBX-test")
+    wire = parse_message(bytes(invite))  # what the callee's phone parses
+    assert isinstance(wire, Request) and str(wire.uri) == "sip:1002@10.0.0.9:5062"
+    assert wire.from_.display == 'Ann "A" Lee' and wire.from_tag == "tag-a"
+    assert getattr(wire.from_.uri, "user", None) == "1001"
+    assert wire.to_tag is None and getattr(wire.to.uri, "user", None) == "1002"
+    assert wire.call_id == "label-0@deskpbx" and wire.call_id != call.a_invite.call_id
+    assert wire.max_forwards == 11
+    assert wire.headers.get("X-Call-Type") == "sales"
+    assert wire.headers.get("Contact") == "<sip:pbx@127.0.0.1:5060>"
+    assert wire.headers.get("User-Agent") == "DeskPBX-test"
+    assert wire.body == b"v=0\r\n" and wire.content_type == "application/sdp"
