@@ -3,7 +3,9 @@
 Theory of operation. Before the B2BUA authenticates an INVITE it asks
 `InboundGate.admit(request, source)`:
 
-    FromTrunk(trunk)  the source address is a trunk's host or outbound proxy, or
+    FromTrunk(trunk)  the source address is a trunk's host or outbound proxy (on a
+                      loopback address, where phones and trunks share 127.0.0.1,
+                      its port must be the trunk's port too), or
                       the Request-URI user is the secret Contact user a trunk
                       registered with (TrunkManager.trunk_for_contact_user):
                       no digest challenge, route by DID with `route(trunk, request)`
@@ -113,33 +115,37 @@ class InboundGate:
         self.contact_owner = contact_owner
         self.resolver = resolver
         self.default_ring_timeout = default_ring_timeout
-        self._by_address: dict[str, Trunk] = {}
+        self._by_address: dict[str, list[tuple[int, Trunk]]] = {}
         self._by_name: dict[str, Trunk] = {}
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the trunks (after `deskpbx trunk add/remove`) and resolve their hosts."""
-        by_address: dict[str, Trunk] = {}
+        by_address: dict[str, list[tuple[int, Trunk]]] = {}
         trunks = [t for t in self.store.list_trunks() if t.enabled]
         for trunk in trunks:
-            hosts = [trunk.host]
+            hosts = [(trunk.host, trunk.port)]
             if trunk.outbound_proxy:
-                hosts.append(split_hostport(trunk.outbound_proxy, trunk.port)[0])
-            for host in hosts:
+                hosts.append(split_hostport(trunk.outbound_proxy, trunk.port))
+            for host, port in hosts:
                 for address in self.resolver(host):
-                    by_address.setdefault(address, trunk)
+                    by_address.setdefault(address, []).append((port, trunk))
         self._by_address = by_address
         self._by_name = {t.name: t for t in trunks}
 
     def trunk_for(self, request: Request, source: tuple[str, int]) -> Trunk | None:
         """The trunk this request came from, by source address or registration contact."""
         try:
-            address = str(ipaddress.ip_address(source[0].strip("[]")))
+            ip = ipaddress.ip_address(source[0].strip("[]"))
         except ValueError:
-            address = source[0]
-        trunk = self._by_address.get(address)
-        if trunk is not None:
-            return trunk
+            ip = None
+        address = str(ip) if ip is not None else source[0]
+        candidates = self._by_address.get(address, [])
+        exact = [t for port, t in candidates if port == source[1]]
+        if exact:
+            return exact[0]
+        if candidates and not (ip is not None and ip.is_loopback):
+            return candidates[0][1]
         user = _uri_user(request)
         owner = self.contact_owner(user) if user else None
         return self._by_name.get(owner) if owner else None

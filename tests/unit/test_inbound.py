@@ -126,3 +126,17 @@ def test_catch_all_did_and_disabled_members(store: Store) -> None:
 def test_resolve() -> None:
     assert resolve("127.0.0.1") == {"127.0.0.1"}
     assert resolve("[::1]") == {"::1"}
+
+
+def test_loopback_trunks_need_their_port(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as s:
+        s.add_extension("201", "secret123")
+        s.add_trunk(Trunk("one", "127.0.0.1", 5071))
+        s.add_trunk(Trunk("two", "127.0.0.1", 5072, outbound_proxy="127.0.0.1:5073"))
+        g = InboundGate(s)
+        request = invite("sip:1@pbx")
+        assert g.trunk_for(request, ("127.0.0.1", 5071)).name == "one"  # type: ignore[union-attr]
+        assert g.trunk_for(request, ("127.0.0.1", 5072)).name == "two"  # type: ignore[union-attr]
+        assert g.trunk_for(request, ("127.0.0.1", 5073)).name == "two"  # type: ignore[union-attr]
+        assert g.trunk_for(request, ("127.0.0.1", 40000)) is None  # a phone on this host
+        assert g.admit(request, ("127.0.0.1", 40000)).admission is Admission.REFUSE
