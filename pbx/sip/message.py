@@ -226,26 +226,26 @@ class _Message:
     @property
     def call_id(self) -> str:
         cache = self.headers._cache
-        value = cache.get("call_id")
+        value: str | None = cache.get("call_id")
         if value is None:
             value = cache["call_id"] = parse_call_id(_required(self.headers, "Call-ID"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def cseq(self) -> CSeq:
         cache = self.headers._cache
-        value = cache.get("cseq")
+        value: CSeq | None = cache.get("cseq")
         if value is None:
             value = cache["cseq"] = CSeq.parse(_required(self.headers, "CSeq"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def via(self) -> Via:
         cache = self.headers._cache
-        value = cache.get("via")
+        value: Via | None = cache.get("via")
         if value is None:
             value = cache["via"] = parse_top_via(_required(self.headers, "Via"))
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def vias(self) -> list[Via]:
@@ -265,7 +265,7 @@ class _Message:
         value = cache.get("from_tag", _MISSING)
         if value is _MISSING:
             value = cache["from_tag"] = params_of(_required(self.headers, "From")).get("tag")
-        return value  # type: ignore[return-value]
+        return value  # type: ignore[no-any-return]
 
     @property
     def to_tag(self) -> str | None:
@@ -360,6 +360,9 @@ class Request(_Message):
 
     __slots__ = ("method", "_uri", "_uri_text")
     is_request = True
+    method: str
+    _uri: Uri | None
+    _uri_text: str
 
     def __init__(
         self,
@@ -371,7 +374,7 @@ class Request(_Message):
         if not grammar.TOKEN.fullmatch(method):
             raise LocalProtocolError(f"bad method {method!r}")
         self.method = method
-        self.uri = uri  # type: ignore[assignment]
+        self.uri = uri
         self.headers = _as_headers(headers)
         self.body = body
 
