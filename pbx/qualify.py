@@ -56,8 +56,11 @@ class Qualifier:
             self._handle = None
 
     def _tick(self) -> None:
+        # One OPTIONS at a time per binding; compared by identity, not by every field,
+        # since an answer in between changes the stored row's last_qualified.
+        pending = {(b.extension, b.contact) for b in self._pending.values()}
         for binding in self.store.active_bindings(self.wall()):
-            if not any(b == binding for b in self._pending.values()):
+            if (binding.extension, binding.contact) not in pending:
                 self.qualify(binding)
         self.start()
 
