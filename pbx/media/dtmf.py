@@ -23,7 +23,8 @@ Phones signal keypad digits in one of two ways:
    frequencies 697/770/852/941 Hz plus one of four "column" frequencies
    1209/1336/1477/1633 Hz). `InbandDetector` finds them in 8 kHz int16
    audio with the Goertzel algorithm, one filter per frequency over blocks
-   of `BLOCK` samples, and applies ITU-T Q.24's acceptance rules: a block
+   of `BLOCK` samples (its recurrence evaluated in closed form, see
+   `goertzel_states`), and applies ITU-T Q.24's acceptance rules: a block
    counts as a hit only if the strongest row and column tones are loud
    enough (energy threshold), each stands well above the others of its
    group, the twist between them is within the limits (normal twist, the
@@ -329,6 +330,7 @@ class InbandDetector:
     def __init__(self) -> None:
         freqs = np.array(ROWS + COLUMNS)
         self._coeff = 2.0 * np.cos(2.0 * np.pi * freqs / SAMPLE_RATE)
+        self._states = goertzel_states(freqs, BLOCK)
         self._pending = np.zeros(0, dtype=np.float64)
         self._position = 0  # sample index of the first pending sample
         self._candidate: str | None = None
@@ -347,7 +349,7 @@ class InbandDetector:
         if count == 0:
             return []
         blocks = data[: count * BLOCK].reshape(count, BLOCK)
-        powers = _goertzel(blocks, self._coeff)
+        powers = _goertzel(blocks, self._coeff, self._states)
         energy = np.mean(blocks * blocks, axis=1)
         out: list[InbandDigit] = []
         for i in range(count):
@@ -398,19 +400,36 @@ class InbandDetector:
         return None
 
 
-def _goertzel(blocks: npt.NDArray[np.float64], coeff: npt.NDArray[np.float64]) -> np.ndarray:
-    """Goertzel filters, all blocks and frequencies at once: (B, N) -> (B, F) tone powers.
+def goertzel_states(
+    freqs: npt.NDArray[np.float64], size: int, rate: int = SAMPLE_RATE
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Matrices (size, F) that give the Goertzel filters' last two states by one product.
 
-    The recurrence s[n] = x[n] + 2cos(w)s[n-1] - s[n-2] runs over the N samples;
-    |X(w)|^2 = s1^2 + s2^2 - 2cos(w)s1s2 is the block's DTFT power at w, scaled by
-    2/N^2 so a sine of amplitude A at w gives A^2/2, its mean power.
+    The recurrence s[n] = x[n] + 2cos(w) s[n-1] - s[n-2] is linear with impulse
+    response h[m] = sin((m+1)w) / sin(w), so after `size` samples
+    s1 = s[N-1] = sum x[n] h[N-1-n] and s2 = s[N-2] = sum x[n] h[N-2-n]. Computing
+    them as a matrix product gives the same numbers as running the recurrence
+    sample by sample, without a Python loop per sample.
     """
-    count, size = blocks.shape
-    s1 = np.zeros((count, coeff.size))
-    s2 = np.zeros_like(s1)
-    for n in range(size):
-        s0 = blocks[:, n, None] + coeff * s1 - s2
-        s2 = s1
-        s1 = s0
-    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
-    return power * (2.0 / (size * size))
+    w = 2.0 * np.pi * np.asarray(freqs, dtype=np.float64) / rate
+    m = np.arange(size, dtype=np.float64)[:, None]
+    h = np.sin((m + 1) * w) / np.sin(w)
+    last = h[::-1]
+    before = np.vstack((h[-2::-1], np.zeros((1, w.size))))
+    return last, before
+
+
+def _goertzel(
+    blocks: npt.NDArray[np.float64],
+    coeff: npt.NDArray[np.float64],
+    states: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+) -> npt.NDArray[np.float64]:
+    """Goertzel powers, all blocks and frequencies at once: (B, N) -> (B, F).
+
+    |X(w)|^2 = s1^2 + s2^2 - 2cos(w) s1 s2 is the block's DTFT power at w, scaled
+    by 2/N^2 so a sine of amplitude A at w gives A^2/2, its mean power.
+    """
+    s1 = blocks @ states[0]
+    s2 = blocks @ states[1]
+    size = blocks.shape[1]
+    return (s1 * s1 + s2 * s2 - coeff * s1 * s2) * (2.0 / (size * size))

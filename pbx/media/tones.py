@@ -18,7 +18,9 @@ durations in seconds of alternating on and off periods, starting with on,
 repeated for as long as the tone plays (no cadence: continuous). A
 `ToneGenerator` turns one into consecutive frames; the sample counter it
 keeps makes the phase continuous across frames and across cadence
-periods, so frames of any size concatenate into the same signal.
+periods, so frames of any size concatenate into the same signal. For
+whole-Hz tones one full repetition is rendered once per (tone, level) and
+shared, so a frame is a copy out of it.
 Levels are in dBm0 (ITU-T G.711 puts the theoretical load capacity, a
 full-scale sine, at +3.14 dBm0 for A-law and +3.17 dBm0 for mu-law);
 -13 dBm0 per frequency by default, set per generator.
@@ -27,6 +29,8 @@ full-scale sine, at +3.14 dBm0 for A-law and +3.17 dBm0 for mu-law);
 from __future__ import annotations
 
 import enum
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,9 +139,6 @@ class ToneGenerator:
         self.amplitude = 32767 * 10 ** ((level_dbm0 - FULL_SCALE_DBM0) / 20)
         if self.amplitude * len(tone.frequencies) > 32767:
             raise ValueError(f"level {level_dbm0} dBm0 per frequency would clip")
-        edges = np.cumsum([round(d * rate) for d in tone.cadence])
-        self._edges = edges  # sample offsets within a period where on/off flips
-        self._period = int(edges[-1]) if len(edges) else 0
         self._position = 0
 
     @property
@@ -147,19 +148,51 @@ class ToneGenerator:
 
     def frame(self, samples: int = 160) -> npt.NDArray[np.int16]:
         """The next `samples` samples (160 = one 20 ms packet at 8 kHz)."""
-        index = np.arange(self._position, self._position + samples, dtype=np.int64)
+        start = self._position
         self._position += samples
-        signal = np.zeros(samples, dtype=np.float64)
-        for freq in self.tone.frequencies:
-            # (f * n) mod rate keeps the phase argument small and exact for whole-Hz tones.
-            cycles = np.mod(freq * index, self.rate) / self.rate
-            signal += np.sin(2 * np.pi * cycles)
-        signal *= self.amplitude
-        if self._period:
-            slot = np.searchsorted(self._edges, index % self._period, side="right")
-            signal[slot % 2 == 1] = 0.0  # odd slots are the off periods
-        return np.round(signal).astype(np.int16)
+        cycle = _cycle(self.tone, self.amplitude, self.rate)
+        if cycle is None:
+            return _render(self.tone, self.amplitude, self.rate, start, samples)
+        index = np.arange(start, start + samples, dtype=np.int64) % cycle.size
+        return cycle.take(index)
 
     def reset(self) -> None:
         """Start again at the beginning of the first on period."""
         self._position = 0
+
+
+_MAX_CYCLE_S = 12
+
+
+@functools.lru_cache(maxsize=64)
+def _cycle(tone: Tone, amplitude: float, rate: int) -> npt.NDArray[np.int16] | None:
+    """One full repetition of the tone, shared by every generator of it, or None.
+
+    Whole-Hz frequencies repeat every second and the cadence every period, so
+    the signal repeats after lcm(rate, period samples), at most 12 s (US
+    ringback: 6 s). Copying from it costs a slice instead of a sine per sample.
+    """
+    if any(f != int(f) for f in tone.frequencies):
+        return None
+    period = round(tone.period * rate) if tone.cadence else 1
+    size = math.lcm(rate, period)
+    if size > _MAX_CYCLE_S * rate:
+        return None
+    cycle = _render(tone, amplitude, rate, 0, size)
+    cycle.flags.writeable = False
+    return cycle
+
+
+def _render(tone: Tone, amplitude: float, rate: int, start: int, count: int) -> np.ndarray:
+    """Samples start .. start+count of the tone, computed from the formula."""
+    index = np.arange(start, start + count, dtype=np.int64)
+    signal = np.zeros(count, dtype=np.float64)
+    for freq in tone.frequencies:
+        # (f * n) mod rate keeps the phase argument small and exact for whole-Hz tones.
+        signal += np.sin(2 * np.pi * np.mod(freq * index, rate) / rate)
+    signal *= amplitude
+    if tone.cadence:
+        edges = np.cumsum([round(d * rate) for d in tone.cadence])
+        slot = np.searchsorted(edges, index % int(edges[-1]), side="right")
+        signal[slot % 2 == 1] = 0.0  # odd slots are the off periods
+    return np.round(signal).astype(np.int16)

@@ -171,3 +171,18 @@ def test_dtmf_with_strong_second_harmonic_is_rejected() -> None:
 def test_feeding_sample_by_odd_sizes_gives_the_same_result() -> None:
     signal = keypad_sequence(on_ms=45, off_ms=45)
     assert detect(signal, frame=37) == detect(signal, frame=1000) == DIGITS
+
+
+def test_goertzel_closed_form_equals_the_recurrence() -> None:
+    from pbx.media.dtmf import goertzel_states
+
+    freqs = np.array(ROWS + COLUMNS)
+    coeff = 2 * np.cos(2 * np.pi * freqs / RATE)
+    x = np.random.default_rng(1).normal(0, 1000, 102)
+    s1 = np.zeros(8)
+    s2 = np.zeros(8)
+    for sample in x:
+        s1, s2 = sample + coeff * s1 - s2, s1
+    last, before = goertzel_states(freqs, 102)
+    np.testing.assert_allclose(x @ last, s1, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(x @ before, s2, rtol=1e-9, atol=1e-6)

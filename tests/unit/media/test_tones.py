@@ -135,3 +135,24 @@ def test_reset_restarts_the_cadence() -> None:
     assert generator.position == 1634
     generator.reset()
     np.testing.assert_array_equal(generator.frame(400), first)
+
+
+def test_shared_cycle_equals_the_formula_far_into_the_call() -> None:
+    from pbx.media.tones import _render
+
+    tone = tone_for("US", ToneKind.RINGBACK)
+    generator = ToneGenerator(tone)
+    generator.frame(1_008_003)  # 21 periods and 3 samples: two minutes into the call
+    late = generator.frame(800)
+    np.testing.assert_array_equal(late, _render(tone, generator.amplitude, RATE, 1_008_003, 800))
+    assert np.any(late != 0)
+
+
+def test_fractional_frequency_tone_renders_directly_and_stays_continuous() -> None:
+    from pbx.media.tones import Tone
+
+    tone = Tone((425.5,), (0.2, 0.1))
+    a = render(ToneGenerator(tone), 0.9, frame=160)
+    b = render(ToneGenerator(tone), 0.9, frame=53)
+    np.testing.assert_array_equal(a, b)
+    assert transitions(a) == pytest.approx([0.2, 0.3, 0.5, 0.6, 0.8], abs=0.0011)
