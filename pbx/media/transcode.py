@@ -70,14 +70,20 @@ class PayloadTranscoder:
     pt_map: Mapping[int, int] = field(default_factory=dict)
     packets: int = 0
     passed: int = 0
+    _heads: tuple[bytes, bytes] = field(init=False, repr=False, default=(b"", b""))
 
     def __call__(self, data: bytes) -> bytes:
         # Fast path: V=2, no padding, no extension, no CSRC, our payload type.
         if len(data) >= _RTP_HEADER and data[0] == 0x80 and data[1] & 0x7F == self.source_pt:
             self.packets += 1
-            second = (data[1] & 0x80) | self.target_pt
-            return b"\x80" + bytes((second,)) + data[2:12] + data[12:].translate(self.table)
+            return b"".join(
+                (self._heads[data[1] >> 7], data[2:12], data[12:].translate(self.table))
+            )
         return self._slow(data)
+
+    def __post_init__(self) -> None:
+        # The first two octets of a rewritten fast-path packet, indexed by the marker bit.
+        self._heads = (bytes((0x80, self.target_pt)), bytes((0x80, 0x80 | self.target_pt)))
 
     def _slow(self, data: bytes) -> bytes:
         if len(data) < _RTP_HEADER or data[0] >> 6 != 2:
