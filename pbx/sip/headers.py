@@ -17,6 +17,7 @@ from pbx.sip.errors import ParseError
 from pbx.sip.uri import (
     GENERIC_PARAM,
     PARAM,
+    PLAIN_PARAM,
     AbsoluteUri,
     NameAddr,
     format_header_params,
@@ -37,7 +38,6 @@ _PLAIN_VIA = re.compile(
     f"SIP/2\\.0/([{_T}]+) ([A-Za-z0-9_](?:[A-Za-z0-9_.\\-]*[A-Za-z0-9_.])?)"
     f"(?::([0-9]{{1,5}}))?((?:;[{_T}]+(?:=[{_T}]+)?)*)"
 )
-_PLAIN_PARAM = re.compile(f";([{_T}]+)(?:=([{_T}]+))?")
 _CSEQ = re.compile(f"\\s*([0-9]+)\\s+([{_T}]+)\\s*")
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5: the sequence number MUST be less than 2**31
@@ -94,7 +94,7 @@ class Via:
         if match is not None:
             protocol = "SIP/2.0"
             transport, host, port_text, param_text = match.group(1, 2, 3, 4)
-            found = _PLAIN_PARAM.findall(param_text) if param_text else ()
+            found = PLAIN_PARAM.findall(param_text) if param_text else ()
         else:
             match = _VIA.fullmatch(text)
             if match is None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Via
 from pbx.sip.message import StreamParser, parse_message, validate
-from pbx.sip.uri import parse_name_addr, parse_uri
+from pbx.sip.uri import params_of, parse_name_addr, parse_uri
 from tests.conftest import rfc4475_path
 
 SYNTHETIC = [
@@ -148,6 +148,8 @@ def _exercise(msg: Any) -> None:
         again = parse_name_addr(str(addr))
         assert (again.display, again.params) == (addr.display, addr.params)
         assert again.uri == addr.uri
+        # the URI-free fast path for tags agrees with the full parse
+        assert params_of(msg.headers.get(key.rstrip("_").title())) == addr.params
 
 
 def check(data: bytes) -> None:
