@@ -56,7 +56,7 @@ from pbx.sip.digest_server import DigestServer
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import SessionDescription, rewrite_for_relay
+from pbx.sip.sdp import SessionDescription
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.sip.uri import SipUri
@@ -249,8 +249,8 @@ class B2bua:
     def _fork(self, call: Call, binding: Binding) -> None:
         assert call.relay is not None
         peer = self._peer((binding.source_host, binding.source_port), binding.transport)
-        sdp = rewrite_for_relay(call.a_offer, peer.media_host, call.relay.local(Leg.B).rtp)
-        invite = fork_invite(call, binding.contact, peer, bytes(sdp), self.config.user_agent)
+        sdp = call.sdp_towards(Side.B, call.a_offer, peer.media_host)
+        invite = fork_invite(call, binding.contact, peer, sdp, self.config.user_agent)
         tx = self.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
         call.forks[tx] = Fork(binding, invite, tx, peer)
         self._by_fork[tx] = call
@@ -377,8 +377,7 @@ class B2bua:
         if status >= 200:
             response.headers.add("Allow", ALLOW)
         if sdp is not None and call.relay is not None:
-            local_a = call.relay.local(Leg.A)
-            response.body = bytes(rewrite_for_relay(sdp, call.a_peer.media_host, local_a.rtp))
+            response.body = call.sdp_towards(Side.A, sdp, call.a_peer.media_host)
             response.headers.add("Content-Type", SDP)
         if call.a_dialog is None:
             call.a_dialog = Dialog.uas(call.a_invite, response, call.a_peer.local)
@@ -472,8 +471,7 @@ class B2bua:
         sdp = sdp_of(request)
         if sdp is not None:
             call.set_remote(side.leg, sdp)
-            local = call.relay.local(other.leg)
-            body = bytes(rewrite_for_relay(sdp, peer.media_host, local.rtp))
+            body = call.sdp_towards(other, sdp, peer.media_host)
         try:
             forwarded = dialog.create_request(
                 request.method, body=body, content_type=content_type if body else None
@@ -503,10 +501,9 @@ class B2bua:
         sdp = sdp_of(response) if response is not None else None
         if sdp is not None and call.relay is not None:
             call.set_remote(other.leg, sdp)
-            local = call.relay.local(side.leg)
             peer = call.peer(side)
             assert peer is not None
-            answer.body = bytes(rewrite_for_relay(sdp, peer.media_host, local.rtp))
+            answer.body = call.sdp_towards(side, sdp, peer.media_host)
             answer.headers.add("Content-Type", SDP)
         if 200 <= status < 300:
             answer.headers.add("Contact", call.peer(side).local.contact)  # type: ignore[union-attr]

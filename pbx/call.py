@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import secrets
 from dataclasses import dataclass, field
 
 from pbx.media.relay import Leg, RelaySession
 from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import SessionDescription
+from pbx.sip.sdp import LocalSession, SessionDescription, rewrite_for_relay
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.store import Binding, Cdr, Disposition, HangupSide
 
@@ -113,6 +114,7 @@ class Call:
     retransmitters: dict[int, tuple[AnswerRetransmitter, Response]] = field(default_factory=dict)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     media_stats: dict[str, dict[str, object]] | None = None
+    sessions: dict[Side, LocalSession] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:
@@ -127,6 +129,18 @@ class Call:
 
     def peer(self, side: Side) -> Peer | None:
         return self.a_peer if side is Side.A else self.b_peer
+
+    def sdp_towards(self, side: Side, sdp: SessionDescription, media_host: str) -> bytes:
+        """The other phone's `sdp` as the phone on `side` gets it: the relay's address and
+        that leg's port, stamped with one o= identity of ours per side whose version goes up
+        only when the description changes (RFC 3264 8; forks and re-INVITEs keep it)."""
+        assert self.relay is not None
+        session = self.sessions.get(side)
+        if session is None:
+            session = LocalSession(media_host, secrets.randbelow(2**31) + 1)
+            self.sessions[side] = session
+        body = rewrite_for_relay(sdp, media_host, self.relay.local(side.leg).rtp)
+        return bytes(session.describe(body))
 
     def set_remote(self, leg: Leg, sdp: SessionDescription) -> bool:
         """Point the relay's `leg` at the audio address of `sdp` (RFC 4566 c=/m=).

@@ -17,7 +17,7 @@ from pbx.call import (
     fork_invite,
     sdp_of,
 )
-from pbx.media.relay import Leg
+from pbx.media.relay import Leg, LocalPorts
 from pbx.sip.dialog import LocalEndpoint
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.sdp import SessionDescription
@@ -224,3 +224,30 @@ def test_fork_invite_is_a_dialog_of_our_own_carrying_the_callers_identity_and_x_
     assert wire.headers.get("Contact") == "<sip:pbx@127.0.0.1:5060>"
     assert wire.headers.get("User-Agent") == "DeskPBX-test"
     assert wire.body == b"v=0\r\n" and wire.content_type == "application/sdp"
+
+
+class PortsRelay(RecordingRelay):
+    def local(self, leg: Leg) -> LocalPorts:
+        return LocalPorts("0.0.0.0", {Leg.A: 40000, Leg.B: 40002}[leg], 0)
+
+
+def test_sdp_towards_each_side_keeps_one_origin_and_bumps_its_version_on_change():
+    call = make_call()
+    call.relay = PortsRelay()  # type: ignore[assignment]
+    forked = SessionDescription.parse(call.sdp_towards(Side.B, sdp("IN IP4 192.0.2.7"), "10.1.1.1"))
+    assert forked.connection is not None and forked.connection.address == "10.1.1.1"
+    assert forked.media[0].port == 40002  # the relay's leg B port, not the caller's 4000
+    # The callee answers from one phone with early media, then another phone answers:
+    # the caller sees one o= identity, and a new version only when the SDP changed.
+    early = SessionDescription.parse(call.sdp_towards(Side.A, sdp("IN IP4 192.0.2.8"), "10.2.2.2"))
+    again = SessionDescription.parse(call.sdp_towards(Side.A, sdp("IN IP4 192.0.2.9"), "10.2.2.2"))
+    held = SessionDescription.parse(
+        call.sdp_towards(Side.A, sdp("IN IP4 192.0.2.9", extra="a=recvonly\r\n"), "10.2.2.2")
+    )
+    assert early.origin.session_id == again.origin.session_id == held.origin.session_id
+    assert early.origin.session_id != forked.origin.session_id
+    assert early.origin.address == "10.2.2.2" and early.media[0].port == 40000
+    # relayed: the phones' own addresses (192.0.2.8 / .9) never reach the other side
+    assert again.origin.session_version == early.origin.session_version
+    assert held.origin.session_version == early.origin.session_version + 1
+    assert held.media[0].direction is not None and held.media[0].direction.value == "recvonly"
