@@ -20,20 +20,29 @@ extension and the padding (RFC 3550 §5.1, §5.3.1) are kept byte for byte;
 only the octets between them are translated.
 
 Relay hook: a `PayloadTranscoder` is a plain callable `bytes -> bytes`, one
-per direction. The relay's hot path calls it on every RTP datagram of a leg
-that needs it and sends the result; RTCP is never passed to it (RTCP
-carries no payload type of the media, and its counts stay valid because the
-packet sizes do not change).
+per direction; `transcoders_for_call(a_codec, b_codec, a_event_pt,
+b_event_pt)` gives the pair for a call from the codecs each leg answered
+(`pbx.sip.sdp.Codec` fits). The relay's hot path calls it on every RTP
+datagram arriving on a leg that needs it and sends the result to the other
+leg; RTCP is never passed to it (RTCP carries no payload type of the media,
+and its counts stay valid because the packet sizes do not change).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pbx.media.g711 import A_TO_MU, MU_TO_A
 
-__all__ = ["Codec", "PayloadTranscoder", "TranscodeError", "transcoder_between"]
+__all__ = [
+    "CodecLike",
+    "PayloadTranscoder",
+    "TranscodeError",
+    "transcoders_for_call",
+    "transcoder_between",
+]
 
 _RTP_HEADER = 12
 
@@ -42,12 +51,14 @@ class TranscodeError(ValueError):
     """The two legs' codecs cannot be bridged by this module."""
 
 
-@dataclass(frozen=True, slots=True)
-class Codec:
-    """What one leg agreed on in its SDP: encoding name (e.g. "PCMU") and payload type number."""
+class CodecLike(Protocol):
+    """What one leg agreed on in its SDP; `pbx.sip.sdp.Codec` is one."""
 
-    encoding: str
-    payload_type: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def payload_type(self) -> int: ...
 
 
 _TABLES: dict[tuple[str, str], bytes] = {
@@ -133,7 +144,7 @@ def _payload_bounds(data: bytes) -> tuple[int, int] | None:
 
 
 def transcoder_between(
-    source: Codec, target: Codec, pt_map: Mapping[int, int] | None = None
+    source: CodecLike, target: CodecLike, pt_map: Mapping[int, int] | None = None
 ) -> PayloadTranscoder | None:
     """The transcoder for packets from a `source` leg to a `target` leg, None when not needed.
 
@@ -142,7 +153,7 @@ def transcoder_between(
     pair of encodings other than PCMU/PCMA, which the B2BUA must then avoid
     in its offer/answer (RFC 3264 §6: answer only codecs both legs have).
     """
-    a, b = source.encoding.upper(), target.encoding.upper()
+    a, b = source.name.upper(), target.name.upper()
     renumber = {k: v for k, v in (pt_map or {}).items() if k != v}
     if a == b:
         if source.payload_type == target.payload_type and not renumber:
@@ -151,5 +162,26 @@ def transcoder_between(
     elif (a, b) in _TABLES:
         table = _TABLES[(a, b)]
     else:
-        raise TranscodeError(f"cannot transcode {source.encoding} to {target.encoding}")
+        raise TranscodeError(f"cannot transcode {source.name} to {target.name}")
     return PayloadTranscoder(source.payload_type, target.payload_type, table, renumber)
+
+
+def transcoders_for_call(
+    a: CodecLike,
+    b: CodecLike,
+    a_events: int | None = None,
+    b_events: int | None = None,
+) -> tuple[PayloadTranscoder | None, PayloadTranscoder | None]:
+    """(A -> B, B -> A) transcoders for a call whose legs answered `a` and `b`.
+
+    `a_events` / `b_events` are each leg's telephone-event payload type
+    (RFC 4733 §7.1.1 "a=rtpmap:<pt> telephone-event/8000"), None if that
+    leg has none; when both have one under different numbers the events
+    are renumbered on the way through.
+    """
+    forward: dict[int, int] = {}
+    backward: dict[int, int] = {}
+    if a_events is not None and b_events is not None:
+        forward[a_events] = b_events
+        backward[b_events] = a_events
+    return transcoder_between(a, b, forward), transcoder_between(b, a, backward)

@@ -18,7 +18,8 @@ import numpy as np
 from pbx.media import g711
 from pbx.media.dtmf import InbandDetector
 from pbx.media.tones import ToneGenerator, ToneKind, tone_for
-from pbx.media.transcode import Codec, transcoder_between
+from pbx.media.transcode import transcoder_between
+from pbx.sip.sdp import PCMA, PCMU
 from tests.bench.rows import Row
 
 COMMAND = ".venv/bin/python -m tests.bench g711"
@@ -91,7 +92,7 @@ def run(quick: bool) -> list[Row]:
             COMMAND,
         )
     )
-    transcoder = transcoder_between(Codec("PCMU", 0), Codec("PCMA", 8))
+    transcoder = transcoder_between(PCMU, PCMA)
     assert transcoder is not None
     packet = bytes([0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4]) + payload
     rate = _rate(lambda _: transcoder(packet), count * 4, budget)

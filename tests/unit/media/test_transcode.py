@@ -7,9 +7,14 @@ import pytest
 
 from pbx.media import g711
 from pbx.media.rtp import RtpExtension, RtpPacket
-from pbx.media.transcode import Codec, PayloadTranscoder, TranscodeError, transcoder_between
+from pbx.media.transcode import (
+    PayloadTranscoder,
+    TranscodeError,
+    transcoder_between,
+    transcoders_for_call,
+)
+from pbx.sip.sdp import PCMA, PCMU, Codec
 
-PCMU, PCMA = Codec("PCMU", 0), Codec("PCMA", 8)
 PAYLOAD = bytes((i * 7 + 3) & 0xFF for i in range(160))
 
 
@@ -79,8 +84,8 @@ def test_non_rtp_and_broken_packets_pass_unchanged() -> None:
 
 
 def test_same_codec_needs_no_transcoder_but_renumbering_does() -> None:
-    assert transcoder_between(PCMU, Codec("pcmu", 0)) is None
-    t = transcoder_between(PCMU, Codec("PCMU", 0), pt_map={101: 100})
+    assert transcoder_between(PCMU, Codec(0, "pcmu", 8000)) is None
+    t = transcoder_between(PCMU, Codec(0, "PCMU", 8000), pt_map={101: 100})
     assert t is not None
     assert forward(t, packet()).payload == PAYLOAD
     assert forward(t, packet(pt=101, payload=b"\x01\x00\x00\xa0")).payload_type == 100
@@ -88,4 +93,18 @@ def test_same_codec_needs_no_transcoder_but_renumbering_does() -> None:
 
 def test_unsupported_pair_is_refused_with_names() -> None:
     with pytest.raises(TranscodeError, match="cannot transcode G722 to PCMU"):
-        transcoder_between(Codec("G722", 9), PCMU)
+        transcoder_between(Codec(9, "G722", 8000), PCMU)
+
+
+def test_call_plan_gives_both_directions_and_renumbers_events() -> None:
+    a_to_b, b_to_a = transcoders_for_call(PCMU, PCMA, a_events=101, b_events=96)
+    assert a_to_b is not None and b_to_a is not None
+    assert forward(a_to_b, packet()).payload_type == 8
+    assert forward(b_to_a, packet(pt=8)).payload == g711.pcma_to_pcmu(PAYLOAD)
+    assert forward(a_to_b, packet(pt=101, payload=b"\x01\x00\x00\xa0")).payload_type == 96
+    assert forward(b_to_a, packet(pt=96, payload=b"\x01\x00\x00\xa0")).payload_type == 101
+
+
+def test_call_plan_for_matching_legs_is_untouched_both_ways() -> None:
+    assert transcoders_for_call(PCMA, PCMA, 101, 101) == (None, None)
+    assert transcoders_for_call(PCMU, PCMU, None, 101) == (None, None)
