@@ -64,6 +64,8 @@ _FIXED = struct.Struct("!BBHII")
 _EVENT = struct.Struct("!BBH")
 
 Decoder = Callable[[bytes], np.ndarray]
+"""Payload octets -> int16 samples, one sample per octet (G.711, RFC 3551 §4.5.14)."""
+_Chunk = tuple[int, int, int, bytes]  # channel, file position, payload type, payload
 DigitHandler = Callable[["DigitReceived"], None]
 
 
@@ -164,7 +166,7 @@ class Recorder:
         self._offset = 0
         self._limit: int | None = None
         self._streams: dict[Leg, _Stream] = {}
-        self._chunks: list[tuple[int, int, np.ndarray]] = []
+        self._chunks: list[_Chunk] = []
         self._events: dict[Leg, int] = {}
         self._counts = {"packets": 0, "decoded": 0, "late": 0, "malformed": 0}
         self._ingesting = False
@@ -259,16 +261,16 @@ class Recorder:
                 self._counts["malformed"] += 1
                 continue
             pt, _seq, ts, ssrc, _marker, payload = parsed
-            decoder = self.decoders.get(pt)
-            if decoder is not None:
+            if pt in self.decoders:
                 if self.recording and arrival >= self._origin:
-                    self._place(leg, ts, ssrc, arrival, decoder(payload))
+                    self._place(leg, pt, ts, ssrc, arrival, payload)
             elif pt in self.event_types and len(payload) >= 4:
                 self._event(leg, ts, arrival, payload)
 
-    def _place(self, leg: Leg, ts: int, ssrc: int, arrival: float, samples: np.ndarray) -> None:
+    def _place(self, leg: Leg, pt: int, ts: int, ssrc: int, arrival: float, payload: bytes) -> None:
+        """Queue a packet's payload at its file position; decoding waits for the write."""
         self._counts["decoded"] += 1
-        count = len(samples)
+        count = len(payload)  # G.711: one octet per sample
         heard = self._position(arrival) - count  # the packet's audio ended when it arrived
         stream = self._streams.get(leg)
         pos = stream.position(ts) if stream is not None and stream.ssrc == ssrc else None
@@ -276,12 +278,12 @@ class Recorder:
             stream = self._streams[leg] = _Stream(ssrc, ts, heard)
             pos = heard
         if pos < self._offset:  # the anchor may put a first packet before the segment start
-            samples, pos = samples[self._offset - pos :], self._offset
-        if pos + len(samples) <= self.written:
+            payload, pos = payload[self._offset - pos :], self._offset
+        if pos + len(payload) <= self.written:
             self._counts["late"] += 1
             return
-        if len(samples):
-            self._chunks.append((CHANNEL[leg], pos, samples))
+        if payload:
+            self._chunks.append((CHANNEL[leg], pos, pt, payload))
 
     def _event(self, leg: Leg, ts: int, arrival: float, payload: bytes) -> None:
         code, flags, _duration = _EVENT.unpack_from(payload)
@@ -292,19 +294,34 @@ class Recorder:
             self.on_digit(DigitReceived(leg, EVENT_DIGITS[code], arrival))
 
     def _write_until(self, horizon: int) -> None:
-        """Append frames [written, horizon): placed audio over silence."""
+        """Append frames [written, horizon): placed audio over silence.
+
+        Whole packets are decoded in one call per (channel, payload type, size) and
+        scattered with one fancy-index assignment: per-packet numpy calls would cost
+        more than the rest of the recorder together.
+        """
         if self._writer is None or horizon <= self.written:
             return
         start = self.written
         frames = np.zeros((horizon - start, 2), dtype=np.int16)
-        keep = []
-        for channel, pos, samples in self._chunks:
-            end = pos + len(samples)
+        keep: list[_Chunk] = []
+        groups: dict[tuple[int, int, int], list[tuple[int, bytes]]] = {}
+        for chunk in self._chunks:
+            channel, pos, pt, payload = chunk
+            end = pos + len(payload)
+            if end > horizon:
+                keep.append(chunk)
+            if pos >= start and end <= horizon:
+                groups.setdefault((channel, pt, len(payload)), []).append((pos, payload))
+                continue
             lo, hi = max(pos, start), min(end, horizon)
             if lo < hi:
-                frames[lo - start : hi - start, channel] = samples[lo - pos : hi - pos]
-            if end > horizon:
-                keep.append((channel, pos, samples))
+                decoded = self.decoders[pt](payload[lo - pos : hi - pos])
+                frames[lo - start : hi - start, channel] = decoded
+        for (channel, pt, size), items in groups.items():
+            decoded = self.decoders[pt](b"".join(payload for _, payload in items))
+            rows = np.fromiter((pos - start for pos, _ in items), dtype=np.intp, count=len(items))
+            frames[rows[:, None] + np.arange(size), channel] = decoded.reshape(len(items), size)
         self._chunks = keep
         self._writer.append(frames)
         self.written = horizon

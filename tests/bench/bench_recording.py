@@ -1,0 +1,278 @@
+"""Call recording: the tap's cost on the relay path and the recorder's throughput.
+
+Issue goal: recorded calls keep >= 80 % of the unrecorded capacity per core.
+
+How (one process, CPU time from `time.process_time`, loops bounded in time):
+- *Relay path*: a real `RelaySession` whose sockets are replaced by UDP
+  sockets that really `sendto` 127.0.0.1 (a sink that nobody reads; the
+  kernel drops what overflows), fed 172-byte G.711 datagrams through
+  `_Port.datagram_received`, once untapped (the hot path) and once with a
+  recorder tap (which sends every packet through the slow path plus a deque
+  append). The difference is the tap's cost per packet on the relay's loop.
+- *Recorder*: two legs of 20 ms PCMU/PCMA packets (50/s each) go through
+  `Recorder.tap`, and `flush` runs every 200 ms of stream time, decoding with
+  pbx.media.g711 and appending to a WAV file in a temp dir. Packets per CPU
+  second of `flush` is its throughput; /100 is the recorded calls one core
+  keeps up with.
+- *Capacity ratio*: a real `Relay` on the PBX's loop (uvloop where
+  installed) with 100 sessions, fed 20,000 packets/s by a sender process;
+  CPU time of this process per relayed packet, without and with a recorder
+  per call flushed every 200 ms as pbx.recording does. Unrecorded / recorded
+  is the share of capacity recorded calls keep.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pbx.media.ports import PortAllocator, PortPair
+from pbx.media.recorder import Recorder
+from pbx.media.relay import Leg, Relay, RelaySession, _LegState
+from tests.bench.rows import Row
+
+COMMAND = ".venv/bin/python -m tests.bench recording"
+PAYLOAD = 160
+BATCH = 10_000
+
+
+def packet(pt: int, seq: int, ts: int, ssrc: int, payload: bytes) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+
+
+class _Transport:
+    """Stands in for the asyncio transport: a real non-blocking sendto, errors ignored."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def relay_session() -> tuple[RelaySession, list[socket.socket]]:
+    """Two legs wired to real loopback sockets, both latched, no event loop."""
+    relay = Relay(PortAllocator(40000, 40100), clock=time.monotonic)
+    session = RelaySession(relay, "bench")
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sockets = [sink]
+    for index, leg in enumerate((Leg.A, Leg.B)):
+        pair = PortPair(40000 + 4 * index, 40001 + 4 * index)
+        state = _LegState(leg, socket.AF_INET, pair, "127.0.0.1", session)
+        for port in state.ports():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sockets.append(sock)
+            port.transport = _Transport(sock)  # type: ignore[assignment]
+            port.latched = sink.getsockname()
+        session._add_leg(state)
+    session._rewire()
+    return session, sockets
+
+
+def per_packet(fn: Callable[[int], None], seconds: float) -> float:
+    """CPU seconds per call of fn(i), over batches until `seconds` of wall time pass."""
+    deadline = time.monotonic() + seconds
+    calls, cpu = 0, 0.0
+    while time.monotonic() < deadline:
+        start = time.process_time()
+        for i in range(BATCH):
+            fn(i)
+        cpu += time.process_time() - start
+        calls += BATCH
+    return cpu / calls
+
+
+def relay_costs(seconds: float) -> tuple[float, float]:
+    """(untapped, tapped) CPU seconds per relayed RTP packet."""
+    session, sockets = relay_session()
+    port = session._legs[Leg.A].rtp
+    source = port.latched
+    data = packet(0, 1, 160, 7, b"\xff" * PAYLOAD)
+    try:
+        untapped = per_packet(lambda i: port.datagram_received(data, source), seconds)  # type: ignore[arg-type]
+        recorder = Recorder(Path("/dev/null"))
+        session.set_tap(recorder.tap)
+        queue = recorder._queue
+
+        def tapped(i: int) -> None:
+            port.datagram_received(data, source)  # type: ignore[arg-type]
+            if len(queue) > 5000:
+                queue.clear()  # the recorder drains it off the hot path; not measured here
+
+        with_tap = per_packet(tapped, seconds)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return untapped, with_tap
+
+
+def tap_call_cost(seconds: float) -> float:
+    """CPU seconds of one `Recorder.tap` call alone (what the recorder adds to the relay)."""
+    recorder = Recorder(Path("/dev/null"))
+    queue, tap, data = recorder._queue, recorder.tap, packet(0, 1, 160, 7, b"\xff" * PAYLOAD)
+
+    def call(i: int) -> None:
+        tap(Leg.A, data, 1.0)
+        if len(queue) > 5000:
+            queue.clear()
+
+    def baseline(i: int) -> None:
+        if len(queue) > 5000:
+            queue.clear()
+
+    return per_packet(call, seconds) - per_packet(baseline, seconds / 2)
+
+
+def recorder_throughput(seconds: float, folder: Path) -> tuple[float, int]:
+    """(packets per CPU second of flush, packets processed) for two 50 pps legs."""
+    from pbx.media import g711
+
+    rng = np.random.default_rng(1)
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(PAYLOAD) / 8000)).astype(np.int16)
+    payloads = {0: g711.ulaw_encode(tone), 8: g711.alaw_encode(tone)}
+    recorder = Recorder(folder / "bench.wav")
+    recorder.start(0.0)
+    deadline = time.monotonic() + seconds
+    cpu, packets, k = 0.0, 0, 0
+    while time.monotonic() < deadline:
+        for _ in range(10):  # 200 ms of both legs, with a little jitter
+            k += 1
+            at = k * 0.02
+            recorder.tap(Leg.A, packet(0, k, k * 160, 1, payloads[0]), at + rng.uniform(0, 0.01))
+            recorder.tap(Leg.B, packet(8, k, k * 160, 2, payloads[8]), at + rng.uniform(0, 0.01))
+        start = time.process_time()
+        recorder.flush(k * 0.02)
+        cpu += time.process_time() - start
+        packets += 20
+    recorder.close(k * 0.02)
+    return packets / cpu, packets
+
+
+SENDER = """
+import json, socket, sys, time
+targets, rate, seconds = json.loads(sys.stdin.readline())
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in targets]
+header = bytes([0x80, 0]) + bytes(10)
+sent, start = 0, time.monotonic()
+while time.monotonic() - start < seconds:
+    for _ in range(max(1, rate // 100 // len(targets))):
+        for i, (sock, port) in enumerate(zip(socks, targets)):
+            seq = sent // len(targets)
+            data = header[:2] + (seq & 0xFFFF).to_bytes(2, "big") + (seq * 160 & 0xFFFFFFFF
+                ).to_bytes(4, "big") + i.to_bytes(4, "big") + bytes([0xFF]) * 160
+            try:
+                sock.sendto(data, ("127.0.0.1", port))
+                sent += 1
+            except OSError:
+                pass
+    time.sleep(0.01)
+print(sent, flush=True)
+"""
+
+
+def real_relay(record: bool, calls: int, rate: int, seconds: float, folder: Path) -> float:
+    """CPU seconds of this process per relayed packet: a real Relay on the PBX's loop
+    (uvloop where installed), packets from a sender process, with or without recorders
+    flushed every 200 ms."""
+    from pbx.net.transport import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(_real_relay(record, calls, rate, seconds, folder))
+    finally:
+        loop.close()
+
+
+async def _real_relay(record: bool, calls: int, rate: int, seconds: float, folder: Path) -> float:
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    loop = asyncio.get_running_loop()
+    relay = Relay(PortAllocator(46000, 46000 + 4 * calls + 3), bind_v4="127.0.0.1")
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sessions = []
+    recorders: list[Recorder] = []
+    for i in range(calls):
+        session = await relay.open_session(f"bench-{i}")
+        session.set_remote(Leg.B, "127.0.0.1", sink.getsockname()[1])
+        if record:
+            recorder = Recorder(folder / f"{record}-{i}.wav")
+            recorder.start(loop.time())
+            session.set_tap(recorder.tap)
+            recorders.append(recorder)
+        sessions.append(session)
+
+    def flush() -> None:
+        for recorder in recorders:
+            recorder.flush(loop.time())
+        timer[0] = loop.call_later(0.2, flush)
+
+    timer = [loop.call_later(0.2, flush)]
+    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    targets = [s.local(Leg.A).rtp for s in sessions]
+    assert sender.stdin is not None
+    sender.stdin.write(json.dumps([targets, rate, seconds + 1.0]) + "\n")
+    sender.stdin.close()
+    await asyncio.sleep(0.5)  # latching and warm-up
+    before = sum(s.stats(Leg.A).packets_in for s in sessions), time.process_time()
+    await asyncio.sleep(seconds)
+    after = sum(s.stats(Leg.A).packets_in for s in sessions), time.process_time()
+    timer[0].cancel()
+    for recorder in recorders:
+        recorder.close(loop.time())
+    await relay.aclose()
+    sink.close()
+    await loop.run_in_executor(None, sender.wait, 30)
+    return (after[1] - before[1]) / max(after[0] - before[0], 1)
+
+
+def run(quick: bool) -> list[Row]:
+    seconds = 1.0 if quick else 3.0
+    untapped, tapped = relay_costs(seconds)
+    with tempfile.TemporaryDirectory(prefix="deskpbx-bench-rec-") as tmp:
+        rate, packets = recorder_throughput(seconds, Path(tmp))
+    slow_path = tapped - untapped
+    tap_cost = tap_call_cost(seconds)
+    with tempfile.TemporaryDirectory(prefix="deskpbx-bench-rec-") as tmp:
+        plain = real_relay(False, 100, 20000, seconds * 2, Path(tmp))
+        recorded_real = real_relay(True, 100, 20000, seconds * 2, Path(tmp))
+    note = "fake asyncio transport, real sendto; excludes recvfrom + loop (lower bound)"
+    return [
+        Row("relay packet, untapped (hot path)", untapped * 1e9, "ns CPU", note=note,
+            command=COMMAND),
+        Row("relay packet, tapped (slow path + tap)", tapped * 1e9, "ns CPU", note=note,
+            command=COMMAND),
+        Row("tapped minus untapped relay packet", slow_path * 1e9, "ns CPU/packet",
+            note="the relay's slow path + the tap call", command=COMMAND),
+        Row("Recorder.tap call (deque append)", tap_cost * 1e9, "ns CPU/packet",
+            goal="< 1000 ns", met=tap_cost < 1e-6, command=COMMAND),
+        Row("recorder throughput (decode + WAV write)", rate, "packets/CPU-s",
+            note=f"{packets} packets, 2 legs x 50 pps, flush every 200 ms", command=COMMAND),
+        Row("recorded calls one core can write", rate / 100, "calls",
+            note="recorder alone: 100 packets/s per call", command=COMMAND),
+        Row("real relay packet CPU, unrecorded", plain * 1e9, "ns CPU",
+            note="100 calls, 20,000 pkt/s from a sender process, real loop", command=COMMAND),
+        Row("real relay packet CPU, recorded", recorded_real * 1e9, "ns CPU",
+            note="same, each call tapped into a Recorder flushed every 200 ms", command=COMMAND),
+        Row("recorded / unrecorded capacity per core (real loop)", plain / recorded_real, "x",
+            goal=">= 0.8", met=plain / recorded_real >= 0.8, command=COMMAND),
+    ]  # fmt: skip
