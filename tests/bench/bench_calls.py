@@ -79,14 +79,17 @@ def _stepper(
     return step
 
 
-def _measure(workdir: Path, quick: bool) -> tuple[load.Search, str]:
+def _measure(
+    workdir: Path, quick: bool, what_if: tuple[str, ...] = (), profile: bool = True
+) -> tuple[load.Search, str]:
     server_cores, generator = load.cpu_split()
     callers = load.users(CALLERS)
     inject = load.auth_csv(workdir, [[c, load.auth_field(c), CALLEE] for c in callers])
     seconds, steps, confirm, budget = (2.0, 5, 0, 25.0) if quick else (5.0, 8, 1, 75.0)
     spots = ""
     factory = lambda: load.start_pbx(  # noqa: E731
-        workdir, [*callers, CALLEE], rtp_ports="20000-29999", cores=server_cores
+        workdir, [*callers, CALLEE], rtp_ports="20000-29999", cores=server_cores,
+        what_if=what_if,
     )
     with load.running(factory) as pbx:
         port = free_port()
@@ -98,7 +101,7 @@ def _measure(workdir: Path, quick: bool) -> tuple[load.Search, str]:
             search = load.search_rate(
                 step, start=60.0, factor=1.5, max_steps=steps, budget_s=budget, confirm=confirm
             )
-            if search.best is not None:
+            if profile and search.best is not None:
                 rate = search.best.rate * 0.8
                 with load.profiled(pbx.proc.pid, seconds, workdir / "calls.pyspy") as raw:
                     step(rate)
@@ -106,10 +109,23 @@ def _measure(workdir: Path, quick: bool) -> tuple[load.Search, str]:
                 if found:
                     _log(f"   deskpbx hot spots at {rate:.0f} calls/s (py-spy, by self time):")
                     _log(load.describe_hot_spots(found))
-                    spots = "; ".join(f"{n.split(' (')[0]} {own:.0%}" for n, own, _ in found[:3])
+                    spots = load.short_hot_spots(found)
         finally:
             callee.stop(grace=5)
     return search, spots
+
+
+def _figure(search: load.Search) -> tuple[float, str]:
+    best = search.best
+    if best is None:
+        return 0.0, "no clean step; " + search.summary()
+    cpu = load.cpu_note(best, "call")
+    return best.achieved, (
+        f"1 call = INVITE, 407, ACK, INVITE+auth, 100, 180, 200, ACK, {HOLD_MS} ms, BYE, 200; "
+        f"SDP relayed, no RTP; {len(search.best_runs)} runs of {best.calls} calls at "
+        f"{best.rate:.0f}/s offered, 0 failed, {search.best_retransmissions} retransmissions; "
+        f"{cpu + '; ' if cpu else ''}{search.summary()}"
+    )
 
 
 def run(quick: bool) -> list[Row]:
@@ -119,22 +135,19 @@ def run(quick: bool) -> list[Row]:
     machine = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start"
     with load.workspace("bench-calls-") as workdir:
         search, spots = _measure(workdir, quick)
-    best = search.best
-    if best is None:
-        value, note = 0.0, "no clean step; " + search.summary()
-    else:
-        retrans = search.best_retransmissions
-        cpu = load.cpu_note(best, "call")
-        value = best.achieved
-        note = (
-            f"1 call = INVITE, 407, ACK, INVITE+auth, 100, 180, 200, ACK, {HOLD_MS} ms, BYE, 200; "
-            f"SDP relayed, no RTP; {len(search.best_runs)} runs of {best.calls} calls at "
-            f"{best.rate:.0f}/s offered, 0 failed, {retrans} retransmissions; "
-            f"{cpu + '; ' if cpu else ''}{search.summary()}"
-        )
+    value, note = _figure(search)
     hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
-    return [
+    rows = [
         Row("calls: DeskPBX authenticated call setups", value, "calls/s",
             f">= {GOAL_PER_S:,.0f} calls/s", value >= GOAL_PER_S,
             f"{note}; {machine}{hot}", COMMAND),
     ]  # fmt: skip
+    for tweak in load.what_ifs_requested():
+        _log(f"   what-if: {tweak}")
+        with load.workspace(f"bench-calls-{tweak}-") as workdir:
+            tweak_search, _ = _measure(workdir, quick, (tweak,), profile=False)
+        tweak_value, tweak_note = _figure(tweak_search)
+        rows.append(Row(f"calls: what-if DeskPBX + {tweak}", tweak_value, "calls/s", "", None,
+                        f"not the shipped PBX: {load.WHAT_IFS[tweak][1]}; {tweak_note}",
+                        f"DESKPBX_BENCH_WHAT_IF={tweak} {COMMAND}"))  # fmt: skip
+    return rows

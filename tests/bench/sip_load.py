@@ -512,7 +512,8 @@ def search_rate(
     confirm: int = 1,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> Search:
-    """Step the offered rate up by `factor` until a step is not clean, then once halfway back.
+    """Step the offered rate up by `factor` until a step is not clean, then once halfway back
+    (or down by `factor` until one is clean, when the start rate already is not).
 
     At most `max_steps` steps plus `confirm` reruns, and no new step after `budget_s`. The best
     rate is rerun `confirm` times; if a rerun is not clean, the best falls back to the next
@@ -520,7 +521,7 @@ def search_rate(
     """
     result = Search()
     deadline = time.monotonic() + budget_s
-    rate, failed_at = start, None
+    rate, failed_at, clean_seen = start, None, False
     for _ in range(max_steps):
         if time.monotonic() > deadline:
             break
@@ -531,14 +532,17 @@ def search_rate(
             f"{outcome.achieved:8.0f}/s achieved, "
             f"server CPU {outcome.cpu_per_call_ms:.2f} ms/call")  # fmt: skip
         if outcome.clean:
+            clean_seen = True
             if failed_at is not None:
-                break  # the halfway step was clean: done
+                break  # clean just below a step that was not: done
             rate *= factor
-            continue
-        if failed_at is not None or not any(s.clean for s in result.steps):
+        elif not clean_seen:
+            failed_at, rate = rate, rate / factor  # not even the start was clean: step down
+        elif failed_at is None:
+            failed_at = rate
+            rate = (rate / factor + rate) / 2  # halfway between the last clean rate and this one
+        else:
             break
-        failed_at = rate
-        rate = (rate / factor + rate) / 2  # halfway between the last clean rate and this one
     clean = sorted((s for s in result.steps if s.clean), key=lambda s: s.rate, reverse=True)
     for candidate in clean:
         if time.monotonic() > deadline + budget_s / 2:
@@ -609,6 +613,15 @@ def hot_spots(raw: Path | None, top: int = 8) -> list[tuple[str, float, float]]:
 
 def describe_hot_spots(spots: list[tuple[str, float, float]]) -> str:
     return "\n".join(f"   {own:6.1%} self {incl:6.1%} incl  {name}" for name, own, incl in spots)
+
+
+def short_hot_spots(spots: list[tuple[str, float, float]], count: int = 4) -> str:
+    """`Store._transaction 20%; ...` for a row note. Samples whose innermost Python frame is the
+    server's run() are time in the event loop's C code (uvloop, recv/send system calls)."""
+    names = {"run (pbx/server.py)": "event loop C code+syscalls"}
+    return "; ".join(
+        f"{names.get(name, name.split(' (')[0])} {own:.0%}" for name, own, _ in spots[:count]
+    )
 
 
 def cpu_note(step: Step, unit: str) -> str:
