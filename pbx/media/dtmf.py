@@ -440,4 +440,5 @@ def _goertzel(
     s1 = blocks @ states[0]
     s2 = blocks @ states[1]
     size = blocks.shape[1]
-    return (s1 * s1 + s2 * s2 - coeff * s1 * s2) * (2.0 / (size * size))
+    power: npt.NDArray[np.float64] = (s1 * s1 + s2 * s2 - coeff * s1 * s2) * (2.0 / (size * size))
+    return power

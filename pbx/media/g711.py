@@ -75,7 +75,8 @@ def _alaw_decode_table() -> Samples:
     step = code & 0x0F
     mantissa = np.where(segment > 0, step + 16, step)
     magnitude = ((mantissa << 4) + 8) << np.maximum(segment - 1, 0)
-    return np.where(code & 0x80, magnitude, -magnitude).astype(np.int16)
+    table: Samples = np.where(code & 0x80, magnitude, -magnitude).astype(np.int16)
+    return table
 
 
 def _magnitudes() -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
@@ -103,7 +104,8 @@ def _ulaw_encode_table() -> npt.NDArray[np.uint8]:
     segment = _segment_of(biased, 0x100)
     step = (biased >> (segment + 3)) & 0x0F
     code = (segment << 4) | step
-    return (np.where(negative, 0x7F, 0xFF) ^ code).astype(np.uint8)
+    table: npt.NDArray[np.uint8] = (np.where(negative, 0x7F, 0xFF) ^ code).astype(np.uint8)
+    return table
 
 
 def _alaw_encode_table() -> npt.NDArray[np.uint8]:
@@ -117,7 +119,8 @@ def _alaw_encode_table() -> npt.NDArray[np.uint8]:
     segment = _segment_of(coarse, 16)
     step = (coarse >> np.maximum(segment - 1, 0)) & 0x0F
     code = (segment << 4) | step
-    return (np.where(negative, 0x00, 0x80) | (code ^ 0x55)).astype(np.uint8)
+    table: npt.NDArray[np.uint8] = (np.where(negative, 0x00, 0x80) | (code ^ 0x55)).astype(np.uint8)
+    return table
 
 
 _ULAW_DEC = _ulaw_decode_table()
