@@ -1,8 +1,8 @@
 """The aiohttp application and its server, run in the PBX's own event loop.
 
 `build_app(ctx)` assembles middlewares (problem+json outermost, then bearer
-auth) and the route tables listed in ROUTE_MODULES: a new resource (trunks,
-routes, DIDs) is one more `routes_<name>.py` with a `routes` RouteTableDef,
+auth) and the route tables listed in ROUTE_MODULES: a new resource (ring groups,
+say) is one more `routes_<name>.py` with a `routes` RouteTableDef,
 one entry here and its paths in openapi.py.
 
 Wiring (pbx/server.py, by the lead), once `Pbx.start()` has built the B2BUA:
@@ -36,7 +36,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 ROUTE_MODULES = (
     "openapi", "routes_status", "routes_extensions", "routes_cdrs", "routes_calls",
-    "routes_webhooks", "routes_events",
+    "routes_config", "routes_webhooks", "routes_events",
 )  # fmt: skip
 CLIENT_MAX_SIZE = 64 * 1024
 

@@ -67,6 +67,13 @@ class Fields:
             return None
         return value
 
+    def integer(self, name: str, low: int, high: int) -> int | None:
+        value = self._get(name, int, "an integer", False)
+        if value is not None and not low <= value <= high:
+            self.error(name, f"must be an integer from {low} to {high}")
+            return None
+        return value
+
     def boolean(self, name: str) -> bool | None:
         return self._get(name, bool, "true or false", False)
 

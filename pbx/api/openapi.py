@@ -54,6 +54,26 @@ STRING_MAP = {"type": "object", "additionalProperties": STR}
 DISPOSITIONS = ["ANSWERED", "BUSY", "NO ANSWER", "FAILED", "CANCELLED"]
 RECORD = ["always", "never", "on_demand"]
 PERMISSION = ["internal", "local", "national", "international"]
+STRATEGIES = ["priority", "round-robin", "least-busy"]
+DID_KINDS = ["extension", "group", "softphone"]
+TRUNK_INPUT: dict[str, Any] = {
+    "host": {**STR, "maxLength": 256},
+    "port": {**INT, "minimum": 1, "maximum": 65535},
+    "transport": {"enum": ["UDP", "TCP", "udp", "tcp"]},
+    "domain": {**STR, "maxLength": 256},
+    "username": {**STR, "maxLength": 256},
+    "password": {**STR, "maxLength": 256},
+    "register": BOOL,
+    "expiry": {**INT, "minimum": 60, "maximum": 86400},
+    "outbound_proxy": {**STR, "maxLength": 256},
+    "caller_id": {**STR, "maxLength": 256},
+    "prefix": {**STR, "maxLength": 256},
+    "max_calls": {**INT, "minimum": 0, "maximum": 10000},
+    "enabled": BOOL,
+    "qualify": BOOL,
+    "send_pai": BOOL,
+    "pass_x_headers": BOOL,
+}
 CALL_STATES = ["dialing", "ringing", "early_media", "connected", "ending", "ended"]
 
 SCHEMAS: dict[str, Any] = {
@@ -212,8 +232,89 @@ SCHEMAS: dict[str, Any] = {
         },
         ("url",),
     ),  # fmt: skip
+    "Trunk": obj(
+        {
+            "name": STR,
+            "host": STR,
+            "port": INT,
+            "transport": {"enum": ["UDP", "TCP"]},
+            "domain": STR,
+            "username": STR,
+            "register": BOOL,
+            "expiry": INT,
+            "outbound_proxy": STR,
+            "caller_id": STR,
+            "prefix": STR,
+            "max_calls": INT,
+            "enabled": BOOL,
+            "qualify": BOOL,
+            "send_pai": BOOL,
+            "pass_x_headers": BOOL,
+            "status": {"enum": ["unknown", "up", "down"]},
+            "status_at": NUM,
+            "created": NUM,
+            "password_set": BOOL,
+        }
+    ),
+    "TrunkCreate": obj(
+        {
+            "name": {**STR, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"},
+            **TRUNK_INPUT,
+        },
+        ("name", "host"),
+    ),
+    "TrunkUpdate": obj(TRUNK_INPUT, ()),
+    "Route": obj(
+        {
+            "name": STR,
+            "patterns": {"type": "array", "items": STR},
+            "trunks": {"type": "array", "items": STR},
+            "strip": INT,
+            "prepend": STR,
+            "caller_id": STR,
+            "permission": {"enum": PERMISSION},
+            "strategy": {"enum": STRATEGIES},
+            "position": INT,
+        }
+    ),
+    "RouteCreate": obj(
+        {
+            "name": {**STR, "maxLength": 32},
+            "patterns": {
+                "type": "array",
+                "items": STR,
+                "minItems": 1,
+                "description": "FreePBX dial patterns (9|NXXNXXXXXX) or re:REGEX",
+            },
+            "trunks": {
+                "type": "array",
+                "items": STR,
+                "minItems": 1,
+                "description": "trunk names in failover order",
+            },
+            "strip": {**INT, "minimum": 0, "maximum": 32},
+            "prepend": {**STR, "maxLength": 32},
+            "caller_id": {**STR, "maxLength": 64},
+            "permission": {"enum": PERMISSION},
+            "strategy": {"enum": STRATEGIES},
+        },
+        ("name", "patterns", "trunks"),
+    ),
+    "RouteMove": obj({"position": {**INT, "minimum": 1, "maximum": 10000}}),
+    "Did": obj(
+        {"number": STR, "target_kind": {"enum": DID_KINDS}, "target": STR, "trunk": nullable(STR)}
+    ),
+    "DidCreate": obj(
+        {
+            "number": {**STR, "pattern": "^(\\+?[0-9]{1,20}|s)$"},
+            "target_kind": {"enum": DID_KINDS},
+            "target": {**STR, "maxLength": 32},
+            "trunk": {**STR, "maxLength": 32},
+        },
+        ("number", "target_kind"),
+    ),
 }
-for _name in ("Extension", "Call", "Registration", "Webhook"):
+for _name in ("Extension", "Call", "Registration", "Webhook", "Trunk", "Route", "Did"):
     SCHEMAS[f"{_name}List"] = items_of(_name)
 
 
@@ -437,6 +538,57 @@ PATHS: dict[str, dict[str, Any]] = {
             body="Dtmf",
         ),
     },  # fmt: skip
+    "/api/v1/trunks": {
+        "get": op("SIP trunks (passwords are write-only)", {"200": json_body("TrunkList")}),
+        "post": op(
+            "Add a trunk",
+            {"201": json_body("Trunk", "Created"), "409": problem("The trunk exists")},
+            body="TrunkCreate",
+        ),
+    },
+    "/api/v1/trunks/{name}": {
+        "parameters": [path("name")],
+        "get": op("One trunk", {"200": json_body("Trunk"), "404": problem("No such trunk")}),
+        "patch": op(
+            "Change a trunk",
+            {"200": json_body("Trunk"), "404": problem("No such trunk")},
+            body="TrunkUpdate",
+        ),
+        "delete": op("Remove a trunk", {"204": NO_CONTENT, "404": problem("No such trunk")}),
+    },
+    "/api/v1/routes": {
+        "get": op("Outbound routes in the order they are tried", {"200": json_body("RouteList")}),
+        "post": op(
+            "Append an outbound route",
+            {"201": json_body("Route", "Created"), "409": problem("The route exists")},
+            body="RouteCreate",
+        ),
+    },
+    "/api/v1/routes/{name}": {
+        "parameters": [path("name")],
+        "get": op("One route", {"200": json_body("Route"), "404": problem("No such route")}),
+        "patch": op(
+            "Move a route (1 = tried first)",
+            {"200": json_body("Route"), "404": problem("No such route")},
+            body="RouteMove",
+        ),
+        "delete": op("Remove a route", {"204": NO_CONTENT, "404": problem("No such route")}),
+    },
+    "/api/v1/dids": {
+        "get": op("Inbound numbers", {"200": json_body("DidList")}),
+        "post": op(
+            "Add an inbound number",
+            {"201": json_body("Did", "Created"), "409": problem("The DID exists")},
+            body="DidCreate",
+        ),
+    },
+    "/api/v1/dids/{number}": {
+        "parameters": [path("number")],
+        "get": op("One inbound number", {"200": json_body("Did"), "404": problem("No such DID")}),
+        "delete": op(
+            "Remove an inbound number", {"204": NO_CONTENT, "404": problem("No such DID")}
+        ),
+    },
     "/api/v1/webhooks": {
         "get": op("Registered webhooks", {"200": json_body("WebhookList")}),
         "post": op(

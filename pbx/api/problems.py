@@ -20,6 +20,7 @@ from aiohttp import web
 
 from pbx.store import DuplicateExtension, InvalidValue, StoreError, UnknownExtension
 from pbx.store.api import DuplicateToken, UnknownToken, UnknownWebhook
+from pbx.store.trunks import DuplicateItem, UnknownItem
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE_STATUS: tuple[tuple[type[StoreError], int], ...] = (
     (DuplicateExtension, 409),
     (DuplicateToken, 409),
+    (DuplicateItem, 409),
     (UnknownExtension, 404),
     (UnknownToken, 404),
     (UnknownWebhook, 404),
+    (UnknownItem, 404),
     (InvalidValue, 422),
 )
 

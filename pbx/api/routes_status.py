@@ -1,4 +1,4 @@
-"""Status: `GET /api/v1/status`, `GET /api/v1/registrations`, `GET /metrics`."""
+"""Status: `GET /api/v1/status` (with trunk states), `GET /api/v1/registrations`, `/metrics`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ routes = web.RouteTableDef()
 async def get_status(request: web.Request) -> web.Response:
     ctx = context(request)
     status = dict(ctx.pbx.status())
-    trunks = getattr(ctx.pbx, "trunk_states", None)
-    status["trunks"] = list(trunks()) if callable(trunks) else []
+    status["trunks"] = [
+        {"name": t.name, "enabled": t.enabled, "register": t.register, "status": t.status.value,
+         "status_at": t.status_at}
+        for t in ctx.store.list_trunks()
+    ]  # fmt: skip
     return web.json_response(status)
 
 
