@@ -62,6 +62,7 @@ __all__ = [
     "digit_to_event",
     "event_packets",
     "event_to_digit",
+    "inband_samples",
 ]
 
 DIGITS = "0123456789*#ABCD"
@@ -321,6 +322,28 @@ class InbandDigit:
 
     digit: str
     sample: int
+
+
+def inband_samples(
+    digit: str, duration: float = 0.1, level_dbm0: float = -10.0, high_boost_db: float = 2.0
+) -> npt.NDArray[np.int16]:
+    """8 kHz int16 audio of one key press: its row and column sines (ITU-T Q.23).
+
+    The column tone is `high_boost_db` louder than the row tone, the usual
+    pre-emphasis (a reverse twist within Q.24's 4 dB) that offsets the line's
+    loss at higher frequencies. Levels in dBm0, a full-scale sine being +3.14.
+    """
+    index = digit_to_event(digit)
+    row, col = _KEY_POSITION[DIGITS[index]]
+    t = np.arange(round(duration * SAMPLE_RATE)) / SAMPLE_RATE
+    low = 32767 * 10 ** ((level_dbm0 - 3.14) / 20)
+    high = low * 10 ** (high_boost_db / 20)
+    signal = low * np.sin(2 * np.pi * ROWS[row] * t) + high * np.sin(2 * np.pi * COLUMNS[col] * t)
+    samples: npt.NDArray[np.int16] = np.round(signal).clip(-32768, 32767).astype(np.int16)
+    return samples
+
+
+_KEY_POSITION = {key: (r, c) for r, keys in enumerate(KEYPAD) for c, key in enumerate(keys)}
 
 
 class InbandDetector:

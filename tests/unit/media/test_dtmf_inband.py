@@ -186,3 +186,18 @@ def test_goertzel_closed_form_equals_the_recurrence() -> None:
     last, before = goertzel_states(freqs, 102)
     np.testing.assert_allclose(x @ last, s1, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(x @ before, s2, rtol=1e-9, atol=1e-6)
+
+
+def test_generated_key_presses_are_detected_and_levels_are_set() -> None:
+    from pbx.media.dtmf import inband_samples
+
+    audio = np.concatenate([np.concatenate((inband_samples(d, 0.06), silence(60))) for d in DIGITS])
+    assert inband_samples("5", 0.02).dtype == np.int16
+    assert len(inband_samples("5", 0.02)) == 160
+    assert detect(audio) == DIGITS
+    press = inband_samples("1", 1.0, level_dbm0=-10.0, high_boost_db=2.0).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(press)) / (len(press) / 2)
+    low_db = 20 * np.log10(spectrum[697] / 32767) + 3.14
+    high_db = 20 * np.log10(spectrum[1209] / 32767) + 3.14
+    assert low_db == pytest.approx(-10.0, abs=0.1)
+    assert high_db == pytest.approx(-8.0, abs=0.1)
