@@ -121,7 +121,8 @@ async def start_api(
     ctx = make_context(pbx, bus=bus, webhooks=webhooks)
     b2bua = getattr(pbx, "b2bua", None)
     if b2bua is not None:
-        CallEventSource(ctx.bus, ctx.store, ctx.wall).attach(b2bua)
+        source = CallEventSource(ctx.bus, ctx.store, ctx.wall)
+        source.attach(b2bua, getattr(pbx, "recordings", None))
     ctx.reload_webhooks()
     runner = web.AppRunner(build_app(ctx), access_log=None)
     await runner.setup()

@@ -10,7 +10,8 @@ Where the PBX publishes (wired in pbx/b2bua.py by the lead; see `CallEventSource
   - `CallRinging`    when the callee's phone first rings (180, or 183 early media),
   - `CallAnswered`   when the callee answers (200 OK to the INVITE),
   - `CallEnded`      after the CDR is written (B2bua.on_call_ended),
-  - `RecordingReady` when the recorder has closed a call's WAV file.
+  - `RecordingReady` when the recorder has closed a call's WAV file
+                     (RecordingManager(on_finished=source.on_recording_finished)).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from pbx.call import Call
     from pbx.store import Store
+    from pbx.store.recordings import Recording
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +66,19 @@ class CallEnded:
 
 @dataclass(frozen=True, slots=True)
 class RecordingReady:
+    """A call's WAV file is closed and indexed (pbx.store.recordings row `recording_id`).
+
+    It may come just before the call's CallEnded: fetch the file through the CDR
+    (GET /api/v1/cdrs/{id}/recording) once that has arrived."""
+
     type: ClassVar[str] = "recording.ready"
     call: str
     call_id: str
-    cdr_id: int | None
+    recording_id: int
     path: str
+    duration: float
+    size: int
+    sha256: str
     at: float
 
 
@@ -120,8 +130,9 @@ class CallEventSource:
         `self.on_call_state(call)`;
       - `_on_answer`, after `call.state = CallState.CONNECTED`: `self.on_call_state(call)`;
       - `_finish` already calls `self.on_call_ended(call)` after writing the CDR.
-    `attach(b2bua)` sets `b2bua.on_call_ended` (chaining a previous one) and
-    `b2bua.on_call_state` when the B2BUA has that attribute.
+    `attach(b2bua, recordings)` sets `b2bua.on_call_ended` (chaining a previous one),
+    `b2bua.on_call_state` when the B2BUA has that attribute, and the recording
+    manager's `on_finished` (chained likewise) when there is one.
     """
 
     def __init__(self, bus: EventBus, store: Store | None, wall: Callable[[], float]) -> None:
@@ -130,7 +141,16 @@ class CallEventSource:
         self.wall = wall
         self._rung: set[str] = set()
 
-    def attach(self, b2bua: Any) -> None:
+    def attach(self, b2bua: Any, recordings: Any = None) -> None:
+        if recordings is not None and hasattr(recordings, "on_finished"):
+            finished = recordings.on_finished
+
+            def recorded(label: str, recording: Recording) -> None:
+                if finished is not None:
+                    finished(label, recording)
+                self.on_recording_finished(label, recording)
+
+            recordings.on_finished = recorded
         previous = getattr(b2bua, "on_call_ended", None)
 
         def ended(call: Call) -> None:
@@ -154,6 +174,21 @@ class CallEventSource:
         elif state == "connected":
             self._rung.discard(call.label)
             self.bus.publish(CallAnswered(**common))  # type: ignore[arg-type]
+
+    def on_recording_finished(self, label: str, recording: Recording) -> None:
+        """Hook for `RecordingManager(on_finished=...)` (pbx.recording)."""
+        self.bus.publish(
+            RecordingReady(
+                call=label,
+                call_id=recording.call_id,
+                recording_id=recording.id,
+                path=recording.path,
+                duration=recording.duration,
+                size=recording.size,
+                sha256=recording.sha256,
+                at=self.wall(),
+            )
+        )
 
     def on_call_ended(self, call: Call) -> None:
         self._rung.discard(call.label)

@@ -9,8 +9,8 @@ their exceptions become:
                     x_headers: dict[str, str]) -> str          # the new call's label
     b2bua.hangup(label: str) -> None
     b2bua.transfer(label: str, target: str) -> None            # blind: leg B re-routed
-    b2bua.start_recording(label: str) -> None
-    b2bua.stop_recording(label: str) -> None
+    b2bua.start_recording(label: str) -> object   # else pbx.recordings.start_recording
+    b2bua.stop_recording(label: str) -> None      # (pbx.recording.RecordingManager)
     b2bua.send_dtmf(label: str, digits: str, duration_ms: int) -> None  # RFC 4733 / INFO
 
     LookupError -> 404, ValueError -> 422, RuntimeError (wrong call state) -> 409.
@@ -84,10 +84,13 @@ def _call(request: web.Request) -> Any:
 
 
 def _b2bua_method(request: web.Request, name: str, what: str) -> Callable[..., Any]:
-    method = getattr(context(request).pbx.b2bua, name, None)
-    if not callable(method):
-        raise Problem(501, f"this DeskPBX cannot {what} yet (B2BUA method {name} missing)")
-    return method
+    """The B2BUA's method `name`, else the recording manager's (`pbx.recordings`), else 501."""
+    pbx = context(request).pbx
+    for provider in (pbx.b2bua, getattr(pbx, "recordings", None)):
+        method = getattr(provider, name, None)
+        if callable(method):
+            return method
+    raise Problem(501, f"this DeskPBX cannot {what} yet (B2BUA method {name} missing)")
 
 
 def _run(method: Callable[..., Any], *args: Any) -> Any:

@@ -27,7 +27,7 @@ from pbx.api.openapi import DOCUMENT  # noqa: E402
 from tests.integration.pbx_harness import start_pbx  # noqa: E402
 
 pytestmark = pytest.mark.integration
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 10
 CHECKS = [
     oa_checks.status_code_conformance,
     oa_checks.content_type_conformance,

@@ -143,3 +143,23 @@ async def test_dtmf_validation(api: Api) -> None:
     response = await api.post("/api/v1/calls/a1b2c3/dtmf", json={"digits": "12x", "duration_ms": 5})
     body = await response.json(content_type=PROBLEM)
     assert {e["field"] for e in body["errors"]} == {"digits", "duration_ms"}
+
+
+async def test_recording_falls_back_to_the_recording_manager(api: Api) -> None:
+    connected_call(api)
+    done: list[tuple[str, str]] = []
+
+    class Manager:
+        def start_recording(self, label: str) -> object:
+            done.append(("start", label))
+            return object()
+
+        def stop_recording(self, label: str) -> None:
+            raise LookupError(f"no recordable call {label}")
+
+    api.pbx.recordings = Manager()  # type: ignore[attr-defined]
+    assert (await api.post("/api/v1/calls/a1b2c3/recording")).status == 202
+    response = await api.delete("/api/v1/calls/a1b2c3/recording")
+    assert response.status == 404
+    assert (await response.json(content_type=PROBLEM))["detail"] == "no recordable call a1b2c3"
+    assert done == [("start", "a1b2c3")]

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from pbx.api import webhooks as webhooks_module
-from pbx.api.events import CallAnswered, CallEnded, CallEventSource, CallRinging, EventBus
+from pbx.api.events import (
+    CallAnswered,
+    CallEnded,
+    CallEventSource,
+    CallRinging,
+    EventBus,
+    RecordingReady,
+)
 from pbx.api.webhooks import WebhookDispatcher, sign, verify
 from pbx.store.api import Webhook
 from tests.unit.test_api_fakes import WALL, Api, FakeCall, api_fixture  # noqa: F401
@@ -249,3 +257,27 @@ async def test_webhook_validation(api: Api) -> None:
     assert response.status == 422
     assert {e["field"] for e in body["errors"]} == {"url", "secret", "events"}
     assert (await api.get("/api/v1/webhooks/abc")).status == 404
+
+
+def test_recording_ready_is_published_when_the_manager_finishes_a_file() -> None:
+    from pbx.store.recordings import Recording
+
+    bus = EventBus()
+    events: list[object] = []
+    bus.subscribe(lambda event, sequence: events.append(event))
+    earlier: list[str] = []
+    manager = SimpleNamespace(on_finished=lambda label, rec: earlier.append(label))
+    b2bua = type("B", (), {"on_call_ended": None})()
+    CallEventSource(bus, None, lambda: WALL + 5).attach(b2bua, manager)
+    row = Recording(id=3, call_id="c9@x", path="/data/recordings/2027/01/01/c9.wav",
+                    start=WALL, duration=12.5, size=200_044, sha256="ab" * 32,
+                    complete=True)  # fmt: skip
+    manager.on_finished("c9", row)
+    assert earlier == ["c9"]  # the manager's previous hook still runs
+    assert events == [
+        RecordingReady(
+            call="c9", call_id="c9@x", recording_id=3,
+            path="/data/recordings/2027/01/01/c9.wav", duration=12.5, size=200_044,
+            sha256="ab" * 32, at=WALL + 5,
+        )
+    ]  # fmt: skip
