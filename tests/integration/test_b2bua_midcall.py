@@ -56,6 +56,21 @@ def test_hold_resume_and_info_dtmf(pbx, tmp_path):
     assert (cdr.disposition, cdr.sip_code) == (Disposition.ANSWERED, 200)
 
 
+def test_callee_puts_the_caller_on_hold(pbx, tmp_path):
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    ports = relay_ports_regexp(pbx)
+    # The re-INVITE now goes from leg B to leg A; each side checks the SDP it gets.
+    holding = callee(tmp_path, "uas_hold_caller.xml", port, RELAY_PORTS=ports)
+    result = caller(pbx, tmp_path, "uac_held.xml", "1001", "1003", RELAY_PORTS=ports).wait()
+    assert result.ok, result.log
+    callee_result = holding.wait()
+    assert callee_result.ok, callee_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert cdr.disposition is Disposition.ANSWERED and cdr.hangup_side.value == "caller"
+    assert pbx.run(pbx.pbx.b2bua.table_sizes)["forwarded"] == 0
+
+
 def test_reinvite_with_a_new_media_port_moves_the_relay(pbx, tmp_path):
     port = free_port()
     assert register(pbx, tmp_path, "1002", port).ok
