@@ -100,9 +100,14 @@ class WavWriter:
 
     def append(self, frames: np.ndarray) -> None:
         """Append interleaved int16 frames (shape (n, 2)) and make the header count them."""
-        if frames.size == 0:
+        self.append_bytes(np.ascontiguousarray(frames, dtype="<i2").tobytes())
+
+    def append_bytes(self, data: bytes) -> None:
+        """Append whole little-endian 16-bit stereo frames and make the header count them."""
+        if not data:
             return
-        data = np.ascontiguousarray(frames, dtype="<i2").tobytes()
+        if len(data) % FRAME_SIZE:
+            raise ValueError(f"{len(data)} bytes are not whole {FRAME_SIZE}-byte frames")
         self._file.seek(HEADER_SIZE + self.data_bytes)
         self._file.write(data)
         self.data_bytes += len(data)

@@ -116,17 +116,18 @@ def test_a_killed_pbx_leaves_a_playable_recording_repaired_at_restart(tmp_path):
     port = free_port()
     low, high = rtp_block()
     repo = Path(__file__).resolve().parents[2]
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "pbx.cli", "--data-dir", str(data_dir), "serve",
          "--sip", f"127.0.0.1:{port}", "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0"],
-        cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=repo, stdout=subprocess.DEVNULL, stderr=log,
         env={**os.environ, "PYTHONPATH": str(repo)},
     )  # fmt: skip
     alice = phone(tmp_path, "1001", port, CALLER_HZ, 32140)
     bob = phone(tmp_path, "1002", port, CALLEE_HZ, 32160)
     try:
         time.sleep(1.0)
-        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
         with alice, bob:
             alice.wait_registered()
             bob.wait_registered()
@@ -140,6 +141,7 @@ def test_a_killed_pbx_leaves_a_playable_recording_repaired_at_restart(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait(10)
+        log.close()
     with Store.in_dir(data_dir) as store:
         [row] = store.list_recordings()
     assert not row.complete
