@@ -178,3 +178,15 @@ async def test_recording_404_when_absent_gone_or_outside_recordings(api: Api) ->
     assert (await api.get(f"/api/v1/cdrs/{outside.id}/recording")).status == 404
     sneaky = add_cdr(api.pbx.store, WALL, recording="recordings/../deskpbx.db")
     assert (await api.get(f"/api/v1/cdrs/{sneaky.id}/recording")).status == 404
+
+
+async def test_x_header_values_with_like_wildcards_quotes_and_unicode(api: Api) -> None:
+    values = ["50%_off", 'say "hi"', "Müller", "back\\slash", "5000ff"]
+    for i, value in enumerate(values):
+        add_cdr(api.pbx.store, WALL - i, x_headers={"X-Tag": value})
+    for value in values:
+        response = await api.get("/api/v1/cdrs", params={"x_header": f"X-Tag:{value}"})
+        items = (await response.json())["items"]
+        assert [c["x_headers"]["X-Tag"] for c in items] == [value], value
+    response = await api.get("/api/v1/cdrs", params={"x_header": "X-Tag:50%"})
+    assert (await response.json())["items"] == []
