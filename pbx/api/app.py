@@ -41,6 +41,19 @@ ROUTE_MODULES = (
 CLIENT_MAX_SIZE = 64 * 1024
 
 
+def parse_http_listen(text: str) -> tuple[str, int]:
+    """`serve --http` value: 'HOST:PORT', '[::1]:8080', or a bare port (on 127.0.0.1).
+
+    The API defaults to loopback: it can originate calls, so exposing it is a choice
+    the administrator makes by naming an address. ConfigError on bad input."""
+    from pbx.config import parse_host_port
+
+    text = text.strip()
+    if text.isdigit() or text.startswith(":"):
+        text = f"{DEFAULT_HOST}:{text.removeprefix(':')}"
+    return parse_host_port(text, DEFAULT_PORT)
+
+
 def build_app(ctx: ApiContext) -> web.Application:
     app = web.Application(
         middlewares=[problem_middleware, auth_middleware(ctx.store, ctx.wall)],

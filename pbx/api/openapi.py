@@ -609,6 +609,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "101": {"description": "Switching to WebSocket"},
                 "422": INVALID,
                 "426": problem("Not a WebSocket handshake"),
+                "503": problem("Too many event stream clients"),
             },
             params=[
                 query("types", STR, "comma-separated event types; absent: all"),

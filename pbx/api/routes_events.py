@@ -22,6 +22,7 @@ routes = web.RouteTableDef()
 
 CLIENT_QUEUE = 256
 HEARTBEAT = 30.0
+MAX_CLIENTS = 64
 
 
 def _types(request: web.Request) -> frozenset[str]:
@@ -37,6 +38,8 @@ def _types(request: web.Request) -> frozenset[str]:
 async def events(request: web.Request) -> web.WebSocketResponse:
     ctx = context(request)
     wanted = _types(request)
+    if len(ctx.websockets) >= MAX_CLIENTS:
+        raise Problem(503, f"too many event stream clients (at most {MAX_CLIENTS}); use a webhook")
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT)
     if not ws.can_prepare(request).ok:
         raise Problem(

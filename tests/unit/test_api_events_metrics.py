@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from pbx.api.events import CallAnswered, CallEnded, CallRinging
 from pbx.api.openapi import DOCUMENT
 from tests.unit.test_api_fakes import WALL, Api, api_fixture  # noqa: F401
@@ -141,3 +143,28 @@ def test_every_reference_resolves_and_every_operation_answers_problems() -> None
                 assert {"400", "422"} <= codes, (method, path)
             if "{" in path:
                 assert "404" in codes, (method, path)
+
+
+async def test_event_stream_clients_are_capped(api: Api, monkeypatch) -> None:
+    import pbx.api.routes_events as routes_events
+
+    monkeypatch.setattr(routes_events, "MAX_CLIENTS", 1)
+    first = await api.client.ws_connect("/api/v1/events", headers=api.auth)
+    await _wait_subscribed(api, 1)
+    response = await api.get("/api/v1/events")
+    assert response.status == 503
+    assert "use a webhook" in (await response.json(content_type=PROBLEM))["detail"]
+    await first.close()
+
+
+def test_http_listen_address_defaults_to_loopback() -> None:
+    from pbx.api.app import parse_http_listen
+    from pbx.config import ConfigError
+
+    assert parse_http_listen("8081") == ("127.0.0.1", 8081)
+    assert parse_http_listen(":8082") == ("127.0.0.1", 8082)
+    assert parse_http_listen("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    assert parse_http_listen("[::1]:8080") == ("::1", 8080)
+    assert parse_http_listen("127.0.0.1") == ("127.0.0.1", 8080)
+    with pytest.raises(ConfigError, match="outside 1-65535"):
+        parse_http_listen("127.0.0.1:99999")
