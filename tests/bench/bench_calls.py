@@ -109,7 +109,7 @@ def _measure(
                 if found:
                     _log(f"   deskpbx hot spots at {rate:.0f} calls/s (py-spy, by self time):")
                     _log(load.describe_hot_spots(found))
-                    spots = load.short_hot_spots(found)
+                    spots = load.describe_areas(load.area_shares(raw))
         finally:
             callee.stop(grace=5)
     return search, spots
@@ -136,7 +136,7 @@ def run(quick: bool) -> list[Row]:
     with load.workspace("bench-calls-") as workdir:
         search, spots = _measure(workdir, quick)
     value, note = _figure(search)
-    hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
+    hot = f"; where PBX time goes (py-spy, inclusive): {spots}" if spots else ""
     rows = [
         Row("calls: DeskPBX authenticated call setups", value, "calls/s",
             f">= {GOAL_PER_S:,.0f} calls/s", value >= GOAL_PER_S,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.bench import sip_load as load
+from tests.bench.kamailio import kamailio_binary, start_kamailio
 from tests.bench.rows import Row
 
 COMMAND = ".venv/bin/python -m tests.bench register"
@@ -77,7 +78,7 @@ def _measure(
             if found:
                 _log(f"   {name} hot spots at {rate:.0f}/s (py-spy, by self time):")
                 _log(load.describe_hot_spots(found))
-                spots = load.short_hot_spots(found)
+                spots = load.describe_areas(load.area_shares(raw))
     return search, spots
 
 
@@ -105,7 +106,7 @@ def _pbx_rows(
         inject, workdir, quick=quick, start=150.0, profile=True,
     )  # fmt: skip
     rate, note = _figure(search)
-    hot = f"; hot spots (py-spy self time): {spots}" if spots else ""
+    hot = f"; where PBX time goes (py-spy, inclusive): {spots}" if spots else ""
     rows = [
         Row("register: DeskPBX authenticated registrations", rate, "reg/s",
             f">= {GOAL_PER_S:,.0f} reg/s", rate >= GOAL_PER_S,
@@ -140,12 +141,12 @@ def _run(workdir: Path, quick: bool) -> list[Row]:
     inject = load.auth_csv(workdir, [[user, load.auth_field(user)] for user in extensions])
     pbx_rate, pbx_search, rows = _pbx_rows(workdir, extensions, inject, quick, server_cores)
 
-    binary, kam_setup = load.kamailio_binary()
+    binary, kam_setup = kamailio_binary()
     kam_rate, kam_note = 0.0, kam_setup or "Kamailio unavailable"
     kam_search = load.Search()
     if binary is not None:
         kam_search, _ = _measure(
-            "kamailio", lambda: load.start_kamailio(binary, workdir, extensions, server_cores),
+            "kamailio", lambda: start_kamailio(binary, workdir, extensions, server_cores),
             inject, workdir, quick=quick, start=1000.0, profile=False,
         )  # fmt: skip
         kam_rate, kam_note = _figure(kam_search)

@@ -10,6 +10,10 @@ calls in a bounded time, and keeps the highest rate with zero failed calls at wh
 kept pace. Over UDP, overload is a cliff (timer A/E retransmissions pile onto a server
 already behind), so a step that is not clean ends the search; the best rate is then run again
 to check it was not luck. Every loop here is bounded in count and in wall time.
+
+Environment knobs (all optional): DESKPBX_BENCH_WHAT_IF=sync-normal,rcvbuf adds rows for the
+PBX with a suggested change applied at start-up (see WHAT_IFS); DESKPBX_BENCH_KEEP=1 keeps the
+scratch directory with the servers' logs; DESKPBX_BENCH_NATIVE=1 makes py-spy sample C frames.
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ from tests.integration.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
-KAMAILIO_TEMPLATE = Path(__file__).resolve().parent / "kamailio" / "kamailio.cfg"
-KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 SIPP = shutil.which("sipp")
 KEEP_PACE = 0.9  # a clean step completes calls at >= 90 % of the offered rate
 SIPP_SOCKET_BUFFER = 4 * 1024 * 1024  # bytes; SIPp's 64 KiB default drops datagrams in bursts
@@ -158,7 +160,7 @@ def wait_sip_ready(child: Child, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{child.name} did not answer OPTIONS in {timeout:.0f} s: {child.tail()}")
 
 
-def _spawn(name: str, args: list[str], workdir: Path, port: int, cores: set[int] | None) -> Child:
+def spawn(name: str, args: list[str], workdir: Path, port: int, cores: set[int] | None) -> Child:
     log = workdir / f"{name}.log"
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     with log.open("wb") as out:
@@ -218,7 +220,7 @@ def start_pbx(
                 store.add_extension(number, password(number), f"Bench {number}")
     port = free_port()
     args = pbx_command(data_dir, port, rtp_ports, what_if)
-    return _spawn("deskpbx", args, workdir, port, cores)
+    return spawn("deskpbx", args, workdir, port, cores)
 
 
 # -- what-if runs: the shipped PBX with one change applied at start-up, to put a number on a
@@ -273,70 +275,6 @@ def what_if_main(argv: list[str]) -> int:
     from pbx.cli import main
 
     return main(argv[1:])
-
-
-# -- Kamailio ----------------------------------------------------------------------------------
-
-
-def kamailio_binary() -> tuple[str | None, str]:
-    """The kamailio executable, installing the Debian packages once if missing; else a reason."""
-    found = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
-    if found and (KAMAILIO_MODULES / "db_sqlite.so").exists():
-        return found, ""
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        return None, "Kamailio not installed and apt-get not usable here"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "kamailio", "kamailio-sqlite-modules"]
-    try:
-        done = subprocess.run(install, env=env, capture_output=True, timeout=180, check=False)
-        if done.returncode != 0:  # a fresh machine has no package lists yet
-            subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=120,
-                           check=False)  # fmt: skip
-            done = subprocess.run(install, env=env, capture_output=True, timeout=180, check=False)
-    except subprocess.TimeoutExpired:
-        return None, "apt-get install kamailio timed out"
-    found = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
-    if done.returncode != 0 or found is None:
-        return None, f"apt-get install kamailio failed ({done.returncode})"
-    return found, "installed kamailio with apt-get"
-
-
-def kamailio_db(path: Path, extensions: list[str]) -> None:
-    """auth_db's subscriber table (schema version 7 of Kamailio 5.6) with plaintext passwords."""
-    with sqlite3.connect(path) as db:
-        db.executescript(
-            "CREATE TABLE version (table_name VARCHAR(32) PRIMARY KEY, table_version INTEGER);"
-            "INSERT INTO version VALUES ('subscriber', 7);"
-            "CREATE TABLE subscriber (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " username VARCHAR(64) NOT NULL DEFAULT '', domain VARCHAR(64) NOT NULL DEFAULT '',"
-            " password VARCHAR(64) NOT NULL DEFAULT '', ha1 VARCHAR(128) NOT NULL DEFAULT '',"
-            " ha1b VARCHAR(128) NOT NULL DEFAULT '');"
-            "CREATE UNIQUE INDEX account_idx ON subscriber (username, domain);"
-        )
-        db.executemany(
-            "INSERT INTO subscriber (username, domain, password) VALUES (?, '127.0.0.1', ?)",
-            [(user, password(user)) for user in extensions],
-        )
-
-
-def start_kamailio(
-    binary: str, workdir: Path, extensions: list[str], cores: set[int] | None = None
-) -> Child:
-    kdir = workdir / "kamailio"
-    kdir.mkdir(parents=True, exist_ok=True)
-    db = kdir / "auth.sqlite"
-    kamailio_db(db, extensions)
-    port = free_port()
-    text = KAMAILIO_TEMPLATE.read_text()
-    fill = {"@PORT@": str(port), "@MPATH@": f"{KAMAILIO_MODULES}/", "@DB@": str(db)}
-    for key, value in fill.items():
-        text = text.replace(key, value)
-    cfg = kdir / "kamailio.cfg"
-    cfg.write_text(text)
-    args = [binary, "-f", str(cfg), "-DD", "-E", "-m", "128", "-M", "16", "-P", str(kdir / "pid"),
-            "-Y", str(kdir)]  # fmt: skip
-    return _spawn("kamailio", args, kdir, port, cores)
 
 
 # -- SIPp --------------------------------------------------------------------------------------
@@ -576,6 +514,8 @@ def profiled(pid: int, seconds: float, out: Path) -> Iterator[Path | None]:
         return
     args = [PY_SPY, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
             "--rate", "200", "--format", "raw", "-o", str(out)]  # fmt: skip
+    if os.environ.get("DESKPBX_BENCH_NATIVE"):
+        args.append("--native")  # C frames too (uvloop, sqlite3, sendmsg); slower sampling
     spy = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield out
@@ -615,33 +555,44 @@ def describe_hot_spots(spots: list[tuple[str, float, float]]) -> str:
     return "\n".join(f"   {own:6.1%} self {incl:6.1%} incl  {name}" for name, own, incl in spots)
 
 
-def short_hot_spots(spots: list[tuple[str, float, float]], count: int = 4) -> str:
-    """`Store._transaction 20%; ...` for a row note. Samples whose innermost Python frame is the
-    server's run() are time in the event loop's C code (uvloop, recv/send system calls)."""
-    names = {"run (pbx/server.py)": "event loop C code+syscalls"}
-    return "; ".join(
-        f"{names.get(name, name.split(' (')[0])} {own:.0%}" for name, own, _ in spots[:count]
-    )
+# Where the server's time goes, by area: a sample counts for an area when any frame of its
+# stack matches (inclusive time; areas overlap, e.g. digest is inside registrar).
+AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("parse", ("parse_message (pbx/sip/message.py",)),
+    ("request checks+typed headers", ("check_request (pbx/sip/checks.py",)),
+    ("transaction layer", ("SipCore.receive (",)),
+    ("registrar", ("Registrar.handle (",)),
+    ("digest", ("DigestServer.verify (", "DigestServer.challenge (")),
+    ("B2BUA", ("B2bua.",)),
+    ("SDP", ("(pbx/sip/sdp.py",)),
+    ("relay ports", ("(pbx/media/",)),
+    ("store+sqlite", ("Store.",)),
+    ("logging", ("(logging/",)),
+    ("send", ("TransportManager.send (",)),
+)
 
 
-def cpu_note(step: Step, unit: str) -> str:
-    """Server CPU per call at a step and the one-core ceiling it implies: a figure that holds
-    better than the rate on a shared machine, where other processes take turns on the core."""
-    if step.cpu_per_call_ms <= 0:
-        return ""
-    return (
-        f"server CPU {step.cpu_per_call_ms:.2f} ms/{unit} "
-        f"(one-core ceiling ~{1000 / step.cpu_per_call_ms:,.0f}/s)"
-    )
+def area_shares(raw: Path | None) -> list[tuple[str, float]]:
+    """(area, share of samples) for AREAS, largest first, from py-spy raw stacks."""
+    if raw is None or not raw.exists():
+        return []
+    hits = dict.fromkeys((name for name, _ in AREAS), 0)
+    samples = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples += int(count)
+        for name, needles in AREAS:
+            if any(needle in stack for needle in needles):
+                hits[name] += int(count)
+    if samples == 0:
+        return []
+    return sorted(((n, c / samples) for n, c in hits.items() if c), key=lambda a: -a[1])
 
 
-def what_ifs_requested() -> tuple[str, ...]:
-    """Tweaks named in DESKPBX_BENCH_WHAT_IF (comma-separated WHAT_IFS keys); empty by default."""
-    names = tuple(filter(None, os.environ.get("DESKPBX_BENCH_WHAT_IF", "").split(",")))
-    unknown = [name for name in names if name not in WHAT_IFS]
-    if unknown:
-        raise ValueError(f"unknown what-if {unknown}: use {', '.join(WHAT_IFS)}")
-    return names
+def describe_areas(shares: list[tuple[str, float]]) -> str:
+    return "; ".join(f"{name} {share:.0%}" for name, share in shares if share >= 0.01)
 
 
 @contextmanager
