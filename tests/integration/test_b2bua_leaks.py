@@ -58,3 +58,35 @@ def test_fifty_calls_five_at_a_time_leave_no_state_behind(tmp_path):
         assert pbx.run(lambda: len(asyncio.all_tasks())) == tasks_before
     finally:
         pbx.stop()
+
+
+def test_unanswered_calls_leave_no_state_behind(tmp_path):
+    """Cancelled, rejected and unanswered calls free what they held, like answered ones."""
+    timers = TimerConfig(t1=0.05, t2=0.4, t4=0.5, d_unreliable=0.5)
+    pbx = start_pbx(tmp_path / "pbx", timers=timers, no_answer_timeout=1.0)
+    try:
+        ring_port, busy_port = free_port(), free_port()
+        assert register(pbx, tmp_path, "1003", ring_port).ok
+        assert register(pbx, tmp_path, "1004", busy_port).ok
+        tasks_before = pbx.run(lambda: len(asyncio.all_tasks()))
+        runs = [
+            ("uas_ring.xml", ring_port, "uac_cancel.xml", "1003", {}),
+            ("uas_reject.xml", busy_port, "uac_rejected.xml", "1004",
+             {"EXPECTED_CODE": "603", "REJECT_CODE": "603", "REJECT_REASON": "Decline"}),
+            ("uas_ring.xml", ring_port, "uac_rejected.xml", "1003", {"EXPECTED_CODE": "480"}),
+        ]  # fmt: skip
+        for callee_scenario, port, caller_scenario, number, subst in runs:
+            phone = callee(tmp_path, callee_scenario, port, **subst)
+            result = caller(pbx, tmp_path, caller_scenario, "1001", number, **subst).wait()
+            assert result.ok, result.log
+            phone_result = phone.wait()
+            assert phone_result.ok, phone_result.log
+        cdrs = pbx.wait_cdrs(3)
+        assert sorted(c.disposition.value for c in cdrs) == ["BUSY", "CANCELLED", "NO ANSWER"]
+        b2bua, relay, core = pbx.pbx.b2bua, pbx.pbx.relay, pbx.pbx.core
+        assert set(pbx.run(b2bua.table_sizes).values()) == {0}
+        pbx.wait_for(lambda: pbx.run(lambda: relay.ports.in_use + relay.open_sessions) == 0, 5)
+        pbx.wait_for(lambda: pbx.run(lambda: core.transaction_count) == 0, 10)
+        assert pbx.run(lambda: len(asyncio.all_tasks())) == tasks_before
+    finally:
+        pbx.stop()
