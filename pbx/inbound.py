@@ -98,9 +98,10 @@ class InboundGate:
     """Recognises trunks and routes their calls by DID (see the module docstring).
 
     `contact_owner(user) -> trunk name | None` is TrunkManager.trunk_for_contact_user;
-    `resolver` turns trunk host names into addresses (cached per host by the caller's
-    choice; the default does a blocking lookup, so give trunks IP addresses or call
-    `refresh()` off the hot path).
+    `resolver` turns trunk host names into addresses. The trunk rows are re-read on each
+    INVITE (one SELECT), so `deskpbx trunk add` from another process takes effect at once;
+    host names are resolved once per name (a blocking lookup: prefer IP addresses) until
+    `refresh()` forgets them.
     """
 
     def __init__(
@@ -117,24 +118,35 @@ class InboundGate:
         self.default_ring_timeout = default_ring_timeout
         self._by_address: dict[str, list[tuple[int, Trunk]]] = {}
         self._by_name: dict[str, Trunk] = {}
-        self.refresh()
+        self._seen: list[Trunk] | None = None
+        self._resolved: dict[str, set[str]] = {}
 
     def refresh(self) -> None:
-        """Re-read the trunks (after `deskpbx trunk add/remove`) and resolve their hosts."""
-        by_address: dict[str, list[tuple[int, Trunk]]] = {}
+        """Forget resolved host names and re-read the trunks on the next INVITE."""
+        self._seen = None
+        self._resolved.clear()
+
+    def _load(self) -> None:
         trunks = [t for t in self.store.list_trunks() if t.enabled]
+        if trunks == self._seen:
+            return
+        self._seen = trunks
+        by_address: dict[str, list[tuple[int, Trunk]]] = {}
         for trunk in trunks:
             hosts = [(trunk.host, trunk.port)]
             if trunk.outbound_proxy:
                 hosts.append(split_hostport(trunk.outbound_proxy, trunk.port))
             for host, port in hosts:
-                for address in self.resolver(host):
+                if host not in self._resolved:
+                    self._resolved[host] = self.resolver(host)
+                for address in self._resolved[host]:
                     by_address.setdefault(address, []).append((port, trunk))
         self._by_address = by_address
         self._by_name = {t.name: t for t in trunks}
 
     def trunk_for(self, request: Request, source: tuple[str, int]) -> Trunk | None:
         """The trunk this request came from, by source address or registration contact."""
+        self._load()
         try:
             ip = ipaddress.ip_address(source[0].strip("[]"))
         except ValueError:

@@ -61,6 +61,8 @@ REFRESH_MARGIN = 60.0
 BACKOFF_START = 30.0
 BACKOFF_MAX = 600.0
 QUALIFY_INTERVAL = 60.0
+RELOAD_INTERVAL = 30.0
+"""Seconds between looks at the trunk table, so `deskpbx trunk add` reaches a running PBX."""
 
 
 class RegState(enum.Enum):
@@ -175,7 +177,7 @@ class TrunkLink:
         if 200 <= status < 300:
             self._registered(response, now)
             return False
-        if status in CHALLENGE_HEADERS and self._answer(response, sent):
+        if status in CHALLENGE_HEADERS and self.answer_challenge(response, sent):
             self.register_at = now
             return True
         if status == 423 and (minimum := _int(response.headers.get("Min-Expires"))):
@@ -200,7 +202,8 @@ class TrunkLink:
         self.reachable = False
         self.qualify_at = now + self.qualify_interval if self.qualify_interval > 0 else None
 
-    def _answer(self, response: Response, sent: Request) -> bool:
+    def answer_challenge(self, response: Response, sent: Request) -> bool:
+        """Prepare credentials for the next REGISTER; False when we must not retry."""
         offered, header = CHALLENGE_HEADERS[response.status]
         challenges = [c for v in response.headers.getall(offered) for c in offered_challenges(v)]
         if not challenges or not self.trunk.username:
@@ -296,14 +299,18 @@ class TrunkManager:
         self.links: dict[str, TrunkLink] = {}
         self._pending: dict[ClientKey, tuple[str, str, Request]] = {}
         self._handle: asyncio.TimerHandle | None = None
+        self._reload_at: float | None = None
 
     def start(self) -> None:
         self.reload()
 
     def reload(self) -> None:
-        """Pick up added, removed and changed trunks (their links restart)."""
+        """Pick up added, removed and changed trunks now (their links restart)."""
+        self._reload_at = self.sip.now()
+        self.poll()
+
+    def _sync(self, now: float) -> None:
         trunks = {t.name: t for t in self.store.list_trunks() if t.enabled}
-        now = self.sip.now()
         for name in list(self.links):
             if name not in trunks or trunks[name] != _without_status(self.links[name].trunk):
                 del self.links[name]
@@ -312,12 +319,12 @@ class TrunkManager:
                 self.links[name] = TrunkLink(
                     _without_status(trunk), now, self.qualify_interval, self.user_agent
                 )
-        self.poll()
 
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        self._reload_at = None
 
     def trunk_for_contact_user(self, user: str) -> str | None:
         """The trunk that registered with Contact user `user` (and is registered now)."""
@@ -332,6 +339,9 @@ class TrunkManager:
 
     def poll(self) -> None:
         now = self.sip.now()
+        if self._reload_at is not None and now >= self._reload_at:
+            self._sync(now)
+            self._reload_at = now + RELOAD_INTERVAL
         for name, link in list(self.links.items()):
             for kind in link.due(now):
                 self._send(name, link, kind)
@@ -352,7 +362,11 @@ class TrunkManager:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._reload_at is None:  # stopped
+            return
         deadlines = [d for link in self.links.values() if (d := link.next_deadline()) is not None]
+        if self._reload_at is not None:
+            deadlines.append(self._reload_at)
         if deadlines:
             loop = asyncio.get_running_loop()
             self._handle = loop.call_at(max(min(deadlines), loop.time()), self.poll)

@@ -49,11 +49,26 @@ def provision(data_dir: Path, trunks: list[Trunk], routes: tuple[Route, ...] = (
             store.add_route(route)
 
 
+def wait_bound(sipp: Sipp, port: int, timeout: float = 5.0) -> None:
+    """Return once the SIPp carrier `sipp` has bound UDP `port` on 127.0.0.1."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # bounded in time
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on UDP 127.0.0.1:{port}: {sipp.stop().log}")
+
+
 def carrier(tmp_path: Path, name: str, port: int, calls: int = 1, timeout: float = 20,
             **subst: str) -> Sipp:  # fmt: skip
-    return Sipp(scenario(name, tmp_path, **subst), None, local_port=port,
+    sipp = Sipp(scenario(name, tmp_path, **subst), None, local_port=port,
                 media_port=free_port(step=4), calls=calls, timeout=timeout,
                 workdir=tmp_path).start()  # fmt: skip
+    wait_bound(sipp, port)
+    return sipp
 
 
 def call(pbx: RunningPbx, tmp_path: Path, name: str, number: str, caller: str = "1001",
@@ -91,7 +106,9 @@ NATIONAL = Route("national", ("0|Z.",), ("alpha", "beta"))
 
 @pytest.fixture
 def ports() -> tuple[int, int]:
-    return free_port(), free_port()
+    first = free_port()
+    second = next(p for p in iter(free_port, None) if abs(p - first) > 8)
+    return first, second
 
 
 def test_challenge_answered_with_prefix_and_caller_id(tmp_path: Path, ports) -> None:
@@ -100,8 +117,8 @@ def test_challenge_answered_with_prefix_and_caller_id(tmp_path: Path, ports) -> 
     pbx = start_pbx(tmp_path / "pbx")
     try:
         alpha = carrier(
-            tmp_path, "carrier_auth_answer.xml", alpha_port, CHALLENGE_CODE="407",
-            CHALLENGE_HEADER="Proxy-Authenticate", ANSWER_HEADER="Proxy-Authorization",
+            tmp_path, "carrier_auth_answer.xml", alpha_port, CHALLENGE_CODE="401",
+            CHALLENGE_HEADER="WWW-Authenticate", ANSWER_HEADER="Authorization",
             CARRIER_USER="acct", CARRIER_PASSWORD=CARRIER_PASSWORD,
             EXPECTED_RURI_USER="004930123456", EXPECTED_FROM_USER="\\+4930111",
         )  # fmt: skip
@@ -130,7 +147,7 @@ def test_failover_from_a_failing_carrier(tmp_path: Path, ports) -> None:
         answering = carrier(
             tmp_path, "carrier_answer.xml", beta_port, EXPECTED_RURI_USER="30123456",
             EXPECTED_FROM_USER="\\+4930222",
-            EXPECTED_PAI="P-Asserted-Identity: <sip:\\+4930222@127.0.0.1>",
+            EXPECTED_PAI="P-Asserted-Identity: .sip:\\+4930222@127.0.0.1",
         )  # fmt: skip
         caller = call(pbx, tmp_path, "uac_call.xml", "030123456").wait()
         assert caller.ok, caller.log
@@ -151,17 +168,20 @@ def test_concurrency_cap_sends_the_next_call_to_the_next_trunk(tmp_path: Path, p
     provision(tmp_path / "pbx", [alpha, beta], (NATIONAL,))
     pbx = start_pbx(tmp_path / "pbx")
     try:
-        subst = {"EXPECTED_RURI_USER": "30123456", "EXPECTED_FROM_USER": "\\+4930",
-                 "EXPECTED_PAI": "Call-ID"}  # fmt: skip
-        first = carrier(tmp_path, "carrier_answer.xml", alpha_port, **subst)
-        second = carrier(tmp_path, "carrier_answer.xml", beta_port, **subst)
+        subst = {"EXPECTED_RURI_USER": "30123456", "EXPECTED_PAI": "Call-ID"}
+        first = carrier(tmp_path, "carrier_answer.xml", alpha_port,
+                        EXPECTED_FROM_USER="\\+4930111", **subst)  # fmt: skip
+        second = carrier(tmp_path, "carrier_answer.xml", beta_port,
+                         EXPECTED_FROM_USER="\\+4930222", **subst)  # fmt: skip
         both = call(pbx, tmp_path, "uac_call.xml", "030123456", calls=2, pause_ms=4000)
         time.sleep(1.5)  # both calls up: every trunk is at its cap
         third = call(pbx, tmp_path, "uac_rejected.xml", "030123456", EXPECTED_CODE="503").wait()
         assert third.ok, third.log
         result = both.wait()
         assert result.ok and result.successful == 2, result.log
-        assert first.wait().successful == 1 and second.wait().successful == 1
+        alpha_result, beta_result = first.wait(), second.wait()
+        assert alpha_result.successful == 1, alpha_result.log  # the first call took alpha ...
+        assert beta_result.successful == 1, beta_result.log  # ... so the second went to beta
         cdrs = pbx.wait_cdrs(3)
         refused = [c for c in cdrs if c.disposition is not Disposition.ANSWERED]
         assert [(c.sip_code, c.sip_reason) for c in refused] == [(503, "Service Full")]

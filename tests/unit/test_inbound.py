@@ -140,3 +140,11 @@ def test_loopback_trunks_need_their_port(tmp_path: Path) -> None:
         assert g.trunk_for(request, ("127.0.0.1", 5073)).name == "two"  # type: ignore[union-attr]
         assert g.trunk_for(request, ("127.0.0.1", 40000)) is None  # a phone on this host
         assert g.admit(request, ("127.0.0.1", 40000)).admission is Admission.REFUSE
+
+
+def test_trunks_added_later_are_recognised_without_a_restart(store: Store) -> None:
+    g = gate(store)
+    request = invite("sip:4930555@pbx")
+    assert g.trunk_for(request, ("203.0.113.9", 5060)) is None
+    store.add_trunk(Trunk("late", "203.0.113.9"))
+    assert g.trunk_for(request, ("203.0.113.9", 5060)).name == "late"  # type: ignore[union-attr]

@@ -181,6 +181,16 @@ def test_manager_routes_answers_and_writes_status(tmp_path: Path) -> None:
             store.remove_trunk("beta")
             manager.reload()
             assert set(manager.links) == {"alpha"}
+            # a trunk added by `deskpbx trunk add` in another process is picked up in time
+            store.add_trunk(Trunk("gamma", "127.0.0.1", 5095))
+            sip.clock = 10.0
+            manager.poll()
+            assert set(manager.links) == {"alpha"}
+            sip.clock = 30.0
+            manager.poll()
+            assert set(manager.links) == {"alpha", "gamma"}
+            assert (sip.sent[-1][0].method, sip.sent[-1][1].port) == ("OPTIONS", 5095)
             manager.stop()
+            assert manager._handle is None
 
     asyncio.run(scenario())
