@@ -21,13 +21,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from pbx.sip import grammar
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.grammar import COMPACT_FORMS, REASON_PHRASES
 from pbx.sip.headers import (
-    Contact,
     CSeq,
     Via,
     parse_call_id,
@@ -38,7 +37,9 @@ from pbx.sip.headers import (
     parse_top_via,
     split_header_values,
 )
-from pbx.sip.uri import NameAddr, SipUri, Uri, params_of, parse_name_addr, parse_uri
+from pbx.sip.uri import SipUri, Uri, params_of, parse_name_addr, parse_uri
+
+T = TypeVar("T")
 
 _CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
 _NAME_CACHE: dict[str, str] = {}
@@ -181,30 +182,50 @@ def _required(headers: Headers, canon: str) -> str:
     return value
 
 
-def _optional(parse: Callable[[str], Any], canon: str) -> Callable[[Headers], Any]:
-    def read(headers: Headers) -> Any:
+def _optional(parse: Callable[[str], T], canon: str) -> Callable[[Headers], T | None]:
+    def read(headers: Headers) -> T | None:
         value = headers._first().get(canon)
         return None if value is None else parse(value)
 
     return read
 
 
-_ACCESSORS: dict[str, Callable[[Headers], Any]] = {
-    "vias": lambda h: [Via.parse(value) for value in h.getall("Via")],
-    "from_": lambda h: parse_name_addr(_required(h, "From")),
-    "to": lambda h: parse_name_addr(_required(h, "To")),
-    "to_tag": lambda h: params_of(_required(h, "To")).get("tag"),
-    "contacts": lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)],
-    "max_forwards": _optional(parse_max_forwards, "Max-Forwards"),
-    "expires": _optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"),
-    "routes": lambda h: [parse_name_addr(v) for v in h.getall("Route")],
-    "record_routes": lambda h: [parse_name_addr(v) for v in h.getall("Record-Route")],
-    "content_type": _optional(parse_content_type, "Content-Type"),
-}
-
-
 _MISSING = object()
 _INDEX = "first-values"  # key of Headers._first()'s index in the typed-value cache
+
+
+class _Typed(Generic[T]):
+    """A typed header value: parsed from the raw headers on first read, then cached in the
+    Headers object (whose mutators clear the cache). A descriptor, so each field is one
+    line in the table of `_Message` below."""
+
+    __slots__ = ("key", "parse")
+
+    def __init__(self, parse: Callable[[Headers], T]) -> None:
+        self.parse = parse
+        self.key = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = name
+
+    @overload
+    def __get__(self, msg: None, owner: type) -> _Typed[T]: ...
+
+    @overload
+    def __get__(self, msg: _Message, owner: type) -> T: ...
+
+    def __get__(self, msg: _Message | None, owner: type) -> T | _Typed[T]:
+        if msg is None:
+            return self
+        cache = msg.headers._cache
+        value = cache.get(self.key, _MISSING)
+        if value is _MISSING:
+            value = cache[self.key] = self.parse(msg.headers)
+        return value  # type: ignore[no-any-return]
+
+
+def _list(name: str, parse: Callable[[str], T]) -> Callable[[Headers], list[T]]:
+    return lambda headers: [parse(value) for value in headers.getall(name)]
 
 
 class _Message:
@@ -215,85 +236,22 @@ class _Message:
     body: bytes
     is_request: bool = False
 
-    def _typed(self, key: str) -> Any:
-        cache = self.headers._cache
-        value = cache.get(key, _MISSING)
-        if value is _MISSING:
-            value = cache[key] = _ACCESSORS[key](self.headers)
-        return value
-
-    # The four values of the transaction key are read on every message: inlined.
-    @property
-    def call_id(self) -> str:
-        cache = self.headers._cache
-        value: str | None = cache.get("call_id")
-        if value is None:
-            value = cache["call_id"] = parse_call_id(_required(self.headers, "Call-ID"))
-        return value
-
-    @property
-    def cseq(self) -> CSeq:
-        cache = self.headers._cache
-        value: CSeq | None = cache.get("cseq")
-        if value is None:
-            value = cache["cseq"] = CSeq.parse(_required(self.headers, "CSeq"))
-        return value
-
-    @property
-    def via(self) -> Via:
-        cache = self.headers._cache
-        value: Via | None = cache.get("via")
-        if value is None:
-            value = cache["via"] = parse_top_via(_required(self.headers, "Via"))
-        return value
-
-    @property
-    def vias(self) -> list[Via]:
-        return self._typed("vias")  # type: ignore[no-any-return]
-
-    @property
-    def from_(self) -> NameAddr:
-        return self._typed("from_")  # type: ignore[no-any-return]
-
-    @property
-    def to(self) -> NameAddr:
-        return self._typed("to")  # type: ignore[no-any-return]
-
-    @property
-    def from_tag(self) -> str | None:
-        cache = self.headers._cache
-        value = cache.get("from_tag", _MISSING)
-        if value is _MISSING:
-            value = cache["from_tag"] = params_of(_required(self.headers, "From")).get("tag")
-        return value  # type: ignore[no-any-return]
-
-    @property
-    def to_tag(self) -> str | None:
-        return self._typed("to_tag")  # type: ignore[no-any-return]
-
-    @property
-    def contacts(self) -> list[Contact]:
-        return self._typed("contacts")  # type: ignore[no-any-return]
-
-    @property
-    def max_forwards(self) -> int | None:
-        return self._typed("max_forwards")  # type: ignore[no-any-return]
-
-    @property
-    def expires(self) -> int | None:
-        return self._typed("expires")  # type: ignore[no-any-return]
-
-    @property
-    def routes(self) -> list[NameAddr]:
-        return self._typed("routes")  # type: ignore[no-any-return]
-
-    @property
-    def record_routes(self) -> list[NameAddr]:
-        return self._typed("record_routes")  # type: ignore[no-any-return]
-
-    @property
-    def content_type(self) -> str | None:
-        return self._typed("content_type")  # type: ignore[no-any-return]
+    # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
+    # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
+    call_id = _Typed(lambda h: parse_call_id(_required(h, "Call-ID")))
+    cseq = _Typed(lambda h: CSeq.parse(_required(h, "CSeq")))
+    via = _Typed(lambda h: parse_top_via(_required(h, "Via")))
+    vias = _Typed(_list("Via", Via.parse))
+    from_ = _Typed(lambda h: parse_name_addr(_required(h, "From")))
+    to = _Typed(lambda h: parse_name_addr(_required(h, "To")))
+    from_tag = _Typed(lambda h: params_of(_required(h, "From")).get("tag"))
+    to_tag = _Typed(lambda h: params_of(_required(h, "To")).get("tag"))
+    contacts = _Typed(lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)])
+    max_forwards = _Typed(_optional(parse_max_forwards, "Max-Forwards"))
+    expires = _Typed(_optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"))
+    routes = _Typed(_list("Route", parse_name_addr))
+    record_routes = _Typed(_list("Record-Route", parse_name_addr))
+    content_type = _Typed(_optional(parse_content_type, "Content-Type"))
 
     def start_line(self) -> str:
         raise NotImplementedError
