@@ -86,7 +86,7 @@ def make_context(
         bus=bus,
         webhooks=webhooks or WebhookDispatcher(),
         metrics=Metrics(),
-        wall=wall or getattr(pbx, "wall", time.time),
+        wall=wall or getattr(pbx, "wall", None) or time.time,
         data_dir=Path(pbx.config.data_dir),
     )
     bus.subscribe(ctx.webhooks.deliver)

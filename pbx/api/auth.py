@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from pbx.api.problems import Handler, Problem
 from pbx.store import Store
@@ -45,7 +46,7 @@ def _presented(request: web.Request) -> str | None:
     return None
 
 
-def auth_middleware(store: Store, wall: Callable[[], float]) -> Callable[..., object]:
+def auth_middleware(store: Store, wall: Callable[[], float]) -> Middleware:
     """The middleware for `store`'s tokens; `wall` stamps last use (at most once a minute)."""
     touched: dict[str, float] = {}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -28,9 +28,12 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise Problem(400, "empty body: send a JSON object with Content-Type: application/json")
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise Problem(400, f"malformed JSON{where}: {getattr(exc, 'msg', exc)}") from None
+    except json.JSONDecodeError as exc:
+        raise Problem(
+            400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError:
+        raise Problem(400, "malformed JSON: the body is not UTF-8 text") from None
     if not isinstance(value, dict):
         raise Problem(400, f"the body must be a JSON object, not {type(value).__name__}")
     return value
@@ -65,31 +68,31 @@ class Fields:
         if value is not None and len(value) > max_length:
             self.error(name, f"must be at most {max_length} characters")
             return None
-        return value
+        return cast(str | None, value)
 
     def integer(self, name: str, low: int, high: int) -> int | None:
         value = self._get(name, int, "an integer", False)
         if value is not None and not low <= value <= high:
             self.error(name, f"must be an integer from {low} to {high}")
             return None
-        return value
+        return cast(int | None, value)
 
     def boolean(self, name: str) -> bool | None:
-        return self._get(name, bool, "true or false", False)
+        return cast(bool | None, self._get(name, bool, "true or false", False))
 
     def string_map(self, name: str) -> dict[str, str] | None:
         value = self._get(name, dict, "an object of strings", False)
         if value is not None and not all(isinstance(v, str) for v in value.values()):
             self.error(name, "must be an object of strings")
             return None
-        return value
+        return cast(dict[str, str] | None, value)
 
     def string_list(self, name: str) -> list[str] | None:
         value = self._get(name, list, "an array of strings", False)
         if value is not None and not all(isinstance(v, str) for v in value):
             self.error(name, "must be an array of strings")
             return None
-        return value
+        return cast(list[str] | None, value)
 
     def check(self, name: str, value: Any, validator: Callable[[Any], Any]) -> Any:
         """Run a store validator on a value already read; InvalidValue becomes a field error."""

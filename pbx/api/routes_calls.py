@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -89,7 +89,7 @@ def _b2bua_method(request: web.Request, name: str, what: str) -> Callable[..., A
     for provider in (pbx.b2bua, getattr(pbx, "recordings", None)):
         method = getattr(provider, name, None)
         if callable(method):
-            return method
+            return cast(Callable[..., Any], method)
     raise Problem(501, f"this DeskPBX cannot {what} yet (B2BUA method {name} missing)")
 
 

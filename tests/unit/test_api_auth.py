@@ -111,3 +111,10 @@ async def test_a_crash_is_500_problem_without_traceback(api: Api) -> None:
     text = await response.text()
     assert "secret internals" not in text
     assert "see its log" in text
+
+
+async def test_body_that_is_not_utf8_is_400(api: Api) -> None:
+    response = await api.post("/api/v1/extensions", data=b'{"number": "\xff\xfe"}')
+    assert response.status == 400
+    body = await response.json(content_type=PROBLEM)
+    assert body["detail"] == "malformed JSON: the body is not UTF-8 text"
