@@ -58,7 +58,6 @@ PCMA = 8
 WINDOW = 0.2
 RESYNC = 1.0
 EVENT_TYPES = frozenset(range(96, 128))
-CHANNEL = {Leg.A: 0, Leg.B: 1}
 EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 §3.2 event codes 0-15
 _FIXED = struct.Struct("!BBHII")
 _EVENT = struct.Struct("!BBH")
@@ -103,7 +102,11 @@ def byte_tables(decode: Decoder) -> tuple[bytes, bytes]:
 
 
 class _Stream:
-    """Where one leg's RTP timestamps land in the file: an anchor and the unwrapped clock."""
+    """Where one leg's RTP timestamps land in the file: an anchor and the unwrapped clock.
+
+    Position of timestamp ts = base_pos + ext(ts) - base_ts, where ext unwraps the
+    32-bit timestamp (RFC 3550 §5.1); `Recorder._place` does the arithmetic inline.
+    """
 
     __slots__ = ("ssrc", "base_ts", "base_pos", "last_ts", "ext_ts")
 
@@ -113,15 +116,6 @@ class _Stream:
         self.base_pos = pos
         self.last_ts = ts
         self.ext_ts = ts
-
-    def position(self, ts: int) -> int:
-        """File position of timestamp `ts`, unwrapping 32-bit wrap-around (RFC 3550 §5.1)."""
-        diff = (ts - self.last_ts) & 0xFFFFFFFF
-        if diff >= 0x80000000:
-            diff -= 0x100000000
-        self.ext_ts += diff
-        self.last_ts = ts
-        return self.base_pos + self.ext_ts - self.base_ts
 
 
 def rtp_payload(data: bytes) -> tuple[int, int, int, int, bool, bytes] | None:
@@ -261,10 +255,11 @@ class Recorder:
             self._ingesting = False
 
     def _ingest_queue(self) -> None:
-        queue, counts, decodable = self._queue, self._counts, self._tables
+        """The per-packet loop, written flat: on the PBX's loop every call saved counts."""
+        queue, decodable, counts = self._queue, self._tables, self._counts
+        counts["packets"] += len(queue)
         while queue:
             leg, data, arrival = queue.popleft()
-            counts["packets"] += 1
             if len(data) > 12 and data[0] == 0x80:  # no CSRC, extension or padding: inline
                 pt = data[1] & 0x7F
                 ts, ssrc = _TS_SSRC.unpack_from(data, 4)
@@ -277,29 +272,32 @@ class Recorder:
                 pt, _seq, ts, ssrc, _marker, payload = parsed
             if pt in decodable:
                 if self.recording and arrival >= self._origin and payload:
-                    self._place(leg, pt, ts, ssrc, arrival, payload)
+                    self._place(0 if leg is Leg.A else 1, pt, ts, ssrc, arrival, payload)
             elif pt in self.event_types and len(payload) >= 4:
                 self._event(leg, ts, arrival, payload)
 
-    def _place(self, leg: Leg, pt: int, ts: int, ssrc: int, arrival: float, payload: bytes) -> None:
+    def _place(
+        self, channel: int, pt: int, ts: int, ssrc: int, arrival: float, payload: bytes
+    ) -> None:
         """Queue a packet's payload at its file position; decoding waits for the write."""
         self._counts["decoded"] += 1
-        count = len(payload)  # G.711: one octet per sample
-        # the packet's audio ended when it arrived
-        heard = self._offset + round((arrival - self._origin) * self.rate) - count
-        channel = 0 if leg is Leg.A else 1  # no enum hashing per packet: it runs in Python
+        offset = self._offset
+        # the packet's audio ended when it arrived; G.711 has one octet per sample
+        heard = offset + round((arrival - self._origin) * self.rate) - len(payload)
         stream = self._streams[channel]
+        pos = None
         if stream is not None and stream.ssrc == ssrc:
-            pos = stream.position(ts)
+            diff = (ts - stream.last_ts) & 0xFFFFFFFF  # RFC 3550 §5.1: unwrap 32-bit time
+            stream.ext_ts += diff - 0x100000000 if diff >= 0x80000000 else diff
+            stream.last_ts = ts
+            pos = stream.base_pos + stream.ext_ts - stream.base_ts
             if abs(pos - heard) > self.resync * self.rate:
-                stream = None
-        else:
-            stream = None
-        if stream is None:
+                pos = None
+        if pos is None:
             self._streams[channel] = _Stream(ssrc, ts, heard)
             pos = heard
-        if pos < self._offset:  # the anchor may put a first packet before the segment start
-            payload, pos = payload[self._offset - pos :], self._offset
+        if pos < offset:  # the anchor may put a first packet before the segment start
+            payload, pos = payload[offset - pos :], offset
         if pos + len(payload) <= self.written:
             self._counts["late"] += 1
             return
