@@ -361,7 +361,12 @@ CDR_FILTERS = [
     query("caller", STR, "caller number, exact"),
     query("callee", STR, "callee number, exact"),
     query("disposition", {"enum": [*DISPOSITIONS, "NO_ANSWER"]}, "call outcome"),
-    query("x_header", STR, "an X- header's value as NAME:VALUE, e.g. X-Crm-Id:4711"),
+    query(
+        "x_header",
+        STR,
+        "an X- header's value as NAME:VALUE, e.g. X-Crm-Id:4711; scans the "
+        "rows in the time range, so give since/until on a large history",
+    ),
 ]
 INVALID = problem("A parameter fails validation")
 LABEL = path("label")

@@ -119,10 +119,6 @@ def validate_events(events: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(events))
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 class ApiQueries:
     """Mixed into Store."""
 
@@ -232,15 +228,15 @@ class ApiQueries:
             clauses.append("disposition = :disposition")
             args["disposition"] = parse_enum(Disposition, disposition, "disposition").value
         if x_header is not None:
-            # LIKE on the stored JSON text (ensure_ascii, so the encoded value appears as
-            # is) discards most rows cheaply; json_each then checks name and value exactly.
+            # instr() on the stored JSON text (ensure_ascii, so the encoded value appears
+            # verbatim) discards most rows cheaply; json_each then checks name and value.
             clauses.append(
-                "x_headers LIKE :xlike ESCAPE '\\' AND "
+                "instr(x_headers, :xjson) > 0 AND "
                 "EXISTS (SELECT 1 FROM json_each(cdrs.x_headers) "
                 "WHERE lower(json_each.key) = lower(:xname) AND json_each.value = :xvalue)"
             )
             args["xname"], args["xvalue"] = validate_x_header(x_header[0]), x_header[1]
-            args["xlike"] = f"%{_like_escape(json.dumps(x_header[1]))}%"
+            args["xjson"] = json.dumps(x_header[1])
         if before is not None:
             clauses.append("(start < :bstart OR (start = :bstart AND id < :bid))")
             args["bstart"], args["bid"] = before
