@@ -391,7 +391,7 @@ class TrunkManager:
         return True
 
     def on_failure(self, tx: TransactionKey) -> bool:
-        entry = self._pending.pop(tx, None)  # type: ignore[call-overload]
+        entry = self._pending.pop(tx, None) if isinstance(tx, ClientKey) else None
         if entry is None:
             return False
         name, kind, _ = entry

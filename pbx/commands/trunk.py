@@ -158,7 +158,7 @@ async def probe(trunk: Trunk, timeout: float) -> tuple[list[str], bool]:
     loop = asyncio.get_running_loop()
     hop = OutboundDialer.next_hop(trunk)
     wildcard = "::" if ":" in hop.host else "0.0.0.0"
-    endpoint = SipEndpoint(loop, SipCore(TimerConfig()), on_event,  # type: ignore[arg-type]
+    endpoint = SipEndpoint(loop, SipCore(TimerConfig()), on_event,
                            [Listen(wildcard, 0, (trunk.transport,))])  # fmt: skip
 
     async def ask(request: Request) -> Response | None:

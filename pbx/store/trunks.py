@@ -184,7 +184,13 @@ class TrunkQueries:
             raise NotImplementedError
 
         def _rows(
-            self, table: str, where: str | None = None, args: Any = None, **kw: Any
+            self,
+            table: str,
+            where: str | None = None,
+            args: Any = None,
+            *,
+            order_by: str | None = None,
+            limit: int | None = None,
         ) -> list[dict[str, Any]]:
             raise NotImplementedError
 

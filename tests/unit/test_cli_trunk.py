@@ -190,7 +190,7 @@ def test_trunk_test_registers_and_unregisters(
         "The test registration was removed again; the PBX registers by itself.",
     ]
     assert PASSWORD not in out + err + caplog.text
-    assert "Authorization: Digest username=\"acct\"" in caplog.text  # the -v trace has it
+    assert 'Authorization: Digest username="acct"' in caplog.text  # the -v trace has it
     methods = [(r.method, r.headers.get("Expires")) for r in carrier.seen]
     assert methods == [("OPTIONS", None), ("REGISTER", "3600"), ("REGISTER", "3600"),
                        ("REGISTER", "0"), ("REGISTER", "0")]  # fmt: skip
