@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from pbx.media.recorder import Decoder, DigitReceived, Recorder
 from pbx.media.relay import Leg
-from pbx.media.wavfile import repair
+from pbx.media.wavfile import repair, sync_file
 from pbx.store import RecordPolicy, Store
 from pbx.store.recordings import Recording
 
@@ -163,6 +163,7 @@ class RecordingManager:
         self.active: dict[str, _Active] = {}
         self._idle: dict[str, RecordableCall] = {}  # answered, policy never, no recorder
         self.on_finished = on_finished
+        self._pending: set[asyncio.Future[Recording]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._next_retention = 0.0
 
@@ -178,7 +179,8 @@ class RecordingManager:
         return repaired
 
     def close(self) -> None:
-        """Stop the timer and finish any recording still open (the PBX is stopping)."""
+        """Stop the timer and finish any recording still open (the PBX is stopping); under a
+        running loop their rows are finished in a thread: `aclose()` waits for that."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -310,20 +312,51 @@ class RecordingManager:
             relay.set_tap(None)
 
     def _finish(self, active: _Active) -> str | None:
+        """Close the file now; fsync, hash and finish the row in a worker thread when a loop
+        runs (an hour of audio is 57 MB: hashing it on the loop would stall every call)."""
         self._detach(active)
         recorder = active.recorder
-        recorder.close(self.clock())
+        recorder.close(self.clock(), sync=False)
         if active.row is None:
             return None
-        path = recorder.path
-        size = path.stat().st_size
-        row = self.store.finish_recording(
-            active.row.id, duration=recorder.duration, size=size, sha256=sha256_of(path)
-        )
-        log.info("[%s] recording %s: %.1f s", active.call.label, path, recorder.duration)
-        if self.on_finished is not None:
-            self.on_finished(active.call.label, row)
+        label, row_id, path = active.call.label, active.row.id, recorder.path
+        log.info("[%s] recording %s: %.1f s", label, path, recorder.duration)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._announce(label, self._seal(row_id, path, recorder.duration))
+            return str(path)
+        future = loop.run_in_executor(None, self._seal, row_id, path, recorder.duration)
+        self._pending.add(future)
+        future.add_done_callback(lambda done: self._sealed(label, done))
         return str(path)
+
+    def _seal(self, row_id: int, path: Path, duration: float) -> Recording:
+        sync_file(path)
+        size = path.stat().st_size
+        return self.store.finish_recording(
+            row_id, duration=duration, size=size, sha256=sha256_of(path)
+        )
+
+    def _sealed(self, label: str, done: asyncio.Future[Recording]) -> None:
+        self._pending.discard(done)
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:  # the row stays incomplete; the next start repairs it
+            log.error("[%s] could not finish the recording: %s", label, error)
+            return
+        self._announce(label, done.result())
+
+    def _announce(self, label: str, row: Recording) -> None:
+        if self.on_finished is not None:
+            self.on_finished(label, row)
+
+    async def aclose(self) -> None:
+        """close(), then wait until every finished recording is synced, hashed and indexed."""
+        self.close()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     # ---- crash repair and retention ------------------------------------------------
 

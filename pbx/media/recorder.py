@@ -225,8 +225,9 @@ class Recorder:
         if horizon is not None:
             self._write_until(horizon)
 
-    def close(self, now: float) -> None:
-        """Write everything up to `now` (no window: the call is over) and close the file."""
+    def close(self, now: float, sync: bool = True) -> None:
+        """Write everything up to `now` (no window: the call is over) and close the file;
+        `sync=False` leaves the fsync to the caller (pbx.recording does it off the loop)."""
         if self.closed:
             return
         self.stop(now)
@@ -236,7 +237,7 @@ class Recorder:
         self._queue.clear()
         self.closed = True
         if self._writer is not None:
-            self._writer.close()
+            self._writer.close(sync)
 
     # ---- internals -------------------------------------------------------------
 

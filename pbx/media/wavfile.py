@@ -115,14 +115,25 @@ class WavWriter:
         os.pwrite(fd, _SIZE.pack(36 + self.data_bytes), 4)
         os.pwrite(fd, _SIZE.pack(self.data_bytes), 40)
 
-    def close(self) -> None:
-        """fsync once and close; the header is already right."""
+    def close(self, sync: bool = True) -> None:
+        """Close, with one fsync unless the caller syncs later (`sync_file`, off the loop);
+        the header is already right either way."""
         if self._file.closed:
             return
         try:
-            os.fsync(self._file.fileno())
+            if sync:
+                os.fsync(self._file.fileno())
         finally:
             self._file.close()
+
+
+def sync_file(path: Path) -> None:
+    """fsync a closed file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def repair(path: Path) -> WavInfo:

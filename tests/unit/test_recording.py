@@ -253,6 +253,38 @@ def test_close_finishes_open_recordings(store, tmp_path, clock):
     assert row.complete and row.duration == pytest.approx(1.5)
 
 
+def test_under_a_loop_rows_are_finished_off_the_loop_and_aclose_waits(store, tmp_path, clock):
+    import asyncio
+    import threading
+
+    store.update_extension("1001", record_policy="always")
+    announced = []
+
+    def on_finished(label, row):
+        announced.append((label, row.complete, threading.current_thread()))
+
+    async def scenario():
+        mgr = manager(store, tmp_path, clock, on_finished=on_finished)
+        mgr.start()
+        assert mgr._timer is not None  # the 200 ms flush timer runs on this loop
+        first, second = call("c1", call_id="one@h"), call("c2", call_id="two@h")
+        mgr.on_call_answered(first)
+        mgr.on_call_answered(second)
+        feed(mgr, first, clock, stream(Leg.A, tone(440, RATE), 0.0), until=1.0)
+        path = mgr.on_call_ended(first)
+        await mgr.aclose()  # finishes c2 too, and waits for both rows
+        assert mgr._timer is None
+        return path
+
+    path = asyncio.run(scenario())
+    rows = {row.call_id: row for row in store.list_recordings()}
+    assert rows["one@h"].path == path and rows["one@h"].complete
+    assert rows["one@h"].sha256 == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    assert rows["two@h"].complete and rows["two@h"].duration == pytest.approx(1.0)
+    assert sorted(a[:2] for a in announced) == [("c1", True), ("c2", True)]
+    assert all(a[2] is threading.main_thread() for a in announced)  # callbacks on the loop
+
+
 def crashed_recording(store, tmp_path, frames: int, call_id="crash@x") -> Path:
     path = recording_path(tmp_path / "recordings", call_id, WALL0)
     writer = WavWriter(path)
