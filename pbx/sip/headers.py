@@ -1,7 +1,9 @@
-"""Typed values of the header fields the stack reads: Via, CSeq, Contact.
+"""Header fields: the ordered multi-map and the typed values the stack reads.
 
-RFC 3261 20.42 (Via, with 18.2.1 received and RFC 3581 rport), 20.16 (CSeq),
-20.10 (Contact, with `*`, expires and q) and 7.3.1 (comma-separated lists).
+RFC 3261 7.3 (header names, compact forms 7.3.3, comma-separated lists 7.3.1),
+20.42 (Via, with 18.2.1 received and RFC 3581 rport), 20.16 (CSeq), 20.10
+(Contact, with `*`, expires and q), 20.8 Call-ID, 20.22 Max-Forwards, 20.15
+Content-Type. `Headers` and `canonical_name` are re-exported by message.py.
 Each type has `parse(text)` raising only ParseError and a canonical `__str__`
 that parses back to an equal value. From/To/Route values are `NameAddr`
 (uri.py). Digest credentials stay raw here; digest.py parses them.
@@ -10,10 +12,13 @@ that parses back to an equal value. From/To/Route values are `NameAddr`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from pbx.sip import grammar
-from pbx.sip.errors import ParseError
+from pbx.sip.errors import LocalProtocolError, ParseError
+from pbx.sip.grammar import COMPACT_FORMS
 from pbx.sip.uri import (
     GENERIC_PARAM,
     PARAM,
@@ -165,6 +170,139 @@ class CSeq:
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
 
+
+# --- the header multi-map (RFC 3261 7.3) -------------------------------------------------
+
+_CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
+_NAME_CACHE: dict[str, str] = {}
+
+# Header fields whose value is a comma-separated list (RFC 3261 7.3.1, 25.1); getall() splits
+# them. Auth headers and Date contain commas of their own and are never split.
+LIST_HEADERS = frozenset(
+    "Via Contact Route Record-Route Allow Supported Require Proxy-Require Unsupported Accept "
+    "Accept-Encoding Accept-Language Allow-Events Path Service-Route In-Reply-To".split()
+)
+_INDEX = "first-values"  # key of Headers.first_values() in the typed-value cache
+
+
+def canonical_name(name: str) -> str:
+    """The canonical spelling of a header name, expanding compact forms (RFC 3261 7.3.3)."""
+    cached = _NAME_CACHE.get(name)
+    if cached is not None:
+        return cached
+    lower = name.strip().lower()
+    canon = _CANONICAL.get(lower)
+    if canon is None:
+        canon = "-".join(part.capitalize() for part in lower.split("-"))
+    if len(_NAME_CACHE) < 4096:
+        _NAME_CACHE[name] = canon
+    return canon
+
+
+def checked_header(name: str, value: str) -> tuple[str, str]:
+    """Refuse what would corrupt the wire: a non-token name or CR/LF in a value (header
+    injection through, say, a display name taken from a user)."""
+    if not grammar.TOKEN.fullmatch(name):
+        raise LocalProtocolError(f"bad header name {name!r}")
+    if "\r" in value or "\n" in value:
+        raise LocalProtocolError(f"CR or LF in the value of {name}")
+    return canonical_name(name), value
+
+
+class Headers:
+    """Ordered multi-map of (canonical name, raw value); typed values cached in `_cache`."""
+
+    __slots__ = ("_items", "_cache")
+
+    def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
+        self._items: list[tuple[str, str]] = (
+            [] if items is None else [checked_header(n, v) for n, v in items]
+        )
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._cache = {}
+        return headers
+
+    def first_values(self) -> dict[str, str]:
+        """Canonical name -> first value: built in C on first use, kept in the typed-value
+        cache (so every change drops it) and used by get() and the typed accessors."""
+        index: dict[str, str] | None = self._cache.get(_INDEX)
+        if index is None:
+            index = self._cache[_INDEX] = dict(reversed(self._items))
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.first_values().get(canonical_name(name), default)
+
+    def getall(self, name: str) -> list[str]:
+        canon = canonical_name(name)
+        values = [value for key, value in self._items if key == canon]
+        if canon in LIST_HEADERS:
+            return [item for value in values for item in split_header_values(value)]
+        return values
+
+    def raw_values(self, name: str) -> list[str]:
+        """Every header line's value for `name`, never split on commas."""
+        canon = canonical_name(name)
+        return [value for key, value in self._items if key == canon]
+
+    def count(self, name: str) -> int:
+        canon = canonical_name(name)
+        return sum(1 for key, _ in self._items if key == canon)
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append(checked_header(name, value))
+        self._cache.clear()
+
+    def set(self, name: str, value: str) -> None:
+        canon, value = checked_header(name, value)
+        out: list[tuple[str, str]] = []
+        placed = False
+        for key, old in self._items:
+            if key != canon:
+                out.append((key, old))
+            elif not placed:
+                out.append((key, value))
+                placed = True
+        if not placed:
+            out.append((canon, value))
+        self._items = out
+        self._cache.clear()
+
+    def remove(self, name: str) -> None:
+        canon = canonical_name(name)
+        self._items = [(key, value) for key, value in self._items if key != canon]
+        self._cache.clear()
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        canon = canonical_name(name)
+        return any(key == canon for key, _ in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def copy(self) -> Headers:
+        return Headers._trusted(list(self._items))
+
+
+# --- Contact (RFC 3261 20.10) ----------------------------------------------------------------
 
 _STAR_URI = AbsoluteUri("*", "")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, Generic, TypeVar, overload
@@ -27,29 +27,29 @@ from pbx.sip import grammar
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.grammar import COMPACT_FORMS, REASON_PHRASES
 from pbx.sip.headers import (
+    LIST_HEADERS,
     CSeq,
+    Headers,
     Via,
+    canonical_name,
+    checked_header,
     parse_call_id,
     parse_contacts,
     parse_content_type,
     parse_delta,
     parse_max_forwards,
     parse_top_via,
-    split_header_values,
 )
 from pbx.sip.uri import SipUri, Uri, params_of, parse_name_addr, parse_uri
 
+__all__ = [
+    "COMPACT_FORMS", "LIST_HEADERS", "MAX_BODY", "MAX_HEAD", "REASON_PHRASES", "SIP_VERSION",
+    "Headers", "Message", "Request", "Response", "StreamParser", "canonical_name",
+    "parse_message", "validate",
+]  # fmt: skip
+
 T = TypeVar("T")
 
-_CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
-_NAME_CACHE: dict[str, str] = {}
-
-# Header fields whose value is a comma-separated list (RFC 3261 7.3.1, 25.1); getall() splits
-# them. Auth headers and Date contain commas of their own and are never split.
-LIST_HEADERS = frozenset(
-    "Via Contact Route Record-Route Allow Supported Require Proxy-Require Unsupported Accept "
-    "Accept-Encoding Accept-Language Allow-Events Path Service-Route In-Reply-To".split()
-)
 REQUIRED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")  # RFC 3261 8.1.1
 SINGLE_HEADERS = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
 
@@ -58,125 +58,9 @@ MAX_HEAD = 65536  # bytes of start line + headers a stream may hold before the b
 MAX_BODY = 1 << 20  # largest Content-Length accepted on a stream
 
 
-def canonical_name(name: str) -> str:
-    """The canonical spelling of a header name, expanding compact forms (RFC 3261 7.3.3)."""
-    cached = _NAME_CACHE.get(name)
-    if cached is not None:
-        return cached
-    lower = name.strip().lower()
-    canon = _CANONICAL.get(lower)
-    if canon is None:
-        canon = "-".join(part.capitalize() for part in lower.split("-"))
-    if len(_NAME_CACHE) < 4096:
-        _NAME_CACHE[name] = canon
-    return canon
-
-
-def _checked_pair(name: str, value: str) -> tuple[str, str]:
-    """Refuse what would corrupt the wire: a non-token name or CR/LF in a value (header
-    injection through, say, a display name taken from a user)."""
-    if not grammar.TOKEN.fullmatch(name):
-        raise LocalProtocolError(f"bad header name {name!r}")
-    if "\r" in value or "\n" in value:
-        raise LocalProtocolError(f"CR or LF in the value of {name}")
-    return canonical_name(name), value
-
-
-class Headers:
-    """Ordered multi-map of (canonical name, raw value); typed values cached in `_cache`."""
-
-    __slots__ = ("_items", "_cache")
-
-    def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
-        self._items: list[tuple[str, str]] = (
-            [] if items is None else [_checked_pair(n, v) for n, v in items]
-        )
-        self._cache: dict[str, Any] = {}
-
-    @classmethod
-    def _trusted(cls, items: list[tuple[str, str]]) -> Headers:
-        headers = cls.__new__(cls)
-        headers._items = items
-        headers._cache = {}
-        return headers
-
-    def _first(self) -> dict[str, str]:
-        """Canonical name -> first value, built in C on first use and dropped on change."""
-        index: dict[str, str] | None = self._cache.get(_INDEX)
-        if index is None:
-            index = self._cache[_INDEX] = dict(reversed(self._items))
-        return index
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self._first().get(canonical_name(name), default)
-
-    def getall(self, name: str) -> list[str]:
-        canon = canonical_name(name)
-        values = [value for key, value in self._items if key == canon]
-        if canon in LIST_HEADERS:
-            return [item for value in values for item in split_header_values(value)]
-        return values
-
-    def raw_values(self, name: str) -> list[str]:
-        """Every header line's value for `name`, never split on commas."""
-        canon = canonical_name(name)
-        return [value for key, value in self._items if key == canon]
-
-    def count(self, name: str) -> int:
-        canon = canonical_name(name)
-        return sum(1 for key, _ in self._items if key == canon)
-
-    def add(self, name: str, value: str) -> None:
-        self._items.append(_checked_pair(name, value))
-        self._cache.clear()
-
-    def set(self, name: str, value: str) -> None:
-        canon, value = _checked_pair(name, value)
-        out: list[tuple[str, str]] = []
-        placed = False
-        for key, old in self._items:
-            if key != canon:
-                out.append((key, old))
-            elif not placed:
-                out.append((key, value))
-                placed = True
-        if not placed:
-            out.append((canon, value))
-        self._items = out
-        self._cache.clear()
-
-    def remove(self, name: str) -> None:
-        canon = canonical_name(name)
-        self._items = [(key, value) for key, value in self._items if key != canon]
-        self._cache.clear()
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        canon = canonical_name(name)
-        return any(key == canon for key, _ in self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(list(self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Headers) and self._items == other._items
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-    def copy(self) -> Headers:
-        return Headers._trusted(list(self._items))
-
-
 def _required(headers: Headers, canon: str) -> str:
     """The first value of a header the caller names canonically; ParseError when absent."""
-    value = headers._first().get(canon)
+    value = headers.first_values().get(canon)
     if value is None:
         raise ParseError(f"Missing {canon}")
     return value
@@ -184,14 +68,13 @@ def _required(headers: Headers, canon: str) -> str:
 
 def _optional(parse: Callable[[str], T], canon: str) -> Callable[[Headers], T | None]:
     def read(headers: Headers) -> T | None:
-        value = headers._first().get(canon)
+        value = headers.first_values().get(canon)
         return None if value is None else parse(value)
 
     return read
 
 
 _MISSING = object()
-_INDEX = "first-values"  # key of Headers._first()'s index in the typed-value cache
 
 
 class _Typed(Generic[T]):
@@ -376,7 +259,7 @@ class Request(_Message):
                 if name == "To" and to_tag is not None and self.to_tag is None:
                     value = f"{value};tag={to_tag}"
                 items.append((name, value))
-        items.extend(_checked_pair(n, v) for n, v in headers)
+        items.extend(checked_header(n, v) for n, v in headers)
         return Response(status, reason, Headers._trusted(items))
 
 
@@ -537,7 +420,7 @@ _NAME_OF = itemgetter(0)
 
 
 def _content_length(headers: Headers) -> int | None:
-    value = headers._first().get(_CL)
+    value = headers.first_values().get(_CL)
     if value is None:
         return None
     if list(map(_NAME_OF, headers._items)).count(_CL) > 1:
