@@ -1,18 +1,19 @@
-"""SIP requests and responses: parse, frame, access lazily, serialize.
+"""SIP requests and responses: parse, frame, access lazily, serialize, validate.
 
 RFC 3261 7 (message format), 7.3.1 (folding, comma lists), 7.3.3 (compact
 forms), 7.5 and 18.3 (framing: Content-Length over streams, trailing octets
 over UDP), 8.2.6 (building a response) and RFC 4475 (torture messages).
 
 Theory of operation: `parse_message` does the least work that makes a message
-safe to hand on. It checks the start line, splits the head into raw
-(canonical name, value) pairs (unfolding only lines that begin with SP/HT)
-and frames the body with Content-Length; header values stay raw strings.
-Typed accessors (`msg.via`, `msg.cseq`, ...) parse a value on first read and
-cache it in the `Headers` object, whose mutators drop the cache. A malformed
-value raises ParseError when read. `validate(msg)` reads everything the stack
-understands, for a UAS that wants to reject a bad request up front with 400.
-"""
+safe to hand on. It checks the start line with one regex, splits the head into
+raw (canonical name, value) pairs with one `partition` per line and a dict
+lookup of the name as written (folded lines and names never seen before take a
+careful path) and frames the body with Content-Length; header values stay raw
+strings. Typed accessors (`msg.via`, `msg.cseq`, ...) are `_Typed` descriptors:
+they parse a value on first read and cache it in the `Headers` object, whose
+mutators drop the cache; a malformed value raises ParseError when read.
+`validate(msg)` reads everything the stack understands, for a UAS that wants
+to reject a bad request up front with a 400 naming the problem."""
 
 from __future__ import annotations
 
