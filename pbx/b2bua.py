@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 
 from pbx.b2bua_auth import CallerAuth
+from pbx.b2bua_resend import AnswerResender
 from pbx.call import (
     ALLOW,
     Call,
@@ -51,7 +52,7 @@ from pbx.config import PbxConfig
 from pbx.media.relay import Leg, Relay
 from pbx.net.local_address import LocalAddresses
 from pbx.net.transport import SipEndpoint
-from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogId, RetransmitAction
+from pbx.sip.dialog import Dialog, DialogId
 from pbx.sip.digest_server import DigestServer
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import RequestReceived, ResponseReceived
@@ -93,6 +94,9 @@ class B2bua:
         self.config = config
         self.wall = wall
         self.on_call_ended = on_call_ended
+        self.resender = AnswerResender(endpoint, config.timers, self._no_ack)
+        #: Told of RINGING, EARLY_MEDIA and CONNECTED (pbx.api.events.CallEventSource).
+        self.on_call_state: Callable[[Call], None] | None = None
         self.accepting = True
         self.calls: dict[str, Call] = {}
         self._by_a_tx: dict[TransactionKey, Call] = {}
@@ -320,10 +324,10 @@ class B2bua:
         if sdp is not None and call.relay is not None:
             call.set_remote(Leg.B, sdp)
             self._send_to_a(call, 183, response.reason, sdp)
-            call.state = CallState.EARLY_MEDIA
+            self._set_state(call, CallState.EARLY_MEDIA)
         elif response.status == 180 and call.state is CallState.DIALING:
             self._send_to_a(call, 180, None, None)
-            call.state = CallState.RINGING
+            self._set_state(call, CallState.RINGING)
 
     def _on_answer(self, call: Call, fork: Fork, response: Response, dialog: Dialog) -> None:
         self._send_ack(dialog.ack_for(response), fork.peer)
@@ -339,10 +343,10 @@ class B2bua:
         if sdp is not None:
             call.set_remote(Leg.B, sdp)
         call.answer = self.wall()
-        call.state = CallState.CONNECTED
         call.sip_code, call.sip_reason = 200, "OK"
         self._cancel_timers(call)
         self._send_to_a(call, 200, None, sdp)
+        self._set_state(call, CallState.CONNECTED)
         log.info("[%s] answered by %s", call.label, fork.binding.contact)
 
     def _fork_failed(self, call: Call) -> None:
@@ -386,39 +390,11 @@ class B2bua:
         self.sip.send_response(call.a_tx, response)
         if status >= 200:
             call.a_final_sent = True
-            self._retransmit_2xx(call, call.a_dialog, response, call.a_peer)
+            self.resender.start(call, call.a_dialog, response, call.a_peer)
 
-    def _retransmit_2xx(self, call: Call, dialog: Dialog, response: Response, peer: Peer) -> None:
-        """Keep re-sending our 2xx until the ACK comes (13.3.1.4); UDP only."""
-        if peer.transport != "UDP":
-            return
-        t = self.config.timers
-        retransmitter = AnswerRetransmitter(self.sip.now(), t1=t.t1, t2=t.t2)
-        call.retransmitters[response.cseq.seq] = (retransmitter, response)
-        self._arm_retransmit(call, dialog, response.cseq.seq, peer)
-
-    def _arm_retransmit(self, call: Call, dialog: Dialog, seq: int, peer: Peer) -> None:
-        entry = call.retransmitters.get(seq)
-        if entry is None or call.ended:
-            return
-        retransmitter, response = entry
-        deadline = retransmitter.next_deadline()
-        if deadline is None:
-            call.retransmitters.pop(seq, None)
-            return
-
-        def fire() -> None:
-            action = retransmitter.on_timer(self.sip.now())
-            if action is RetransmitAction.RETRANSMIT:
-                self.sip.send_stateless(response, NextHop(*peer.destination, peer.transport))
-            elif action is RetransmitAction.GIVE_UP:
-                log.warning("[%s] no ACK for our 200: ending the call", call.label)
-                side = Side.A if dialog is call.a_dialog else Side.B
-                self._hangup(call, side.other, HangupSide.SYSTEM)
-                return
-            self._arm_retransmit(call, dialog, seq, peer)
-
-        call.timers.append(asyncio.get_running_loop().call_at(deadline, fire))
+    def _no_ack(self, call: Call, dialog: Dialog) -> None:
+        log.warning("[%s] no ACK for our 200: ending the call", call.label)
+        self._hangup(call, Side.B if dialog is call.a_dialog else Side.A, HangupSide.SYSTEM)
 
     # ------------------------------------------------------------------ in-dialog requests
 
@@ -510,7 +486,7 @@ class B2bua:
         self._respond(pending.server_tx, answer)
         dialog, peer = call.dialog(side), call.peer(side)
         if 200 <= status < 300 and pending.request.method == "INVITE" and dialog and peer:
-            self._retransmit_2xx(call, dialog, answer, peer)
+            self.resender.start(call, dialog, answer, peer)
 
     # ------------------------------------------------------------------ ending
 
@@ -568,8 +544,23 @@ class B2bua:
             self.store.add_cdr(call.to_cdr())
         except Exception:  # a CDR failure must not take the PBX down
             log.exception("[%s] could not write the CDR", call.label)
-        if self.on_call_ended is not None:
-            self.on_call_ended(call)
+        self._notify(self.on_call_ended, call)
+
+    def _set_state(self, call: Call, state: CallState) -> None:
+        changed = call.state is not state
+        call.state = state
+        if changed:
+            self._notify(self.on_call_state, call)
+
+    @staticmethod
+    def _notify(hook: Callable[[Call], None] | None, call: Call) -> None:
+        """Run an observer's hook; its failure is logged and never breaks the call."""
+        if hook is None:
+            return
+        try:
+            hook(call)
+        except Exception:
+            log.exception("[%s] call observer failed", call.label)
 
     def _cancel_timers(self, call: Call) -> None:
         for handle in call.timers:

@@ -58,6 +58,9 @@ def test_forking_first_answer_wins_and_the_other_contact_is_cancelled(pbx, tmp_p
 def test_early_media_reaches_the_caller_through_the_relay(pbx, tmp_path):
     port = free_port()
     assert register(pbx, tmp_path, "1002", port).ok
+    states: list[str] = []
+    pbx.run(lambda: setattr(pbx.pbx.b2bua, "on_call_state",
+                            lambda call: states.append(call.state.value)))  # fmt: skip
     early = callee(tmp_path, "uas_early.xml", port, EARLY_MS="2500")
     # uac_early.xml fails unless the 183 and the 200 both carry SDP with c=127.0.0.1 and an
     # m= port from the relay's range.
@@ -78,6 +81,7 @@ def test_early_media_reaches_the_caller_through_the_relay(pbx, tmp_path):
     assert cdr.disposition is Disposition.ANSWERED
     assert cdr.media_stats is not None
     assert cdr.media_stats["callee"]["packets_in"] > 10
+    assert states == ["early_media", "connected"]  # what pbx.api.events publishes from
 
 
 def test_callee_hangs_up(pbx, tmp_path):

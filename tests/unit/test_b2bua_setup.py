@@ -122,3 +122,15 @@ def test_requests_outside_any_dialog_get_481_or_501():
                 request("BYE", to_tag="gone")):  # fmt: skip
         b2bua.on_request(received(req))
     assert [r.status for r in endpoint.responses] == [481, 481, 481, 501, 481]
+
+
+def test_a_failing_call_observer_never_breaks_the_call():
+    seen: list[str] = []
+
+    def broken(call) -> None:  # type: ignore[no-untyped-def]
+        seen.append(call.label)
+        raise RuntimeError("observer bug")
+
+    B2bua._notify(broken, make_call())
+    B2bua._notify(None, make_call())
+    assert seen == ["label"]
