@@ -43,7 +43,7 @@ class Recording:
         return cls(**values)
 
     def to_public_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class RecordingQueries:
@@ -55,7 +55,13 @@ class RecordingQueries:
             raise NotImplementedError
 
         def _rows(
-            self, table: str, where: str | None = None, args: Any = None, **kw: Any
+            self,
+            table: str,
+            where: str | None = None,
+            args: Any = None,
+            *,
+            order_by: str | None = None,
+            limit: int | None = None,
         ) -> list[dict[str, Any]]:
             raise NotImplementedError
 
