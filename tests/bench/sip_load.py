@@ -205,7 +205,7 @@ def start_pbx(
     workdir: Path,
     extensions: list[str],
     *,
-    rtp_ports: str = "20000-29999",
+    rtp_ports: str = "30000-31999",
     what_if: tuple[str, ...] = (),
     cores: set[int] | None = None,
 ) -> Child:
@@ -593,6 +593,26 @@ def area_shares(raw: Path | None) -> list[tuple[str, float]]:
 
 def describe_areas(shares: list[tuple[str, float]]) -> str:
     return "; ".join(f"{name} {share:.0%}" for name, share in shares if share >= 0.01)
+
+
+def cpu_note(step: Step, unit: str) -> str:
+    """Server CPU per call at a step and the one-core ceiling it implies: a figure that holds
+    better than the rate on a shared machine, where other processes take turns on the core."""
+    if step.cpu_per_call_ms <= 0:
+        return ""
+    return (
+        f"server CPU {step.cpu_per_call_ms:.2f} ms/{unit} "
+        f"(one-core ceiling ~{1000 / step.cpu_per_call_ms:,.0f}/s)"
+    )
+
+
+def what_ifs_requested() -> tuple[str, ...]:
+    """Tweaks named in DESKPBX_BENCH_WHAT_IF (comma-separated WHAT_IFS keys); empty by default."""
+    names = tuple(filter(None, os.environ.get("DESKPBX_BENCH_WHAT_IF", "").split(",")))
+    unknown = [name for name in names if name not in WHAT_IFS]
+    if unknown:
+        raise ValueError(f"unknown what-if {unknown}: use {', '.join(WHAT_IFS)}")
+    return names
 
 
 @contextmanager
