@@ -288,6 +288,12 @@ class RecordingManager:
                 call_label=call.label, caller=call.caller, callee=call.callee,
             )  # fmt: skip
 
+    def on_info_digit(self, call_label: str, leg: Leg, digit: str) -> None:
+        """A digit a phone sent by SIP INFO (application/dtmf-relay) instead of RFC 4733:
+        the B2BUA passes it here so the feature code works for those phones too."""
+        if call_label in self.active:
+            self._on_digit(call_label, DigitReceived(leg, digit, self.clock()))
+
     def _on_digit(self, label: str, event: DigitReceived) -> None:
         """Match the feature code in each leg's digits; toggle recording at the code's arrival."""
         active = self.active.get(label)

@@ -195,6 +195,25 @@ def test_on_demand_records_from_the_feature_code_to_the_next(store, tmp_path, cl
     assert frames[:, 1].any() and not frames[:, 0].any()
 
 
+def test_digits_sent_by_sip_info_toggle_recording_too(store, tmp_path, clock):
+    store.update_extension("1002", record_policy="on_demand")
+    mgr = manager(store, tmp_path, clock)
+    c = call()
+    mgr.on_call_answered(c)
+    mgr.on_info_digit("c1", Leg.B, "*")
+    clock.now += 0.5
+    mgr.on_info_digit("c1", Leg.B, "1")
+    assert mgr.state("c1") is RecordingState.RECORDING
+    clock.now += 2.0
+    mgr.on_info_digit("c1", Leg.B, "*")
+    mgr.on_info_digit("c1", Leg.B, "1")
+    assert mgr.state("c1") is RecordingState.ARMED
+    mgr.on_info_digit("nope", Leg.A, "*")  # unknown calls are ignored
+    clock.now += 1.0
+    path = mgr.on_call_ended(c)
+    assert read_frames(Path(path))[0].shape == (2 * RATE, 2)
+
+
 def test_a_wrong_or_slow_code_does_not_toggle(store, tmp_path, clock):
     store.update_extension("1001", record_policy="on_demand")
     mgr = manager(store, tmp_path, clock)
