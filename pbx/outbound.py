@@ -10,6 +10,8 @@ The B2BUA keeps the call; this module decides and builds:
     build_invite(attempt, context)   -> the INVITE for the B-leg
     on_challenge(response, invite, trunk) -> the INVITE again with credentials, or None
     should_failover(response | None) -> try the next trunk? (None = transaction timeout)
+    after_failure(response | None, invite, trunk) -> Step: RETRY (with the request),
+                                        FAILOVER (next trunk) or FINAL (the caller hears it)
 
 The outgoing INVITE: Request-URI = trunk prefix + number @ trunk domain; From
 (and P-Asserted-Identity, RFC 3325 §9.1, where the trunk asks for it) carry
@@ -22,6 +24,7 @@ is only ever handed to `DigestClient`; no message here is logged.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -69,6 +72,18 @@ class CallContext:
     max_forwards: int = 70
     user_agent: str = "DeskPBX"
     allow: str = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+
+class Action(enum.Enum):
+    RETRY = "retry"  # send `Step.request` (the INVITE with credentials) to the same trunk
+    FAILOVER = "failover"  # free this trunk's slot, AttemptCursor.next()
+    FINAL = "final"  # the caller gets this answer (486 busy, 404 unknown number, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: Action
+    request: Request | None = None
 
 
 @dataclass(slots=True)
@@ -205,6 +220,21 @@ class OutboundDialer:
     def should_failover(response: Response | None) -> bool:
         """True for a timeout (None), 408 and any 5xx: the next trunk is tried (issue 5)."""
         return response is None or response.status == 408 or 500 <= response.status < 600
+
+    def after_failure(self, response: Response | None, invite: Request, trunk: Trunk) -> Step:
+        """What follows a trunk's final non-2xx answer (None: timeout or transport error).
+
+        A 401/407 is answered once per nonce (RETRY). A carrier that refuses us
+        (a challenge we cannot or may not answer again, or 403) and the failures of
+        `should_failover` move the call to the next trunk; any other answer, such
+        as 486 Busy Here or 404, is the callee's and goes back to the caller.
+        """
+        if response is not None and response.status in CHALLENGE_HEADERS:
+            again = self.on_challenge(response, invite, trunk)
+            return Step(Action.RETRY, again) if again is not None else Step(Action.FAILOVER)
+        if self.should_failover(response) or (response is not None and response.status == 403):
+            return Step(Action.FAILOVER)
+        return Step(Action.FINAL)
 
     def _client(self, trunk: Trunk) -> DigestClient:
         client = self._clients.get(trunk.name)

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pbx.outbound import AttemptCursor, CallContext, OutboundDialer, next_request, split_hostport
+from pbx.outbound import (
+    Action,
+    AttemptCursor,
+    CallContext,
+    OutboundDialer,
+    Step,
+    next_request,
+    split_hostport,
+)
 from pbx.routing import SERVICE_DOWN, SERVICE_FULL, Refusal, RoutePlan, Router, TrunkAttempt
 from pbx.sip.dialog import LocalEndpoint
 from pbx.sip.digest import compute_ha1, compute_response, parse_credentials
@@ -162,3 +170,18 @@ def test_helpers() -> None:
     )
     again = next_request(request, [("X-A", "1")])
     assert list(again.headers) == [("Via", "SIP/2.0/UDP a"), ("CSeq", "8 INVITE"), ("X-A", "1")]
+
+
+def test_after_failure_steps() -> None:
+    dialer = OutboundDialer(None)  # type: ignore[arg-type]
+    invite = invite_for(CARRIER)
+    retry = dialer.after_failure(challenge(407), invite, CARRIER)
+    assert retry.action is Action.RETRY and retry.request is not None
+    assert retry.request.headers.get("Proxy-Authorization") is not None
+    refused = dialer.after_failure(challenge(407, "n2"), retry.request, CARRIER)
+    assert refused == Step(Action.FAILOVER)
+    assert dialer.after_failure(None, invite, CARRIER) == Step(Action.FAILOVER)
+    assert dialer.after_failure(Response(503), invite, CARRIER) == Step(Action.FAILOVER)
+    assert dialer.after_failure(Response(403), invite, CARRIER) == Step(Action.FAILOVER)
+    assert dialer.after_failure(Response(486), invite, CARRIER) == Step(Action.FINAL)
+    assert dialer.after_failure(Response(404), invite, CARRIER) == Step(Action.FINAL)
