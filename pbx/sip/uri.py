@@ -74,13 +74,16 @@ def _format_params(params: dict[str, str | None]) -> str:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SipUri:
-    """A sip: or sips: URI (RFC 3261 19.1.1); compare with == for 19.1.4 equivalence."""
+    """A sip: or sips: URI (RFC 3261 19.1.1); compare with == for 19.1.4 equivalence.
+
+    Fields in the order of the API contract: SipUri("sip", "alice", None, "example.com").
+    """
 
     scheme: str
     user: str | None
+    password: str | None
     host: str
     port: int | None = None
-    password: str | None = None
     params: dict[str, str | None] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -206,7 +209,7 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
     hostport, semi, param_text = rest.partition(";")
     host, port = parse_hostport(hostport, "Bad URI host")
     params = _uri_params(param_text, "Bad URI parameter") if semi else {}
-    return SipUri(scheme, user, host, port, password, params, headers)
+    return SipUri(scheme, user, password, host, port, params, headers)
 
 
 def _parse_userinfo(text: str) -> tuple[str, str | None]:

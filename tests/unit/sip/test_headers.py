@@ -86,7 +86,7 @@ def test_contacts() -> None:
     assert [c.q for c in contacts] == [0.7, 0.1, None]
     assert [c.expires for c in contacts] == [3600, None, 0]
     assert not any(c.is_star for c in contacts)
-    assert contacts[2].uri == SipUri("sip", "x", "h")
+    assert contacts[2].uri == SipUri("sip", "x", None, "h")
     assert str(contacts[0]) == '"Mr. Watson" <sip:watson@worcester.example.com>;q=0.7;expires=3600'
     assert isinstance(contacts[0], Contact)
 

@@ -38,7 +38,7 @@ def test_request_start_line_and_accessors() -> None:
     msg = parse_message(INVITE)
     assert isinstance(msg, Request) and msg.is_request
     assert msg.method == "INVITE"
-    assert msg.uri == SipUri("sip", "bob", "biloxi.example.com")
+    assert msg.uri == SipUri("sip", "bob", None, "biloxi.example.com")
     assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
     assert msg.cseq == CSeq(314159, "INVITE")
     assert msg.via.branch == "z9hG4bK776asdhds"
@@ -237,7 +237,7 @@ def test_construct_messages() -> None:
         b"OPTIONS sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKabc"
         b"\r\nCSeq: 1 OPTIONS\r\nContent-Length: 2\r\n\r\nhi"
     )
-    request.uri = SipUri("sip", "carol", "[::1]", 5080)
+    request.uri = SipUri("sip", "carol", None, "[::1]", 5080)
     assert bytes(request).startswith(b"OPTIONS sip:carol@[::1]:5080 SIP/2.0\r\n")
     assert Response(603).reason == "Decline"
     assert Response(299).reason == ""

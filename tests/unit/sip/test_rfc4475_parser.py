@@ -49,10 +49,10 @@ def test_wsinv_whitespace_folding_and_compact_forms() -> None:
     msg = load("wsinv")
     assert isinstance(msg, Request)
     assert msg.uri == SipUri(
-        "sip", "vivekg", "chair-dnrc.example.com", params={"unknownparam": None}
+        "sip", "vivekg", None, "chair-dnrc.example.com", params={"unknownparam": None}
     )
     assert msg.to_tag == "1918181833n" and msg.to.uri == SipUri(
-        "sip", "vivekg", "chair-dnrc.example.com"
+        "sip", "vivekg", None, "chair-dnrc.example.com"
     )
     assert msg.from_.display == 'J Rosenberg \\"'
     assert msg.from_tag == "98asjd8"
@@ -106,7 +106,7 @@ def test_esc01_escapes_are_decoded() -> None:
     assert contact.user == "caller"
     assert contact.params == {"lr": None, "name": "value%41"}
     assert contact == SipUri(
-        "sip", "caller", "host5.example.net", params={"lr": None, "name": "value%41"}
+        "sip", "caller", None, "host5.example.net", params={"lr": None, "name": "value%41"}
     )
 
 

@@ -46,8 +46,8 @@ def test_escaping_round_trip() -> None:
     assert uri.user == "alice smith;x=/"
     assert uri.params == {"p": "a;b"}
     assert str(uri) == "sip:alice%20smith;x=/@h;p=a%3Bb"
-    assert str(SipUri("sip", "a@b:ü", "h")) == "sip:a%40b%3A%C3%BC@h"
-    assert parse_uri(str(SipUri("sip", "a@b:ü", "h"))).user == "a@b:ü"  # type: ignore[union-attr]
+    assert str(SipUri("sip", "a@b:ü", None, "h")) == "sip:a%40b%3A%C3%BC@h"
+    assert parse_uri(str(SipUri("sip", "a@b:ü", None, "h"))).user == "a@b:ü"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_name_addr_forms() -> None:
     tokens = parse_name_addr("Bob  Smith <sip:bob@h>")
     assert tokens.display == "Bob  Smith" and tokens.params == {}
     bare = parse_name_addr("sip:carol@h;tag=5;expires=60")
-    assert bare.display is None and bare.uri == SipUri("sip", "carol", "h")
+    assert bare.display is None and bare.uri == SipUri("sip", "carol", None, "h")
     assert bare.params == {"tag": "5", "expires": "60"}
     assert str(bare) == "<sip:carol@h>;tag=5;expires=60"
     assert parse_name_addr("<sip:d@h>").display is None
@@ -130,7 +130,7 @@ def test_with_tag_is_a_new_value() -> None:
     tagged = addr.with_tag("abc")
     assert tagged.tag == "abc" and addr.tag is None
     assert str(tagged) == "<sip:a@h>;x=1;tag=abc"
-    assert NameAddr(None, SipUri("sip", "a", "h")).params == {}
+    assert NameAddr(None, SipUri("sip", "a", None, "h")).params == {}
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_bad_name_addrs(text: str, reason: str) -> None:
 
 def test_addr_spec_with_angle_bracket_in_a_quoted_parameter() -> None:
     addr = parse_name_addr('sip:a@h;x="<y>";tag=1')
-    assert addr.display is None and addr.uri == SipUri("sip", "a", "h")
+    assert addr.display is None and addr.uri == SipUri("sip", "a", None, "h")
     assert addr.params == {"x": '"<y>"', "tag": "1"}
 
 
