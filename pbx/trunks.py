@@ -164,6 +164,7 @@ class TrunkLink:
             uri += f":{self.trunk.port}"
         headers = self._base("OPTIONS", uri, local, uri)
         headers[2] = ("From", f"<sip:pbx@{local.sent_by}>;tag={self.from_tag}")
+        headers[4] = ("Call-ID", secrets.token_hex(10) + "@deskpbx")  # not the REGISTER's
         headers.append(("Accept", "application/sdp"))
         self.in_flight.add("options")
         return Request("OPTIONS", uri, headers)

@@ -111,6 +111,7 @@ def test_timeout_and_qualify_status() -> None:
     assert link.status is TrunkStatus.UNKNOWN
     options = link.options_request(LOCAL)
     assert options.start_line() == "OPTIONS sip:127.0.0.1:5070 SIP/2.0"
+    assert options.call_id != link.call_id  # the registration keeps its own Call-ID
     link.on_options_answer(1.0)
     assert link.qualify_at == 31.0 and link.status is TrunkStatus.UNKNOWN  # not registered yet
     request = link.register_request(LOCAL)
