@@ -177,6 +177,8 @@ class CallEventSource:
             self.bus.publish(CallRinging(**common))  # type: ignore[arg-type]
         elif state == "connected":
             self._rung.discard(call.label)
+            if call.answer is not None:  # the CDR's answer time, so the two agree
+                common["at"] = call.answer
             self.bus.publish(CallAnswered(**common))  # type: ignore[arg-type]
 
     def on_recording_finished(self, label: str, recording: Recording) -> None:

@@ -293,6 +293,19 @@ def test_webhook_gets_ringing_answered_and_ended_in_order(
     ]  # fmt: skip
     for headers, body in received:
         assert hmac.compare_digest(headers["X-DeskPBX-Signature"], sign(hook["secret"], body))
+    ring, answer, end = (json.loads(body) for _, body in received)
+    assert [e["sequence"] for e in (ring, answer, end)] == sorted(
+        e["sequence"] for e in (ring, answer, end)
+    )
+    assert ring["data"]["call"] == answer["data"]["call"] == end["data"]["call"]
+    assert (ring["data"]["caller"], ring["data"]["callee"]) == ("1001", "1002")
+    assert ring["data"]["x_headers"]["X-Call-Type"] == "sipp-test"
+    assert ring["data"]["at"] <= answer["data"]["at"] <= end["data"]["at"]
+    cdr = end["data"]["cdr"]
+    assert (cdr["disposition"], cdr["hangup_side"], cdr["sip_code"]) == ("ANSWERED", "caller", 200)
+    assert cdr["answer"] == answer["data"]["at"]
+    _, stored = http.json("GET", f"/api/v1/cdrs/{cdr['id']}")
+    assert stored == cdr
 
 
 @needs_sipp

@@ -221,6 +221,7 @@ def test_call_event_source_maps_states_once_and_ends_with_the_stored_cdr(tmp_pat
     assert [type(e).__name__ for e in events] == ["CallRinging", "CallAnswered", "CallEnded"]
     assert events[0] == CallRinging(call="c9", call_id="c9@test", caller="1001", callee="1002",
                                     at=WALL + 1, x_headers={"X-Crm-Id": "5"})  # fmt: skip
+    assert events[1].at == WALL + 2  # type: ignore[attr-defined]  # the CDR's answer time
     assert events[2].cdr == stored.to_public_dict()  # type: ignore[attr-defined]
     assert events[2].cdr["id"] == stored.id  # type: ignore[attr-defined]
     store.close()
