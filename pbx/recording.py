@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from pbx.media.recorder import Decoder, DigitReceived, Recorder
 from pbx.media.relay import Leg
 from pbx.media.wavfile import repair, sync_file
-from pbx.store import RecordPolicy, Store
+from pbx.store import RecordPolicy, Store, StoreError
 from pbx.store.recordings import Recording
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class RecordingManager:
         self.decoders = decoders  # None: G.711 from pbx.media.g711
         self.active: dict[str, _Active] = {}
         self._idle: dict[str, RecordableCall] = {}  # answered, policy never, no recorder
+        self._stopped: dict[str, str | None] = {}  # recording ended early by a disk error
         self.on_finished = on_finished
         self._pending: set[asyncio.Future[Recording]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -204,10 +205,13 @@ class RecordingManager:
         for label, active in list(self.active.items()):
             try:
                 active.recorder.flush(now)
-            except OSError as exc:
+            except OSError as exc:  # disk full or gone: keep what was written
                 log.error("[%s] recording stopped: %s", label, exc)
-                self._detach(active)
-                self.active.pop(label, None)
+                del self.active[label]
+                try:
+                    self._stopped[label] = self._finish(active)
+                except (OSError, StoreError):  # the next start repairs the row
+                    self._stopped[label] = str(active.recorder.path)
         if now >= self._next_retention:
             self._next_retention = now + RETENTION_INTERVAL
             self.apply_retention()
@@ -225,9 +229,14 @@ class RecordingManager:
         if policy is RecordPolicy.NEVER:
             self._idle[call.label] = call
             return False
-        active = self._attach(call)
-        if policy is RecordPolicy.ALWAYS:
-            self._begin(active)
+        try:
+            active = self._attach(call)
+            if policy is RecordPolicy.ALWAYS:
+                self._begin(active)
+        except (OSError, StoreError) as exc:  # a full disk must not fail the call
+            log.error("[%s] cannot record: %s", call.label, exc)
+            self._drop(call.label)
+            return False
         log.info("[%s] recording policy %s", call.label, policy.value)
         return True
 
@@ -236,8 +245,18 @@ class RecordingManager:
         self._idle.pop(call.label, None)
         active = self.active.pop(call.label, None)
         if active is None:
+            return self._stopped.pop(call.label, None)
+        try:
+            return self._finish(active)
+        except (OSError, StoreError) as exc:  # the CDR is still written, without the link
+            log.error("[%s] could not finish the recording: %s", call.label, exc)
             return None
-        return self._finish(active)
+
+    def _drop(self, label: str) -> None:
+        active = self.active.pop(label, None)
+        if active is not None:
+            self._detach(active)
+            active.recorder.close(self.clock(), sync=False)
 
     def _attach(self, call: RecordableCall) -> _Active:
         started = self.wall()

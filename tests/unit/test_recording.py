@@ -304,6 +304,36 @@ def test_under_a_loop_rows_are_finished_off_the_loop_and_aclose_waits(store, tmp
     assert all(a[2] is threading.main_thread() for a in announced)  # callbacks on the loop
 
 
+def test_disk_errors_never_fail_the_call(store, tmp_path, clock, monkeypatch):
+    store.update_extension("1001", record_policy="always")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the recordings folder should be")
+    mgr = RecordingManager(store, blocked, clock=clock, wall=lambda: WALL0, decoders=DECODERS)
+    c = call()
+    assert mgr.on_call_answered(c) is False  # cannot create the folder: no recording
+    assert c.relay.tap is None and mgr.active == {} and mgr.on_call_ended(c) is None
+
+    mgr = manager(store, tmp_path, clock)
+    c = call("c2", call_id="two@h")
+    assert mgr.on_call_answered(c) is True
+    feed(mgr, c, clock, stream(Leg.A, tone(440, RATE), 0.0), until=1.0)
+    recorder = mgr.active["c2"].recorder
+
+    def disk_full(frames):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recorder._writer, "append_bytes", disk_full)
+    clock.now += 0.4
+    mgr.tick()  # the flush fails: the recording ends with what was written
+    assert "c2" not in mgr.active and c.relay.tap is None
+    path = mgr.on_call_ended(c)
+    assert path is not None and read_frames(Path(path))[0].shape == (round(0.8 * RATE), 2)
+    [row] = store.recordings_of_call("two@h")
+    assert not row.complete  # the disk stays full: finishing failed too, repair comes later
+    [repaired] = mgr.startup_check()
+    assert repaired.repaired and repaired.duration == pytest.approx(0.8)
+
+
 def crashed_recording(store, tmp_path, frames: int, call_id="crash@x") -> Path:
     path = recording_path(tmp_path / "recordings", call_id, WALL0)
     writer = WavWriter(path)
