@@ -30,7 +30,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_resend import AnswerResender
@@ -207,8 +207,8 @@ class B2bua:
         log.info("[%s] %s -> %s (%d contacts)", call.label, caller, callee, len(bindings))
         self._spawn(self._setup(call, bindings))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -95,9 +95,9 @@ class Qualifier:
         return True
 
     def on_failure(self, tx: TransactionKey) -> bool:
-        binding = self._pending.pop(tx, None)  # type: ignore[call-overload]
-        if binding is None:
+        if not isinstance(tx, ClientKey) or tx not in self._pending:
             return False
+        binding = self._pending.pop(tx)
         self._mark(binding, False)
         return True
 
