@@ -55,6 +55,20 @@ def test_forking_first_answer_wins_and_the_other_contact_is_cancelled(pbx, tmp_p
     assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["calls"]) == 0
 
 
+def test_forking_a_busy_contact_does_not_end_the_call_while_another_rings(pbx, tmp_path):
+    busy_port, answer_port = free_port(), free_port()
+    assert register(pbx, tmp_path, "1002", busy_port).ok
+    assert register(pbx, tmp_path, "1002", answer_port).ok
+    busy = callee(tmp_path, "uas_reject.xml", busy_port, REJECT_CODE="486",
+                  REJECT_REASON="Busy Here")  # fmt: skip
+    answering = callee(tmp_path, "uas_early.xml", answer_port, EARLY_MS="800")
+    result = caller(pbx, tmp_path, "uac_call.xml", "1001", "1002", pause_ms=300).wait()
+    assert result.ok, result.log
+    assert busy.wait().ok and answering.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.sip_code) == (Disposition.ANSWERED, 200)
+
+
 def test_early_media_reaches_the_caller_through_the_relay(pbx, tmp_path):
     port = free_port()
     assert register(pbx, tmp_path, "1002", port).ok
