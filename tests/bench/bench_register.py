@@ -152,7 +152,19 @@ def _run(workdir: Path, quick: bool) -> list[Row]:
         kam_rate, kam_note = _figure(kam_search)
         kam_note = f"{kam_setup + '; ' if kam_setup else ''}children=2, auth_db sqlite; {kam_note}"
     ratio = pbx_rate / kam_rate if kam_rate else 0.0
-    return _summary_rows(rows, pbx_search, kam_rate, kam_note, ratio, kam_search)
+    return [*_summary_rows(rows, pbx_search, kam_rate, kam_note, ratio, kam_search),
+            _commit_row(workdir)]  # fmt: skip
+
+
+def _commit_row(workdir: Path) -> Row:
+    """What one store commit costs the PBX's event loop on this disk (see commit_wall_ms)."""
+    full, normal = (load.commit_wall_ms(workdir, mode) for mode in ("FULL", "NORMAL"))
+    mode = load.store_synchronous(workdir)
+    value = {"FULL": full, "NORMAL": normal}.get(mode, full)
+    return Row("register: sqlite WAL commit on the data dir's disk", value, "ms", "", None,
+               f"the store uses synchronous={mode}; FULL {full:.2f} ms vs NORMAL {normal:.2f} ms "
+               "wall per upsert+COMMIT; the PBX commits once per registration, on its only "
+               "thread", COMMAND)  # fmt: skip
 
 
 def _cost_ratio(pbx: load.Search, kamailio: load.Search) -> str:

@@ -11,7 +11,7 @@ kept pace. Over UDP, overload is a cliff (timer A/E retransmissions pile onto a 
 already behind), so a step that is not clean ends the search; the best rate is then run again
 to check it was not luck. Every loop here is bounded in count and in wall time.
 
-Environment knobs (all optional): DESKPBX_BENCH_WHAT_IF=sync-normal,rcvbuf adds rows for the
+Environment knobs (all optional): DESKPBX_BENCH_WHAT_IF=rcvbuf adds rows for the
 PBX with a suggested change applied at start-up (see WHAT_IFS); DESKPBX_BENCH_KEEP=1 keeps the
 scratch directory with the servers' logs; DESKPBX_BENCH_NATIVE=1 makes py-spy sample C frames.
 """
@@ -229,22 +229,6 @@ def start_pbx(
 WHAT_IF_RCVBUF = 4 * 1024 * 1024
 
 
-def _what_if_sync_normal() -> None:
-    """PRAGMA synchronous=NORMAL: in WAL mode a COMMIT no longer waits for fsync (the WAL is
-    synced at checkpoints); a power cut may lose the last commits, never corrupt the file."""
-    from pbx.store import schema, store
-
-    original = schema.connect
-
-    def connect(path: Path) -> sqlite3.Connection:
-        conn = original(path)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
-
-    schema.connect = connect  # type: ignore[assignment]
-    store.connect = connect  # type: ignore[attr-defined]
-
-
 def _what_if_rcvbuf() -> None:
     """SO_RCVBUF of 4 MiB on the SIP UDP sockets (Linux caps it at net.core.rmem_max), so a
     burst that arrives while the loop is busy waits in the kernel instead of being dropped."""
@@ -262,10 +246,8 @@ def _what_if_rcvbuf() -> None:
 
 
 WHAT_IFS: dict[str, tuple[Callable[[], None], str]] = {
-    "sync-normal": (_what_if_sync_normal, "store with PRAGMA synchronous=NORMAL (no fsync per "
-                    "COMMIT in WAL mode)"),
     "rcvbuf": (_what_if_rcvbuf, "4 MiB SO_RCVBUF on the SIP UDP sockets"),
-}  # fmt: skip
+}
 
 
 def what_if_main(argv: list[str]) -> int:
@@ -593,6 +575,44 @@ def area_shares(raw: Path | None) -> list[tuple[str, float]]:
 
 def describe_areas(shares: list[tuple[str, float]]) -> str:
     return "; ".join(f"{name} {share:.0%}" for name, share in shares if share >= 0.01)
+
+
+def commit_wall_ms(
+    directory: Path, synchronous: str, count: int = 200, budget_s: float = 2.0
+) -> float:
+    """Wall milliseconds of one small upsert + COMMIT in a WAL database in `directory`.
+
+    The PBX's store commits once per REGISTER with credentials (the binding) and once per call
+    (the CDR) on its only thread, so with synchronous=FULL every commit's fsync stalls the whole
+    event loop. That wait is not CPU time: this puts a number on it for the disk at hand.
+    """
+    path = directory / f"commit-{synchronous.lower()}.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("CREATE TABLE IF NOT EXISTS b (k TEXT PRIMARY KEY, v REAL)")
+        started, done = time.perf_counter(), 0
+        while done < count and time.perf_counter() - started < budget_s:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO b VALUES (?, ?)", (str(done % 50), done))
+            conn.execute("COMMIT")
+            done += 1
+        return 1000 * (time.perf_counter() - started) / max(done, 1)
+    finally:
+        conn.close()
+
+
+def store_synchronous(directory: Path) -> str:
+    """The PRAGMA synchronous the PBX's store connections use (FULL, NORMAL, ...)."""
+    from pbx.store import schema
+
+    conn = schema.connect(directory / "probe.sqlite")
+    try:
+        level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    finally:
+        conn.close()
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
 
 
 def cpu_note(step: Step, unit: str) -> str:
