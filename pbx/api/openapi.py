@@ -193,7 +193,18 @@ SCHEMAS: dict[str, Any] = {
             "uptime": NUM,
             "active_calls": INT,
             "registered": INT,
-            "trunks": {"type": "array", "items": {"type": "object"}},
+            "trunks": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "name": STR,
+                        "enabled": BOOL,
+                        "register": BOOL,
+                        "status": {"enum": ["unknown", "up", "down"]},
+                        "status_at": NUM,
+                    }
+                ),
+            },
         },
         closed=False,
     ),  # fmt: skip

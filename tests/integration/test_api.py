@@ -338,3 +338,38 @@ def test_click_to_call_connects_two_sipp_phones(running: Running, tmp_path: Path
         assert phone.wait().ok
     _, page = http.json("GET", "/api/v1/cdrs?x_header=X-Crm-Id:4711")
     assert [c["disposition"] for c in page["items"]] == ["ANSWERED"]
+
+
+@needs_sipp
+def test_event_stream_sees_the_call_over_websocket(running: Running, tmp_path: Path) -> None:
+    import aiohttp
+
+    url = running.api.url + "/api/v1/events"
+    got: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+
+    async def listen() -> None:
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bearer {running.http.token}"}
+            async with session.ws_connect(url, headers=headers) as ws:
+                subscribed.set()
+                async with asyncio.timeout(20):
+                    while not got or got[-1]["type"] != "call.ended":
+                        got.append(await ws.receive_json())
+
+    listener = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+    listener.start()
+    assert subscribed.wait(10)
+    deadline = time.monotonic() + 5
+    while not running.api.ctx.websockets and time.monotonic() < deadline:
+        time.sleep(0.02)
+    port = free_port()
+    assert register(running.pbx, tmp_path, "1002", port).ok
+    answering = callee(tmp_path, "uas_answer.xml", port)
+    assert _start_call(running, tmp_path, pause_ms=500).wait().ok
+    assert answering.wait().ok
+    listener.join(20)
+    assert [e["type"] for e in got][-1] == "call.ended"
+    assert got[-1]["data"]["cdr"]["disposition"] == "ANSWERED"
+    if hasattr(running.pbx.pbx.b2bua, "on_call_state"):
+        assert [e["type"] for e in got] == ["call.ringing", "call.answered", "call.ended"]
