@@ -8,7 +8,9 @@ one entry here and its paths in openapi.py.
 Wiring (pbx/server.py, by the lead), once `Pbx.start()` has built the B2BUA:
     self.api = await start_api(self, host, port)      # `serve --http HOST:PORT`
     ...
-    await self.api.close()                            # in Pbx.aclose(), before b2bua.aclose()
+    await self.api.close()       # in Pbx.aclose(), after b2bua.aclose() (so the hangups of
+                                 # the shutdown reach webhooks; close drains them for up to
+                                 # 2 s) and before the store is closed
 `start_api` connects the call-event source to the B2BUA (see events.CallEventSource).
 """
 
