@@ -121,6 +121,24 @@ class _State(enum.Enum):
 class JitterBuffer:
     """Adaptive playout buffer for one RTP stream; see the module docstring."""
 
+    _packets: dict[int, _Packet]
+    _played: deque[int]
+    _played_set: set[int]
+    _high: int | None
+    _ref: tuple[int, int]
+    _shift: int
+    _base: deque[tuple[int, float]]
+    _count: int
+    _last_transit: float | None
+    _jitter: float
+    _state: _State
+    _cursor: int
+    _cursor_ts: int
+    _last_played: int | None
+    _first: int | None
+    _dry: int
+    _since_adjust: int
+
     def __init__(
         self,
         *,
@@ -231,21 +249,21 @@ class JitterBuffer:
         self._reset_stream()
 
     def _reset_stream(self) -> None:
-        self._packets: dict[int, _Packet] = {}
-        self._played: deque[int] = deque(maxlen=_RECENT)
-        self._played_set: set[int] = set()
-        self._high: int | None = None
-        self._ref: tuple[int, int] = (0, 0)  # (raw, unwrapped) timestamp of the highest seq
+        self._packets = {}
+        self._played = deque(maxlen=_RECENT)
+        self._played_set = set()
+        self._high = None
+        self._ref = (0, 0)  # (raw, unwrapped) timestamp of the highest seq
         self._shift = 0
-        self._base: deque[tuple[int, float]] = deque()
+        self._base = deque()
         self._count = 0
-        self._last_transit: float | None = None
+        self._last_transit = None
         self._jitter = self._initial_jitter
         self._state = _State.IDLE
-        self._cursor = 0
-        self._cursor_ts = 0
-        self._last_played: int | None = None
-        self._first: int | None = None  # the first sequence number played since the reset
+        self._cursor = 0  # extended sequence number of the next frame to play
+        self._cursor_ts = 0  # its place on the timeline (unwrapped, shifted timestamp)
+        self._last_played = None
+        self._first = None  # the first sequence number played since the reset
         self._dry = 0
         self._since_adjust = 0
 

@@ -76,7 +76,7 @@ def _talker_echo(t: float) -> float:
 
 def _listener_echo(tr: float) -> float:
     """Idle, G.107 eqs. 7-25 and 7-26."""
-    rle = 10.5 * (_WEPL + 7) * (tr + 1) ** -0.25
+    rle = 10.5 * (_WEPL + 7) * math.pow(tr + 1, -0.25)
     diff = _RO - rle
     return diff / 2 + math.sqrt(diff * diff / 4 + 169)
 
@@ -86,7 +86,7 @@ def _absolute_delay(ta: float) -> float:
     if ta <= 100:
         return 0.0
     x = math.log10(ta / 100) / math.log10(2)
-    return 25 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2)
+    return 25 * (math.pow(1 + x**6, 1 / 6) - 3 * math.pow(1 + (x / 3) ** 6, 1 / 6) + 2)
 
 
 def effective_equipment_impairment(loss: float, codec: Codec = G711, burst: float = 1.0) -> float:
