@@ -287,8 +287,6 @@ class Dialog:
             return None
         if self.remote_seq is not None and seq < self.remote_seq:
             return request.make_response(500, "CSeq Out of Order", to_tag=self.id.local_tag)
-        if method == "BYE" and self.role is Role.UAS and self.state is DialogState.EARLY:
-            raise LocalProtocolError("the callee ends an early dialog with a final response (15)")
         if method == "INVITE" and self.invite_pending:
             return request.make_response(491, to_tag=self.id.local_tag)  # 14.2
         self.remote_seq = seq

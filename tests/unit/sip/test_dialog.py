@@ -441,6 +441,12 @@ def test_callee_cannot_bye_an_early_dialog() -> None:
     assert caller_early.bye().method == "BYE"  # the caller may (15)
 
 
+def test_callee_accepts_the_callers_bye_on_an_early_dialog() -> None:
+    _, early = uas_dialog(180)
+    assert early.receive_request(in_dialog("BYE", 11)) is None  # RFC 3261 15, 15.1.2
+    assert early.state is DialogState.TERMINATED
+
+
 def test_cseq_boundary_one_lower_rejected_equal_accepted() -> None:
     _, dialog = uas_dialog()  # remote_seq 10 from the INVITE
     reply = dialog.receive_request(in_dialog("INFO", 9))
