@@ -426,6 +426,7 @@ class SourceStats:
 
     ssrc: int
     clock_rate: int = 8000
+    min_sequential: int = _MIN_SEQUENTIAL  # A.1 probation; 1 counts the very first packet
     max_seq: int = 0
     cycles: int = 0
     base_seq: int = 0
@@ -440,10 +441,17 @@ class SourceStats:
     last_sr_arrival: float | None = None
     started: bool = False
 
-    def received(self, sequence: int, timestamp: int, arrival: float) -> bool:
-        """Count one packet; False if A.1 rejects it (probation, a wild jump)."""
+    def received(self, sequence: int, timestamp: int, arrival: float, timing: bool = True) -> bool:
+        """Count one packet; False if A.1 rejects it (probation, a wild jump).
+
+        `timing=False` counts the packet for loss but leaves it out of the
+        jitter: RFC 4733 events repeat their start timestamp for the whole
+        event, so their transit times say nothing about the network.
+        """
         if not self._update_seq(sequence & 0xFFFF):
             return False
+        if not timing:
+            return True
         arrival_units = int(round(arrival * self.clock_rate))
         transit = (arrival_units - timestamp) & 0xFFFFFFFF
         if self.transit is not None:
@@ -466,10 +474,10 @@ class SourceStats:
     def _update_seq(self, seq: int) -> bool:
         """RFC 3550 A.1 update_seq(), line for line."""
         if not self.started:
+            self.started = True
             self._init_seq(seq)
             self.max_seq = (seq - 1) & 0xFFFF
-            self.probation = _MIN_SEQUENTIAL
-            self.started = True
+            self.probation = self.min_sequential
         udelta = (seq - self.max_seq) & 0xFFFF
         if self.probation:
             if seq == (self.max_seq + 1) & 0xFFFF:

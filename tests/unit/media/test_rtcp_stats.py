@@ -114,3 +114,10 @@ def test_lsr_dlsr_and_rtt_from_the_senders_side() -> None:
     arrival_middle = 0xB705_0000 + int(0.475 * 65536)
     rtt = round_trip(arrival_middle, rr.reports[0].lsr, rr.reports[0].dlsr)
     assert rtt is not None and abs(rtt - 0.1) < 2 / 65536
+
+
+def test_min_sequential_one_counts_the_first_packet_even_at_the_wrap() -> None:
+    stats = SourceStats(ssrc=1, min_sequential=1)
+    for i, seq in enumerate((65534, 65535, 0, 1)):
+        assert stats.received(seq, i * 160, i * 0.02) is True
+    assert (stats.packets, stats.base_seq, stats.extended_max, stats.lost) == (4, 65534, 65537, 0)
