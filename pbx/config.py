@@ -42,6 +42,8 @@ class PbxConfig:
     nonce_lifetime: float = 300.0
     max_message_size: int = 65535
     tcp_idle_timeout: float = 600.0
+    #: The HTTP API's address; None runs no API (`serve` defaults to 127.0.0.1:8080).
+    http: tuple[str, int] | None = None
     user_agent: str = "DeskPBX"
     timers: TimerConfig = field(default_factory=TimerConfig)
     extra: dict[str, str] = field(default_factory=dict)

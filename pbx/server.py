@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from pbx import __version__
 from pbx.b2bua import ALLOW, B2bua
@@ -40,6 +41,9 @@ from pbx.sip.events import (
 from pbx.sip.message import Request, Response
 from pbx.store import Store
 
+if TYPE_CHECKING:
+    from pbx.api.app import ApiServer
+
 log = logging.getLogger(__name__)
 
 ACCEPT = "application/sdp"
@@ -58,6 +62,7 @@ class Pbx:
         self.store: Store | None = None
         self.endpoint: SipEndpoint | None = None
         self._purge: asyncio.TimerHandle | None = None
+        self.api: ApiServer | None = None
         self._closed = asyncio.Event()
 
     async def start(self) -> None:
@@ -98,6 +103,15 @@ class Pbx:
         self.qualifier.start()
         self._schedule_purge()
         self.started_at = self.wall()
+        if config.http is not None:
+            from pbx.api import start_api
+
+            try:
+                self.api = await start_api(self, *config.http)
+            except BaseException:
+                await self.aclose()
+                raise
+            self.endpoint.on_response_sent = self.api.metrics.count_response
         log.info("DeskPBX %s listening on %s", __version__, self.describe_listeners())
 
     def describe_listeners(self) -> str:
@@ -196,6 +210,8 @@ class Pbx:
             return
         await self.b2bua.aclose()
         self.qualifier.stop()
+        if self.api is not None:
+            await self.api.close()  # after the hangups above, so webhooks hear of them
         await asyncio.sleep(0.05)  # let the BYEs and final answers leave the sockets
         await self.relay.aclose()
         await self.endpoint.close()

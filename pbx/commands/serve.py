@@ -31,6 +31,11 @@ def register(subparsers: Any) -> None:
         help="address to advertise in SIP and SDP when listening on a wildcard address "
         "(default: the local address that routes to each phone)",
     )  # fmt: skip
+    serve.add_argument(
+        "--http", metavar="HOST:PORT", default="127.0.0.1:8080",
+        help="HTTP API address (default 127.0.0.1:8080; a bare port stays on 127.0.0.1; "
+        "'off' runs no API)",
+    )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
@@ -47,11 +52,14 @@ def register(subparsers: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> PbxConfig:
+    from pbx.api.app import parse_http_listen
+
     try:
         listen = tuple(
             Listen(host, port) for host, port in map(parse_host_port, args.sip or ["0.0.0.0:5060"])
         )
         rtp_ports = parse_port_range(args.rtp_ports)
+        http = None if args.http.strip().lower() == "off" else parse_http_listen(args.http)
         algorithms = tuple(a.strip().upper() for a in args.auth_algorithms.split(",") if a.strip())
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
@@ -72,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         max_expires=args.max_expires,
         default_expires=min(3600, args.max_expires),
         auth_algorithms=algorithms,
+        http=http,
     )
 
 

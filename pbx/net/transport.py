@@ -399,6 +399,8 @@ class SipEndpoint:
             on_closed=self._closed,
         )
         self.timers = TimerService(loop, core, after_fire=self.flush)
+        self.on_response_sent: Callable[[int], None] | None = None
+        """Observer of each response status the TU sends (the API's metrics)."""
         self._flushing = False
 
     async def start(self) -> None:
@@ -426,6 +428,8 @@ class SipEndpoint:
 
     def send_response(self, tx: TransactionKey, response: Response) -> None:
         self.core.send_response(tx, response, self.now())
+        if self.on_response_sent is not None:
+            self.on_response_sent(response.status)
         self.flush()
 
     def send_stateless(self, message: Request | Response, hop: NextHop) -> None:
