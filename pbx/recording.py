@@ -25,6 +25,18 @@ B2BUA talk to; it owns a `pbx.media.recorder.Recorder` per recorded call.
 Nothing here runs per packet: `tick()` flushes every recorder on a timer
 (`FLUSH_INTERVAL`), on the PBX loop. Times: `clock()` is the relay's
 monotonic clock (the tap's arrival times), `wall()` epoch seconds for rows.
+
+Wiring (the composition root and the B2BUA call these; none of them raises):
+
+- `Pbx.start`: `RecordingManager(store, data_dir, clock=loop.time, wall=...,
+  settings=RecordingSettings.from_extra(config.extra))`, then `.start()`
+  (startup check, retention, flush timer); `Pbx.aclose`: `await .aclose()`
+  after the B2BUA has ended its calls.
+- `B2bua._on_answer`, once the call is connected: `on_call_answered(call)`.
+- `B2bua._finish`, before the CDR is stored: the CDR's `recording` column is
+  `on_call_ended(call)` (the file's path, or None).
+- The HTTP API: `start_recording(label)` / `stop_recording(label)`
+  (`UnknownCall` is a LookupError: 404); INFO DTMF: `on_info_digit(...)`.
 """
 
 from __future__ import annotations
