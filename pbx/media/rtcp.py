@@ -21,6 +21,7 @@ clock (monotonic for intervals; `ntp_time` converts a wall-clock time).
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -554,3 +555,71 @@ class SourceStats:
             lsr=self.last_sr,
             dlsr=dlsr,
         )
+
+
+class RtcpReporter:
+    """The RTCP an endpoint (recorder, softphone) sends: SR or RR plus SDES CNAME.
+
+    RFC 3550 §6.4: an SR while this endpoint sent RTP since the last report,
+    else an RR; blocks for at most 31 sources (§6.4.1 RC). Reports go out
+    every `interval` seconds randomised by [0.5, 1.5] (§6.3.1), with the 5 s
+    minimum of §6.2 as the default; two-party calls need no bandwidth scaling.
+    `now` is monotonic seconds, `wall` Unix seconds for the NTP timestamp.
+    """
+
+    def __init__(
+        self,
+        ssrc: int,
+        cname: bytes,
+        clock_rate: int = 8000,
+        interval: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.ssrc, self.cname, self.clock_rate, self.interval = ssrc, cname, clock_rate, interval
+        self.sources: dict[int, SourceStats] = {}
+        self.packets = self.octets = 0
+        self._last_ts: tuple[int, float] | None = None  # (rtp timestamp, when) of the last sent
+        self._sent_since_report = False
+        self._rng = rng or random.Random()
+        self._next: float | None = None
+
+    def sent(self, payload_octets: int, rtp_timestamp: int, now: float) -> None:
+        """Count one RTP packet this endpoint sent (§6.4.1: payload octets only)."""
+        self.packets += 1
+        self.octets += payload_octets
+        self._last_ts = (rtp_timestamp, now)
+        self._sent_since_report = True
+
+    def source(self, ssrc: int) -> SourceStats:
+        """The receiver statistics of a remote source; feed them its packets."""
+        if ssrc not in self.sources:
+            self.sources[ssrc] = SourceStats(ssrc=ssrc, clock_rate=self.clock_rate)
+        return self.sources[ssrc]
+
+    def next_deadline(self, now: float) -> float:
+        """When the next report is due (the first one after half an interval, §6.2)."""
+        if self._next is None:
+            self._next = now + self.interval * self._rng.uniform(0.25, 0.75)
+        return self._next
+
+    def report(self, now: float, wall: float) -> bytes:
+        """The compound to send now, and schedule the next one."""
+        blocks = tuple(s.report_block(now) for s in list(self.sources.values())[:31] if s.packets)
+        sdes = SourceDescription((SdesChunk(self.ssrc, ((SdesType.CNAME, self.cname),)),))
+        first: RtcpPacket = ReceiverReport(self.ssrc, blocks)
+        if self._sent_since_report and self._last_ts is not None:
+            ts, at = self._last_ts
+            rtp_ts = (ts + int(round((now - at) * self.clock_rate))) & 0xFFFFFFFF
+            seconds, fraction = ntp_time(wall)
+            info = SenderInfo(
+                seconds, fraction, rtp_ts, self.packets & 0xFFFFFFFF, self.octets & 0xFFFFFFFF
+            )
+            first = SenderReport(self.ssrc, info, blocks)
+        self._sent_since_report = False
+        self._next = now + self.interval * self._rng.uniform(0.5, 1.5)
+        return build_compound([first, sdes])
+
+    def bye(self, reason: bytes | None = None) -> bytes:
+        """RR + SDES + BYE, what a leaving endpoint sends (§6.1, §6.6)."""
+        sdes = SourceDescription((SdesChunk(self.ssrc, ((SdesType.CNAME, self.cname),)),))
+        return build_compound([ReceiverReport(self.ssrc), sdes, Bye((self.ssrc,), reason)])
