@@ -175,6 +175,8 @@ class CSeq:
 
 _CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
 _NAME_CACHE: dict[str, str] = {}
+_SPELLING: dict[str, str] = {}  # lower-case unknown name -> the spelling first seen
+_MAX_SPELLINGS = 4096
 
 # Header fields whose value is a comma-separated list (RFC 3261 7.3.1, 25.1); getall() splits
 # them. Auth headers and Date contain commas of their own and are never split.
@@ -186,14 +188,29 @@ _INDEX = "first-values"  # key of Headers.first_values() in the typed-value cach
 
 
 def canonical_name(name: str) -> str:
-    """The canonical spelling of a header name, expanding compact forms (RFC 3261 7.3.3)."""
+    """The canonical spelling of a header name, expanding compact forms (RFC 3261 7.3.3).
+
+    Names SIP defines get their RFC spelling. Any other name (the X- headers a
+    business system sets, say) keeps the mixed-case spelling it was first seen
+    with, so "X-Sign-ID" reaches the callee and the CDR as the caller wrote it
+    (an all-lower or all-upper name is title-cased); other spellings of it map
+    to that one, since header names are case-insensitive. Past
+    `_MAX_SPELLINGS` distinct names, new ones are title-cased.
+    """
     cached = _NAME_CACHE.get(name)
     if cached is not None:
         return cached
-    lower = name.strip().lower()
-    canon = _CANONICAL.get(lower)
+    stripped = name.strip()
+    lower = stripped.lower()
+    canon = _CANONICAL.get(lower) or _SPELLING.get(lower)
     if canon is None:
-        canon = "-".join(part.capitalize() for part in lower.split("-"))
+        titled = "-".join(part.capitalize() for part in lower.split("-"))
+        mixed = stripped not in (lower, stripped.upper())  # a deliberate spelling
+        canon = stripped if mixed else titled
+        if len(_SPELLING) < _MAX_SPELLINGS:
+            _SPELLING[lower] = canon
+        else:
+            canon = titled
     if len(_NAME_CACHE) < 4096:
         _NAME_CACHE[name] = canon
     return canon

@@ -99,6 +99,17 @@ def test_canonical_name(raw: str, canon: str) -> None:
     assert canonical_name(raw) == canon
 
 
+def test_unknown_header_keeps_its_mixed_case_spelling_through_a_round_trip() -> None:
+    msg = parse_message(
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1"
+        b"\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nX-Trace-ABC: 42\r\n\r\n"
+    )
+    assert ("X-Trace-ABC", "42") in list(msg.headers)
+    assert msg.headers.get("x-trace-abc") == "42"
+    assert canonical_name("X-TRACE-ABC") == "X-Trace-ABC"
+    assert b"\r\nX-Trace-ABC: 42\r\n" in bytes(msg)
+
+
 def test_headers_multimap_and_cache_invalidation() -> None:
     msg = parse_message(INVITE)
     assert msg.via.branch == "z9hG4bK776asdhds"
