@@ -400,6 +400,23 @@ def test_settings_from_the_config_extras():
     assert RecordingSettings.from_extra({}).max_age_days is None
 
 
+def test_retention_runs_again_every_hour_of_ticks(store, tmp_path, clock):
+    wall = [WALL0]
+    week = RecordingSettings(max_age_days=7)
+    mgr = RecordingManager(
+        store, tmp_path, clock=clock, wall=lambda: wall[0], settings=week, decoders=DECODERS
+    )
+    mgr.start()
+    aging = finished(store, tmp_path, "aging", WALL0 - 6.99 * DAY, 10)
+    wall[0] += 3600
+    clock.now += 3599
+    mgr.tick()
+    assert aging.exists()  # not an hour of ticks yet
+    clock.now += 2
+    mgr.tick()
+    assert not aging.exists() and store.list_recordings() == []
+
+
 def test_manager_start_applies_retention(store, tmp_path, clock):
     old = finished(store, tmp_path, "old", WALL0 - 40 * DAY, 10)
     manager(store, tmp_path, clock, settings=RecordingSettings(max_age_days=7)).start()
