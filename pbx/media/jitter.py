@@ -135,7 +135,7 @@ class JitterBuffer:
     _cursor: int
     _cursor_ts: int
     _last_played: int | None
-    _first: int | None
+    _lost: set[int]
     _dry: int
     _since_adjust: int
 
@@ -263,7 +263,7 @@ class JitterBuffer:
         self._cursor = 0  # extended sequence number of the next frame to play
         self._cursor_ts = 0  # its place on the timeline (unwrapped, shifted timestamp)
         self._last_played = None
-        self._first = None  # the first sequence number played since the reset
+        self._lost = set()  # sequence numbers counted lost, in case they come late
         self._dry = 0
         self._since_adjust = 0
 
@@ -288,7 +288,8 @@ class JitterBuffer:
             floor = self._last_played + 1
         if floor is not None and ext < floor:
             self.stats.late += 1
-            if self._first is not None and ext >= self._first:
+            if ext in self._lost:
+                self._lost.discard(ext)
                 self.stats.lost -= 1  # it was counted lost when its turn passed
             return Push.LATE
         return Push.ACCEPTED
@@ -336,10 +337,8 @@ class JitterBuffer:
         packet = self._packets[first]
         if now < self._due(packet):
             return False
-        if self._first is None:
-            self._first = first
-        elif first > self._cursor:
-            self.stats.lost += first - self._cursor  # lost in the gap before this talkspurt
+        if self._last_played is not None and first > self._cursor:
+            self._count_lost(self._cursor, first)  # lost in the gap before this talkspurt
         self._state = _State.PLAYING
         self._cursor = first
         self._cursor_ts = packet.ts
@@ -369,15 +368,22 @@ class JitterBuffer:
         self._dry = 0
         following = min(self._packets)
         if self._packets[following].ts <= self._cursor_ts:
-            self.stats.lost += following - self._cursor
+            self._count_lost(self._cursor, following)
             self._cursor = following
             return self._steer(self._packets[following], now)
         frame = Frame(FrameKind.LOST, self._cursor_ts & 0xFFFFFFFF, None, self._cursor & 0xFFFF)
-        self.stats.lost += 1
+        self._count_lost(self._cursor, self._cursor + 1)
         self._cursor += 1
         self._cursor_ts += self.frame_samples
         self._since_adjust += 1
         return frame
+
+    def _count_lost(self, start: int, stop: int) -> None:
+        """Count sequence numbers start..stop-1 as lost; remember them to undo if late."""
+        self.stats.lost += stop - start
+        if len(self._lost) > 4 * _MAX_DROPOUT:
+            self._lost = {ext for ext in self._lost if ext >= self._cursor - _RECENT}
+        self._lost.update(range(start, stop))
 
     def _silence(self) -> Frame:
         frame = Frame(FrameKind.SILENCE, self._cursor_ts & 0xFFFFFFFF)

@@ -324,6 +324,8 @@ def _parse_chunk(body: bytes, offset: int) -> tuple[SdesChunk, int]:
         stop += 1
     if stop > len(body):
         raise RtcpError("SDES chunk padding runs past the packet end")
+    if body[pos:stop].strip(b"\0"):
+        raise RtcpError("SDES chunk padding must be null octets (RFC 3550 §6.5)")
     return SdesChunk(ssrc, tuple(items), bytes(body[pos:stop])), stop
 
 
