@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pbx.media.recorder import Decoder, DigitReceived, Recorder
-from pbx.media.relay import Leg
+from pbx.media.relay import Leg, Tap
 from pbx.media.wavfile import repair, sync_file
 from pbx.store import RecordPolicy, Store, StoreError
 from pbx.store.recordings import Recording
@@ -114,6 +114,10 @@ class RecordableCall(Protocol):
     def a_invite(self) -> Any: ...
 
 
+def _set_tap(call: RecordableCall, tap: Tap | None) -> None:
+    call.relay.set_tap(tap)
+
+
 def policy_for(store: Store, caller: str, callee: str, route: RecordPolicy | None = None) -> (
     RecordPolicy
 ):  # fmt: skip
@@ -165,6 +169,7 @@ class RecordingManager:
         settings: RecordingSettings | None = None,
         decoders: dict[int, Decoder] | None = None,
         on_finished: Callable[[str, Recording], None] | None = None,
+        install_tap: Callable[[RecordableCall, Tap | None], None] | None = None,
     ) -> None:
         self.store = store
         self.root = Path(data_dir) / "recordings"
@@ -177,6 +182,10 @@ class RecordingManager:
         self._stopped: dict[str, str | None] = {}  # recording ended early by a disk error
         self.on_finished = on_finished
         self._pending: set[asyncio.Future[Recording]] = set()
+        #: Puts the recorder's tap (None: removes it) on the call's relay session. The
+        #: default owns the session's one tap slot; a PBX that also taps for call quality
+        #: passes e.g. `lambda call, tap: call.relay.set_tap(quality.chain(tap))`.
+        self.install_tap = install_tap or _set_tap
         self._timer: asyncio.TimerHandle | None = None
         self._next_retention = 0.0
 
@@ -280,7 +289,7 @@ class RecordingManager:
             path, on_digit=lambda event: self._on_digit(label, event), decoders=self.decoders
         )
         active = self.active[label] = _Active(call, recorder, started)
-        call.relay.set_tap(recorder.tap)
+        self.install_tap(call, recorder.tap)
         return active
 
     # ---- on demand (feature code and the HTTP API) ----------------------------------
@@ -346,7 +355,7 @@ class RecordingManager:
     def _detach(self, active: _Active) -> None:
         relay = active.call.relay
         if relay is not None and not relay.closed:
-            relay.set_tap(None)
+            self.install_tap(active.call, None)
 
     def _finish(self, active: _Active) -> str | None:
         """Close the file now; fsync, hash and finish the row in a worker thread when a loop

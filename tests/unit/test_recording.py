@@ -132,6 +132,28 @@ def test_recording_path_is_dated_and_safe(tmp_path):
     assert path.name == "a_b_c@x..y.wav"
 
 
+def test_a_custom_tap_installer_keeps_another_tap_in_front(store, tmp_path, clock):
+    store.update_extension("1001", record_policy="always")
+    seen = []
+
+    def quality_tap(leg, data, arrival):
+        seen.append(arrival)
+
+    def install(c, tap):
+        if tap is None:
+            c.relay.set_tap(quality_tap)
+        else:
+            c.relay.set_tap(lambda *packet: (quality_tap(*packet), tap(*packet)))
+
+    mgr = manager(store, tmp_path, clock, install_tap=install)
+    c = call()
+    mgr.on_call_answered(c)
+    feed(mgr, c, clock, stream(Leg.A, tone(440, RATE), 0.0), until=1.0)
+    path = mgr.on_call_ended(c)
+    assert len(seen) == 50 and c.relay.tap is quality_tap
+    assert read_frames(Path(path))[0][:, 0].any()
+
+
 def test_a_never_call_gets_no_tap_and_no_row(store, tmp_path, clock):
     mgr = manager(store, tmp_path, clock)
     c = call()
