@@ -18,9 +18,10 @@ jitter is the RFC 3550 §6.4.1 / A.8 interarrival jitter (1/16 gain, here
 in seconds). The sliding minimum follows a slowly drifting sender clock.
 
 Adaptation. In a silence gap (the next packet's timestamp lies ahead of the
-playout cursor: DTX, a talkspurt with the marker bit) the buffer plays
-SILENCE until the packet is due, so the delay jumps to the target between
-talkspurts. In continuous speech it adapts gradually: one STRETCH frame
+playout cursor: DTX) or before a packet with the marker bit (the first of a
+talkspurt, RFC 3551 §4.1) the buffer plays SILENCE until the packet is due,
+and plays it at once if it is overdue, so the delay moves to the target
+between talkspurts. In continuous speech it adapts gradually: one STRETCH frame
 (conceal, e.g. repeat) at most every `grow_every` frames while the delay is
 half a frame under target, one frame skipped at most every `shrink_every`
 frames while it is a frame over (at once beyond `max_delay`); the band
@@ -111,6 +112,7 @@ class _Packet:
     raw_ts: int
     seq: int
     payload: bytes
+    marker: bool = False
 
 
 class _State(enum.Enum):
@@ -198,8 +200,9 @@ class JitterBuffer:
         arrival: float,
         *,
         ssrc: int | None = None,
+        marker: bool = False,
     ) -> Push:
-        """File one received packet (sequence and timestamp as on the wire)."""
+        """File one received packet (sequence, timestamp, marker bit as on the wire)."""
         if ssrc is not None and ssrc != self._ssrc:
             if self._ssrc is not None:
                 self._reset()
@@ -213,9 +216,8 @@ class JitterBuffer:
         if verdict is not Push.ACCEPTED:
             return verdict
         self.stats.received += 1
-        packet = _Packet(
-            self._unwrap(ext, timestamp & 0xFFFFFFFF), timestamp, seq & 0xFFFF, payload
-        )
+        ts = self._unwrap(ext, timestamp & 0xFFFFFFFF)
+        packet = _Packet(ts, timestamp, seq & 0xFFFF, payload, marker)
         self._timing(packet, arrival)
         self._packets[ext] = packet
         if len(self._packets) > self.capacity:
@@ -234,6 +236,9 @@ class JitterBuffer:
         gap = packet.ts - self._cursor_ts
         if gap >= self.frame_samples and now < self._due(packet):
             return self._silence()
+        frame = self.frame_samples / self.clock_rate
+        if packet.marker and now < self._due(packet) - frame / 2:
+            return self._silence()  # a talkspurt starts (RFC 3551 §4.1): grow before it
         if gap >= self.frame_samples:
             self._cursor_ts = packet.ts
         return self._steer(packet, now)

@@ -352,3 +352,34 @@ def test_concealer_repeats_with_fading_gain_then_silence() -> None:
     assert not plc.conceal().any()  # after 60 ms of loss: silence
     plc.good(np.full(160, -500, dtype=np.int16))
     assert plc.conceal()[0] == -500  # a good frame restarts the fade
+
+
+def test_timestamp_jump_mid_stream_either_way_is_seamless() -> None:
+    for jump in (5_000_000, -5_000_000):
+        packets = stream(200)
+        rebased = [
+            p if i < 100 else Sent(p.seq, (p.ts + jump) & 0xFFFFFFFF, p.arrival, payload=p.payload)
+            for i, p in enumerate(packets)
+        ]
+        jb = JitterBuffer()
+        frames = run(jb, rebased)
+        assert_in_order(frames, 1000, 200, jb)
+        assert jb.stats.timestamp_jumps == 1
+        assert (jb.stats.lost, jb.stats.late, jb.stats.silence, jb.stats.resets) == (0, 0, 0, 0)
+        kinds = [f.kind for _, f in frames[:-3]]
+        assert FrameKind.LOST not in kinds and FrameKind.SILENCE not in kinds
+
+
+def test_marker_bit_lets_the_delay_grow_in_silence_not_in_speech() -> None:
+    kinds = {}
+    for marker in (True, False):
+        jb = JitterBuffer(initial_delay=0.020)
+        for i in range(10):
+            jb.push(i, 160 * i, b"v", 0.02 * i)
+            assert jb.pop(0.02 * i + 0.027).kind is FrameKind.VOICE  # type: ignore[union-attr]
+        jb.min_delay = 0.100  # as if the jitter had just risen: the target is 100 ms
+        for i in range(10, 14):
+            jb.push(i, 160 * i, b"v", 0.02 * i, marker=marker and i == 10)
+        kinds[marker] = [jb.pop(0.02 * i + 0.027).kind for i in range(10, 14)]  # type: ignore[union-attr]
+    assert kinds[True] == [FrameKind.SILENCE] * 4  # waits for packet 10's due time, 0.300 s
+    assert kinds[False][0] is FrameKind.STRETCH and FrameKind.SILENCE not in kinds[False]
