@@ -157,10 +157,33 @@ class CallQuality:
         self.legs = {leg: LegQuality(clock_rate, event_types) for leg in legs}
         first, second = legs
         self._other = {first: second, second: first}
+        self._queue: list[tuple[Hashable, bytes, float]] = []
+        self.queue_limit = 10_000  # ~50 s of a call's two legs; beyond it the oldest half goes
 
     def tap(self, leg: Hashable, data: bytes, arrival: float) -> None:
         """An RTP datagram from `leg`'s phone (the relay's tap signature)."""
         self.legs[leg].rtp(data, arrival)
+
+    def deferred_tap(self, leg: Hashable, data: bytes, arrival: float) -> None:
+        """Like `tap` but only queues the datagram: one list append on the relay's loop.
+
+        `drain()` (e.g. from the relay's once-a-second sweep) or `summary()`
+        does the header work later, in one batch.
+        """
+        queue = self._queue
+        queue.append((leg, data, arrival))
+        if len(queue) > self.queue_limit:
+            self.drain(len(queue) // 2)
+
+    def drain(self, limit: int | None = None) -> int:
+        """Account queued datagrams (all, or the oldest `limit`); returns how many."""
+        queue = self._queue
+        count = len(queue) if limit is None else min(limit, len(queue))
+        legs = self.legs
+        for leg, data, arrival in queue[:count]:
+            legs[leg].rtp(data, arrival)
+        del queue[:count]
+        return count
 
     def rtcp(self, leg: Hashable, data: bytes, arrival: float) -> None:
         """An RTCP datagram from `leg`'s phone; malformed ones are counted and skipped."""
@@ -191,4 +214,5 @@ class CallQuality:
 
     def summary(self, codec: Codec = G711_PLC) -> dict[Hashable, dict[str, object]]:
         """Per-leg figures for the CDR, keyed by the leg names given at construction."""
+        self.drain()
         return {leg: quality.summary(codec) for leg, quality in self.legs.items()}

@@ -161,3 +161,24 @@ def test_chain_feeds_statistics_then_the_recorder() -> None:
     assert seen == [("a", 172, 0.5), ("b", 172, 0.6)]
     assert call.legs["a"].packets == 1 and call.legs["b"].packets == 1
     assert call.chain(None) == call.tap
+
+
+def test_deferred_tap_queues_until_drained() -> None:
+    call = CallQuality(("a", "b"))
+    for i in range(100):
+        if i != 40:
+            call.deferred_tap("a", rtp(i, 160 * i), 0.02 * i)
+    assert call.legs["a"].packets == 0  # nothing parsed on the relay's loop yet
+    assert call.drain(10) == 10 and call.legs["a"].packets == 10
+    summary = call.summary()  # drains the rest
+    assert summary["a"]["packets"] == 99 and summary["a"]["lost"] == 1
+    assert summary["b"]["packets"] == 0 and summary["b"]["mos"] is None
+
+
+def test_deferred_queue_is_bounded() -> None:
+    call = CallQuality(("a", "b"))
+    call.queue_limit = 100
+    for i in range(1000):
+        call.deferred_tap("a", rtp(i, 160 * i), 0.02 * i)
+        assert len(call._queue) <= 100
+    assert call.summary()["a"]["packets"] == 1000
