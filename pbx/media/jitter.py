@@ -91,7 +91,15 @@ class Frame:
 
 @dataclass(slots=True)
 class JitterStats:
-    """Counters since the buffer was made (resets do not clear them)."""
+    """Counters since the buffer was made (resets do not clear them).
+
+    received: packets filed; played: VOICE frames; lost: sequence numbers that
+    never arrived before their turn (those that come later move to late);
+    late and duplicate: packets dropped on arrival; stretched / skipped:
+    frames inserted / dropped to steer the delay; silence: SILENCE frames;
+    overflow: packets dropped because the buffer was full (counted lost again
+    when their turn comes); resets and timestamp_jumps: stream events.
+    """
 
     received: int = 0
     played: int = 0
@@ -288,10 +296,8 @@ class JitterBuffer:
         if ext in self._packets or ext in self._played_set:
             self.stats.duplicate += 1
             return Push.DUPLICATE
-        floor = self._cursor if self._state is _State.PLAYING else None
-        if floor is None and self._last_played is not None:
-            floor = self._last_played + 1
-        if floor is not None and ext < floor:
+        started = self._state is _State.PLAYING or self._last_played is not None
+        if started and ext < self._cursor:  # its turn has passed (the cursor never goes back)
             self.stats.late += 1
             if ext in self._lost:
                 self._lost.discard(ext)
