@@ -182,3 +182,15 @@ def test_deferred_queue_is_bounded() -> None:
         call.deferred_tap("a", rtp(i, 160 * i), 0.02 * i)
         assert len(call._queue) <= 100
     assert call.summary()["a"]["packets"] == 1000
+
+
+def test_keys_are_the_relays_legs() -> None:
+    from pbx.media.relay import Leg
+
+    call = CallQuality((Leg.A, Leg.B))
+    tap = call.chain(None)
+    for i in range(20):
+        tap(Leg.B, rtp(i, 160 * i, ssrc=0xB2), 0.02 * i)
+    summary = call.summary()
+    assert set(summary) == {Leg.A, Leg.B}
+    assert summary[Leg.B]["packets"] == 20 and summary[Leg.A]["packets"] == 0
