@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -468,3 +469,17 @@ class Concealer:
         self._run += len(self._last)
         out = np.round(self._last.astype(np.float64) * gain)
         return out.astype(np.int16)
+
+    def render(
+        self, frame: Frame | None, decode: Callable[[bytes], npt.NDArray[np.int16]]
+    ) -> npt.NDArray[np.int16]:
+        """The samples to play for one `pop()` result: decoded, concealed or silence.
+
+        `decode` turns a payload into 16-bit samples (e.g. `g711.ulaw_decode`).
+        """
+        if frame is None or frame.kind is FrameKind.SILENCE:
+            self._run = self._fade  # nothing to fade out of after a silence
+            return np.zeros(self.frame_samples, dtype=np.int16)
+        if frame.payload is not None:
+            return self.good(decode(frame.payload))
+        return self.conceal()

@@ -383,3 +383,19 @@ def test_marker_bit_lets_the_delay_grow_in_silence_not_in_speech() -> None:
         kinds[marker] = [jb.pop(0.02 * i + 0.027).kind for i in range(10, 14)]  # type: ignore[union-attr]
     assert kinds[True] == [FrameKind.SILENCE] * 4  # waits for packet 10's due time, 0.300 s
     assert kinds[False][0] is FrameKind.STRETCH and FrameKind.SILENCE not in kinds[False]
+
+
+def test_render_decodes_conceals_and_silences() -> None:
+    from pbx.media.g711 import ulaw_decode, ulaw_encode
+
+    plc = Concealer()
+    tone = np.full(160, 4000, dtype=np.int16)
+    voice = plc.render(Frame(FrameKind.VOICE, 0, ulaw_encode(tone), 1), ulaw_decode)
+    assert voice.shape == (160,) and abs(int(voice[0]) - 4000) < 150
+    lost = plc.render(Frame(FrameKind.LOST, 160, None, 2), ulaw_decode)
+    assert lost[0] == voice[0] and abs(int(lost[-1])) < abs(int(voice[-1]))
+    stretched = plc.render(Frame(FrameKind.STRETCH, 320), ulaw_decode)
+    assert 0 < stretched[0] < lost[0]  # the fade carries on
+    assert not plc.render(Frame(FrameKind.SILENCE, 480), ulaw_decode).any()
+    assert not plc.render(None, ulaw_decode).any()
+    assert not plc.render(Frame(FrameKind.LOST, 640), ulaw_decode).any()  # nothing to repeat
