@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -578,44 +577,6 @@ def area_shares(raw: Path | None) -> list[tuple[str, float]]:
 
 def describe_areas(shares: list[tuple[str, float]]) -> str:
     return "; ".join(f"{name} {share:.0%}" for name, share in shares if share >= 0.01)
-
-
-def commit_wall_ms(
-    directory: Path, synchronous: str, count: int = 200, budget_s: float = 2.0
-) -> float:
-    """Wall milliseconds of one small upsert + COMMIT in a WAL database in `directory`.
-
-    The PBX's store commits once per REGISTER with credentials (the binding) and once per call
-    (the CDR) on its only thread, so with synchronous=FULL every commit's fsync stalls the whole
-    event loop. That wait is not CPU time: this puts a number on it for the disk at hand.
-    """
-    path = directory / f"commit-{synchronous.lower()}.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("CREATE TABLE IF NOT EXISTS b (k TEXT PRIMARY KEY, v REAL)")
-        started, done = time.perf_counter(), 0
-        while done < count and time.perf_counter() - started < budget_s:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT OR REPLACE INTO b VALUES (?, ?)", (str(done % 50), done))
-            conn.execute("COMMIT")
-            done += 1
-        return 1000 * (time.perf_counter() - started) / max(done, 1)
-    finally:
-        conn.close()
-
-
-def store_synchronous(directory: Path) -> str:
-    """The PRAGMA synchronous the PBX's store connections use (FULL, NORMAL, ...)."""
-    from pbx.store import schema
-
-    conn = schema.connect(directory / "probe.sqlite")
-    try:
-        level = conn.execute("PRAGMA synchronous").fetchone()[0]
-    finally:
-        conn.close()
-    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
 
 
 def cpu_note(step: Step, unit: str) -> str:
