@@ -1,26 +1,29 @@
 """An estimated MOS for a call leg from loss, jitter and round-trip time (simplified E-model).
 
-ITU-T G.107 (06/2015) rates a connection with the transmission rating R,
+ITU-T G.107 (clause "The structure and basic algorithms of the E-model";
+clause 3 in the 2005 edition, 7 in later ones) rates a connection with
+the transmission rating R,
 
-    R = Ro - Is - Id - Ie,eff + A                                    (G.107 eq. 7-1)
+    R = Ro - Is - Id - Ie,eff + A
 
 and maps R to a mean opinion score (MOS, conversational quality estimated)
-with Annex B (eq. B-4). A PBX sees neither loudness ratings nor room noise,
-so this module keeps every such input at its G.107 default value (Table 3)
-and lets only what the media plane measures vary:
+with Annex B. A PBX sees neither loudness ratings nor room noise, so this
+module keeps every such input at its G.107 default value and lets only what
+the media plane measures vary:
 
-* ``Ro - Is`` is 93.36 at the defaults, and with the default-value delay
-  impairment at zero delay R comes to 93.2, the figure G.107 §7.7 quotes
-  for the default connection. The advantage factor A is 0.
-* ``Id`` (G.107 §7.4) from the one-way delay T = Ta (mouth to ear) with
-  Tr = 2T: talker echo Idte (eqs. 7-19..7-24, TELR = 65 dB, i.e. a working
-  echo canceller), listener echo Idle (eqs. 7-25, 7-26, WEPL = 110 dB) and
-  the absolute delay term Idd (eqs. 7-27, 7-28). The one-way delay is
-  estimated as RTT/2 (network) + jitter buffer + codec delay (packetisation).
-* ``Ie,eff`` (G.107 eq. 7-29) from the packet-loss probability Ppl in % with
-  the codec's Ie and Bpl of ITU-T G.113 Appendix I: G.711 has Ie = 0 and
-  Bpl = 4.3 without packet-loss concealment, 25.1 with G.711 Appendix I PLC.
-  BurstR is 1 unless the caller knows the loss is bursty.
+* ``Ro - Is`` is 93.36 at the defaults; with the default-value delay
+  impairment at zero delay R comes to 93.2, the figure G.107 quotes for the
+  default connection. The advantage factor A is 0.
+* ``Id`` (G.107 "Delay impairment factor") from the one-way delay T = Ta
+  (mouth to ear) with Tr = 2T: talker echo Idte (TELR = 65 dB, i.e. a
+  working echo canceller), listener echo Idle (WEPL = 110 dB) and the
+  absolute delay term Idd. The one-way delay is estimated as RTT/2
+  (network) + jitter buffer + codec delay (packetisation).
+* ``Ie,eff`` (G.107 "Equipment impairment factor") from the packet-loss
+  probability Ppl in % with the codec's Ie and Bpl of ITU-T G.113 Appendix
+  I: G.711 has Ie = 0 and Bpl = 4.3 without packet-loss concealment, 25.1
+  with G.711 Appendix I PLC. BurstR is 1 unless the caller knows the loss
+  is bursty.
 
 Simplifications, said plainly: one codec per leg (no tandems, Ie adds),
 defaults for everything acoustic, the jitter buffer delay taken as
@@ -36,9 +39,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-RO_MINUS_IS = 93.36  # G.107 §7.7: Ro = 94.77, Is = 1.41 at the Table 3 defaults
-_NO = -61.18  # G.107 eq. 7-3 noise floor at the defaults, dBm0p
-_RO = 15 - 1.5 * (8 + _NO)  # G.107 eq. 7-2 with SLR = 8 dB: Ro = 94.77
+RO_MINUS_IS = 93.36  # G.107 default values: Ro = 94.77, Is = 1.41
+_NO = -61.18  # G.107 total noise floor No at the defaults, dBm0p
+_RO = 15 - 1.5 * (8 + _NO)  # G.107 Ro = 15 - 1.5 (SLR + No), SLR = 8 dB: 94.77
 _TELR = 65.0  # talker echo loudness rating, dB (default)
 _WEPL = 110.0  # weighted echo path loss, dB (default)
 JITTER_BUFFER_FACTOR = 2.0
@@ -60,13 +63,13 @@ G711_PLC = Codec("G.711 with PLC", ie=0.0, bpl=25.1, delay=0.020)
 
 
 def delay_impairment(one_way: float) -> float:
-    """Id of G.107 §7.4 at the default echo parameters, for a one-way delay in seconds."""
+    """G.107 Id = Idte + Idle + Idd at the default echo parameters, one-way delay in s."""
     t = max(0.0, one_way * 1000.0)  # G.107 works in milliseconds; T = Ta, Tr = 2T
     return _talker_echo(t) + _listener_echo(2 * t) + _absolute_delay(t)
 
 
 def _talker_echo(t: float) -> float:
-    """Idte, G.107 eqs. 7-19 to 7-24 (STMR 15 dB, so no low-STMR correction)."""
+    """G.107 Idte from TERV, Roe and Re (STMR 15 dB, so no low-STMR correction)."""
     terv = _TELR - 40 * math.log10((1 + t / 10) / (1 + t / 150)) + 6 * math.exp(-0.3 * t * t)
     roe = -1.5 * (_NO - 2)
     re = 80 + 2.5 * (terv - 14)
@@ -75,14 +78,14 @@ def _talker_echo(t: float) -> float:
 
 
 def _listener_echo(tr: float) -> float:
-    """Idle, G.107 eqs. 7-25 and 7-26."""
+    """G.107 Idle from Rle = 10.5 (WEPL + 7) (Tr + 1)^-0.25."""
     rle = 10.5 * (_WEPL + 7) * math.pow(tr + 1, -0.25)
     diff = _RO - rle
     return diff / 2 + math.sqrt(diff * diff / 4 + 169)
 
 
 def _absolute_delay(ta: float) -> float:
-    """Idd, G.107 eqs. 7-27 and 7-28 (sT = 1, mT = 100 ms at the defaults)."""
+    """G.107 Idd: 0 up to Ta = 100 ms, then the X = log2(Ta / 100) curve (sT = 1, mT = 100)."""
     if ta <= 100:
         return 0.0
     x = math.log10(ta / 100) / math.log10(2)
@@ -90,7 +93,7 @@ def _absolute_delay(ta: float) -> float:
 
 
 def effective_equipment_impairment(loss: float, codec: Codec = G711, burst: float = 1.0) -> float:
-    """Ie,eff of G.107 eq. 7-29 for a loss fraction 0..1 (random loss when burst = 1)."""
+    """G.107 Ie,eff = Ie + (95 - Ie) Ppl / (Ppl / BurstR + Bpl), loss fraction 0..1."""
     ppl = 100.0 * min(max(loss, 0.0), 1.0)
     return codec.ie + (95 - codec.ie) * ppl / (ppl / burst + codec.bpl)
 
@@ -103,7 +106,7 @@ def r_factor(one_way: float, loss: float, codec: Codec = G711, burst: float = 1.
 
 
 def mos_from_r(r: float) -> float:
-    """G.107 Annex B eq. B-4: MOS_CQE from R, 1 below R = 0 and 4.5 above R = 100."""
+    """G.107 Annex B: MOS_CQE = 1 + 0.035 R + R (R - 60) (100 - R) 7e-6, within 1..4.5."""
     if r <= 0:
         return 1.0
     if r >= 100:
