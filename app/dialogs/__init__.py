@@ -1,0 +1,1 @@
+"""Dialogs: the incoming call, and the settings pages (account, audio, extensions, trunks)."""

@@ -1,0 +1,1 @@
+"""Reusable widgets of the main window: the dial pad and the active-call panel."""

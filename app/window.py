@@ -1,0 +1,348 @@
+"""The main window: dial pad, calls in progress, history, directory, status bar, tray.
+
+The window turns user actions into `Phone` calls submitted through the
+bridge, and applies the phone's events to its models; it never waits for
+the PBX thread. Shortcuts: Enter dials, Esc hangs up (or rejects a ringing
+call), Ctrl+, opens the settings. Closing the window keeps the app (and
+the embedded PBX) running in the system tray when there is one; Quit emits
+`quit_requested`, and app.main stops the calls and the PBX cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.bridge import Bridge
+from app.dialogs.incoming import IncomingCallDialog
+from app.models import CallsModel, DirectoryModel, HistoryModel
+from app.phone import (
+    CallState,
+    CallUpdated,
+    CallView,
+    Notice,
+    PbxStatus,
+    Phone,
+    RegistrationState,
+    RegistrationUpdated,
+)
+from app.qt import (
+    QAction,
+    QCloseEvent,
+    QHBoxLayout,
+    QIcon,
+    QInputDialog,
+    QKeySequence,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QPushButton,
+    QShortcut,
+    QSystemTrayIcon,
+    QTableView,
+    QTabWidget,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from app.services import PbxDesk
+from app.widgets.call_panel import CallPanel
+from app.widgets.dialpad import DialPad
+
+REGISTRATION_WORDS = {
+    RegistrationState.UNREGISTERED: "Not registered",
+    RegistrationState.REGISTERING: "Registering…",
+    RegistrationState.REGISTERED: "Registered",
+    RegistrationState.UNREGISTERING: "Signing off…",
+    RegistrationState.FAILED: "Registration failed",
+}
+REFRESH_MS = 5000  # directory and PBX status; cheap store reads, idle CPU stays near zero
+
+
+class MainWindow(QMainWindow):
+    quit_requested = Signal()
+    settings_requested = Signal()
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        phone: Phone,
+        desk: PbxDesk | None = None,
+        *,
+        status_fn: Callable[[], Any] | None = None,
+        icon: QIcon | None = None,
+        use_tray: bool = True,
+    ) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.phone = phone
+        self.desk = desk
+        self.status_fn = status_fn
+        self.setWindowTitle("DeskPhone")
+        if icon is not None:
+            self.setWindowIcon(icon)
+        self.calls = CallsModel(self)
+        self.history = HistoryModel(self)
+        self.directory = DirectoryModel(self)
+        self.incoming: dict[str, IncomingCallDialog] = {}
+        self.transfer_dialog: QInputDialog | None = None
+        self.last_notice = ""
+        self._build_ui()
+        self._build_menu_and_shortcuts()
+        self.tray = self._build_tray(icon) if use_tray else None
+        bridge.event.connect(self.on_event)
+        self._refresher = QTimer(self)
+        self._refresher.setInterval(REFRESH_MS)
+        self._refresher.timeout.connect(self.refresh)
+        if desk is not None or status_fn is not None:
+            self._refresher.start()
+        self.refresh()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build_ui(self) -> None:
+        self.dialpad = DialPad(self)
+        self.dialpad.dial_requested.connect(self.dial)
+        self.dialpad.key_pressed.connect(self._key_during_call)
+        self.panel = CallPanel(self)
+        self.panel.hide()
+        self.panel.hangup_requested.connect(self.hangup)
+        self.panel.hold_toggled.connect(self.set_hold)
+        self.panel.mute_toggled.connect(self.set_mute)
+        self.panel.dtmf_pressed.connect(self.send_dtmf)
+        self.panel.transfer_requested.connect(self.ask_transfer_target)
+        self.calls_view = QListView(self)
+        self.calls_view.setModel(self.calls)
+        self.calls_view.setAccessibleName("Calls in progress")
+        self.calls_view.setMaximumHeight(80)
+        self.calls_view.hide()
+        phone_page = QWidget(self)
+        column = QVBoxLayout(phone_page)
+        column.addWidget(self.calls_view)
+        column.addWidget(self.panel)
+        column.addWidget(self.dialpad)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(phone_page, "Phone")
+        self.tabs.addTab(self._history_page(), "History")
+        self.tabs.addTab(self._directory_page(), "Directory")
+        self.setCentralWidget(self.tabs)
+        self.registration_label = QLabel("Not registered", self)
+        self.registration_label.setAccessibleName("Softphone registration")
+        self.pbx_label = QLabel("", self)
+        self.pbx_label.setAccessibleName("PBX status")
+        self.statusBar().addWidget(self.registration_label)
+        self.statusBar().addPermanentWidget(self.pbx_label)
+
+    def _table(self, model: Any, name: str, on_activate: Callable[[int], None]) -> QTableView:
+        table = QTableView(self)
+        table.setModel(model)
+        table.setAccessibleName(name)
+        table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().hide()
+        table.horizontalHeader().setStretchLastSection(True)
+        table.activated.connect(lambda index: on_activate(index.row()))
+        return table
+
+    def _history_page(self) -> QWidget:
+        page = QWidget(self)
+        self.history_view = self._table(self.history, "Call history", self.redial)
+        self.redial_button = QPushButton("Call back", page)
+        self.redial_button.setAccessibleName("Call back")
+        self.redial_button.clicked.connect(lambda: self.redial(self._selected(self.history_view)))
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.history_view)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.redial_button)
+        layout.addLayout(row)
+        return page
+
+    def _directory_page(self) -> QWidget:
+        page = QWidget(self)
+        self.directory_view = self._table(self.directory, "Extensions", self.call_extension)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.directory_view)
+        return page
+
+    def _build_menu_and_shortcuts(self) -> None:
+        menu = self.menuBar().addMenu("&Phone")
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcuts([QKeySequence("Ctrl+,"), QKeySequence.Preferences])
+        self.settings_action.triggered.connect(self.settings_requested)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.quit_requested)
+        menu.addAction(self.settings_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        self.addAction(self.settings_action)
+        self.addAction(self.quit_action)
+        QShortcut(QKeySequence("Escape"), self, activated=self.hangup_current)
+        for key in ("Return", "Enter"):
+            QShortcut(QKeySequence(key), self, activated=self.dialpad.request_dial)
+
+    def _build_tray(self, icon: QIcon | None) -> QSystemTrayIcon | None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return None
+        tray = QSystemTrayIcon(icon or QIcon(), self)
+        menu = QMenu(self)
+        menu.addAction("Show DeskPhone", self.show_normal)
+        menu.addAction(self.quit_action)
+        tray.setContextMenu(menu)
+        tray.activated.connect(lambda _reason: self.show_normal())
+        tray.setToolTip("DeskPhone")
+        tray.show()
+        return tray
+
+    # ------------------------------------------------------------------ actions
+
+    def dial(self, target: str) -> None:
+        self.bridge.submit(self.phone.dial, target, what=f"Calling {target}")
+
+    def redial(self, row: int | None) -> None:
+        if row is not None and 0 <= row < self.history.rowCount():
+            self.dial(self.history.row(row).number)
+
+    def call_extension(self, row: int | None) -> None:
+        if row is not None and 0 <= row < self.directory.rowCount():
+            self.dial(self.directory.row(row).number)
+
+    def answer(self, key: str) -> None:
+        self.bridge.submit(self.phone.answer, key, what="Answering")
+
+    def reject(self, key: str) -> None:
+        self.bridge.submit(self.phone.reject, key, what="Rejecting")
+
+    def hangup(self, key: str) -> None:
+        self.bridge.submit(self.phone.hangup, key, what="Hanging up")
+
+    def hangup_current(self) -> None:
+        """Esc: reject the newest ringing call, else hang up the shown one."""
+        ringing = [v for v in self.calls.calls() if v.ringing_in]
+        if ringing:
+            self.reject(ringing[-1].key)
+        elif self.panel.view is not None:
+            self.hangup(self.panel.view.key)
+
+    def set_hold(self, key: str, on: bool) -> None:
+        fn = self.phone.hold if on else self.phone.resume
+        self.bridge.submit(fn, key, what="Hold" if on else "Resume")
+
+    def set_mute(self, key: str, on: bool) -> None:
+        self.bridge.submit(self.phone.set_muted, key, on, what="Mute")
+
+    def send_dtmf(self, key: str, digit: str) -> None:
+        self.bridge.submit(self.phone.send_dtmf, key, digit, what="Sending a tone")
+
+    def _key_during_call(self, digit: str) -> None:
+        view = self.panel.view
+        if view is not None and view.state is CallState.CONNECTED:
+            self.send_dtmf(view.key, digit)
+
+    def ask_transfer_target(self, key: str) -> None:
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Transfer")
+        dialog.setLabelText("Transfer the call to (extension or number):")
+        dialog.textValueSelected.connect(lambda target: self.transfer(key, target))
+        self.transfer_dialog = dialog
+        dialog.open()
+
+    def transfer(self, key: str, target: str) -> None:
+        if target.strip():
+            self.bridge.submit(self.phone.transfer, key, target.strip(), what="Transfer")
+
+    def _selected(self, table: QTableView) -> int | None:
+        rows = table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def show_normal(self) -> None:
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, event: object) -> None:
+        handler = self._HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_call(self, event: CallUpdated) -> None:
+        view = event.view
+        self.calls.apply(view)
+        if view.ringing_in and view.key not in self.incoming:
+            self._open_incoming(view)
+        elif not view.ringing_in and view.key in self.incoming:
+            self.incoming.pop(view.key).close()
+        if not view.live:
+            self.refresh_history()
+            if view.reason:
+                self.show_notice(f"Call with {view.remote} ended: {view.reason}")
+        shown = self.calls.active()
+        self.panel.show_call(shown)
+        self.panel.setVisible(shown is not None)
+        self.calls_view.setVisible(self.calls.rowCount() > 1)
+
+    def _open_incoming(self, view: CallView) -> None:
+        dialog = IncomingCallDialog(view, self)
+        dialog.answered.connect(self.answer)
+        dialog.rejected_call.connect(self.reject)
+        self.incoming[view.key] = dialog
+        dialog.show()
+        if self.tray is not None:
+            self.tray.showMessage("Incoming call", view.display_name or view.remote)
+
+    def _on_registration(self, event: RegistrationUpdated) -> None:
+        words = REGISTRATION_WORDS[event.state]
+        self.registration_label.setText(f"{words}: {event.detail}" if event.detail else words)
+
+    def _on_pbx_status(self, event: PbxStatus) -> None:
+        self.pbx_label.setText(describe_pbx(event))
+
+    def _on_notice(self, event: Notice) -> None:
+        self.show_notice(event.text)
+
+    _HANDLERS: dict[type, Callable[[MainWindow, Any], None]] = {
+        CallUpdated: _on_call,
+        RegistrationUpdated: _on_registration,
+        PbxStatus: _on_pbx_status,
+        Notice: _on_notice,
+    }
+
+    def show_notice(self, text: str) -> None:
+        self.last_notice = text
+        self.statusBar().showMessage(text, 10000)
+
+    # ------------------------------------------------------------------ refresh
+
+    def refresh(self) -> None:
+        self.refresh_history()
+        if self.desk is not None:
+            self.directory.set_rows(self.desk.directory())
+        if self.status_fn is not None:
+            self.bridge.submit(self.status_fn, on_done=self.bridge.publish, on_error=lambda _: None)
+
+    def refresh_history(self) -> None:
+        if self.desk is not None:
+            self.history.set_cdrs(self.desk.history(), self.desk.me)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.tray is not None and self.tray.isVisible():
+            event.ignore()  # the PBX keeps running; the tray brings the window back
+            self.hide()
+            self.tray.showMessage("DeskPhone", "Still running here; calls still ring.")
+            return
+        event.accept()
+        self.quit_requested.emit()
+
+
+def describe_pbx(status: PbxStatus) -> str:
+    if not status.running:
+        return "External PBX"
+    phones = "1 phone" if status.phones_registered == 1 else f"{status.phones_registered} phones"
+    calls = "1 call" if status.calls_in_progress == 1 else f"{status.calls_in_progress} calls"
+    return f"PBX: {phones} registered, {calls} in progress"

@@ -1,0 +1,197 @@
+"""The main window driven offscreen with a fake phone: dial pad, call panel, shortcuts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.bridge import Bridge
+from app.models import CallsModel
+from app.phone import (
+    CallState,
+    Notice,
+    PbxStatus,
+    RegistrationState,
+    RegistrationUpdated,
+)
+from app.qt import QGuiApplication, Qt
+from app.widgets.dialpad import clean_number
+from app.window import MainWindow, describe_pbx
+from tests.gui.fakes import FakePhone
+
+
+@pytest.fixture
+def window(qtbot, loop_thread, fake_phone: FakePhone) -> Iterator[MainWindow]:
+    bridge = Bridge(loop_thread)
+    fake_phone.publish = bridge.publish
+    win = MainWindow(bridge, fake_phone, use_tray=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    qtbot.waitUntil(lambda: bridge.pending == 0, timeout=3000)
+
+
+def wait_state(qtbot, win: MainWindow, state: CallState) -> None:
+    qtbot.waitUntil(
+        lambda: win.panel.view is not None and win.panel.view.state is state, timeout=3000
+    )
+
+
+def test_typing_a_number_and_enter_dials_it(qtbot, window: MainWindow, fake_phone) -> None:
+    window.dialpad.number.setFocus()
+    qtbot.keyClicks(window.dialpad.number, "1002")
+    qtbot.keyClick(window.dialpad.number, Qt.Key.Key_Return)
+    wait_state(qtbot, window, CallState.DIALING)
+    assert fake_phone.actions == [("dial", "1002")]
+    assert window.panel.isVisible()
+    assert window.panel.title.text() == "1002 — Calling…"
+
+
+def test_dial_pad_keys_and_call_button(qtbot, window: MainWindow, fake_phone) -> None:
+    for key in "1003":
+        qtbot.mouseClick(window.dialpad.keys[key], Qt.MouseButton.LeftButton)
+    assert window.dialpad.number.text() == "1003"
+    qtbot.mouseClick(window.dialpad.call_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, CallState.DIALING)
+    assert fake_phone.actions == [("dial", "1003")]
+
+
+def test_pasting_a_formatted_number_keeps_the_digits(qtbot, window: MainWindow) -> None:
+    QGuiApplication.clipboard().setText("+1 (555) 123-4567")
+    window.dialpad.number.setFocus()
+    qtbot.keyClick(window.dialpad.number, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert window.dialpad.number.text() == "+15551234567"
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("+1 (555) 123-4567", "+15551234567"),
+        ("tel:+1-555-1234;phone-context=example.com", "+15551234"),
+        ("sip:alice@example.com", "sip:alice@example.com"),
+        (" 1002 ", "1002"),
+        ("030 / 1234.56", "030123456"),
+    ],
+)
+def test_clean_number(text: str, cleaned: str) -> None:
+    assert clean_number(text) == cleaned
+
+
+def test_connected_call_hold_mute_dtmf_and_escape_hangs_up(
+    qtbot, window: MainWindow, fake_phone: FakePhone
+) -> None:
+    window.dial("1002")
+    wait_state(qtbot, window, CallState.DIALING)
+    assert not window.panel.hold.isEnabled()  # no hold before the answer
+    key = window.panel.view.key
+    fake_phone.far_end_answers(key)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    assert window.panel.hold.isEnabled() and window.panel.ticking
+    qtbot.mouseClick(window.panel.hold, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, CallState.ON_HOLD)
+    assert window.panel.hold.isChecked()
+    assert window.panel.title.text() == "1002 — On hold"
+    qtbot.mouseClick(window.panel.hold, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    qtbot.mouseClick(window.panel.mute, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.panel.view.muted, timeout=3000)
+    qtbot.mouseClick(window.panel.keypad_button, Qt.MouseButton.LeftButton)
+    assert window.panel.keypad.isVisible()
+    window.panel.keypad.findChildren(type(window.panel.hold))[4].click()  # key "5"
+    qtbot.waitUntil(lambda: ("dtmf", key, "5") in fake_phone.actions, timeout=3000)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.panel.view is None, timeout=3000)
+    assert not window.panel.isVisible()
+    assert fake_phone.actions == [
+        ("dial", "1002"), ("hold", key), ("resume", key), ("mute", key, "True"),
+        ("dtmf", key, "5"), ("hangup", key),
+    ]  # fmt: skip
+
+
+def test_call_timer_counts_from_the_answer(qtbot, window: MainWindow, fake_phone) -> None:
+    now = [1000.0]
+    window.panel.clock = lambda: now[0]
+    fake_phone.now = 1000.0
+    window.dial("1002")
+    wait_state(qtbot, window, CallState.DIALING)
+    fake_phone.far_end_answers(window.panel.view.key)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    assert window.panel.timer_label.text() == "0:00"
+    now[0] = 1075.4
+    window.panel.refresh_timer()
+    assert window.panel.timer_label.text() == "1:15"
+
+
+def test_incoming_call_dialog_answers(qtbot, window: MainWindow, fake_phone) -> None:
+    key = fake_phone.ring_in("1001", "Reception")
+    qtbot.waitUntil(lambda: key in window.incoming, timeout=3000)
+    dialog = window.incoming[key]
+    assert dialog.isVisible()
+    assert "Reception" in dialog.caller.text()
+    qtbot.mouseClick(dialog.answer_button, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    assert key not in window.incoming
+    assert fake_phone.actions == [("answer", key)]
+
+
+def test_escape_rejects_a_ringing_call(qtbot, window: MainWindow, fake_phone) -> None:
+    key = fake_phone.ring_in("1001")
+    qtbot.waitUntil(lambda: key in window.incoming, timeout=3000)
+    window.hangup_current()
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 0, timeout=3000)
+    assert fake_phone.actions == [("reject", key)]
+    assert key not in window.incoming
+
+
+def test_transfer_asks_for_a_target(qtbot, window: MainWindow, fake_phone) -> None:
+    window.dial("1002")
+    wait_state(qtbot, window, CallState.DIALING)
+    key = window.panel.view.key
+    fake_phone.far_end_answers(key)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    qtbot.mouseClick(window.panel.transfer, Qt.MouseButton.LeftButton)
+    assert window.transfer_dialog is not None and window.transfer_dialog.isVisible()
+    window.transfer_dialog.setTextValue("1005")
+    window.transfer_dialog.accept()
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 0, timeout=3000)
+    assert ("transfer", key, "1005") in fake_phone.actions
+    assert window.last_notice == "Call with 1002 ended: transferred to 1005"
+
+
+def test_status_bar_shows_registration_and_pbx(qtbot, window: MainWindow) -> None:
+    window.bridge.publish(RegistrationUpdated(RegistrationState.REGISTERED, "1000@127.0.0.1"))
+    window.bridge.publish(PbxStatus(True, 3, 1))
+    qtbot.waitUntil(lambda: window.pbx_label.text() != "", timeout=3000)
+    assert window.registration_label.text() == "Registered: 1000@127.0.0.1"
+    assert window.pbx_label.text() == "PBX: 3 phones registered, 1 call in progress"
+    assert describe_pbx(PbxStatus(False)) == "External PBX"
+
+
+def test_a_failed_action_says_so(qtbot, window: MainWindow, fake_phone) -> None:
+    async def broken(target: str) -> str:
+        raise RuntimeError("no route to 9999")
+
+    fake_phone.dial = broken  # type: ignore[method-assign]
+    window.dial("9999")
+    qtbot.waitUntil(lambda: window.last_notice != "", timeout=3000)
+    assert window.last_notice == "Calling 9999 failed: no route to 9999"
+    window.bridge.publish(Notice("Transfer accepted"))
+    qtbot.waitUntil(lambda: window.last_notice == "Transfer accepted", timeout=3000)
+
+
+def test_ctrl_comma_asks_for_settings(qtbot, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.settings_requested, timeout=2000):
+        qtbot.keyClick(window, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+
+
+def test_controls_have_accessible_names(window: MainWindow) -> None:
+    names = {w.accessibleName() for w in window.findChildren(type(window.panel.hold))}
+    assert {"Call", "Key 1", "Key #", "Hold", "Mute", "Transfer", "Hang up", "Keypad"} <= names
+    assert window.dialpad.number.accessibleName() == "Number to dial"
+
+
+def test_calls_model_passes_the_qt_model_tester(qtmodeltester, fake_phone) -> None:
+    model = CallsModel()
+    qtmodeltester.check(model)
