@@ -1,0 +1,620 @@
+"""The headless SIP user agent: one account, its registration and its calls (no Qt).
+
+Built on the PBX's own sans-IO core and asyncio shell: one `SipEndpoint`
+(SipCore + transport + timers) listening on its own port, a `DialogSet`, a
+`DigestClient` for 401/407 (RFC 3261 22.2, RFC 7616), a `PortAllocator` for
+RTP. Everything runs on the loop that called `start()`; every event goes to
+the one `on_event` callable (see pbx.ua.events).
+
+Where requests go (RFC 3261 8.1.2): a request with Route headers goes to
+the first route; an out-of-dialog request whose Request-URI names the
+account's domain goes to the account's server (the outbound proxy); any
+other request goes where its Request-URI says (uri_next_hop), which also
+lets two UAs call each other directly.
+
+Client transactions are awaited with `transact()`: it returns the final
+response (None when the transaction timed out or the transport failed, to
+be read as 408/503) and answers a 401/407 with credentials, at most twice
+per request, with a new CSeq (22.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbx.media.ports import PortAllocator
+from pbx.net.local_address import WILDCARDS, route_source
+from pbx.net.transport import Listen, SipEndpoint
+from pbx.sip.core import SipCore
+from pbx.sip.dialog import Dialog, DialogSet, DialogState, LocalEndpoint, new_tag
+from pbx.sip.digest_client import DigestClient
+from pbx.sip.errors import SipError
+from pbx.sip.events import (
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    TransportErrorOccurred,
+)
+from pbx.sip.message import Request, Response
+from pbx.sip.sdp import NoCommonCodec
+from pbx.sip.timers import TimerConfig
+from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transport import NextHop, uri_next_hop
+from pbx.sip.uri import SipUri, parse_name_addr
+from pbx.ua.audio import AudioPort
+from pbx.ua.call import Call, UaError
+from pbx.ua.events import (
+    Account,
+    CallState,
+    IncomingCall,
+    OutgoingCall,
+    RegistrationChanged,
+    RegistrationState,
+    UaEvent,
+)
+from pbx.ua.media import RtpStream
+from pbx.ua.register import Registration
+from pbx.ua.session import DEFAULT_CODECS, MediaSession
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE"
+MAX_AUTH_TRIES = 2
+_BRANCH = re.compile(r";\s*branch=[^;,\s]*", re.IGNORECASE)
+_AUTH_HEADERS = frozenset({"Authorization", "Proxy-Authorization"})
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One client transaction the UA awaits."""
+
+    request: Request
+    future: asyncio.Future[Response | None]
+    dialog: Dialog | None
+    on_provisional: Callable[[Response], None] | None
+    on_final: Callable[[Response | None], None] | None
+    on_sent: Callable[[Request, ClientKey], None] | None
+    tries: int = 0
+    done: list[Response] = field(default_factory=list)
+
+
+class UserAgent:
+    """One SIP account's softphone core; see the module docstring."""
+
+    def __init__(
+        self,
+        account: Account,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        on_event: Callable[[UaEvent], None] | None = None,
+        rtp_ports: tuple[int, int] = (30000, 30999),
+        *,
+        codecs: Iterable[Any] = DEFAULT_CODECS,
+        user_agent: str = "DeskPBX-UA",
+        timers: TimerConfig | None = None,
+        auto_hold: bool = True,
+        follow_refer: bool = True,
+    ) -> None:
+        self.account = account
+        self.listen = listen
+        self.on_event = on_event
+        self.codecs = tuple(codecs)
+        self.user_agent = user_agent
+        self.timer_config = timers or TimerConfig()
+        self.auto_hold = auto_hold
+        """Answering or placing a call puts the other live calls on hold (one active call)."""
+        self.follow_refer = follow_refer
+        """An accepted REFER makes us call its target (blind or attended transfer)."""
+        self.allow = ALLOW
+        self.ports = PortAllocator(*rtp_ports)
+        self.dialogs = DialogSet()
+        self.digest = DigestClient(account.username, account.password)
+        self.calls: list[Call] = []
+        self.local_host = listen[0]
+        self.local_port = listen[1]
+        self.registration = Registration(self)
+        self._endpoint: SipEndpoint | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[ClientKey, _Pending] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # ---- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the SIP listener (port 0 picks a free one)."""
+        self._loop = asyncio.get_running_loop()
+        core = SipCore(self.timer_config)
+        transport = self.account.transport.upper()
+        listen = Listen(self.listen[0], self.listen[1], (transport,))
+        self._endpoint = SipEndpoint(self._loop, core, self._handle, (listen,))
+        await self._endpoint.start()
+        host, port = self._endpoint.addresses[transport if transport == "UDP" else "TCP"][0][:2]
+        if host in WILDCARDS:
+            host = route_source(self.account.server)
+        self.local_host, self.local_port = host, port
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Hang up every call, unregister when registered, close the listener."""
+        if self._closed or self._endpoint is None:
+            return
+        self._closed = True
+        jobs: list[Coroutine[Any, Any, Any]] = [call.hangup() for call in list(self.calls)]
+        if self.registration.state is RegistrationState.REGISTERED:
+            jobs.append(self.registration.unregister())
+        if jobs:
+            await asyncio.wait([asyncio.ensure_future(job) for job in jobs], timeout=timeout)
+        for call in list(self.calls):
+            call.finish(None, "closed")
+        self.registration.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await self._endpoint.close()
+
+    # ---- what the GUI reads -----------------------------------------------------------------
+
+    @property
+    def sip(self) -> SipEndpoint:
+        if self._endpoint is None:
+            raise UaError("the user agent is not started")
+        return self._endpoint
+
+    @property
+    def hostport(self) -> str:
+        host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
+        return f"{host}:{self.local_port}"
+
+    @property
+    def contact_uri(self) -> str:
+        transport = self.account.transport.upper()
+        suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
+        return f"sip:{self.account.username}@{self.hostport}{suffix}"
+
+    @property
+    def contact(self) -> str:
+        return f"<{self.contact_uri}>"
+
+    @property
+    def registration_state(self) -> RegistrationState:
+        return self.registration.state
+
+    @property
+    def active_call(self) -> Call | None:
+        """The call whose audio is live: the newest connected call that is not on hold."""
+        live = [c for c in self.calls if c.state is CallState.CONNECTED]
+        return live[-1] if live else None
+
+    def now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    def emit(self, event: UaEvent) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # the owner's bug must not break SIP handling
+            log.exception("on_event failed on %r", event)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("UA task failed: %r", task.exception())
+
+    # ---- registration ------------------------------------------------------------------
+
+    async def register(self, expires: int = 300) -> RegistrationChanged:
+        """REGISTER with digest auth; refreshed before expiry until unregister()."""
+        return await self.registration.register(expires)
+
+    async def unregister(self) -> RegistrationChanged:
+        return await self.registration.unregister()
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    def target_uri(self, target: str) -> str:
+        """A dialled string as a SIP URI: "1002" -> sip:1002@<domain>; URIs pass through."""
+        target = target.strip()
+        if target.lower().startswith(("sip:", "sips:")):
+            return target
+        if target.lower().startswith("tel:"):
+            target = target[4:].split(";", 1)[0]
+        number = re.sub(r"[\s().-]", "", target)
+        host = self.account.realm_host
+        if host == self.account.server and self.account.port != 5060:
+            host = f"{host}:{self.account.port}"
+        return f"sip:{number}@{host}"
+
+    async def call(self, target: str, *, audio: AudioPort | None = None) -> Call:
+        """Place a call to a number or URI; returns at once in state dialing."""
+        uri = self.target_uri(target)
+        call_id = f"{secrets.token_hex(10)}@deskpbx-ua"
+        call = await self._new_call("outgoing", call_id, uri, "", audio, CallState.DIALING)
+        self.hold_others(call)
+        invite = self.new_request(
+            "INVITE", uri, to=f"<{uri}>", call_id=call_id, from_tag=new_tag(), cseq=1,
+            headers=[("Contact", self.contact), ("Allow", ALLOW),
+                     ("Content-Type", "application/sdp")],
+            body=call.session.offer(),
+        )  # fmt: skip
+        call.invite = invite
+        self.emit(OutgoingCall(call, uri))
+
+        def sent(request: Request, tx: ClientKey) -> None:
+            call.invite, call.invite_tx = request, tx
+
+        async def run() -> None:
+            response = await self.transact(
+                invite, on_provisional=call.invite_provisional, on_final=call.invite_final,
+                on_sent=sent,
+            )  # fmt: skip
+            if response is None:
+                call.finish(408, "no answer")
+
+        self.spawn(run())
+        return call
+
+    async def _new_call(
+        self,
+        direction: str,
+        call_id: str,
+        remote: str,
+        display: str,
+        audio: AudioPort | None,
+        state: CallState,
+    ) -> Call:
+        loop = asyncio.get_running_loop()
+        rtp = RtpStream(loop, audio or AudioPort())
+        port = await rtp.open(self.local_host, self.ports)
+        session = MediaSession(self.local_host, port, self.codecs, username=self.account.username)
+        call = Call(
+            self, direction=direction, call_id=call_id, remote_uri=remote, display_name=display,
+            session=session, rtp=rtp, state=state,
+        )  # fmt: skip
+        rtp.on_dtmf = lambda digit, ms: self._dtmf(call, digit, ms)
+        self.calls.append(call)
+        return call
+
+    def _dtmf(self, call: Call, digit: str, duration_ms: int) -> None:
+        from pbx.ua.events import DtmfReceived
+
+        self.emit(DtmfReceived(call, digit, "rfc4733", duration_ms))
+
+    def hold_others(self, call: Call) -> None:
+        if not self.auto_hold:
+            return
+        for other in self.calls:
+            if other is not call and other.state is CallState.CONNECTED and not other.local_hold:
+                self.spawn(_quietly(other.hold()))
+
+    def forget(self, call: Call) -> None:
+        if call in self.calls:
+            self.calls.remove(call)
+        local_tag = call.invite.from_tag if call.direction == "outgoing" and call.invite else None
+        if call.dialog is not None:
+            self.dialogs.remove(call.dialog.id)
+        for dialog in self.dialogs.siblings(call.call_id, local_tag or ""):
+            self.dialogs.remove(dialog.id)
+
+    def follow_refer(self, call: Call, target: str, replaces: str | None) -> None:
+        """Call the REFER target (with Replaces for an attended transfer) and report
+        back with NOTIFY; on success the transferred call ends (RFC 5589 6, 7)."""
+        if not self.follow_refer:
+            return
+        self.spawn(self._follow(call, target, replaces))
+
+    async def _follow(self, call: Call, target: str, replaces: str | None) -> None:
+        call.notify_refer(100, "Trying", False)
+        new = await self.call(target)
+        if replaces is not None and new.invite is not None:
+            new.invite.headers.add("Replaces", replaces)
+        state = await new.wait_for(CallState.CONNECTED, CallState.ON_HOLD, timeout=60.0)
+        if state is CallState.ENDED:
+            call.notify_refer(new.status or 487, new.reason or "Failed", True)
+            return
+        call.notify_refer(200, "OK", True)
+        await call.hangup()
+
+    # ---- sending -------------------------------------------------------------------------
+
+    def new_request(
+        self,
+        method: str,
+        uri: str,
+        *,
+        to: str,
+        call_id: str,
+        from_tag: str,
+        cseq: int,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Request:
+        """An out-of-dialog request from our AOR (8.1.1); the core adds the branch."""
+        account = self.account
+        sender = f"<{account.aor}>;tag={from_tag}"
+        if account.display_name:
+            sender = f'"{account.display_name}" {sender}'
+        items = [
+            ("Via", f"SIP/2.0/{account.transport.upper()} {self.hostport};rport"),
+            ("Max-Forwards", "70"),
+            ("From", sender),
+            ("To", to),
+            ("Call-ID", call_id),
+            ("CSeq", f"{cseq} {method}"),
+            ("User-Agent", self.user_agent),
+            *headers,
+        ]
+        return Request(method, uri, items, body)
+
+    def local_endpoint(self) -> LocalEndpoint:
+        return LocalEndpoint(self.contact, self.hostport, self.account.transport.upper())
+
+    def next_hop(self, request: Request) -> NextHop:
+        routes = request.routes
+        if routes:
+            return uri_next_hop(routes[0].uri)
+        uri = request.uri
+        account = self.account
+        if isinstance(uri, SipUri) and uri.host in (account.realm_host, account.server) and (
+            uri.port in (None, account.port)
+        ):
+            return NextHop(account.server, account.port, account.transport.upper())
+        return uri_next_hop(uri)
+
+    async def transact(
+        self,
+        request: Request,
+        *,
+        dialog: Dialog | None = None,
+        on_provisional: Callable[[Response], None] | None = None,
+        on_final: Callable[[Response | None], None] | None = None,
+        on_sent: Callable[[Request, ClientKey], None] | None = None,
+    ) -> Response | None:
+        """Send `request` in a client transaction and wait for its final response."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(request, loop.create_future(), dialog, on_provisional, on_final, on_sent)
+        self._start(pending)
+        return await pending.future
+
+    def _start(self, pending: _Pending) -> None:
+        if self._closed and pending.request.method not in ("BYE", "REGISTER", "CANCEL"):
+            pending.future.set_result(None)
+            return
+        key = self.sip.send_request(pending.request, self.next_hop(pending.request))
+        self._pending[key] = pending
+        if pending.on_sent is not None:
+            pending.on_sent(pending.request, key)
+
+    def send_ack(self, ack: Request) -> None:
+        self.sip.send_stateless(ack, self.next_hop(ack))
+
+    def send_response(self, tx: TransactionKey, response: Response) -> None:
+        self.sip.send_response(tx, response)
+
+    def send_response_again(self, response: Response) -> None:
+        """Resend a 2xx to INVITE (13.3.1.4) to where its top Via says."""
+        via = response.via
+        host = via.received or via.sent_by[0]
+        port = via.rport if isinstance(via.rport, int) and via.rport is not True else None
+        hop = NextHop(host, port or via.sent_by[1] or 5060, self.account.transport.upper())
+        self.sip.send_stateless(response, hop)
+
+    def reply(self, tx: TransactionKey | None, response: Response) -> None:
+        if tx is None:
+            return
+        try:
+            self.sip.send_response(tx, response)
+        except SipError as exc:
+            log.info("cannot answer %s: %s", tx, exc)
+
+    def cancel(self, tx: TransactionKey) -> bool:
+        return isinstance(tx, ClientKey) and self.sip.cancel(tx)
+
+    def dialog_response(self, call: Call, response: Response) -> Dialog | None:
+        """Apply a response to our INVITE to the dialog set; ends redundant forks with BYE."""
+        if call.invite is None:
+            return None
+        outcome = self.dialogs.invite_response(call.invite, response, self.local_endpoint())
+        dialog = outcome.dialog
+        if dialog is not None and dialog.redundant and 200 <= response.status < 300:
+            self.send_ack(dialog.ack_for(response))
+            self.spawn(self.transact(dialog.bye(), dialog=dialog))
+        return dialog
+
+    # ---- the endpoint's events ---------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, ResponseReceived):
+            self._on_response(event)
+        elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
+            if isinstance(event.tx, ClientKey):
+                self._final(event.tx, None)
+
+    def _on_response(self, ev: ResponseReceived) -> None:
+        response = ev.response
+        pending = self._pending.get(ev.tx) if ev.tx is not None else None
+        if pending is None:
+            self._stray_response(response)
+            return
+        if response.status < 200:
+            if pending.on_provisional is not None:
+                pending.on_provisional(response)
+            return
+        assert ev.tx is not None
+        if response.status in (401, 407) and self._retry_auth(pending, response):
+            self._pending.pop(ev.tx, None)
+            return
+        self._final(ev.tx, response)
+
+    def _final(self, tx: ClientKey, response: Response | None) -> None:
+        pending = self._pending.pop(tx, None)
+        if pending is None:
+            return
+        if pending.on_final is not None:
+            try:
+                pending.on_final(response)
+            except Exception:
+                log.exception("final-response handler failed")
+        if not pending.future.done():
+            pending.future.set_result(response)
+
+    def _stray_response(self, response: Response) -> None:
+        """A 2xx to INVITE retransmitted after its transaction ended: ACK again (13.2.2.4)."""
+        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
+            return
+        dialog = self.dialogs.find_for_response(response)
+        if dialog is not None:
+            try:
+                self.send_ack(dialog.ack_for(response))
+            except SipError:
+                pass
+
+    def _retry_auth(self, pending: _Pending, response: Response) -> bool:
+        """Resend with credentials (22.2); False when we gave up or cannot answer."""
+        if pending.tries >= MAX_AUTH_TRIES:
+            return False
+        name = "Proxy-Authenticate" if response.status == 407 else "WWW-Authenticate"
+        challenges = response.headers.getall(name)
+        request = pending.request
+        try:
+            value = self.digest.authorization(challenges, request.method, str(request.uri),
+                                              request.body)  # fmt: skip
+        except SipError as exc:
+            log.info("cannot answer the %d challenge: %s", response.status, exc)
+            return False
+        header = "Proxy-Authorization" if response.status == 407 else "Authorization"
+        pending.request = with_credentials(request, header, value)
+        pending.tries += 1
+        if pending.dialog is not None:
+            pending.dialog.local_seq = pending.request.cseq.seq
+            if request.method == "INVITE":
+                pending.dialog.invite_seq = pending.request.cseq.seq
+        self._start(pending)
+        return True
+
+    def _on_request(self, ev: RequestReceived) -> None:
+        request = ev.request
+        if request.to_tag is not None:
+            self._in_dialog(ev)
+        elif request.method == "INVITE":
+            self.spawn(self._incoming(ev))
+        elif request.method == "CANCEL":
+            self._on_cancel(ev)
+        elif request.method == "OPTIONS":
+            self.reply(ev.tx, request.make_response(200, to_tag=new_tag(),
+                                                    headers=[("Allow", ALLOW)]))  # fmt: skip
+        elif request.method != "ACK":
+            self.reply(ev.tx, request.make_response(405, to_tag=new_tag(),
+                                                    headers=[("Allow", ALLOW)]))  # fmt: skip
+
+    def _in_dialog(self, ev: RequestReceived) -> None:
+        request = ev.request
+        dialog = self.dialogs.find_for_request(request)
+        call = self._call_of(dialog)
+        if call is None or dialog is None:
+            if request.method != "ACK":
+                self.reply(ev.tx, request.make_response(481))
+            return
+        call.on_request(request, ev.tx)
+
+    def _call_of(self, dialog: Dialog | None) -> Call | None:
+        if dialog is None:
+            return None
+        return next((c for c in self.calls if c.dialog is not None and c.dialog.id == dialog.id),
+                    None)  # fmt: skip
+
+    def _on_cancel(self, ev: RequestReceived) -> None:
+        invite_tx = self.sip.core.invite_for_cancel(ev.tx) if ev.tx is not None else None
+        self.reply(ev.tx, ev.request.make_response(200 if invite_tx else 481))
+        call = next((c for c in self.calls if c.invite_tx == invite_tx), None)
+        if call is not None:
+            call.cancelled()
+
+    async def _incoming(self, ev: RequestReceived) -> None:
+        request, tx = ev.request, ev.tx
+        assert tx is not None
+        if self._closed:
+            self.reply(tx, request.make_response(480, to_tag=new_tag()))
+            return
+        remote = request.from_
+        call = await self._new_call("incoming", request.call_id, str(remote.uri),
+                                    remote.display or "", None, CallState.RINGING)  # fmt: skip
+        call.invite, call.invite_tx = request, tx
+        if request.body:
+            try:
+                call.session.answer(request.body)
+            except (NoCommonCodec, SipError):
+                self.reply(tx, request.make_response(488, to_tag=new_tag()))
+                call.finish(488, "no common codec")
+                return
+        ringing = request.make_response(180, to_tag=new_tag(), headers=[("Contact", self.contact)])
+        call.dialog = self.dialogs.add(Dialog.uas(request, ringing, self.local_endpoint()))
+        self.send_response(tx, ringing)
+        replaced = self._replaced_call(request)
+        if replaced is not None:  # attended transfer: take over at once (RFC 3891 3)
+            call.replaces = replaced
+            await call.answer()
+            return
+        self.emit(IncomingCall(call, str(remote.uri), remote.display or ""))
+
+    def _replaced_call(self, request: Request) -> Call | None:
+        value = request.headers.get("Replaces")
+        if not value:
+            return None
+        call_id, _, params = value.partition(";")
+        fields = dict(p.strip().partition("=")[::2] for p in params.split(";") if p.strip())
+        for call in self.calls:
+            dialog = call.dialog
+            if dialog is None or dialog.state is not DialogState.CONFIRMED:
+                continue
+            if (dialog.id.call_id, dialog.id.local_tag, dialog.id.remote_tag) == (
+                call_id.strip(), fields.get("to-tag"), fields.get("from-tag")
+            ):
+                return call
+        return None
+
+
+async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
+    try:
+        await coro
+    except UaError as exc:
+        log.info("%s", exc)
+
+
+def with_credentials(request: Request, header: str, value: str) -> Request:
+    """A copy of `request` for the authenticated retry: new branch, CSeq + 1, the
+    credentials header replacing any earlier one (RFC 3261 22.2, 8.1.3.5)."""
+    seq = request.cseq.seq + 1
+    items: list[tuple[str, str]] = []
+    first_via = True
+    for name, item in request.headers:
+        if name in _AUTH_HEADERS:
+            continue
+        if name == "Via" and first_via:
+            item, first_via = _BRANCH.sub("", item), False
+        elif name == "CSeq":
+            item = f"{seq} {request.method}"
+        items.append((name, item))
+    items.append((header, value))
+    return Request(request.method, request.uri, items, request.body)
+
+
+def display_of(value: str) -> str:
+    """The display name of a From/To value, "" when none."""
+    try:
+        return parse_name_addr(value).display or ""
+    except SipError:
+        return ""
