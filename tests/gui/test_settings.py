@@ -143,7 +143,9 @@ def test_store_validation_message_reaches_the_page(qtbot, store, tmp_path) -> No
     page.name.setText("bad name")
     page.host.setText("sip.example.com")
     assert page.save() is False
-    assert page.message.text() == "Not saved: bad trunk name 'bad name': letters, digits, '-', '_', '.'"
+    assert page.message.text() == (
+        "Not saved: bad trunk name 'bad name': letters, digits, '-', '_', '.'"
+    )
 
 
 class OptionsAnswerer(asyncio.DatagramProtocol):
