@@ -236,15 +236,23 @@ class UserAgent:
             host = f"{host}:{self.account.port}"
         return f"sip:{number}@{host}"
 
-    async def call(self, target: str, *, audio: AudioPort | None = None) -> Call:
-        """Place a call to a number or URI; returns at once in state dialing."""
+    async def call(
+        self,
+        target: str,
+        *,
+        audio: AudioPort | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Call:
+        """Place a call to a number or URI; returns at once in state dialing.
+
+        `headers` go into the INVITE (Replaces for an attended transfer, X- headers)."""
         uri = self.target_uri(target)
         call_id = f"{secrets.token_hex(10)}@deskpbx-ua"
         call = await self._new_call("outgoing", call_id, uri, "", audio, CallState.DIALING)
         self.hold_others(call)
         invite = self.new_request(
             "INVITE", uri, to=f"<{uri}>", call_id=call_id, from_tag=new_tag(), cseq=1,
-            headers=[("Contact", self.contact), ("Allow", ALLOW),
+            headers=[("Contact", self.contact), ("Allow", ALLOW), *headers,
                      ("Content-Type", "application/sdp")],
             body=call.session.offer(),
         )  # fmt: skip
@@ -316,9 +324,9 @@ class UserAgent:
 
     async def _follow(self, call: Call, target: str, replaces: str | None) -> None:
         call.notify_refer(100, "Trying", False)
-        new = await self.call(target)
-        if replaces is not None and new.invite is not None:
-            new.invite.headers.add("Replaces", replaces)
+        extra = [("Replaces", replaces)] if replaces is not None else []
+        extra.append(("Referred-By", f"<{call.remote_uri}>"))
+        new = await self.call(target, headers=extra)
         state = await new.wait_for(CallState.CONNECTED, CallState.ON_HOLD, timeout=60.0)
         if state is CallState.ENDED:
             call.notify_refer(new.status or 487, new.reason or "Failed", True)

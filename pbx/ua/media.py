@@ -141,8 +141,7 @@ class RtpStream:
         if self._pair is not None and self._allocator is not None:
             self._allocator.release(self._pair)
             self._pair = None
-        if self._dtmf_done is not None and not self._dtmf_done.done():
-            self._dtmf_done.set_result(None)
+        self._dtmf_finished()
 
     @property
     def closed(self) -> bool:
@@ -183,11 +182,17 @@ class RtpStream:
             self._dtmf_done = self.loop.create_future()
         return self._dtmf_done
 
+    def _dtmf_finished(self) -> None:
+        if self._dtmf_done is not None and not self._dtmf_done.done():
+            self._dtmf_done.set_result(None)
+
     def _start_next_digit(self, now: float) -> None:
         negotiated = self.negotiated
-        if not self._dtmf_queue or negotiated is None or negotiated.dtmf_payload_type is None:
-            if not self._dtmf_queue and self._dtmf_done is not None and not self._dtmf_done.done():
-                self._dtmf_done.set_result(None)
+        if not self._dtmf_queue:
+            return
+        if negotiated is None or negotiated.dtmf_payload_type is None:
+            self._dtmf_queue.clear()  # telephone-event not agreed (any more): nothing to send
+            self._dtmf_finished()
             return
         digit = self._dtmf_queue.pop(0)
         pt = negotiated.dtmf_payload_type
@@ -204,6 +209,8 @@ class RtpStream:
         self.stats.dtmf_sent += 1
         # Voice resumes 50 ms after the last end packet (inter-digit gap).
         self._dtmf_busy_until = now + packets[-1].offset + 0.05
+        if not self._dtmf_queue:
+            self.loop.call_at(self._dtmf_busy_until, self._dtmf_finished)
 
     # ---- receiving --------------------------------------------------------------------
 
