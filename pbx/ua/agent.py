@@ -315,7 +315,7 @@ class UserAgent:
         for dialog in self.dialogs.siblings(call.call_id, local_tag or ""):
             self.dialogs.remove(dialog.id)
 
-    def follow_refer(self, call: Call, target: str, replaces: str | None) -> None:
+    def start_referred_call(self, call: Call, target: str, replaces: str | None) -> None:
         """Call the REFER target (with Replaces for an attended transfer) and report
         back with NOTIFY; on success the transferred call ends (RFC 5589 6, 7)."""
         if not self.follow_refer:
@@ -331,7 +331,9 @@ class UserAgent:
         if state is CallState.ENDED:
             call.notify_refer(new.status or 487, new.reason or "Failed", True)
             return
-        call.notify_refer(200, "OK", True)
+        notified = call.notify_refer(200, "OK", True)
+        if notified is not None:
+            await asyncio.wait([notified], timeout=5.0)
         await call.hangup()
 
     # ---- sending -------------------------------------------------------------------------
@@ -390,10 +392,25 @@ class UserAgent:
         on_sent: Callable[[Request, ClientKey], None] | None = None,
     ) -> Response | None:
         """Send `request` in a client transaction and wait for its final response."""
+        return await self.send_request(
+            request, dialog=dialog, on_provisional=on_provisional, on_final=on_final,
+            on_sent=on_sent,
+        )  # fmt: skip
+
+    def send_request(
+        self,
+        request: Request,
+        *,
+        dialog: Dialog | None = None,
+        on_provisional: Callable[[Response], None] | None = None,
+        on_final: Callable[[Response | None], None] | None = None,
+        on_sent: Callable[[Request, ClientKey], None] | None = None,
+    ) -> asyncio.Future[Response | None]:
+        """Like `transact`, but the request leaves now, in the order requests are made."""
         loop = asyncio.get_running_loop()
         pending = _Pending(request, loop.create_future(), dialog, on_provisional, on_final, on_sent)
         self._start(pending)
-        return await pending.future
+        return pending.future
 
     def _start(self, pending: _Pending) -> None:
         if self._closed and pending.request.method not in ("BYE", "REGISTER", "CANCEL"):

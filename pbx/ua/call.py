@@ -235,7 +235,8 @@ class Call:
         if self.direction != "incoming" or self.state not in EARLY:
             raise UaError(f"cannot answer a {self.direction} call that is {self.state.value}")
         assert self.invite is not None and self.invite_tx is not None
-        self.ua.hold_others(self)
+        if self.replaces is None:  # a replacing call takes over instead (RFC 3891 3)
+            self.ua.hold_others(self)
         if self.invite.body:
             body = self.session.answer(self.invite.body)
         else:
@@ -506,7 +507,7 @@ class Call:
         self.ua.reply(tx, request.make_response(202))
         target, replaces = _split_refer_to(refer_to)
         self.ua.emit(TransferRequested(self, target, replaces))
-        self.ua.follow_refer(self, target, replaces)
+        self.ua.start_referred_call(self, target, replaces)
 
     def _on_update(self, request: Request, tx: TransactionKey | None) -> None:
         if request.body:
@@ -517,10 +518,12 @@ class Call:
     def _on_options(self, request: Request, tx: TransactionKey | None) -> None:
         self.ua.reply(tx, request.make_response(200, headers=[("Allow", self.ua.allow)]))
 
-    def notify_refer(self, status: int, reason: str, final: bool) -> None:
+    def notify_refer(
+        self, status: int, reason: str, final: bool
+    ) -> asyncio.Future[Response | None] | None:
         """Tell the transferor how our call to the REFER target goes (RFC 3515 2.4.4)."""
         if self.dialog is None or self.ended:
-            return
+            return None
         state = "terminated;reason=noresource" if final else "active;expires=60"
         try:
             request = self.dialog.create_request(
@@ -530,8 +533,8 @@ class Call:
                 headers=[("Event", "refer"), ("Subscription-State", state)],
             )
         except SipError:
-            return
-        self.ua.spawn(self.ua.transact(request, dialog=self.dialog))
+            return None
+        return self.ua.send_request(request, dialog=self.dialog)
 
 
 _IN_DIALOG = {
