@@ -151,17 +151,12 @@ class Registrar:
                 return response
             planned.append((str(contact.uri), min(expires, cfg.max_expires), contact))
         call_id, seq = request.call_id, request.cseq.seq
-        for uri, _, _ in planned:
-            old = self.store.get_binding(aor, uri)
-            if old is not None and old.call_id == call_id and old.cseq >= seq:
-                return request.make_response(500, "Out-of-order REGISTER", to_tag=_tag())
         user_agent = request.headers.get("User-Agent") or ""
+        changes: list[tuple[str, Binding | None]] = []
         for uri, expires, contact in planned:
-            if expires == 0:
-                self.store.remove_binding(aor, uri)
-                continue
-            self.store.upsert_binding(
-                Binding(
+            binding = None
+            if expires != 0:
+                binding = Binding(
                     extension=aor,
                     contact=uri,
                     source_host=source[0],
@@ -174,25 +169,34 @@ class Registrar:
                     user_agent=user_agent,
                     instance_id=(contact.params.get("+sip.instance") or "").strip('"'),
                 )
-            )
-        self._notify(aor, wall)
-        response = self._ok(request, aor, wall)
+            changes.append((uri, binding))
+        bindings = self.store.apply_registration(aor, changes, call_id, seq, wall)
+        if bindings is None:
+            return request.make_response(500, "Out-of-order REGISTER", to_tag=_tag())
+        self._notify(aor, wall, bindings)
+        response = self._ok(request, aor, wall, bindings)
         if auth.authentication_info:
             response.headers.add("Authentication-Info", str(auth.authentication_info))
         return response
 
-    def _ok(self, request: Request, aor: str, wall: float) -> Response:
+    def _ok(
+        self, request: Request, aor: str, wall: float, bindings: list[Binding] | None = None
+    ) -> Response:
+        """200 listing the AOR's current bindings (§10.3 step 8); `bindings` when known."""
         response = request.make_response(200, to_tag=_tag())
-        for binding in self.store.active_bindings(wall, aor):
+        if bindings is None:
+            bindings = self.store.active_bindings(wall, aor)
+        for binding in bindings:
             remaining = max(0, int(binding.expires_at - wall))
             response.headers.add("Contact", f"<{binding.contact}>;expires={remaining}")
         response.headers.add("Date", formatdate(wall, usegmt=True))
         return response
 
-    def _notify(self, aor: str, wall: float) -> None:
+    def _notify(self, aor: str, wall: float, bindings: list[Binding] | None = None) -> None:
         if self.on_change is not None:
-            bindings = tuple(self.store.active_bindings(wall, aor))
-            self.on_change(Registered(aor, bindings))
+            if bindings is None:
+                bindings = self.store.active_bindings(wall, aor)
+            self.on_change(Registered(aor, tuple(bindings)))
 
 
 def _tag() -> str:

@@ -160,3 +160,35 @@ def test_bindings_expire(registrar, store):
     authenticated(registrar, expires=60)
     assert store.active_bindings(WALL + 59, "1001")
     assert store.active_bindings(WALL + 61, "1001") == []
+
+
+def test_same_contact_twice_in_one_register_keeps_the_last(registrar, store):
+    response = authenticated(
+        registrar, contacts=("<sip:1001@10.0.0.5>;expires=120", "<sip:1001@10.0.0.5>;expires=300")
+    )
+    assert response.status == 200
+    assert response.headers.getall("Contact") == ["<sip:1001@10.0.0.5>;expires=300"]
+
+
+def test_out_of_order_register_leaves_the_bindings_as_they_were(registrar, store):
+    authenticated(registrar, cseq=20, contacts=("<sip:1001@10.0.0.5>",))
+    response = authenticated(
+        registrar, cseq=5, contacts=("<sip:1001@10.0.0.9>", "<sip:1001@10.0.0.5>;expires=0")
+    )
+    assert response.status == 500
+    assert [b.contact for b in store.active_bindings(WALL, "1001")] == ["sip:1001@10.0.0.5"]
+
+
+def test_password_changed_by_another_store_is_used_at_once(registrar, store, tmp_path):
+    assert authenticated(registrar).status == 200
+    with Store(tmp_path / "pbx.db") as cli:
+        cli.set_password("1001", "changed-1001")
+    assert authenticated(registrar, cseq=10).status == 401
+    assert authenticated(registrar, password="changed-1001", cseq=20).status == 200
+
+
+def test_extension_added_by_another_store_can_register_at_once(registrar, store, tmp_path):
+    assert authenticated(registrar, password="secret-1003", user="1003").status == 401
+    with Store(tmp_path / "pbx.db") as cli:
+        cli.add_extension("1003", "secret-1003")
+    assert authenticated(registrar, password="secret-1003", user="1003").status == 200
