@@ -93,8 +93,9 @@ class MemoryDevice:
 
     def feed_microphone(self, samples: npt.ArrayLike) -> None:
         data = np.asarray(samples, dtype=np.int16)
-        for start in range(0, len(data), FRAME):
-            self._mic.append(data[start : start + FRAME])
+        chunk = self.rate * FRAME // CALL_RATE  # 20 ms at the device's rate
+        for start in range(0, len(data), chunk):
+            self._mic.append(data[start : start + chunk])
 
     def read_microphone(self) -> Samples | None:
         """One 20 ms call frame (8 kHz), or None when the microphone ran dry."""

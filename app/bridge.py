@@ -41,9 +41,12 @@ class Bridge(QObject):
     event = Signal(object)
     _finished = Signal(object, object, object)  # callback, value, is_error
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, parent: QObject | None = None) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop | None = None, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.loop = loop
+        """Set once the PBX (or LoopThread) runs; events can be published before that."""
         self.pending = 0
         self._finished.connect(self._deliver)
 
@@ -64,7 +67,7 @@ class Bridge(QObject):
         Without `on_error`, a failure becomes a `Notice` on the `event` signal
         saying what failed, so an action the user took never fails silently.
         """
-        if self.loop.is_closed():
+        if self.loop is None or self.loop.is_closed():
             raise RuntimeError("the phone has stopped")
         future = asyncio.run_coroutine_threadsafe(_invoke(fn, args), self.loop)
         self.pending += 1
@@ -113,7 +116,7 @@ class LoopThread:
         self.loop.close()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.loop.is_closed():
+        if self.loop is None or self.loop.is_closed():
             return
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout)

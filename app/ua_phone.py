@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from app.phone import (
     CallDirection,
@@ -27,6 +27,7 @@ from pbx.ua.events import (
     DtmfReceived,
     HoldChanged,
     IncomingCall,
+    OutgoingCall,
     RegistrationChanged,
     TransferProgress,
     TransferRequested,
@@ -35,6 +36,14 @@ from pbx.ua.events import (
 log = logging.getLogger(__name__)
 
 Publish = Callable[[object], None]
+
+
+class AudioDevice(Protocol):
+    """What a call needs from a sound device (app.audio): 8 kHz frames in and out."""
+
+    def read_microphone(self) -> Any: ...
+
+    def play(self, frame: Any) -> None: ...
 
 
 def short_remote(uri: str, home: str) -> str:
@@ -57,6 +66,8 @@ class UaPhone:
         self.home = home
         self.clock = clock
         self.ua: Any = None
+        self.audio: AudioDevice | None = None
+        """The sound device every connected call uses (None: silence, nothing played)."""
         self._calls: dict[str, Any] = {}
         self._keys: dict[int, str] = {}
         self._next = (f"call-{i}" for i in itertools.count(1))
@@ -88,6 +99,9 @@ class UaPhone:
         )
 
     def _publish_call(self, call: Any, reason: str = "") -> None:
+        if self.audio is not None and call.state is CallState.CONNECTED:
+            call.set_source(self.audio.read_microphone)
+            call.set_sink(self.audio.play)
         self.publish(CallUpdated(self.view(call, reason)))
         if call.state is CallState.ENDED:
             key = self._keys.pop(id(call), None)
@@ -108,7 +122,7 @@ class UaPhone:
         detail = f"{event.status} {event.reason}".strip() if event.status else event.reason
         self.publish(RegistrationUpdated(event.state, detail))
 
-    def _on_incoming(self, event: IncomingCall) -> None:
+    def _on_incoming(self, event: IncomingCall | OutgoingCall) -> None:
         self._publish_call(event.call)
 
     def _on_state(self, event: CallStateChanged) -> None:
@@ -186,6 +200,7 @@ class UaPhone:
 _EVENT_HANDLERS: dict[type, Callable[[UaPhone, Any], None]] = {
     RegistrationChanged: UaPhone._on_registration,
     IncomingCall: UaPhone._on_incoming,
+    OutgoingCall: UaPhone._on_incoming,
     CallStateChanged: UaPhone._on_state,
     HoldChanged: UaPhone._on_hold,
     TransferProgress: UaPhone._on_transfer,

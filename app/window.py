@@ -330,6 +330,18 @@ class MainWindow(QMainWindow):
         if self.desk is not None:
             self.history.set_cdrs(self.desk.history(), self.desk.me)
 
+    def detach(self) -> None:
+        """Quit: stop reading the store and applying events (the runtime is stopping)."""
+        self._refresher.stop()
+        self.desk = None
+        self.status_fn = None
+        self.bridge.event.disconnect(self.on_event)
+        for dialog in self.incoming.values():
+            dialog.close()
+        self.incoming.clear()
+        if self.tray is not None:
+            self.tray.hide()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.tray is not None and self.tray.isVisible():
             event.ignore()  # the PBX keeps running; the tray brings the window back
