@@ -31,20 +31,25 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING
 
 from pbx.b2bua_auth import CallerAuth
+from pbx.b2bua_control import CallControl
+from pbx.b2bua_dtmf import info_digit
+from pbx.b2bua_forward import Forwarder
 from pbx.b2bua_resend import AnswerResender
 from pbx.call import (
     ALLOW,
     Call,
     CallState,
     Fork,
-    Forwarded,
     Peer,
     Side,
     best_final,
     disposition_for,
+    family_of,
     fork_invite,
+    is_x_header,
     media_stats,
     sdp_of,
 )
@@ -63,12 +68,16 @@ from pbx.sip.transport import NextHop
 from pbx.sip.uri import SipUri
 from pbx.store import Binding, Disposition, HangupSide, Store
 
+if TYPE_CHECKING:
+    from pbx.recording import RecordingManager
+
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 HANGUP_SIDE = {Side.A: HangupSide.CALLER, Side.B: HangupSide.CALLEE}
 FORWARDED_METHODS = frozenset({"INVITE", "UPDATE", "INFO"})
 DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE"})
+_is_x_header = is_x_header  # its former home's name
 
 
 class B2bua:
@@ -85,6 +94,7 @@ class B2bua:
         *,
         wall: Callable[[], float] = time.time,
         on_call_ended: Callable[[Call], None] | None = None,
+        recordings: RecordingManager | None = None,
     ) -> None:
         self.sip = endpoint
         self.store = store
@@ -94,6 +104,8 @@ class B2bua:
         self.config = config
         self.wall = wall
         self.on_call_ended = on_call_ended
+        #: Attaches recorders on answer and finishes them before the CDR (pbx.recording).
+        self.recordings = recordings
         self.resender = AnswerResender(endpoint, config.timers, self._no_ack)
         #: Told of RINGING, EARLY_MEDIA and CONNECTED (pbx.api.events.CallEventSource).
         self.on_call_state: Callable[[Call], None] | None = None
@@ -102,7 +114,9 @@ class B2bua:
         self._by_a_tx: dict[TransactionKey, Call] = {}
         self._by_fork: dict[ClientKey, Call] = {}
         self._by_dialog: dict[DialogId, tuple[Call, Side]] = {}
-        self._forwarded: dict[ClientKey, Forwarded] = {}
+        self.forwarder = Forwarder(self)
+        #: Click-to-call, hang up, transfer, DTMF and recording for the HTTP API.
+        self.control = CallControl(self)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -116,9 +130,9 @@ class B2bua:
         return {
             "calls": len(self.calls),
             "by_a_tx": len(self._by_a_tx),
-            "by_fork": len(self._by_fork),
+            "by_fork": len(self._by_fork) + len(self.control.by_a_fork),  # both legs' INVITEs
             "by_dialog": len(self._by_dialog),
-            "forwarded": len(self._forwarded),
+            "forwarded": len(self.forwarder.pending),
             "tasks": len(self._tasks),
         }
 
@@ -200,7 +214,7 @@ class B2bua:
             a_tag=secrets.token_hex(6),
             a_offer=offer,
             start=self.wall(),
-            x_headers={name: value for name, value in request.headers if _is_x_header(name)},
+            x_headers={name: value for name, value in request.headers if is_x_header(name)},
         )
         self.calls[call.label] = call
         self._by_a_tx[ev.tx] = call
@@ -232,7 +246,7 @@ class B2bua:
             return
         try:
             session = await self.relay.open_session(
-                call.label, _family(call.a_peer.media_host), socket.AF_INET
+                call.label, family_of(call.a_peer.media_host), socket.AF_INET
             )
         except OSError as exc:
             log.error("[%s] no RTP ports: %s", call.label, exc)
@@ -255,6 +269,7 @@ class B2bua:
         peer = self._peer((binding.source_host, binding.source_port), binding.transport)
         sdp = call.sdp_towards(Side.B, call.a_offer, peer.media_host)
         invite = fork_invite(call, binding.contact, peer, sdp, self.config.user_agent)
+        call.forks_sent += 1
         tx = self.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
         call.forks[tx] = Fork(binding, invite, tx, peer)
         self._by_fork[tx] = call
@@ -273,15 +288,17 @@ class B2bua:
         self._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
 
     def _no_answer(self, call: Call) -> None:
-        if not call.answered and not call.ended:
+        if call.b_dialog is None and not call.ended:
             self._fail(call, 480, "No Answer", Disposition.NO_ANSWER)
 
     # ------------------------------------------------------------------ responses
 
     def on_response(self, ev: ResponseReceived) -> None:
         response = ev.response
-        if ev.tx is not None and ev.tx in self._forwarded:
-            self._on_forwarded_response(ev.tx, response)
+        if ev.tx is not None and ev.tx in self.forwarder.pending:
+            self.forwarder.on_response(ev.tx, response)  # type: ignore[arg-type]
+            return
+        if self.control.on_response(ev):
             return
         call = self._by_fork.get(ev.tx) if ev.tx is not None else None
         if call is None:
@@ -318,20 +335,21 @@ class B2bua:
                 pass
 
     def _on_provisional(self, call: Call, fork: Fork, response: Response) -> None:
-        if call.answered or call.a_final_sent or call.ended:
+        if call.ended or call.b_dialog is not None:
             return
         sdp = sdp_of(response)
         if sdp is not None and call.relay is not None:
-            call.set_remote(Leg.B, sdp)
-            self._send_to_a(call, 183, response.reason, sdp)
-            self._set_state(call, CallState.EARLY_MEDIA)
-        elif response.status == 180 and call.state is CallState.DIALING:
+            call.set_remote(Leg.B, sdp)  # leg A, when already up, hears the early media
+            if call.a_waits:
+                self._send_to_a(call, 183, response.reason, sdp)
+                self._set_state(call, CallState.EARLY_MEDIA)
+        elif response.status == 180 and call.state is CallState.DIALING and call.a_waits:
             self._send_to_a(call, 180, None, None)
             self._set_state(call, CallState.RINGING)
 
     def _on_answer(self, call: Call, fork: Fork, response: Response, dialog: Dialog) -> None:
         self._send_ack(dialog.ack_for(response), fork.peer)
-        if call.answered or call.ended or call.a_final_sent:
+        if call.ended or call.b_dialog is not None:
             self._send_bye(dialog, fork.peer)  # a second phone answered too late
             return
         sdp = sdp_of(response)
@@ -342,15 +360,21 @@ class B2bua:
                 self.sip.cancel(other.tx)
         if sdp is not None:
             call.set_remote(Leg.B, sdp)
-        call.answer = self.wall()
+        first = call.answer is None  # a transfer's new leg B keeps the call's answer time
+        if first:
+            call.answer = self.wall()
         call.sip_code, call.sip_reason = 200, "OK"
         self._cancel_timers(call)
-        self._send_to_a(call, 200, None, sdp)
+        if call.a_waits:
+            self._send_to_a(call, 200, None, sdp)
+        call.rerouting = False
         self._set_state(call, CallState.CONNECTED)
+        if first and self.recordings is not None:
+            self._notify(self.recordings.on_call_answered, call)
         log.info("[%s] answered by %s", call.label, fork.binding.contact)
 
     def _fork_failed(self, call: Call) -> None:
-        if call.answered or call.a_final_sent or call.pending_forks():
+        if call.ended or call.b_dialog is not None or call.pending_forks():
             return
         finals = [f.final for f in call.forks.values() if f.final is not None]
         best = best_final(finals)
@@ -362,8 +386,10 @@ class B2bua:
 
     def on_timeout(self, tx: TransactionKey) -> None:
         """Timer B: a fork never got a final answer; a forwarded request likewise."""
-        if isinstance(tx, ClientKey) and tx in self._forwarded:
-            self._on_forwarded_response(tx, None)
+        if isinstance(tx, ClientKey) and tx in self.forwarder.pending:
+            self.forwarder.on_response(tx, None)
+            return
+        if self.control.on_timeout(tx):
             return
         call = self._by_fork.get(tx)  # type: ignore[arg-type]
         if call is None:
@@ -411,6 +437,8 @@ class B2bua:
             # The caller may end an early dialog with BYE (RFC 3261 15): 200 to it, 487 to
             # its INVITE (15.1.2). Handled before the dialog, which refuses an early BYE.
             self._reply(ev, 200)
+            if call.originated and call.dialog(side) is not None:
+                call.dialog(side).terminate()  # type: ignore[union-attr]  # no BYE back
             call.hangup_side = HANGUP_SIDE[side]
             self._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
             return
@@ -430,63 +458,21 @@ class B2bua:
             self._hangup(call, side, HANGUP_SIDE[side])
         elif method == "OPTIONS":
             self._reply(ev, 200, headers=[("Allow", ALLOW)])
-        elif method in FORWARDED_METHODS and call.answered:
-            self._forward(ev, call, side)
+        elif method in FORWARDED_METHODS and call.b_dialog is not None:
+            if method == "INFO":
+                self._on_info(call, side, request)
+            self.forwarder.forward(ev, call, side)
         else:
             self._reply(ev, 501 if method not in FORWARDED_METHODS else 491)
 
-    def _forward(self, ev: RequestReceived, call: Call, side: Side) -> None:
-        """Pass an in-dialog request to the other leg; its answer comes back later."""
-        request = ev.request
-        other = side.other
-        dialog, peer = call.dialog(other), call.peer(other)
-        if dialog is None or peer is None or call.relay is None:
-            self._reply(ev, 481)
-            return
-        body, content_type = request.body, request.headers.get("Content-Type")
-        sdp = sdp_of(request)
-        if sdp is not None:
-            call.set_remote(side.leg, sdp)
-            body = call.sdp_towards(other, sdp, peer.media_host)
-        try:
-            forwarded = dialog.create_request(
-                request.method, body=body, content_type=content_type if body else None
-            )
-        except LocalProtocolError:
-            self._reply(ev, 491)
-            return
-        tx = self.sip.send_request(forwarded, NextHop(*peer.destination, peer.transport))
-        self._forwarded[tx] = Forwarded(call, side, ev.tx, request)
-
-    def _on_forwarded_response(self, tx: ClientKey, response: Response | None) -> None:
-        if response is not None and response.status < 200:
-            return
-        pending = self._forwarded.pop(tx)
-        call, side = pending.call, pending.from_side
-        status = 408 if response is None else response.status
-        reason = None if response is None else response.reason
-        other = side.other
-        other_dialog, other_peer = call.dialog(other), call.peer(other)
-        if response is not None and other_dialog is not None:
-            other_dialog.receive_response(response)
-            if 200 <= status < 300 and pending.request.method == "INVITE" and other_peer:
-                self._send_ack(other_dialog.ack_for(response), other_peer)
-        if call.ended:
-            return
-        answer = pending.request.make_response(status, reason)
-        sdp = sdp_of(response) if response is not None else None
-        if sdp is not None and call.relay is not None:
-            call.set_remote(other.leg, sdp)
-            peer = call.peer(side)
-            assert peer is not None
-            answer.body = call.sdp_towards(side, sdp, peer.media_host)
-            answer.headers.add("Content-Type", SDP)
-        if 200 <= status < 300:
-            answer.headers.add("Contact", call.peer(side).local.contact)  # type: ignore[union-attr]
-        self._respond(pending.server_tx, answer)
-        dialog, peer = call.dialog(side), call.peer(side)
-        if 200 <= status < 300 and pending.request.method == "INVITE" and dialog and peer:
-            self.resender.start(call, dialog, answer, peer)
+    def _on_info(self, call: Call, side: Side, request: Request) -> None:
+        """A DTMF digit by INFO (RFC 6086) reaches the recording feature code too."""
+        digit = info_digit(request.headers.get("Content-Type"), request.body)
+        if digit is not None and self.recordings is not None:
+            try:
+                self.recordings.on_info_digit(call.label, side.leg, digit)
+            except Exception:
+                log.exception("[%s] recording feature code failed", call.label)
 
     # ------------------------------------------------------------------ ending
 
@@ -495,6 +481,9 @@ class B2bua:
         if call.ended:
             return
         call.hangup_side = who
+        if call.rerouting:  # a transfer's new leg B still rings
+            for fork in call.pending_forks():
+                self.sip.cancel(fork.tx)
         targets = [from_side.other] if who is not HangupSide.SYSTEM else [Side.A, Side.B]
         for side in targets:
             dialog, peer = call.dialog(side), call.peer(side)
@@ -505,7 +494,12 @@ class B2bua:
 
     def _fail(self, call: Call, status: int, reason: str, disposition: Disposition) -> None:
         """End an unanswered call: cancel the forks, give the caller `status`."""
-        if call.ended or call.a_final_sent:
+        if call.ended:
+            return
+        if not call.a_waits:  # leg A is ours (click-to-call) or up (transfer): BYE it
+            self.control.end_placed(call, status, reason, disposition)
+            return
+        if call.a_final_sent:
             return
         for fork in call.pending_forks():
             self.sip.cancel(fork.tx)
@@ -528,6 +522,11 @@ class B2bua:
             call.disposition = Disposition.FAILED
         self._cancel_timers(call)
         call.retransmitters.clear()
+        if self.recordings is not None:  # before the relay closes: the tap detaches cleanly
+            try:
+                call.recording = self.recordings.on_call_ended(call)
+            except Exception:
+                log.exception("[%s] could not finish the recording", call.label)
         if call.relay is not None:
             call.media_stats = media_stats(call)
             call.relay.close()
@@ -538,8 +537,8 @@ class B2bua:
         for dialog in (call.a_dialog, call.b_dialog):
             if dialog is not None:
                 self._by_dialog.pop(dialog.id, None)
-        for tx in [tx for tx, f in self._forwarded.items() if f.call is call]:
-            del self._forwarded[tx]
+        self.forwarder.forget(call)
+        self.control.forget(call)
         try:
             self.store.add_cdr(call.to_cdr())
         except Exception:  # a CDR failure must not take the PBX down
@@ -579,6 +578,28 @@ class B2bua:
         for task in list(self._tasks):
             task.cancel()
 
+    # ------------------------------------------------------------------ HTTP API (b2bua_control)
+
+    def originate(
+        self, from_ext: str, to_number: str, caller_id: str | None, x_headers: dict[str, str]
+    ) -> str:
+        return self.control.originate(from_ext, to_number, caller_id, x_headers)
+
+    def hangup(self, label: str) -> None:
+        self.control.hangup(label)
+
+    def transfer(self, label: str, target: str) -> None:
+        self.control.transfer(label, target)
+
+    def send_dtmf(self, label: str, digits: str, duration_ms: int) -> None:
+        self.control.send_dtmf(label, digits, duration_ms)
+
+    def start_recording(self, label: str) -> object:
+        return self.control.start_recording(label)
+
+    def stop_recording(self, label: str) -> None:
+        self.control.stop_recording(label)
+
     # ------------------------------------------------------------------ helpers
 
     def _send_ack(self, ack: Request, peer: Peer) -> None:
@@ -590,12 +611,3 @@ class B2bua:
         except LocalProtocolError:
             return
         self.sip.send_request(bye, NextHop(*peer.destination, peer.transport))
-
-
-def _is_x_header(name: str) -> bool:
-    """Extension headers the PBX carries to the callee and the CDR, in any letter case."""
-    return name[:2].lower() == "x-"
-
-
-def _family(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import secrets
+import socket
 from dataclasses import dataclass, field
 
 from pbx.media.relay import Leg, RelaySession
@@ -26,6 +27,7 @@ Address = tuple[str, int]
 
 #: The methods the PBX takes, in Allow headers (RFC 3261 20.5).
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+SDP_TYPE = "application/sdp"
 
 
 class CallState(enum.Enum):
@@ -115,6 +117,17 @@ class Call:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     media_stats: dict[str, dict[str, object]] | None = None
     sessions: dict[Side, LocalSession] = field(default_factory=dict)
+    #: The recording's path for the CDR (pbx.recording.RecordingManager.on_call_ended).
+    recording: str | None = None
+    #: Click-to-call: leg A is our own INVITE to the caller's phones (pbx.b2bua_control),
+    #: ringing as `a_forks`; no response is ever sent on `a_tx`.
+    originated: bool = False
+    a_forks: dict[ClientKey, Fork] = field(default_factory=dict)
+    a_dialogs: DialogSet = field(default_factory=DialogSet)
+    #: Blind transfer: leg B is being replaced while leg A stays up.
+    rerouting: bool = False
+    #: INVITEs sent towards callees so far: numbers each fork's Call-ID, also across transfers.
+    forks_sent: int = 0
 
     @property
     def ended(self) -> bool:
@@ -123,6 +136,11 @@ class Call:
     @property
     def answered(self) -> bool:
         return self.answer is not None
+
+    @property
+    def a_waits(self) -> bool:
+        """Leg A still expects our answer on `a_tx` (a call a phone placed, not rerouted)."""
+        return not (self.originated or self.rerouting)
 
     def dialog(self, side: Side) -> Dialog | None:
         return self.a_dialog if side is Side.A else self.b_dialog
@@ -180,6 +198,7 @@ class Call:
             hangup_side=self.hangup_side,
             x_headers=dict(self.x_headers),
             media_stats=self.media_stats,
+            recording=self.recording,
         )
 
 
@@ -229,7 +248,8 @@ def fork_invite(call: Call, contact: str, peer: Peer, sdp: bytes, user_agent: st
     so that a loop through the PBX ends like one through a proxy (RFC 7332, 16.6 step 3).
     """
     a = call.a_invite
-    display = (a.from_.display or "").replace("\\", "\\\\").replace('"', '\\"')
+    shown = None if call.originated else a.from_.display  # ours shows the callee's number
+    display = (shown or "").replace("\\", "\\\\").replace('"', '\\"')
     caller_id = f'"{display}" ' if display else ""
     here = peer.local.sent_by
     max_forwards = 70 if a.max_forwards is None else min(70, a.max_forwards)
@@ -238,7 +258,7 @@ def fork_invite(call: Call, contact: str, peer: Peer, sdp: bytes, user_agent: st
         ("Max-Forwards", str(max(0, max_forwards - 1))),
         ("From", f"{caller_id}<sip:{call.caller}@{here}>;tag={call.a_tag}"),
         ("To", f"<sip:{call.callee}@{here}>"),
-        ("Call-ID", f"{call.label}-{len(call.forks)}@deskpbx"),
+        ("Call-ID", f"{call.label}-{call.forks_sent}@deskpbx"),
         ("CSeq", "1 INVITE"),
         ("Contact", peer.local.contact),
         ("Allow", ALLOW),
@@ -275,3 +295,13 @@ def media_stats(call: Call) -> dict[str, dict[str, object]]:
             "latched": list(stats.latched[:2]) if stats.latched else None,
         }
     return out
+
+
+def is_x_header(name: str) -> bool:
+    """Extension headers the PBX carries to the callee and the CDR, in any letter case."""
+    return name[:2].lower() == "x-"
+
+
+def family_of(host: str) -> int:
+    """The socket family of an IP literal (the relay binds each leg in its phone's family)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

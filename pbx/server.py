@@ -26,6 +26,7 @@ from pbx.media.relay import Relay
 from pbx.net.local_address import LocalAddresses
 from pbx.net.transport import SipEndpoint, new_event_loop
 from pbx.qualify import Qualifier
+from pbx.recording import RecordingManager, RecordingSettings
 from pbx.registrar import Registrar, RegistrarConfig
 from pbx.sip.checks import check_request
 from pbx.sip.core import SipCore
@@ -63,6 +64,8 @@ class Pbx:
         self.endpoint: SipEndpoint | None = None
         self._purge: asyncio.TimerHandle | None = None
         self.api: ApiServer | None = None
+        #: Call recording (the HTTP API finds it under this name).
+        self.recordings: RecordingManager | None = None
         self._closed = asyncio.Event()
 
     async def start(self) -> None:
@@ -91,13 +94,31 @@ class Pbx:
             raise
         self.faces = LocalAddresses(self.endpoint.addresses, config.public_address)
         self.relay = Relay(PortAllocator(*config.rtp_ports))
+        self.recordings = RecordingManager(
+            store,
+            config.data_dir,
+            clock=loop.time,  # the relay stamps tapped packets with the loop's time
+            wall=self.wall,
+            settings=RecordingSettings.from_extra(config.extra),
+        )
+        try:
+            self.recordings.start()  # repairs recordings a crash left open, retention, flushes
+        except Exception:  # a damaged recordings folder must not keep the PBX down
+            log.exception("recording startup check failed")
         self.registrar = Registrar(
             store,
             self.auth,
             RegistrarConfig(config.min_expires, config.max_expires, config.default_expires),
         )
         self.b2bua = B2bua(
-            self.endpoint, store, self.auth, self.relay, self.faces, config, wall=self.wall
+            self.endpoint,
+            store,
+            self.auth,
+            self.relay,
+            self.faces,
+            config,
+            wall=self.wall,
+            recordings=self.recordings,
         )
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
         self.qualifier.start()
@@ -209,6 +230,8 @@ class Pbx:
         if self.endpoint is None:
             return
         await self.b2bua.aclose()
+        if self.recordings is not None:  # after the calls ended, before the store closes
+            await self.recordings.aclose()
         self.qualifier.stop()
         if self.api is not None:
             await self.api.close()  # after the hangups above, so webhooks hear of them

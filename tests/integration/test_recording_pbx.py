@@ -32,7 +32,6 @@ from tests.integration.ports import free_port
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(BARESIP is None, reason="baresip not installed (baresip-core)"),
-    pytest.mark.skip(reason="needs B2BUA recording hook"),
 ]
 
 CALLER_HZ, CALLEE_HZ = 440, 1000
@@ -119,7 +118,8 @@ def test_a_killed_pbx_leaves_a_playable_recording_repaired_at_restart(tmp_path):
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "pbx.cli", "--data-dir", str(data_dir), "serve",
-         "--sip", f"127.0.0.1:{port}", "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0"],
+         "--sip", f"127.0.0.1:{port}", "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0",
+         "--http", "off"],  # a shared host may have 8080 taken
         cwd=repo, stdout=subprocess.DEVNULL, stderr=log,
         env={**os.environ, "PYTHONPATH": str(repo)},
     )  # fmt: skip
