@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import wave
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -200,3 +201,26 @@ def test_api_errors_for_calls_not_in_that_state(running: Running, tmp_path: Path
     [cdr] = running.pbx.cdrs()
     assert (cdr.caller, cdr.callee, cdr.answer) == ("1001", "1002", None)
     assert cdr.disposition.value == "CANCELLED" and cdr.hangup_side.value == "system"
+
+
+def test_recording_started_and_stopped_by_the_api_is_linked_from_the_cdr(
+    running: Running, tmp_path: Path
+) -> None:
+    first = phone(tmp_path, running, "1001")
+    second = phone(tmp_path, running, "1002")
+    label = originate(running, x_headers={"X-Rec": "api"})
+    wait_state(running, label, "connected")
+    status, body = running.http.json("POST", f"/api/v1/calls/{label}/recording")
+    assert (status, body["recording"]) == (202, True)
+    time.sleep(1.0)
+    status, body = running.http.json("DELETE", f"/api/v1/calls/{label}/recording")
+    assert (status, body["recording"]) == (202, False)
+    assert running.http.request("DELETE", f"/api/v1/calls/{label}")[0] == 204
+    assert_ok(first.wait(), second.wait())
+    _, page = running.http.json("GET", "/api/v1/cdrs?x_header=X-Rec:api")
+    [cdr] = page["items"]
+    path = Path(cdr["recording"])
+    assert path.is_relative_to(running.pbx.data_dir / "recordings") and path.exists()
+    with wave.open(str(path), "rb") as reader:
+        assert reader.getnchannels() == 2
+        assert 0.8 * 8000 <= reader.getnframes() <= 1.5 * 8000  # only the recorded second
