@@ -137,7 +137,7 @@ def start_runtime(
     server = "127.0.0.1" if host in WILDCARDS or host == "127.0.0.1" else host
     account = Account(settings.extension, password, server, pbx.sip_port(),
                       display_name=settings.display_name)  # fmt: skip
-    phone = UaPhone(publish, server)
+    phone = UaPhone(publish, server, who=f"extension {settings.extension}")
     phone.audio = audio
     ua = UserAgent(account, ("127.0.0.1" if server == "127.0.0.1" else "0.0.0.0", 0),
                    phone.on_event, ua_rtp_ports)  # fmt: skip
@@ -157,7 +157,7 @@ def _start_external(
         settings.display_name, settings.domain or None,
     )  # fmt: skip
     runner = LoopThread()
-    phone = UaPhone(publish, account.realm_host)
+    phone = UaPhone(publish, account.realm_host, who=account.aor.removeprefix("sip:"))
     phone.audio = audio
     ua = UserAgent(account, ("0.0.0.0", 0), phone.on_event, ua_rtp_ports)
     runtime = Runtime(settings, runner.loop, phone, account, loop_thread=runner)

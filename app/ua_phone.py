@@ -29,6 +29,7 @@ from pbx.ua.events import (
     IncomingCall,
     OutgoingCall,
     RegistrationChanged,
+    RegistrationState,
     TransferProgress,
     TransferRequested,
 )
@@ -60,10 +61,17 @@ class UaPhone:
     """Implements app.phone.Phone; `ua` is set once the UserAgent exists."""
 
     def __init__(
-        self, publish: Publish, home: str, *, clock: Callable[[], float] = time.monotonic
+        self,
+        publish: Publish,
+        home: str,
+        *,
+        who: str = "",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.publish = publish
         self.home = home
+        self.who = who
+        """How the status bar names our account once registered, e.g. '1000 on 127.0.0.1'."""
         self.clock = clock
         self.ua: Any = None
         self.audio: AudioDevice | None = None
@@ -119,7 +127,12 @@ class UaPhone:
             log.exception("could not publish %r", event)
 
     def _on_registration(self, event: RegistrationChanged) -> None:
-        detail = f"{event.status} {event.reason}".strip() if event.status else event.reason
+        if event.state is RegistrationState.REGISTERED:
+            detail = self.who
+        elif event.status:
+            detail = f"{event.status} {event.reason}".strip()
+        else:
+            detail = event.reason if event.state is RegistrationState.FAILED else ""
         self.publish(RegistrationUpdated(event.state, detail))
 
     def _on_incoming(self, event: IncomingCall | OutgoingCall) -> None:

@@ -58,6 +58,13 @@ REGISTRATION_WORDS = {
     RegistrationState.UNREGISTERING: "Signing off…",
     RegistrationState.FAILED: "Registration failed",
 }
+STYLE = """
+QPushButton#callButton { background: #2da44e; color: white; font-weight: bold; padding: 8px; }
+QPushButton#hangupButton { background: #cf222e; color: white; font-weight: bold; padding: 8px; }
+QLabel#callTitle { font-size: 15pt; font-weight: bold; }
+QLabel#callTimer { font-size: 13pt; color: #57606a; }
+QLineEdit#number { font-size: 15pt; padding: 4px; }
+"""
 REFRESH_MS = 5000  # directory and PBX status; cheap store reads, idle CPU stays near zero
 
 
@@ -96,6 +103,7 @@ class MainWindow(QMainWindow):
         self._refresher = QTimer(self)
         self._refresher.setInterval(REFRESH_MS)
         self._refresher.timeout.connect(self.refresh)
+        self.setStyleSheet(STYLE)
         if desk is not None or status_fn is not None:
             self._refresher.start()
         self.refresh()
@@ -132,6 +140,7 @@ class MainWindow(QMainWindow):
         self.registration_label.setAccessibleName("Softphone registration")
         self.pbx_label = QLabel("", self)
         self.pbx_label.setAccessibleName("PBX status")
+        self.pbx_label.setToolTip("Phones registered to the PBX in this app, and calls through it")
         self.statusBar().addWidget(self.registration_label)
         self.statusBar().addPermanentWidget(self.pbx_label)
 
@@ -202,6 +211,7 @@ class MainWindow(QMainWindow):
 
     def dial(self, target: str) -> None:
         self.bridge.submit(self.phone.dial, target, what=f"Calling {target}")
+        self.dialpad.number.clear()
 
     def redial(self, row: int | None) -> None:
         if row is not None and 0 <= row < self.history.rowCount():
@@ -357,4 +367,4 @@ def describe_pbx(status: PbxStatus) -> str:
         return "External PBX"
     phones = "1 phone" if status.phones_registered == 1 else f"{status.phones_registered} phones"
     calls = "1 call" if status.calls_in_progress == 1 else f"{status.calls_in_progress} calls"
-    return f"PBX: {phones} registered, {calls} in progress"
+    return f"PBX: {phones}, {calls}"

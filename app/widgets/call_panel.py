@@ -40,9 +40,12 @@ class CallPanel(QWidget):
         self.view: CallView | None = None
         self.title = QLabel(self)
         self.title.setAccessibleName("Call")
+        self.title.setObjectName("callTitle")
+        self.title.setWordWrap(True)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.timer_label = QLabel("0:00", self)
         self.timer_label.setAccessibleName("Call duration")
+        self.timer_label.setObjectName("callTimer")
         self.timer_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hold = self._button("Hold", "Put the call on hold", checkable=True)
         self.mute = self._button("Mute", "Mute the microphone", checkable=True)

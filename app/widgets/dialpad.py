@@ -24,6 +24,7 @@ from app.qt import (
 KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
 KEY_LETTERS = {"2": "ABC", "3": "DEF", "4": "GHI", "5": "JKL", "6": "MNO", "7": "PQRS",
                "8": "TUV", "9": "WXYZ", "0": "+"}  # fmt: skip
+KEY_HEIGHT = 48
 _VISUAL_SEPARATORS = re.compile(r"[\s\-().\u00a0/]")
 
 
@@ -60,8 +61,9 @@ class DialPad(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.number = NumberEdit(self)
-        self.number.setPlaceholderText("Number, extension or sip: address")
+        self.number.setPlaceholderText("Number or sip: address")
         self.number.setAccessibleName("Number to dial")
+        self.number.setObjectName("number")
         self.number.setClearButtonEnabled(True)
         self.number.returnPressed.connect(self.request_dial)
         grid = QGridLayout()
@@ -70,6 +72,7 @@ class DialPad(QWidget):
             button = QPushButton(f"{key}\n{KEY_LETTERS.get(key, '')}".rstrip(), self)
             button.setAccessibleName(f"Key {key}")
             button.setAutoDefault(False)
+            button.setMinimumHeight(KEY_HEIGHT)
             button.clicked.connect(lambda _=False, k=key: self.press(k))
             grid.addWidget(button, position // 3, position % 3)
             self.keys[key] = button
@@ -82,6 +85,7 @@ class DialPad(QWidget):
         layout.addWidget(self.number)
         layout.addLayout(grid)
         layout.addWidget(self.call_button)
+        layout.addStretch(1)
 
     def press(self, key: str) -> None:
         self.number.insert(key)

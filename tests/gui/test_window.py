@@ -161,11 +161,11 @@ def test_transfer_asks_for_a_target(qtbot, window: MainWindow, fake_phone) -> No
 
 
 def test_status_bar_shows_registration_and_pbx(qtbot, window: MainWindow) -> None:
-    window.bridge.publish(RegistrationUpdated(RegistrationState.REGISTERED, "1000@127.0.0.1"))
+    window.bridge.publish(RegistrationUpdated(RegistrationState.REGISTERED, "extension 1000"))
     window.bridge.publish(PbxStatus(True, 3, 1))
     qtbot.waitUntil(lambda: window.pbx_label.text() != "", timeout=3000)
-    assert window.registration_label.text() == "Registered: 1000@127.0.0.1"
-    assert window.pbx_label.text() == "PBX: 3 phones registered, 1 call in progress"
+    assert window.registration_label.text() == "Registered: extension 1000"
+    assert window.pbx_label.text() == "PBX: 3 phones, 1 call"
     assert describe_pbx(PbxStatus(False)) == "External PBX"
 
 
