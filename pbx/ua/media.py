@@ -13,7 +13,8 @@ tick does two things:
   holds us) sends nothing. While a DTMF key press is on the wire voice is
   suppressed (RFC 4733 2.5.1.1: the event replaces the audio).
 * play: pop one frame from the `JitterBuffer`, decode it (or conceal a loss
-  with `Concealer`), hand it to the port's sink.
+  with `Concealer`), hand it to the port's sink; silence while the buffer has
+  nothing, so the sink (a sound card, a WAV file) gets one frame per tick.
 
 Received telephone-event packets go to an `EventReceiver`; each finished key
 press is reported through `on_dtmf(digit, duration_ms)`. The source address
@@ -254,7 +255,8 @@ class RtpStream:
     def _play(self, now: float) -> None:
         self._report(self._events.expire(now))
         frame = self._jitter.pop(now)
-        if frame is None:
+        if frame is None:  # nothing to play yet (or any more): the sink hears silence
+            self.audio.deliver(np.zeros(FRAME_SAMPLES, np.int16))
             return
         if frame.kind is FrameKind.VOICE and frame.payload:
             decode = _DECODERS.get(frame.payload[0], g711.ulaw_decode)

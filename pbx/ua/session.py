@@ -61,7 +61,8 @@ class Negotiated:
 
     @property
     def held_locally(self) -> bool:
-        return not self.local.sends
+        """We put the far end on hold: we said we will not receive (sendonly/inactive)."""
+        return not self.local.receives
 
 
 class MediaSession:
