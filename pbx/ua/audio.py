@@ -105,7 +105,9 @@ class ToneSource:
         return np.round(wave_).astype(np.int16)
 
 
-def resample(samples: npt.NDArray[np.float64], rate: int, target: int = RATE) -> npt.NDArray:
+def resample(
+    samples: npt.NDArray[np.float64], rate: int, target: int = RATE
+) -> npt.NDArray[np.float64]:
     """Linear-interpolation resampling (good enough for prompts and test tones);
     a low-pass of the source first keeps aliasing down when decimating."""
     if rate == target or samples.size == 0:

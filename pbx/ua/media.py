@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pbx.media import g711
-from pbx.media.dtmf import DtmfEnded, EventReceiver, TelephoneEventError, event_packets
+from pbx.media.dtmf import DtmfEnded, DtmfEvent, EventReceiver, TelephoneEventError, event_packets
 from pbx.media.jitter import Concealer, FrameKind, JitterBuffer
 from pbx.media.ports import PortAllocator, PortPair
 from pbx.media.rtp import RtpError, RtpPacket, is_rtcp
@@ -68,7 +68,7 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, stream: RtpStream) -> None:
         self.stream = stream
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.stream.datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -119,7 +119,7 @@ class RtpStream:
             except OSError:
                 allocator.release(pair)
                 continue
-            self._transport = transport  # type: ignore[assignment]
+            self._transport = transport
             self._pair, self._allocator, self.local_port = pair, allocator, pair.rtp
             return pair.rtp
         raise OSError(f"no bindable RTP port in {allocator.low}-{allocator.high} on {host}")
@@ -245,7 +245,7 @@ class RtpStream:
             return
         self._report(events)
 
-    def _report(self, events: list) -> None:
+    def _report(self, events: list[DtmfEvent]) -> None:
         for event in events:
             if isinstance(event, DtmfEnded) and event.digit is not None:
                 self.stats.dtmf_received += 1

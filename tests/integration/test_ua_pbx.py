@@ -225,3 +225,17 @@ async def test_calling_an_unregistered_extension_fails(pbx):
     assert await call.wait_for(CallState.CONNECTED, timeout=5) is CallState.ENDED
     assert call.status is not None and call.status >= 400
     await _close(alice)
+
+
+async def test_register_and_call_over_tcp(pbx):
+    alice = await start_phone("1001", pbx.port, transport="TCP")
+    bob = await start_phone("1002", pbx.port, transport="TCP")
+    for phone in (alice, bob):
+        assert (await phone.ua.register(expires=120)).state is REGISTERED
+        assert phone.ua.contact_uri.endswith(";transport=tcp")
+    call, answered = await _connect(alice, bob)
+    await call.hold()
+    await bob.wait_event(HoldChanged, lambda e: e.remote)
+    await call.hangup()
+    assert await answered.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+    await _close(alice, bob)

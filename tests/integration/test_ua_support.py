@@ -51,8 +51,8 @@ class Phone:
 
 async def start_phone(user: str, server_port: int, **kwargs: Any) -> Phone:
     phone = Phone(None)  # type: ignore[arg-type]
-    account = Account(user, kwargs.pop("password", PASSWORDS.get(user, "x")), "127.0.0.1",
-                      server_port)  # fmt: skip
+    password = kwargs.pop("password", PASSWORDS.get(user, "x"))
+    account = Account(user, password, "127.0.0.1", server_port, kwargs.pop("transport", "UDP"))
     phone.ua = UserAgent(account, ("127.0.0.1", 0), phone.events.append, ua_rtp_block(), **kwargs)
     await phone.ua.start()
     return phone
