@@ -7,6 +7,10 @@
 Options: --data-dir (the PBX's database, as `deskpbx --data-dir`),
 --config-dir (the phone's settings file), --listen HOST:PORT (the embedded
 PBX's SIP address for this run).
+
+Start-up shows the window first and only then imports and starts the PBX
+and the user agent (one event-loop turn later), so the window appears in
+about the time Qt needs; the status bar says "Starting…" until then.
 """
 
 from __future__ import annotations
@@ -16,16 +20,16 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from app.audio import SoundDeviceBackend
 from app.bridge import Bridge
-from app.dialogs.settings import SettingsDialog
-from app.qt import QApplication, QIcon, QMessageBox
-from app.runtime import Runtime, start_runtime
-from app.secrets import SecretStore
-from app.services import PbxDesk, pbx_status
+from app.qt import QApplication, QIcon, QMessageBox, QTimer
 from app.settings import AppSettings, load_settings
 from app.window import MainWindow
+
+if TYPE_CHECKING:
+    from app.dialogs.settings import SettingsDialog
+    from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -52,40 +56,91 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="the PBX's data directory")
     parser.add_argument("--config-dir", type=Path, help="the phone's settings directory")
     parser.add_argument("--listen", help="embedded PBX SIP address for this run, HOST:PORT")
+    parser.add_argument("--report-shown", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 @dataclass
 class DeskPhone:
-    """Everything main() built, for Quit and for tests."""
+    """Everything the app built, for Settings, Quit and tests."""
 
     app: QApplication
     window: MainWindow
     bridge: Bridge
-    runtime: Runtime
+    settings: AppSettings
+    data_dir: Path
     config_dir: Path
+    runtime: Runtime | None = None
+    quitting: bool = False
 
-    def open_settings(self) -> SettingsDialog:
-        store = self.runtime.store
+    def start(self, target: str | None = None, **runtime_options: Any) -> None:
+        """Start the PBX and the UA (imports them now) and attach them to the window."""
+        from app.runtime import start_runtime
+        from app.services import PbxDesk, pbx_status
+
+        runtime, ua = start_runtime(
+            self.settings, self.data_dir, self.bridge.publish, **runtime_options
+        )
+        self.runtime = runtime
+        self.bridge.loop = runtime.loop
+        desk = PbxDesk(runtime.store, self.settings.extension) if runtime.store else None
+        pbx = runtime.pbx
+        status_fn = (lambda: pbx_status(pbx)) if pbx is not None else None
+        self.window.attach(runtime.phone, desk, status_fn)
+
+        def booted(_: object) -> None:
+            if target:
+                self.window.dial(target)
+
+        self.bridge.submit(runtime.boot, ua, on_done=booted, what="Starting the phone")
+
+    def open_settings(self) -> SettingsDialog | None:
+        from app.audio import SoundDeviceBackend
+        from app.dialogs.settings import SettingsDialog
+        from app.secrets import SecretStore
+
+        runtime = self.runtime
+        store = runtime.store if runtime is not None else None
         dialog = SettingsDialog(
-            self.runtime.settings, self.config_dir, store=store, secrets=SecretStore(store),
-            audio=SoundDeviceBackend(), server=self.runtime.server_text,
+            self.settings, self.config_dir, store=store, secrets=SecretStore(store),
+            audio=SoundDeviceBackend(), server=runtime.server_text if runtime else "",
             submit=self.bridge.submit, parent=self.window,
         )  # fmt: skip
+        dialog.accepted.connect(lambda: setattr(self, "settings", dialog.settings))
         dialog.open()
         return dialog
 
     def shutdown(self) -> None:
         """End calls cleanly (CDRs written), stop the PBX; idempotent."""
-        if self.runtime.stopped:
+        if self.quitting:
             return
+        self.quitting = True
         self.window.detach()
-        self.runtime.stop()
+        if self.runtime is not None:
+            self.runtime.stop()
 
     def quit(self) -> None:
         self.window.hide()
         self.shutdown()
         self.app.quit()
+
+
+def make(
+    settings: AppSettings, data_dir: Path, config_dir: Path, *, use_tray: bool = True
+) -> DeskPhone:
+    """The window and the bridge, nothing started yet (QApplication must exist)."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication), "create the QApplication first"
+    icon = QIcon(str(ICON)) if ICON.exists() else QIcon()
+    app.setWindowIcon(icon)
+    bridge = Bridge()
+    window = MainWindow(bridge, icon=icon, use_tray=use_tray)
+    phone = DeskPhone(app, window, bridge, settings, data_dir, config_dir)
+    window.settings_requested.connect(phone.open_settings)
+    window.quit_requested.connect(phone.quit)
+    app.aboutToQuit.connect(phone.shutdown)
+    app.setQuitOnLastWindowClosed(window.tray is None)
+    return phone
 
 
 def build(
@@ -95,36 +150,11 @@ def build(
     *,
     target: str | None = None,
     use_tray: bool = True,
-    **runtime_options: object,
+    **runtime_options: Any,
 ) -> DeskPhone:
-    """Start the runtime and the window (QApplication must exist)."""
-    app = QApplication.instance()
-    assert isinstance(app, QApplication), "create the QApplication first"
-    icon = QIcon(str(ICON)) if ICON.exists() else QIcon()
-    app.setWindowIcon(icon)
-    bridge = Bridge()
-    runtime, ua = start_runtime(
-        settings,
-        data_dir,
-        bridge.publish,
-        **runtime_options,  # type: ignore[arg-type]
-    )
-    bridge.loop = runtime.loop
-    desk = PbxDesk(runtime.store, settings.extension) if runtime.store is not None else None
-    status_fn = (lambda: pbx_status(runtime.pbx)) if runtime.pbx is not None else None
-    window = MainWindow(bridge, runtime.phone, desk, status_fn=status_fn, icon=icon,
-                        use_tray=use_tray)  # fmt: skip
-    phone = DeskPhone(app, window, bridge, runtime, config_dir)
-    window.settings_requested.connect(phone.open_settings)
-    window.quit_requested.connect(phone.quit)
-    app.aboutToQuit.connect(phone.shutdown)
-    app.setQuitOnLastWindowClosed(window.tray is None)
-
-    def booted(_: object) -> None:
-        if target:
-            window.dial(target)
-
-    bridge.submit(runtime.boot, ua, on_done=booted, what="Starting the phone")
+    """make() and start() at once (tests, screenshots)."""
+    phone = make(settings, data_dir, config_dir, use_tray=use_tray)
+    phone.start(target, **runtime_options)
     return phone
 
 
@@ -141,13 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("DeskPhone")
     app.setDesktopFileName("deskphone")
-    try:
-        phone = build(settings, data_dir, config_dir, target=dial_target(args.target))
-    except Exception as exc:
-        QMessageBox.critical(None, "DeskPhone cannot start", str(exc))
-        return 1
+    phone = make(settings, data_dir, config_dir)
     phone.window.show()
+    if args.report_shown:  # the launch benchmark (tests/bench/bench_gui.py) reads these lines
+        QTimer.singleShot(0, lambda: print("deskphone: window shown", flush=True))
+        phone.bridge.event.connect(_report_registered)
+
+    def start() -> None:
+        try:
+            phone.start(dial_target(args.target))
+        except Exception as exc:  # the PBX port is taken, the data dir unusable...
+            log.exception("cannot start")
+            QMessageBox.critical(phone.window, "DeskPhone cannot start", str(exc))
+            app.exit(1)
+
+    QTimer.singleShot(0, start)
     return app.exec()
+
+
+def _report_registered(event: object) -> None:
+    from app.phone import RegistrationState, RegistrationUpdated
+
+    if isinstance(event, RegistrationUpdated) and event.state is RegistrationState.REGISTERED:
+        print("deskphone: registered", flush=True)
 
 
 if __name__ == "__main__":

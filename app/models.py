@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.phone import CallDirection, CallState, CallView
 from app.qt import QAbstractListModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from pbx.store import Cdr, Disposition
+
+if TYPE_CHECKING:
+    from pbx.store import Cdr
 
 Index = QModelIndex | QPersistentModelIndex
 ROW_ROLE = int(Qt.ItemDataRole.UserRole)
@@ -109,13 +111,14 @@ class HistoryEntry:
     result: str
 
 
-RESULT_WORDS = {
-    Disposition.ANSWERED: "Answered",
-    Disposition.BUSY: "Busy",
-    Disposition.NO_ANSWER: "No answer",
-    Disposition.FAILED: "Failed",
-    Disposition.CANCELLED: "Cancelled",
+RESULT_WORDS = {  # pbx.store.Disposition values (imported lazily: launch time)
+    "ANSWERED": "Answered",
+    "BUSY": "Busy",
+    "NO ANSWER": "No answer",
+    "FAILED": "Failed",
+    "CANCELLED": "Cancelled",
 }
+MISSED = frozenset({"NO ANSWER", "CANCELLED"})
 
 
 def history_entry(cdr: Cdr, me: str) -> HistoryEntry:
@@ -123,8 +126,9 @@ def history_entry(cdr: Cdr, me: str) -> HistoryEntry:
     outgoing = cdr.caller == me
     direction = CallDirection.OUTGOING if outgoing else CallDirection.INCOMING
     number = cdr.callee if outgoing else cdr.caller
-    result = RESULT_WORDS[cdr.disposition]
-    if not outgoing and cdr.disposition in (Disposition.NO_ANSWER, Disposition.CANCELLED):
+    disposition = cdr.disposition.value
+    result = RESULT_WORDS.get(disposition, disposition.title())
+    if not outgoing and disposition in MISSED:
         result = "Missed"
     return HistoryEntry(cdr.start, direction, number, cdr.billsec, result)
 

@@ -7,8 +7,10 @@ tests use a fake. Every call is named by a short string key, and every
 change reaches the GUI as one of the frozen events below, built on the PBX
 thread and re-emitted by the bridge as a Qt signal (design.md: GUI <-> PBX).
 
-Call and registration states are the UA's own enums (Blink's vocabulary:
-dialing, ringing, early_media, connected, on_hold, ending, ended).
+Call and registration states carry the UA's vocabulary and values (Blink's:
+dialing, ringing, early_media, connected, on_hold, ending, ended) but are
+the GUI's own enums: the window imports no part of pbx/, so it can be shown
+before the PBX and the user agent are even imported (launch time).
 """
 
 from __future__ import annotations
@@ -17,7 +19,29 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from pbx.ua.events import CallState, RegistrationState
+
+class CallState(enum.Enum):
+    """pbx.ua.events.CallState by value."""
+
+    DIALING = "dialing"
+    RINGING = "ringing"
+    EARLY_MEDIA = "early_media"
+    CONNECTED = "connected"
+    ON_HOLD = "on_hold"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+class RegistrationState(enum.Enum):
+    """pbx.ua.events.RegistrationState by value, plus STARTING (no UA yet)."""
+
+    STARTING = "starting"
+    UNREGISTERED = "unregistered"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    UNREGISTERING = "unregistering"
+    FAILED = "failed"
+
 
 __all__ = [
     "CallDirection", "CallState", "CallUpdated", "CallView", "PbxStatus", "Phone",

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from app.models import DirectoryEntry
 from app.phone import PbxStatus
-from pbx.store import Cdr, Store
 
 if TYPE_CHECKING:
     from pbx.server import Pbx
+    from pbx.store import Cdr, Store
 
 HISTORY_LIMIT = 200
 

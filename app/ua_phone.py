@@ -21,6 +21,8 @@ from app.phone import (
     Notice,
     RegistrationUpdated,
 )
+from app.phone import CallState as ViewState
+from app.phone import RegistrationState as ViewRegistration
 from pbx.ua.events import (
     CallState,
     CallStateChanged,
@@ -97,7 +99,7 @@ class UaPhone:
             key=self.key_of(call),
             remote=short_remote(call.remote_uri, self.home),
             direction=direction,
-            state=call.state,
+            state=ViewState(call.state.value),
             display_name=call.display_name or "",
             on_hold=bool(call.local_hold),
             remote_hold=bool(call.remote_hold),
@@ -133,7 +135,7 @@ class UaPhone:
             detail = f"{event.status} {event.reason}".strip()
         else:
             detail = event.reason if event.state is RegistrationState.FAILED else ""
-        self.publish(RegistrationUpdated(event.state, detail))
+        self.publish(RegistrationUpdated(ViewRegistration(event.state.value), detail))
 
     def _on_incoming(self, event: IncomingCall | OutgoingCall) -> None:
         self._publish_call(event.call)

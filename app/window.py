@@ -11,7 +11,7 @@ the embedded PBX) running in the system tray when there is one; Quit emits
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.bridge import Bridge
 from app.dialogs.incoming import IncomingCallDialog
@@ -47,11 +47,14 @@ from app.qt import (
     QWidget,
     Signal,
 )
-from app.services import PbxDesk
 from app.widgets.call_panel import CallPanel
 from app.widgets.dialpad import DialPad
 
+if TYPE_CHECKING:
+    from app.services import PbxDesk
+
 REGISTRATION_WORDS = {
+    RegistrationState.STARTING: "Starting…",
     RegistrationState.UNREGISTERED: "Not registered",
     RegistrationState.REGISTERING: "Registering…",
     RegistrationState.REGISTERED: "Registered",
@@ -75,7 +78,7 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         bridge: Bridge,
-        phone: Phone,
+        phone: Phone | None = None,
         desk: PbxDesk | None = None,
         *,
         status_fn: Callable[[], Any] | None = None,
@@ -104,6 +107,16 @@ class MainWindow(QMainWindow):
         self._refresher.setInterval(REFRESH_MS)
         self._refresher.timeout.connect(self.refresh)
         self.setStyleSheet(STYLE)
+        if phone is not None:
+            self.attach(phone, desk, status_fn)
+
+    def attach(
+        self, phone: Phone, desk: PbxDesk | None, status_fn: Callable[[], Any] | None
+    ) -> None:
+        """Connect the phone once it runs (the window is shown before the PBX starts)."""
+        self.phone = phone
+        self.desk = desk
+        self.status_fn = status_fn
         if desk is not None or status_fn is not None:
             self._refresher.start()
         self.refresh()
@@ -136,7 +149,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._history_page(), "History")
         self.tabs.addTab(self._directory_page(), "Directory")
         self.setCentralWidget(self.tabs)
-        self.registration_label = QLabel("Not registered", self)
+        self.registration_label = QLabel(REGISTRATION_WORDS[RegistrationState.STARTING], self)
         self.registration_label.setAccessibleName("Softphone registration")
         self.pbx_label = QLabel("", self)
         self.pbx_label.setAccessibleName("PBX status")
@@ -209,8 +222,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ actions
 
+    def _submit(self, action: str, *args: Any, what: str) -> None:
+        """Run phone.<action>(*args) on the PBX loop; before the phone runs, say so."""
+        if self.phone is None or self.bridge.loop is None:
+            self.show_notice(f"{what}: the phone is still starting")
+            return
+        self.bridge.submit(getattr(self.phone, action), *args, what=what)
+
     def dial(self, target: str) -> None:
-        self.bridge.submit(self.phone.dial, target, what=f"Calling {target}")
+        self._submit("dial", target, what=f"Calling {target}")
         self.dialpad.number.clear()
 
     def redial(self, row: int | None) -> None:
@@ -222,13 +242,13 @@ class MainWindow(QMainWindow):
             self.dial(self.directory.row(row).number)
 
     def answer(self, key: str) -> None:
-        self.bridge.submit(self.phone.answer, key, what="Answering")
+        self._submit("answer", key, what="Answering")
 
     def reject(self, key: str) -> None:
-        self.bridge.submit(self.phone.reject, key, what="Rejecting")
+        self._submit("reject", key, what="Rejecting")
 
     def hangup(self, key: str) -> None:
-        self.bridge.submit(self.phone.hangup, key, what="Hanging up")
+        self._submit("hangup", key, what="Hanging up")
 
     def hangup_current(self) -> None:
         """Esc: reject the newest ringing call, else hang up the shown one."""
@@ -239,14 +259,13 @@ class MainWindow(QMainWindow):
             self.hangup(self.panel.view.key)
 
     def set_hold(self, key: str, on: bool) -> None:
-        fn = self.phone.hold if on else self.phone.resume
-        self.bridge.submit(fn, key, what="Hold" if on else "Resume")
+        self._submit("hold" if on else "resume", key, what="Hold" if on else "Resume")
 
     def set_mute(self, key: str, on: bool) -> None:
-        self.bridge.submit(self.phone.set_muted, key, on, what="Mute")
+        self._submit("set_muted", key, on, what="Mute")
 
     def send_dtmf(self, key: str, digit: str) -> None:
-        self.bridge.submit(self.phone.send_dtmf, key, digit, what="Sending a tone")
+        self._submit("send_dtmf", key, digit, what="Sending a tone")
 
     def _key_during_call(self, digit: str) -> None:
         view = self.panel.view
@@ -263,7 +282,7 @@ class MainWindow(QMainWindow):
 
     def transfer(self, key: str, target: str) -> None:
         if target.strip():
-            self.bridge.submit(self.phone.transfer, key, target.strip(), what="Transfer")
+            self._submit("transfer", key, target.strip(), what="Transfer")
 
     def _selected(self, table: QTableView) -> int | None:
         rows = table.selectionModel().selectedRows()
