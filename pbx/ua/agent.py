@@ -149,7 +149,9 @@ class UserAgent:
         if self.registration.state is RegistrationState.REGISTERED:
             jobs.append(self.registration.unregister())
         if jobs:
-            await asyncio.wait([asyncio.ensure_future(job) for job in jobs], timeout=timeout)
+            _, late = await asyncio.wait([asyncio.ensure_future(j) for j in jobs], timeout=timeout)
+            for task in late:
+                task.cancel()
         for call in list(self.calls):
             call.finish(None, "closed")
         self.registration.close()
@@ -521,12 +523,14 @@ class UserAgent:
             log.info("cannot answer the %d challenge: %s", response.status, exc)
             return False
         header = "Proxy-Authorization" if response.status == 407 else "Authorization"
-        pending.request = with_credentials(request, header, value)
+        dialog = pending.dialog
+        seq = (dialog.local_seq or 0) + 1 if dialog is not None else request.cseq.seq + 1
+        pending.request = with_credentials(request, header, value, seq)
         pending.tries += 1
-        if pending.dialog is not None:
-            pending.dialog.local_seq = pending.request.cseq.seq
+        if dialog is not None:
+            dialog.local_seq = seq
             if request.method == "INVITE":
-                pending.dialog.invite_seq = pending.request.cseq.seq
+                dialog.invite_seq = seq
         self._start(pending)
         return True
 
@@ -574,6 +578,9 @@ class UserAgent:
         if self._closed:
             self.reply(tx, request.make_response(480, to_tag=new_tag()))
             return
+        if request.headers.get("Replaces") and self._replaced_call(request) is None:
+            self.reply(tx, request.make_response(481, to_tag=new_tag()))  # RFC 3891 3
+            return
         remote = request.from_
         call = await self._new_call("incoming", request.call_id, str(remote.uri),
                                     remote.display or "", None, CallState.RINGING)  # fmt: skip
@@ -619,10 +626,10 @@ async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
         log.info("%s", exc)
 
 
-def with_credentials(request: Request, header: str, value: str) -> Request:
-    """A copy of `request` for the authenticated retry: new branch, CSeq + 1, the
-    credentials header replacing any earlier one (RFC 3261 22.2, 8.1.3.5)."""
-    seq = request.cseq.seq + 1
+def with_credentials(request: Request, header: str, value: str, seq: int | None = None) -> Request:
+    """A copy of `request` for the authenticated retry: new branch, CSeq `seq` (default + 1),
+    the credentials header replacing any earlier one (RFC 3261 22.2, 8.1.3.5)."""
+    seq = request.cseq.seq + 1 if seq is None else seq
     items: list[tuple[str, str]] = []
     first_via = True
     for name, item in request.headers:

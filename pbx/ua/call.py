@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -356,11 +357,13 @@ class Call:
         previous = self.session.hold
         self.session.hold = hold
         try:
-            request = self.dialog.reinvite(self.session.offer())
-        except SipError as exc:
+            response = await self._reinvite()
+            if response is not None and response.status == 491:  # glare: wait, try once more
+                await asyncio.sleep(self._glare_delay())
+                response = await self._reinvite()
+        except UaError:
             self.session.hold = previous
-            raise UaError(f"re-INVITE not possible now: {exc}") from exc
-        response = await self.ua.transact(request, dialog=self.dialog, on_final=self._reinvited)
+            raise
         if response is None or response.status >= 300:
             self.session.hold = previous
             status = None if response is None else response.status
@@ -370,12 +373,38 @@ class Call:
         self.ua.emit(HoldChanged(self, self.local_hold, self.remote_hold))
         self.move(self._live_state(), response.status, "local hold" if hold else "resumed")
 
+    async def _reinvite(self) -> Response | None:
+        if self.dialog is None or self.ended:
+            return None
+        try:
+            request = self.dialog.reinvite(self.session.offer())
+        except SipError as exc:
+            raise UaError(f"re-INVITE not possible now: {exc}") from exc
+        return await self.ua.transact(request, dialog=self.dialog, on_final=self._reinvited)
+
+    def _glare_delay(self) -> float:
+        """RFC 3261 14.1: the Call-ID's owner waits 2.1-4 s after a 491, the other 0-2 s."""
+        owner = self.direction == "outgoing"
+        low, high = (2.1, 4.0) if owner else (0.0, 2.0)
+        return low + (high - low) * secrets.randbelow(1000) / 1000
+
     def _reinvited(self, response: Response | None) -> None:
-        """Synchronously on the 2xx to our re-INVITE: ACK it and apply the answer."""
-        if response is None or not 200 <= response.status < 300 or self.dialog is None:
+        """Synchronously on the final answer to our re-INVITE: a 2xx is ACKed and its answer
+        applied; no answer, 408 or 481 end the call (RFC 3261 12.2.1.2, 14.1)."""
+        dialog = self.dialog
+        if dialog is None or self.ended:
             return
-        self.dialog.receive_response(response)
-        self.ua.send_ack(self.dialog.ack_for(response))
+        if response is None:
+            dialog.invite_pending = False
+            self.ua.spawn(self._bye(408, "re-INVITE not answered"))
+            return
+        dialog.receive_response(response)
+        if response.status in (408, 481):
+            self.finish(response.status, response.reason)
+            return
+        if not 200 <= response.status < 300:
+            return
+        self.ua.send_ack(dialog.ack_for(response))
         try:
             self._apply_negotiated(self.session.answer_received(response.body))
         except (NoCommonCodec, SipError) as exc:

@@ -150,3 +150,23 @@ async def test_a_wav_file_played_into_a_call_is_recorded_on_the_other_side(phone
     assert heard.size > 8000 * 0.6
     loud = heard[np.abs(heard) > 0]
     assert abs(dominant_frequency(loud[:4000]) - 600.0) < 10
+
+
+async def test_both_sides_holding_at_once_resolve_the_glare(phones):
+    alice, bob, _ = phones
+    call, answered = await connect(alice, bob)
+    # Each re-INVITE meets the other's: both get 491 and retry after RFC 3261 14.1's delays.
+    await asyncio.wait_for(asyncio.gather(call.hold(), answered.hold()), timeout=10)
+    assert call.local_hold and answered.local_hold
+    assert call.remote_hold and answered.remote_hold
+    assert {call.negotiated.local.value, answered.negotiated.local.value} == {"inactive"}
+    assert not call.negotiated.we_send and not answered.negotiated.we_send
+    await call.hangup()
+
+
+async def test_an_invite_replacing_an_unknown_dialog_is_refused_481(phones):
+    alice, bob, _ = phones
+    call = await alice.ua.call(uri_of(bob), headers=[("Replaces", "gone@x;to-tag=1;from-tag=2")])
+    assert await call.wait_for(CallState.CONNECTED, timeout=5) is CallState.ENDED
+    assert call.status == 481
+    assert bob.of(IncomingCall) == [] and bob.ua.calls == []
