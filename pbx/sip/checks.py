@@ -41,6 +41,8 @@ failing on them.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import secrets
 from collections.abc import Callable, Iterable
@@ -83,8 +85,30 @@ class UasPolicy:
     accepted_content_types: frozenset[str]
     local_schemes: frozenset[str]
     response_content_types: frozenset[str]
-    to_tag: str
+    to_tag: str | None
     forwards: bool = True
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(
+    allowed_methods: tuple[str, ...],
+    supported_extensions: tuple[str, ...],
+    accepted_content_types: tuple[str, ...],
+    local_schemes: tuple[str, ...],
+    response_content_types: tuple[str, ...],
+    forwards: bool,
+) -> UasPolicy:
+    """The policy of one set of arguments, built once: a server passes the same ones with
+    every request. Its to_tag is None, so each reply draws a fresh one (_reply)."""
+    return UasPolicy(
+        allowed_methods=frozenset(m.upper() for m in allowed_methods),
+        supported_extensions=frozenset(e.lower() for e in supported_extensions),
+        accepted_content_types=frozenset(t.lower() for t in accepted_content_types),
+        local_schemes=frozenset(s.lower() for s in local_schemes),
+        response_content_types=frozenset(t.lower() for t in response_content_types),
+        to_tag=None,
+        forwards=forwards,
+    )
 
 
 Check = Callable[[Request, UasPolicy], Response | None]
@@ -109,15 +133,16 @@ def check_request(
     `to_tag` goes into the To of the error response when the request has no To
     tag (8.2.6.2); a random one is made when not given.
     """
-    policy = UasPolicy(
-        allowed_methods=frozenset(m.upper() for m in allowed_methods),
-        supported_extensions=frozenset(e.lower() for e in supported_extensions),
-        accepted_content_types=frozenset(t.lower() for t in accepted_content_types),
-        local_schemes=frozenset(s.lower() for s in local_schemes),
-        response_content_types=frozenset(t.lower() for t in response_content_types),
-        to_tag=to_tag or secrets.token_hex(6),
-        forwards=forwards,
+    policy = _policy(
+        tuple(allowed_methods),
+        tuple(supported_extensions),
+        tuple(accepted_content_types),
+        tuple(local_schemes),
+        tuple(response_content_types),
+        forwards,
     )
+    if to_tag is not None:
+        policy = dataclasses.replace(policy, to_tag=to_tag)
     for check in _CHECKS:
         try:
             response = check(request, policy)
@@ -143,12 +168,13 @@ def _reply(
     """
     items: list[tuple[str, str]] = []
     seen: set[str] = set()
+    to_tag = policy.to_tag or secrets.token_hex(6)
     for name, value in request.headers:
         if name == "Via":
             items.append((name, value))
         elif name in MANDATORY_HEADERS and name not in seen:
             seen.add(name)
-            items.append((name, _tagged(value, policy.to_tag) if name == "To" else value))
+            items.append((name, _tagged(value, to_tag) if name == "To" else value))
     return Response(status, reason, [*items, *headers])
 
 

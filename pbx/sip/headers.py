@@ -12,8 +12,10 @@ that parses back to an equal value. From/To/Route values are `NameAddr`
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from pbx.sip import grammar
@@ -174,6 +176,7 @@ class CSeq:
 # --- the header multi-map (RFC 3261 7.3) -------------------------------------------------
 
 _CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
+_NAME_OF = itemgetter(0)
 _NAME_CACHE: dict[str, str] = {}
 _SPELLING: dict[str, str] = {}  # lower-case unknown name -> the spelling first seen
 _MAX_SPELLINGS = 4096
@@ -185,6 +188,7 @@ LIST_HEADERS = frozenset(
     "Accept-Encoding Accept-Language Allow-Events Path Service-Route In-Reply-To".split()
 )
 _INDEX = "first-values"  # key of Headers.first_values() in the typed-value cache
+_COUNTS = "name-counts"  # key of Headers.name_counts() in the typed-value cache
 
 
 def canonical_name(name: str) -> str:
@@ -227,7 +231,12 @@ def checked_header(name: str, value: str) -> tuple[str, str]:
 
 
 class Headers:
-    """Ordered multi-map of (canonical name, raw value); typed values cached in `_cache`."""
+    """Ordered multi-map of (canonical name, raw value); typed values cached in `_cache`.
+
+    A typed value is cached under the key (canonical header name, field), so a change to
+    one header drops only the values read from it: stamping `received` on the top Via
+    (RFC 3261 18.2.1) or adding a header to a response keeps the parsed From, To and
+    CSeq. The two indexes (first values, name counts) are dropped on every change."""
 
     __slots__ = ("_items", "_cache")
 
@@ -252,6 +261,25 @@ class Headers:
             index = self._cache[_INDEX] = dict(reversed(self._items))
         return index
 
+    def name_counts(self) -> dict[str, int]:
+        """Canonical name -> number of header lines, built in C on first use and cached like
+        first_values(): `in` and count() become dict lookups instead of scans."""
+        counts: dict[str, int] | None = self._cache.get(_COUNTS)
+        if counts is None:
+            counts = self._cache[_COUNTS] = Counter(map(_NAME_OF, self._items))
+        return counts
+
+    def _changed(self, canon: str) -> None:
+        """Drop the cached values read from header `canon`, and both indexes."""
+        cache = self._cache
+        if not cache:
+            return
+        stale = [key for key in cache if key.__class__ is tuple and key[0] == canon]
+        for key in stale:
+            del cache[key]
+        cache.pop(_INDEX, None)
+        cache.pop(_COUNTS, None)
+
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.first_values().get(canonical_name(name), default)
 
@@ -268,12 +296,12 @@ class Headers:
         return [value for key, value in self._items if key == canon]
 
     def count(self, name: str) -> int:
-        canon = canonical_name(name)
-        return sum(1 for key, _ in self._items if key == canon)
+        return self.name_counts().get(canonical_name(name), 0)
 
     def add(self, name: str, value: str) -> None:
-        self._items.append(checked_header(name, value))
-        self._cache.clear()
+        item = checked_header(name, value)
+        self._items.append(item)
+        self._changed(item[0])
 
     def set(self, name: str, value: str) -> None:
         canon, value = checked_header(name, value)
@@ -288,18 +316,17 @@ class Headers:
         if not placed:
             out.append((canon, value))
         self._items = out
-        self._cache.clear()
+        self._changed(canon)
 
     def remove(self, name: str) -> None:
         canon = canonical_name(name)
         self._items = [(key, value) for key, value in self._items if key != canon]
-        self._cache.clear()
+        self._changed(canon)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        canon = canonical_name(name)
-        return any(key == canon for key, _ in self._items)
+        return canonical_name(name) in self.name_counts()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(list(self._items))

@@ -21,7 +21,6 @@ import base64
 import re
 from collections.abc import Callable, Iterable
 from itertools import repeat
-from operator import itemgetter
 from typing import Any, Generic, TypeVar, overload
 
 from pbx.sip import grammar
@@ -76,21 +75,24 @@ def _optional(parse: Callable[[str], T], canon: str) -> Callable[[Headers], T | 
 
 
 _MISSING = object()
+_TOP_VIA_KEY = ("Via", "via")
 
 
 class _Typed(Generic[T]):
     """A typed header value: parsed from the raw headers on first read, then cached in the
-    Headers object (whose mutators clear the cache). A descriptor, so each field is one
-    line in the table of `_Message` below."""
+    Headers object under (header, field), so that changing that header drops it and
+    changing another keeps it. A descriptor, so each field is one line in the table of
+    `_Message` below."""
 
-    __slots__ = ("key", "parse")
+    __slots__ = ("key", "parse", "header")
 
-    def __init__(self, parse: Callable[[Headers], T]) -> None:
+    def __init__(self, header: str, parse: Callable[[Headers], T]) -> None:
         self.parse = parse
-        self.key = ""
+        self.header = header
+        self.key: tuple[str, str] = (header, "")
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.key = name
+        self.key = (self.header, name)
 
     @overload
     def __get__(self, msg: None, owner: type) -> _Typed[T]: ...
@@ -109,7 +111,31 @@ class _Typed(Generic[T]):
 
 
 def _list(name: str, parse: Callable[[str], T]) -> Callable[[Headers], list[T]]:
-    return lambda headers: [parse(value) for value in headers.getall(name)]
+    def read(headers: Headers) -> list[T]:
+        if name not in headers.name_counts():
+            return []
+        return [parse(value) for value in headers.getall(name)]
+
+    return read
+
+
+def _vias(headers: Headers) -> list[Via]:
+    """Every Via value; the top one is taken from the `via` field when it was read already
+    (it parsed the same text), so a request's Vias are parsed once each."""
+    values = headers.getall("Via")
+    top = headers._cache.get(_TOP_VIA_KEY)
+    if top is None or not values:
+        return [Via.parse(value) for value in values]
+    return [top, *map(Via.parse, values[1:])]
+
+
+def _tag_of(headers: Headers, canon: str, field: str) -> str | None:
+    """The tag of From or To: from the parsed name-addr when it was read already, else
+    with params_of, which skips parsing the URI."""
+    parsed = headers._cache.get((canon, field))
+    if parsed is not None:
+        return parsed.params.get("tag")  # type: ignore[no-any-return]
+    return params_of(_required(headers, canon)).get("tag")
 
 
 class _Message:
@@ -122,20 +148,22 @@ class _Message:
 
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
-    call_id = _Typed(lambda h: parse_call_id(_required(h, "Call-ID")))
-    cseq = _Typed(lambda h: CSeq.parse(_required(h, "CSeq")))
-    via = _Typed(lambda h: parse_top_via(_required(h, "Via")))
-    vias = _Typed(_list("Via", Via.parse))
-    from_ = _Typed(lambda h: parse_name_addr(_required(h, "From")))
-    to = _Typed(lambda h: parse_name_addr(_required(h, "To")))
-    from_tag = _Typed(lambda h: params_of(_required(h, "From")).get("tag"))
-    to_tag = _Typed(lambda h: params_of(_required(h, "To")).get("tag"))
-    contacts = _Typed(lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)])
-    max_forwards = _Typed(_optional(parse_max_forwards, "Max-Forwards"))
-    expires = _Typed(_optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"))
-    routes = _Typed(_list("Route", parse_name_addr))
-    record_routes = _Typed(_list("Record-Route", parse_name_addr))
-    content_type = _Typed(_optional(parse_content_type, "Content-Type"))
+    call_id = _Typed("Call-ID", lambda h: parse_call_id(_required(h, "Call-ID")))
+    cseq = _Typed("CSeq", lambda h: CSeq.parse(_required(h, "CSeq")))
+    via = _Typed("Via", lambda h: parse_top_via(_required(h, "Via")))
+    vias = _Typed("Via", lambda h: _vias(h))
+    from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
+    to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
+    from_tag = _Typed("From", lambda h: _tag_of(h, "From", "from_"))
+    to_tag = _Typed("To", lambda h: _tag_of(h, "To", "to"))
+    contacts = _Typed(
+        "Contact", lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)]
+    )
+    max_forwards = _Typed("Max-Forwards", _optional(parse_max_forwards, "Max-Forwards"))
+    expires = _Typed("Expires", _optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"))
+    routes = _Typed("Route", _list("Route", parse_name_addr))
+    record_routes = _Typed("Record-Route", _list("Record-Route", parse_name_addr))
+    content_type = _Typed("Content-Type", _optional(parse_content_type, "Content-Type"))
 
     def start_line(self) -> str:
         raise NotImplementedError
@@ -302,6 +330,15 @@ class Response(_Message):
 
 Message = Request | Response
 
+# What validate() reads, in this order (the first malformed one names the 400).
+_TYPED_FIELDS: tuple[_Typed[Any], ...] = tuple(
+    _Message.__dict__[name]
+    for name in (
+        "call_id", "cseq", "vias", "via", "from_", "to", "contacts", "max_forwards", "expires",
+        "routes", "record_routes", "content_type",
+    )
+)  # fmt: skip
+
 
 # --- parsing and framing (RFC 3261 7, 7.5, 18.3) --------------------------------------------
 
@@ -417,14 +454,13 @@ _WIRE_NAMES: dict[str, str] = {
 
 
 _CL = "Content-Length"
-_NAME_OF = itemgetter(0)
 
 
 def _content_length(headers: Headers) -> int | None:
     value = headers.first_values().get(_CL)
     if value is None:
         return None
-    if list(map(_NAME_OF, headers._items)).count(_CL) > 1:
+    if headers.name_counts()[_CL] > 1:
         # RFC 4475 3.3.14 mcl01: the body cannot be framed reliably, so reject it.
         raise ParseError("Multiple Content-Length values")
     if not value.isdigit() or not value.isascii() or len(value) > 9:
@@ -518,10 +554,6 @@ _DATE = re.compile(
     r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
 )
 _WARNING = re.compile(r'[0-9]{3} \S+ "(?:[^"\\]|\\.)*"')
-_TYPED_FIELDS = (
-    "call_id", "cseq", "vias", "via", "from_", "to", "contacts", "max_forwards", "expires",
-    "routes", "record_routes", "content_type",
-)  # fmt: skip
 
 
 def validate(msg: Request | Response) -> None:
@@ -529,20 +561,26 @@ def validate(msg: Request | Response) -> None:
     acting on a request (RFC 3261 8.1.1 mandatory fields, 8.2.2.3, 20 single-valued
     fields); raises ParseError naming the first problem. parse_message stays lazy."""
     headers = msg.headers
+    counts = headers.name_counts()
     for name in REQUIRED_HEADERS:
-        if name not in headers:
+        if name not in counts:
             raise ParseError(f"Missing {name}")
     for name in SINGLE_HEADERS:
-        if headers.count(name) > 1:
+        if counts.get(name, 0) > 1:
             raise ParseError(f"Multiple {name} values")
-    for key in _TYPED_FIELDS:
-        getattr(msg, key)
-    _validate_extras(headers)
+    for field in _TYPED_FIELDS:
+        field.__get__(msg, type(msg))  # parses (and caches) what was not read yet
+    if not counts.keys().isdisjoint(_EXTRA_NAMES):
+        _validate_extras(headers)
     if isinstance(msg, Request):
         _validate_request(msg)
 
 
+_EXTRA_NAMES = frozenset({"Date", "Min-Expires", "Retry-After", "Warning"})
+
+
 def _validate_extras(headers: Headers) -> None:
+    """Headers the stack does not read but a UAS still refuses when malformed."""
     for value in headers.raw_values("Date"):
         if not _DATE.fullmatch(value):
             raise ParseError("Bad Date")
