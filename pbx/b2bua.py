@@ -21,6 +21,13 @@ Requests to a phone go to the flow it used (where its REGISTER or INVITE came
 from), never blindly to the Contact, so phones behind NAT are reached. When a
 call ends, everything it held (relay ports, timers, table entries) is freed
 and one CDR row is written. `aclose()` ends calls in progress the same way.
+
+Collaborators, one concern each: in-dialog requests (pbx.b2bua_forward),
+trunks: numbers that are no extension go out through pbx.outbound's
+OutboundDialer and carriers' calls come in by DID (pbx.b2bua_trunks), the HTTP
+API's click-to-call, hangup, transfer and DTMF (pbx.b2bua_control), and the
+recording manager (pbx.recording), told when a call is answered and ended so
+the CDR links its file.
 """
 
 from __future__ import annotations
@@ -35,9 +42,9 @@ from typing import TYPE_CHECKING
 
 from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_control import CallControl
-from pbx.b2bua_dtmf import info_digit
 from pbx.b2bua_forward import Forwarder
 from pbx.b2bua_resend import AnswerResender
+from pbx.b2bua_trunks import TrunkCalls
 from pbx.call import (
     ALLOW,
     Call,
@@ -70,12 +77,11 @@ from pbx.store import Binding, Disposition, HangupSide, Store
 
 if TYPE_CHECKING:
     from pbx.recording import RecordingManager
+    from pbx.trunks import TrunkManager
 
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
-HANGUP_SIDE = {Side.A: HangupSide.CALLER, Side.B: HangupSide.CALLEE}
-FORWARDED_METHODS = frozenset({"INVITE", "UPDATE", "INFO"})
 DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE"})
 _is_x_header = is_x_header  # its former home's name
 
@@ -95,6 +101,7 @@ class B2bua:
         wall: Callable[[], float] = time.time,
         on_call_ended: Callable[[Call], None] | None = None,
         recordings: RecordingManager | None = None,
+        trunks: TrunkManager | None = None,
     ) -> None:
         self.sip = endpoint
         self.store = store
@@ -117,6 +124,8 @@ class B2bua:
         self.forwarder = Forwarder(self)
         #: Click-to-call, hang up, transfer, DTMF and recording for the HTTP API.
         self.control = CallControl(self)
+        #: Outbound routes through trunks (OutboundDialer) and carriers' inbound calls.
+        self.trunking = TrunkCalls(self, trunks)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -164,7 +173,7 @@ class B2bua:
             if request.method == "CANCEL":
                 self._on_cancel(ev)
             elif request.to_tag is not None:
-                self._on_in_dialog(ev)
+                self.forwarder.on_request(ev)
             elif request.method == "INVITE":
                 self._on_invite(ev)
             elif request.method != "ACK":
@@ -186,24 +195,36 @@ class B2bua:
         if not self.accepting:
             self._reply(ev, 503, "Shutting Down")
             return
+        if self.trunking.admit(ev):  # a carrier's call, or a stranger's refused (403)
+            return
         caller = self.caller_auth.check(request, self.sip.now())
         if isinstance(caller, Response):
             self._respond(ev.tx, caller)
             return
         callee = request.uri.user if isinstance(request.uri, SipUri) else None
         extension = self.store.find_extension(callee) if callee else None
-        if extension is None or not extension.enabled:
+        if callee and extension is None:
+            self.trunking.outbound(ev, caller, callee)  # the dialplan's outbound routes
+            return
+        if callee is None or extension is None or not extension.enabled:
             self._reply(ev, 404)
             return
-        bindings = [b for b in self.store.active_bindings(self.wall(), callee) if b.reachable]
+        bindings = self._bindings([callee])
         if not bindings:
             self._reply(ev, 480, "Temporarily Unavailable (not registered)")
             return
+        call = self._new_call(ev, caller, callee)
+        if call is not None:
+            log.info("[%s] %s -> %s (%d contacts)", call.label, caller, callee, len(bindings))
+            self._spawn(self._setup(call, bindings))
+
+    def _new_call(self, ev: RequestReceived, caller: str, callee: str) -> Call | None:
+        """A Call for this INVITE, or None after answering 488 (no SDP offer)."""
+        request = ev.request
         if request.content_type != SDP or not request.body:
             self._reply(ev, 488, "SDP Offer Required")
-            return
-        offer = SessionDescription.parse(request.body)
-        assert ev.tx is not None and callee is not None
+            return None
+        assert ev.tx is not None
         call = Call(
             label=secrets.token_hex(8),
             caller=caller,
@@ -212,14 +233,18 @@ class B2bua:
             a_tx=ev.tx,
             a_peer=self._peer(ev.source, ev.transport),
             a_tag=secrets.token_hex(6),
-            a_offer=offer,
+            a_offer=SessionDescription.parse(request.body),
             start=self.wall(),
             x_headers={name: value for name, value in request.headers if is_x_header(name)},
         )
         self.calls[call.label] = call
         self._by_a_tx[ev.tx] = call
-        log.info("[%s] %s -> %s (%d contacts)", call.label, caller, callee, len(bindings))
-        self._spawn(self._setup(call, bindings))
+        return call
+
+    def _bindings(self, numbers: list[str] | tuple[str, ...]) -> list[Binding]:
+        """The reachable registered contacts of these extensions."""
+        now = self.wall()
+        return [b for n in numbers for b in self.store.active_bindings(now, n) if b.reachable]
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -259,6 +284,7 @@ class B2bua:
         if not call.set_remote(Leg.A, call.a_offer):
             self._fail(call, 488, "Unusable Media Address", Disposition.FAILED)
             return
+        self.trunking.connected(call)  # an outbound call's first trunk, a group's next wave
         for binding in bindings:
             self._fork(call, binding)
         loop = asyncio.get_running_loop()
@@ -296,13 +322,13 @@ class B2bua:
     def on_response(self, ev: ResponseReceived) -> None:
         response = ev.response
         if ev.tx is not None and ev.tx in self.forwarder.pending:
-            self.forwarder.on_response(ev.tx, response)  # type: ignore[arg-type]
+            self.forwarder.on_response(ev.tx, response)
             return
         if self.control.on_response(ev):
             return
         call = self._by_fork.get(ev.tx) if ev.tx is not None else None
         if call is None:
-            self._on_stray_response(response)
+            self.forwarder.ack_stray(response)
             return
         fork = call.forks[ev.tx]  # type: ignore[index]
         status = response.status
@@ -316,23 +342,10 @@ class B2bua:
             self._on_answer(call, fork, response, outcome.dialog)
         else:
             fork.final = response
+            if self.trunking.owns(ev.tx):  # a carrier: credentials, failover or its answer
+                self.trunking.failed(call, fork, response)
+                return
             self._fork_failed(call)
-
-    def _on_stray_response(self, response: Response) -> None:
-        """A 2xx retransmitted after its transaction ended: ACK it again (13.2.2.4)."""
-        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
-            return
-        dialog_id = DialogId(response.call_id, response.from_tag or "", response.to_tag)
-        found = self._by_dialog.get(dialog_id)
-        if found is None:
-            return
-        call, side = found
-        dialog, peer = call.dialog(side), call.peer(side)
-        if dialog is not None and peer is not None:
-            try:
-                self._send_ack(dialog.ack_for(response), peer)
-            except LocalProtocolError:
-                pass
 
     def _on_provisional(self, call: Call, fork: Fork, response: Response) -> None:
         if call.ended or call.b_dialog is not None:
@@ -369,12 +382,19 @@ class B2bua:
             self._send_to_a(call, 200, None, sdp)
         call.rerouting = False
         self._set_state(call, CallState.CONNECTED)
-        if first and self.recordings is not None:
-            self._notify(self.recordings.on_call_answered, call)
+        if first:
+            self._notify(self._record, call)
         log.info("[%s] answered by %s", call.label, fork.binding.contact)
+
+    def _record(self, call: Call) -> None:
+        """Attach a recorder by policy (pbx.recording) once the call is connected."""
+        if self.recordings is not None:
+            self.recordings.on_call_answered(call)
 
     def _fork_failed(self, call: Call) -> None:
         if call.ended or call.b_dialog is not None or call.pending_forks():
+            return
+        if self.trunking.next_wave(call):  # an in-order ring group: the next member rings
             return
         finals = [f.final for f in call.forks.values() if f.final is not None]
         best = best_final(finals)
@@ -395,6 +415,9 @@ class B2bua:
         if call is None:
             return
         call.forks[tx].timed_out = True  # type: ignore[index]
+        if self.trunking.owns(tx):
+            self.trunking.failed(call, call.forks[tx], None)  # type: ignore[index]
+            return
         self._fork_failed(call)
 
     # ------------------------------------------------------------------ towards leg A
@@ -421,58 +444,6 @@ class B2bua:
     def _no_ack(self, call: Call, dialog: Dialog) -> None:
         log.warning("[%s] no ACK for our 200: ending the call", call.label)
         self._hangup(call, Side.B if dialog is call.a_dialog else Side.A, HangupSide.SYSTEM)
-
-    # ------------------------------------------------------------------ in-dialog requests
-
-    def _on_in_dialog(self, ev: RequestReceived) -> None:
-        request = ev.request
-        dialog_id = DialogId(request.call_id, request.to_tag or "", request.from_tag)
-        found = self._by_dialog.get(dialog_id)
-        if found is None:
-            if request.method != "ACK":
-                self._reply(ev, 481)
-            return
-        call, side = found
-        if request.method == "BYE" and not call.answered:
-            # The caller may end an early dialog with BYE (RFC 3261 15): 200 to it, 487 to
-            # its INVITE (15.1.2). Handled before the dialog, which refuses an early BYE.
-            self._reply(ev, 200)
-            if call.originated and call.dialog(side) is not None:
-                call.dialog(side).terminate()  # type: ignore[union-attr]  # no BYE back
-            call.hangup_side = HANGUP_SIDE[side]
-            self._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
-            return
-        dialog = call.dialog(side)
-        assert dialog is not None
-        error = dialog.receive_request(request)
-        if error is not None:
-            self._respond(ev.tx, error)
-            return
-        method = request.method
-        if method == "ACK":
-            entry = call.retransmitters.pop(request.cseq.seq, None)
-            if entry is not None:
-                entry[0].ack_received()
-        elif method == "BYE":
-            self._reply(ev, 200)
-            self._hangup(call, side, HANGUP_SIDE[side])
-        elif method == "OPTIONS":
-            self._reply(ev, 200, headers=[("Allow", ALLOW)])
-        elif method in FORWARDED_METHODS and call.b_dialog is not None:
-            if method == "INFO":
-                self._on_info(call, side, request)
-            self.forwarder.forward(ev, call, side)
-        else:
-            self._reply(ev, 501 if method not in FORWARDED_METHODS else 491)
-
-    def _on_info(self, call: Call, side: Side, request: Request) -> None:
-        """A DTMF digit by INFO (RFC 6086) reaches the recording feature code too."""
-        digit = info_digit(request.headers.get("Content-Type"), request.body)
-        if digit is not None and self.recordings is not None:
-            try:
-                self.recordings.on_info_digit(call.label, side.leg, digit)
-            except Exception:
-                log.exception("[%s] recording feature code failed", call.label)
 
     # ------------------------------------------------------------------ ending
 
@@ -539,6 +510,7 @@ class B2bua:
                 self._by_dialog.pop(dialog.id, None)
         self.forwarder.forget(call)
         self.control.forget(call)
+        self.trunking.forget(call)
         try:
             self.store.add_cdr(call.to_cdr())
         except Exception:  # a CDR failure must not take the PBX down

@@ -134,8 +134,9 @@ class CallControl:
         if not b.accepting:
             raise RuntimeError("the PBX is stopping")
         bindings = self.bindings(from_ext)
-        if b.store.find_extension(to_number) is None:
-            raise LookupError(f"no extension {to_number} to connect to")
+        routable = b.store.find_extension(to_number) or b.trunking.routable(from_ext, to_number)
+        if not routable:
+            raise LookupError(f"no extension or outbound route for {to_number}")
         label = secrets.token_hex(8)
         first = b._peer((bindings[0].source_host, bindings[0].source_port), bindings[0].transport)
         template = self._invite(label, secrets.token_hex(6), from_ext, to_number, caller_id,
@@ -248,18 +249,22 @@ class CallControl:
         self._place_b(call)
 
     def _place_b(self, call: Call) -> None:
-        """Leg B towards the callee's phones, offering leg A's SDP through the relay."""
+        """Leg B towards the callee's phones, or out through a trunk when the number is no
+        extension, offering leg A's SDP through the relay."""
         b = self.b2bua
-        try:
-            bindings = self.bindings(call.callee)
-        except (LookupError, RuntimeError) as exc:
-            log.info("[%s] cannot reach %s: %s", call.label, call.callee, exc)
-            self.end_placed(call, 480, "Temporarily Unavailable", Disposition.NO_ANSWER)
-            return
-        for binding in bindings:
-            b._fork(call, binding)
-        loop = asyncio.get_running_loop()
-        call.timers.append(loop.call_later(b.config.no_answer_timeout, b._no_answer, call))
+        via_trunk = b.store.find_extension(call.callee) is None and b.trunking.place(call)
+        if not via_trunk:
+            try:
+                bindings = self.bindings(call.callee)
+            except (LookupError, RuntimeError) as exc:
+                log.info("[%s] cannot reach %s: %s", call.label, call.callee, exc)
+                self.end_placed(call, 480, "Temporarily Unavailable", Disposition.NO_ANSWER)
+                return
+            for binding in bindings:
+                b._fork(call, binding)
+        if not call.ended:
+            loop = asyncio.get_running_loop()
+            call.timers.append(loop.call_later(b.config.no_answer_timeout, b._no_answer, call))
 
     def _a_failed(self, call: Call) -> None:
         if call.ended or call.a_dialog is not None or _pending(call.a_forks):
@@ -286,6 +291,7 @@ class CallControl:
         b._by_dialog.pop(old_dialog.id, None)
         for tx in call.forks:
             b._by_fork.pop(tx, None)
+            b.trunking.forks.pop(tx, None)
         call.forks, call.b_dialogs = {}, DialogSet()
         call.b_dialog, call.b_peer = None, None
         call.callee, call.rerouting = target, True

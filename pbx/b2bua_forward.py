@@ -1,4 +1,8 @@
-"""In-dialog requests passed from one leg to the other, and their answers passed back.
+"""In-dialog requests of a call: BYE, OPTIONS, ACK, and those passed to the other leg.
+
+A request inside a call's dialog ends it (BYE: the other leg gets BYE, RFC
+3261 15.1; on an early dialog the INVITE gets 487, 15.1.2), is answered here
+(OPTIONS), acknowledges our 2xx (ACK), or is passed on as follows.
 
 Once a call is up, a re-INVITE (hold/resume, RFC 3264 8.4), UPDATE (RFC 3311)
 or INFO (RFC 6086) from one phone is sent on the other leg's dialog with its
@@ -10,25 +14,103 @@ that times out is answered 408.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from pbx.call import SDP_TYPE, Call, Forwarded, Side, sdp_of
+from pbx.b2bua_dtmf import info_digit
+from pbx.call import ALLOW, SDP_TYPE, Call, Forwarded, Side, sdp_of
+from pbx.sip.dialog import DialogId
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import RequestReceived
-from pbx.sip.message import Response
+from pbx.sip.message import Request, Response
 from pbx.sip.transaction import ClientKey
 from pbx.sip.transport import NextHop
+from pbx.store import Disposition, HangupSide
 
 if TYPE_CHECKING:
     from pbx.b2bua import B2bua
 
 
+HANGUP_SIDE = {Side.A: HangupSide.CALLER, Side.B: HangupSide.CALLEE}
+FORWARDED_METHODS = frozenset({"INVITE", "UPDATE", "INFO"})
+log = logging.getLogger(__name__)
+
+
 class Forwarder:
-    """The B2BUA's table of requests forwarded to the other leg, keyed by our client tx."""
+    """In-dialog requests of the B2BUA's calls; `pending` holds those forwarded to the other
+    leg, keyed by our client transaction."""
 
     def __init__(self, b2bua: B2bua) -> None:
         self.b2bua = b2bua
         self.pending: dict[ClientKey, Forwarded] = {}
+
+    def on_request(self, ev: RequestReceived) -> None:
+        """A request with a To tag: matched to its dialog, answered or passed on (12.2.2)."""
+        b, request = self.b2bua, ev.request
+        dialog_id = DialogId(request.call_id, request.to_tag or "", request.from_tag)
+        found = b._by_dialog.get(dialog_id)
+        if found is None:
+            if request.method != "ACK":
+                b._reply(ev, 481)
+            return
+        call, side = found
+        dialog = call.dialog(side)
+        assert dialog is not None
+        if request.method == "BYE" and not call.answered:
+            # The caller may end an early dialog with BYE (RFC 3261 15): 200 to it, 487 to
+            # its INVITE (15.1.2). Handled before the dialog, which refuses an early BYE.
+            b._reply(ev, 200)
+            if call.originated:
+                dialog.terminate()  # our own confirmed leg A: no BYE goes back
+            call.hangup_side = HANGUP_SIDE[side]
+            b._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
+            return
+        error = dialog.receive_request(request)
+        if error is not None:
+            b._respond(ev.tx, error)
+            return
+        method = request.method
+        if method == "ACK":
+            entry = call.retransmitters.pop(request.cseq.seq, None)
+            if entry is not None:
+                entry[0].ack_received()
+        elif method == "BYE":
+            b._reply(ev, 200)
+            b._hangup(call, side, HANGUP_SIDE[side])
+        elif method == "OPTIONS":
+            b._reply(ev, 200, headers=[("Allow", ALLOW)])
+        elif method in FORWARDED_METHODS and call.b_dialog is not None:
+            if method == "INFO":
+                self._on_info(call, side, request)
+            self.forward(ev, call, side)
+        else:
+            b._reply(ev, 501 if method not in FORWARDED_METHODS else 491)
+
+    def _on_info(self, call: Call, side: Side, request: Request) -> None:
+        """A DTMF digit by INFO (RFC 6086) reaches the recording feature code too."""
+        digit = info_digit(request.headers.get("Content-Type"), request.body)
+        recordings = self.b2bua.recordings
+        if digit is not None and recordings is not None:
+            try:
+                recordings.on_info_digit(call.label, side.leg, digit)
+            except Exception:
+                log.exception("[%s] recording feature code failed", call.label)
+
+    def ack_stray(self, response: Response) -> None:
+        """A 2xx retransmitted after its transaction ended: ACK it again (13.2.2.4)."""
+        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
+            return
+        dialog_id = DialogId(response.call_id, response.from_tag or "", response.to_tag)
+        found = self.b2bua._by_dialog.get(dialog_id)
+        if found is None:
+            return
+        call, side = found
+        dialog, peer = call.dialog(side), call.peer(side)
+        if dialog is not None and peer is not None:
+            try:
+                self.b2bua._send_ack(dialog.ack_for(response), peer)
+            except LocalProtocolError:
+                pass
 
     def forward(self, ev: RequestReceived, call: Call, side: Side) -> None:
         """Pass an in-dialog request to the other leg; its answer comes back later."""

@@ -19,7 +19,8 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from pbx import __version__
-from pbx.b2bua import ALLOW, B2bua
+from pbx.b2bua import B2bua
+from pbx.call import ALLOW
 from pbx.config import PbxConfig
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Relay
@@ -41,6 +42,7 @@ from pbx.sip.events import (
 )
 from pbx.sip.message import Request, Response
 from pbx.store import Store
+from pbx.trunks import TrunkManager
 
 if TYPE_CHECKING:
     from pbx.api.app import ApiServer
@@ -110,6 +112,14 @@ class Pbx:
             self.auth,
             RegistrarConfig(config.min_expires, config.max_expires, config.default_expires),
         )
+        self.trunks = TrunkManager(  # registrations with carriers and their OPTIONS qualify
+            self.endpoint,
+            store,
+            self.faces,
+            user_agent=config.user_agent,
+            qualify_interval=config.qualify_interval,
+            wall=self.wall,
+        )
         self.b2bua = B2bua(
             self.endpoint,
             store,
@@ -119,7 +129,9 @@ class Pbx:
             config,
             wall=self.wall,
             recordings=self.recordings,
+            trunks=self.trunks,
         )
+        self.trunks.start()
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
         self.qualifier.start()
         self._schedule_purge()
@@ -154,10 +166,10 @@ class Pbx:
         if isinstance(event, RequestReceived):
             self._on_request(event)
         elif isinstance(event, ResponseReceived):
-            if not self.qualifier.on_response(event):
+            if not self.qualifier.on_response(event) and not self.trunks.on_response(event):
                 self.b2bua.on_response(event)
         elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
-            if not self.qualifier.on_failure(event.tx):
+            if not self.qualifier.on_failure(event.tx) and not self.trunks.on_failure(event.tx):
                 self.b2bua.on_timeout(event.tx)
         elif isinstance(event, MessageRejected):
             log.info(
@@ -233,6 +245,7 @@ class Pbx:
         if self.recordings is not None:  # after the calls ended, before the store closes
             await self.recordings.aclose()
         self.qualifier.stop()
+        self.trunks.stop()
         if self.api is not None:
             await self.api.close()  # after the hangups above, so webhooks hear of them
         await asyncio.sleep(0.05)  # let the BYEs and final answers leave the sockets

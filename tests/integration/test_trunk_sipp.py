@@ -8,9 +8,8 @@ DIDs to an extension and to a ring group, and an unauthenticated INVITE to an ou
 answered 403 without a single packet reaching a carrier.
 
 Carriers listen on their own free port on 127.0.0.1; inbound calls come from that port
-(on loopback a trunk is recognised by address AND port, pbx.inbound). These tests need the
-B2BUA to call pbx.outbound / pbx.inbound (the wiring is in the trunks report); until then
-they are skipped with that reason.
+(on loopback a trunk is recognised by address AND port, pbx.inbound). The B2BUA reaches
+pbx.outbound / pbx.inbound through pbx.b2bua_trunks.
 """
 
 from __future__ import annotations
@@ -21,20 +20,17 @@ from pathlib import Path
 
 import pytest
 
-import pbx.b2bua
 from pbx.store import Disposition, Store
 from pbx.store.trunks import Did, RingGroup, Route, TargetKind, Trunk
 from tests.integration.pbx_harness import PASSWORDS, RunningPbx, start_pbx
 from tests.integration.peers.sipp import SIPP, Sipp, auth_field, run, scenario, write_csv
 from tests.integration.ports import free_port
 
-WIRED = "OutboundDialer" in Path(pbx.b2bua.__file__).read_text()
 CARRIER_PASSWORD = "carrier-pw-4711"
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
-    pytest.mark.skipif(not WIRED, reason="needs B2BUA trunk wiring"),
 ]
 
 
