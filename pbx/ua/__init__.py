@@ -25,7 +25,7 @@ from pbx.ua.audio import (
     dominant_frequency,
     read_wav,
 )
-from pbx.ua.call import Call, UaError
+from pbx.ua.call import Call
 from pbx.ua.events import (
     Account,
     CallState,
@@ -38,6 +38,7 @@ from pbx.ua.events import (
     RegistrationState,
     TransferProgress,
     TransferRequested,
+    UaError,
     UaEvent,
 )
 

@@ -12,10 +12,10 @@ account's domain goes to the account's server (the outbound proxy); any
 other request goes where its Request-URI says (uri_next_hop), which also
 lets two UAs call each other directly.
 
-Client transactions are awaited with `transact()`: it returns the final
-response (None when the transaction timed out or the transport failed, to
-be read as 408/503) and answers a 401/407 with credentials, at most twice
-per request, with a new CSeq (22.2).
+Client transactions are awaited with `transact()` (pbx.ua.client): it
+returns the final response (None when the transaction timed out or the
+transport failed, to be read as 408/503) and answers a 401/407 with
+credentials, at most twice per request, with a new CSeq (22.2).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pbx.media.ports import PortAllocator
@@ -47,9 +46,10 @@ from pbx.sip.sdp import NoCommonCodec
 from pbx.sip.timers import TimerConfig
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import NextHop, uri_next_hop
-from pbx.sip.uri import SipUri, parse_name_addr
+from pbx.sip.uri import SipUri
 from pbx.ua.audio import AudioPort
-from pbx.ua.call import Call, UaError
+from pbx.ua.call import Call
+from pbx.ua.client import ClientTransactions
 from pbx.ua.events import (
     Account,
     CallState,
@@ -57,6 +57,7 @@ from pbx.ua.events import (
     OutgoingCall,
     RegistrationChanged,
     RegistrationState,
+    UaError,
     UaEvent,
 )
 from pbx.ua.media import RtpStream
@@ -66,23 +67,6 @@ from pbx.ua.session import DEFAULT_CODECS, MediaSession
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE"
-MAX_AUTH_TRIES = 2
-_BRANCH = re.compile(r";\s*branch=[^;,\s]*", re.IGNORECASE)
-_AUTH_HEADERS = frozenset({"Authorization", "Proxy-Authorization"})
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One client transaction the UA awaits."""
-
-    request: Request
-    future: asyncio.Future[Response | None]
-    dialog: Dialog | None
-    on_provisional: Callable[[Response], None] | None
-    on_final: Callable[[Response | None], None] | None
-    on_sent: Callable[[Request, ClientKey], None] | None
-    tries: int = 0
-    done: list[Response] = field(default_factory=list)
 
 
 class UserAgent:
@@ -121,9 +105,9 @@ class UserAgent:
         self.registration = Registration(self)
         self._endpoint: SipEndpoint | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[ClientKey, _Pending] = {}
+        self.client = ClientTransactions(self)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._closed = False
+        self.closed = False
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -142,9 +126,9 @@ class UserAgent:
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Hang up every call, unregister when registered, close the listener."""
-        if self._closed or self._endpoint is None:
+        if self.closed or self._endpoint is None:
             return
-        self._closed = True
+        self.closed = True
         jobs: list[Coroutine[Any, Any, Any]] = [call.hangup() for call in list(self.calls)]
         if self.registration.state is RegistrationState.REGISTERED:
             jobs.append(self.registration.unregister())
@@ -317,27 +301,6 @@ class UserAgent:
         for dialog in self.dialogs.siblings(call.call_id, local_tag or ""):
             self.dialogs.remove(dialog.id)
 
-    def start_referred_call(self, call: Call, target: str, replaces: str | None) -> None:
-        """Call the REFER target (with Replaces for an attended transfer) and report
-        back with NOTIFY; on success the transferred call ends (RFC 5589 6, 7)."""
-        if not self.follow_refer:
-            return
-        self.spawn(self._follow(call, target, replaces))
-
-    async def _follow(self, call: Call, target: str, replaces: str | None) -> None:
-        call.notify_refer(100, "Trying", False)
-        extra = [("Replaces", replaces)] if replaces is not None else []
-        extra.append(("Referred-By", f"<{call.remote_uri}>"))
-        new = await self.call(target, headers=extra)
-        state = await new.wait_for(CallState.CONNECTED, CallState.ON_HOLD, timeout=60.0)
-        if state is CallState.ENDED:
-            call.notify_refer(new.status or 487, new.reason or "Failed", True)
-            return
-        notified = call.notify_refer(200, "OK", True)
-        if notified is not None:
-            await asyncio.wait([notified], timeout=5.0)
-        await call.hangup()
-
     # ---- sending -------------------------------------------------------------------------
 
     def new_request(
@@ -378,8 +341,10 @@ class UserAgent:
             return uri_next_hop(routes[0].uri)
         uri = request.uri
         account = self.account
-        if isinstance(uri, SipUri) and uri.host in (account.realm_host, account.server) and (
-            uri.port in (None, account.port)
+        if (
+            isinstance(uri, SipUri)
+            and uri.host in (account.realm_host, account.server)
+            and (uri.port in (None, account.port))
         ):
             return NextHop(account.server, account.port, account.transport.upper())
         return uri_next_hop(uri)
@@ -393,35 +358,18 @@ class UserAgent:
         on_final: Callable[[Response | None], None] | None = None,
         on_sent: Callable[[Request, ClientKey], None] | None = None,
     ) -> Response | None:
-        """Send `request` in a client transaction and wait for its final response."""
-        return await self.send_request(
+        """Send `request` in a client transaction and wait for its final response
+        (None: no answer or transport failure); 401/407 are answered (pbx.ua.client)."""
+        return await self.client.send(
             request, dialog=dialog, on_provisional=on_provisional, on_final=on_final,
             on_sent=on_sent,
         )  # fmt: skip
 
     def send_request(
-        self,
-        request: Request,
-        *,
-        dialog: Dialog | None = None,
-        on_provisional: Callable[[Response], None] | None = None,
-        on_final: Callable[[Response | None], None] | None = None,
-        on_sent: Callable[[Request, ClientKey], None] | None = None,
+        self, request: Request, *, dialog: Dialog | None = None
     ) -> asyncio.Future[Response | None]:
         """Like `transact`, but the request leaves now, in the order requests are made."""
-        loop = asyncio.get_running_loop()
-        pending = _Pending(request, loop.create_future(), dialog, on_provisional, on_final, on_sent)
-        self._start(pending)
-        return pending.future
-
-    def _start(self, pending: _Pending) -> None:
-        if self._closed and pending.request.method not in ("BYE", "REGISTER", "CANCEL"):
-            pending.future.set_result(None)
-            return
-        key = self.sip.send_request(pending.request, self.next_hop(pending.request))
-        self._pending[key] = pending
-        if pending.on_sent is not None:
-            pending.on_sent(pending.request, key)
+        return self.client.send(request, dialog=dialog)
 
     def send_ack(self, ack: Request) -> None:
         self.sip.send_stateless(ack, self.next_hop(ack))
@@ -465,74 +413,10 @@ class UserAgent:
         if isinstance(event, RequestReceived):
             self._on_request(event)
         elif isinstance(event, ResponseReceived):
-            self._on_response(event)
+            self.client.on_response(event)
         elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
             if isinstance(event.tx, ClientKey):
-                self._final(event.tx, None)
-
-    def _on_response(self, ev: ResponseReceived) -> None:
-        response = ev.response
-        pending = self._pending.get(ev.tx) if ev.tx is not None else None
-        if pending is None:
-            self._stray_response(response)
-            return
-        if response.status < 200:
-            if pending.on_provisional is not None:
-                pending.on_provisional(response)
-            return
-        assert ev.tx is not None
-        if response.status in (401, 407) and self._retry_auth(pending, response):
-            self._pending.pop(ev.tx, None)
-            return
-        self._final(ev.tx, response)
-
-    def _final(self, tx: ClientKey, response: Response | None) -> None:
-        pending = self._pending.pop(tx, None)
-        if pending is None:
-            return
-        if pending.on_final is not None:
-            try:
-                pending.on_final(response)
-            except Exception:
-                log.exception("final-response handler failed")
-        if not pending.future.done():
-            pending.future.set_result(response)
-
-    def _stray_response(self, response: Response) -> None:
-        """A 2xx to INVITE retransmitted after its transaction ended: ACK again (13.2.2.4)."""
-        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
-            return
-        dialog = self.dialogs.find_for_response(response)
-        if dialog is not None:
-            try:
-                self.send_ack(dialog.ack_for(response))
-            except SipError:
-                pass
-
-    def _retry_auth(self, pending: _Pending, response: Response) -> bool:
-        """Resend with credentials (22.2); False when we gave up or cannot answer."""
-        if pending.tries >= MAX_AUTH_TRIES:
-            return False
-        name = "Proxy-Authenticate" if response.status == 407 else "WWW-Authenticate"
-        challenges = response.headers.getall(name)
-        request = pending.request
-        try:
-            value = self.digest.authorization(challenges, request.method, str(request.uri),
-                                              request.body)  # fmt: skip
-        except SipError as exc:
-            log.info("cannot answer the %d challenge: %s", response.status, exc)
-            return False
-        header = "Proxy-Authorization" if response.status == 407 else "Authorization"
-        dialog = pending.dialog
-        seq = (dialog.local_seq or 0) + 1 if dialog is not None else request.cseq.seq + 1
-        pending.request = with_credentials(request, header, value, seq)
-        pending.tries += 1
-        if dialog is not None:
-            dialog.local_seq = seq
-            if request.method == "INVITE":
-                dialog.invite_seq = seq
-        self._start(pending)
-        return True
+                self.client.final(event.tx, None)
 
     def _on_request(self, ev: RequestReceived) -> None:
         request = ev.request
@@ -575,7 +459,7 @@ class UserAgent:
     async def _incoming(self, ev: RequestReceived) -> None:
         request, tx = ev.request, ev.tx
         assert tx is not None
-        if self._closed:
+        if self.closed:
             self.reply(tx, request.make_response(480, to_tag=new_tag()))
             return
         if request.headers.get("Replaces") and self._replaced_call(request) is None:
@@ -613,7 +497,9 @@ class UserAgent:
             if dialog is None or dialog.state is not DialogState.CONFIRMED:
                 continue
             if (dialog.id.call_id, dialog.id.local_tag, dialog.id.remote_tag) == (
-                call_id.strip(), fields.get("to-tag"), fields.get("from-tag")
+                call_id.strip(),
+                fields.get("to-tag"),
+                fields.get("from-tag"),
             ):
                 return call
         return None
@@ -624,29 +510,3 @@ async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
         await coro
     except UaError as exc:
         log.info("%s", exc)
-
-
-def with_credentials(request: Request, header: str, value: str, seq: int | None = None) -> Request:
-    """A copy of `request` for the authenticated retry: new branch, CSeq `seq` (default + 1),
-    the credentials header replacing any earlier one (RFC 3261 22.2, 8.1.3.5)."""
-    seq = request.cseq.seq + 1 if seq is None else seq
-    items: list[tuple[str, str]] = []
-    first_via = True
-    for name, item in request.headers:
-        if name in _AUTH_HEADERS:
-            continue
-        if name == "Via" and first_via:
-            item, first_via = _BRANCH.sub("", item), False
-        elif name == "CSeq":
-            item = f"{seq} {request.method}"
-        items.append((name, item))
-    items.append((header, value))
-    return Request(request.method, request.uri, items, request.body)
-
-
-def display_of(value: str) -> str:
-    """The display name of a From/To value, "" when none."""
-    try:
-        return parse_name_addr(value).display or ""
-    except SipError:
-        return ""

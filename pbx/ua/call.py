@@ -23,22 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from pbx.sip.dialog import AnswerRetransmitter, Dialog, RetransmitAction
 from pbx.sip.errors import SipError
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import NoCommonCodec
 from pbx.sip.transaction import TransactionKey
+from pbx.ua import transfer
 from pbx.ua.audio import AudioPort, Sink, Source
 from pbx.ua.events import (
     CallState,
     CallStateChanged,
     DtmfReceived,
     HoldChanged,
-    TransferProgress,
-    TransferRequested,
+    UaError,
     can_move,
 )
 from pbx.ua.media import RtpStream
@@ -47,20 +47,14 @@ from pbx.ua.session import MediaSession, Negotiated
 if TYPE_CHECKING:
     from pbx.ua.agent import UserAgent
 
+__all__ = ["Call", "UaError", "info_digit"]
+
 log = logging.getLogger(__name__)
 
 EARLY = frozenset({CallState.DIALING, CallState.RINGING, CallState.EARLY_MEDIA})
 LIVE = frozenset({CallState.CONNECTED, CallState.ON_HOLD})
 SDP = "application/sdp"
 DTMF_RELAY = "application/dtmf-relay"
-
-
-class UaError(Exception):
-    """A call verb failed; `status` is the SIP answer (408 for no answer) when there is one."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Call:
@@ -439,29 +433,12 @@ class Call:
     async def transfer(self, target: str) -> int:
         """Blind transfer: REFER the far end to `target` (RFC 3515); returns the REFER's
         final status (202). Progress arrives as TransferProgress events."""
-        return await self._refer(self.ua.target_uri(target))
+        return await transfer.refer(self, self.ua.target_uri(target))
 
     async def attended_transfer(self, other: Call) -> int:
         """Attended transfer: REFER the far end to `other`'s far end, replacing `other`'s
         dialog there (RFC 5589 7, RFC 3891 3). Both calls should be on hold or live."""
-        if other.dialog is None or other.dialog.id.remote_tag is None:
-            raise UaError("the other call has no confirmed dialog to replace")
-        did = other.dialog.id
-        replaces = f"{did.call_id};to-tag={did.remote_tag};from-tag={did.local_tag}"
-        target = str(other.dialog.remote_target).split("?", 1)[0]
-        return await self._refer(f"{target}?Replaces={quote(replaces, safe='')}")
-
-    async def _refer(self, target: str) -> int:
-        if self.state not in LIVE or self.dialog is None:
-            raise UaError(f"cannot transfer a call that is {self.state.value}")
-        request = self.dialog.refer(target, referred_by=f"<{self.ua.account.aor}>")
-        response = await self.ua.transact(request, dialog=self.dialog)
-        status = 408 if response is None else response.status
-        if status >= 300:
-            reason = "no answer" if response is None else response.reason
-            self.ua.emit(TransferProgress(self, status, reason))
-            raise UaError(f"transfer refused: {status} {reason}", status)
-        return status
+        return await transfer.refer(self, transfer.replacing_target(other))
 
     # ---- requests from the far end in our dialog --------------------------------------
 
@@ -514,29 +491,10 @@ class Call:
         self.finish(None, "remote hangup")
 
     def _on_info(self, request: Request, tx: TransactionKey | None) -> None:
-        digit = _info_digit(request)
+        digit = info_digit(request)
         self.ua.reply(tx, request.make_response(200 if digit is not None else 415))
         if digit is not None:
             self.ua.emit(DtmfReceived(self, digit, "info"))
-
-    def _on_notify(self, request: Request, tx: TransactionKey | None) -> None:
-        self.ua.reply(tx, request.make_response(200))
-        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
-        if event != "refer":
-            return
-        status, reason = _sipfrag(request.body)
-        if status is not None:
-            self.ua.emit(TransferProgress(self, status, reason))
-
-    def _on_refer(self, request: Request, tx: TransactionKey | None) -> None:
-        refer_to = request.headers.get("Refer-To")
-        if not refer_to:
-            self.ua.reply(tx, request.make_response(400, "Missing Refer-To"))
-            return
-        self.ua.reply(tx, request.make_response(202))
-        target, replaces = _split_refer_to(refer_to)
-        self.ua.emit(TransferRequested(self, target, replaces))
-        self.ua.start_referred_call(self, target, replaces)
 
     def _on_update(self, request: Request, tx: TransactionKey | None) -> None:
         if request.body:
@@ -551,33 +509,21 @@ class Call:
         self, status: int, reason: str, final: bool
     ) -> asyncio.Future[Response | None] | None:
         """Tell the transferor how our call to the REFER target goes (RFC 3515 2.4.4)."""
-        if self.dialog is None or self.ended:
-            return None
-        state = "terminated;reason=noresource" if final else "active;expires=60"
-        try:
-            request = self.dialog.create_request(
-                "NOTIFY",
-                body=f"SIP/2.0 {status} {reason}\r\n".encode(),
-                content_type="message/sipfrag;version=2.0",
-                headers=[("Event", "refer"), ("Subscription-State", state)],
-            )
-        except SipError:
-            return None
-        return self.ua.send_request(request, dialog=self.dialog)
+        return transfer.notify(self, status, reason, final)
 
 
-_IN_DIALOG = {
+_IN_DIALOG: dict[str, Callable[[Call, Request, TransactionKey | None], None]] = {
     "INVITE": Call._on_reinvite,
     "BYE": Call._on_bye,
     "INFO": Call._on_info,
-    "NOTIFY": Call._on_notify,
-    "REFER": Call._on_refer,
+    "NOTIFY": transfer.on_notify,
+    "REFER": transfer.on_refer,
     "UPDATE": Call._on_update,
     "OPTIONS": Call._on_options,
 }
 
 
-def _info_digit(request: Request) -> str | None:
+def info_digit(request: Request) -> str | None:
     """The key of an INFO: application/dtmf-relay "Signal=5" or application/dtmf "5"."""
     text = request.body.decode("utf-8", "replace").strip()
     kind = (request.content_type or "").lower()
@@ -590,28 +536,3 @@ def _info_digit(request: Request) -> str | None:
         if name.strip().lower() == "signal" and value.strip():
             return value.strip()[:1]
     return None
-
-
-def _sipfrag(body: bytes) -> tuple[int | None, str]:
-    """Status and reason of a message/sipfrag status line (RFC 3420), e.g. SIP/2.0 200 OK."""
-    line = body.decode("utf-8", "replace").strip().splitlines()[:1]
-    parts = line[0].split(" ", 2) if line else []
-    if len(parts) >= 2 and parts[0].upper() == "SIP/2.0" and parts[1].isdigit():
-        return int(parts[1]), parts[2] if len(parts) > 2 else ""
-    return None, ""
-
-
-def _split_refer_to(value: str) -> tuple[str, str | None]:
-    """The Refer-To URI without its headers, and the unescaped Replaces header if any."""
-    from urllib.parse import unquote
-
-    uri = value.strip()
-    if uri.startswith("<"):
-        uri = uri[1 : uri.find(">")] if ">" in uri else uri[1:]
-    base, _, headers = uri.partition("?")
-    replaces = None
-    for item in headers.split("&"):
-        name, _, val = item.partition("=")
-        if name.lower() == "replaces" and val:
-            replaces = unquote(val)
-    return base, replaces

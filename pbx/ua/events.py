@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from pbx.ua.call import Call
 
 
+class UaError(Exception):
+    """A call verb failed; `status` is the SIP answer (408 for no answer) when there is one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """One SIP account: who we are and the registrar/proxy every request goes to.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from pbx.sip.message import Request, Response, parse_message
-from pbx.ua.agent import UserAgent, with_credentials
-from pbx.ua.call import _info_digit, _sipfrag, _split_refer_to
+from pbx.ua.agent import UserAgent
+from pbx.ua.call import info_digit
+from pbx.ua.client import with_credentials
 from pbx.ua.events import Account
 from pbx.ua.register import granted_expires, refresh_delay
+from pbx.ua.transfer import sipfrag_status, split_refer_to
 
 
 @pytest.mark.parametrize(
@@ -76,22 +78,22 @@ def _info(content_type: str, body: bytes) -> Request:
 
 
 def test_info_dtmf_bodies():
-    assert _info_digit(_info("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n")) == "5"
-    assert _info_digit(_info("application/dtmf-relay", b"signal = #\r\n")) == "#"
-    assert _info_digit(_info("application/dtmf", b"*")) == "*"
-    assert _info_digit(_info("application/dtmf-relay", b"Duration=160\r\n")) is None
-    assert _info_digit(_info("text/plain", b"Signal=5")) is None
+    assert info_digit(_info("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n")) == "5"
+    assert info_digit(_info("application/dtmf-relay", b"signal = #\r\n")) == "#"
+    assert info_digit(_info("application/dtmf", b"*")) == "*"
+    assert info_digit(_info("application/dtmf-relay", b"Duration=160\r\n")) is None
+    assert info_digit(_info("text/plain", b"Signal=5")) is None
 
 
 def test_sipfrag_status_lines():
-    assert _sipfrag(b"SIP/2.0 200 OK\r\n") == (200, "OK")
-    assert _sipfrag(b"SIP/2.0 486 Busy Here\r\n") == (486, "Busy Here")
-    assert _sipfrag(b"SIP/2.0 100\r\n") == (100, "")
-    assert _sipfrag(b"garbage") == (None, "")
-    assert _sipfrag(b"") == (None, "")
+    assert sipfrag_status(b"SIP/2.0 200 OK\r\n") == (200, "OK")
+    assert sipfrag_status(b"SIP/2.0 486 Busy Here\r\n") == (486, "Busy Here")
+    assert sipfrag_status(b"SIP/2.0 100\r\n") == (100, "")
+    assert sipfrag_status(b"garbage") == (None, "")
+    assert sipfrag_status(b"") == (None, "")
 
 
 def test_refer_to_with_escaped_replaces():
     value = "<sip:1003@127.0.0.1:5072?Replaces=abc%40h%3Bto-tag%3D11%3Bfrom-tag%3D22>"
-    assert _split_refer_to(value) == ("sip:1003@127.0.0.1:5072", "abc@h;to-tag=11;from-tag=22")
-    assert _split_refer_to("sip:1003@pbx") == ("sip:1003@pbx", None)
+    assert split_refer_to(value) == ("sip:1003@127.0.0.1:5072", "abc@h;to-tag=11;from-tag=22")
+    assert split_refer_to("sip:1003@pbx") == ("sip:1003@pbx", None)
