@@ -10,12 +10,23 @@ The call side works in 8 kHz mono int16 frames of 160 samples (pbx.ua.audio);
 a card runs at its native rate (often 48 kHz), so `resample` converts
 between the two (linear interpolation, enough for G.711's 300-3400 Hz band).
 `level_dbfs` feeds the microphone and speaker meters.
+
+`SoundCardDevice` is the real thing: one sounddevice duplex stream at the
+device's native rate. The PortAudio callback only moves arrays between two
+bounded FIFOs (deque appends and pops are atomic in CPython: no locks, no
+allocation beyond a copy, no resampling there); resampling happens on the
+caller's side (the UA's media clock pulls `read_microphone` and pushes
+`play` every 20 ms). A stream that dies (a USB headset unplugged) is noticed
+on the next pull and reopened on the system default devices, so the call
+goes on. `idle()` closes the stream when no call needs it (idle CPU).
+`Ringer` plays the ring tone on the ringing device, which may differ.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -110,6 +121,9 @@ class MemoryDevice:
     def heard(self) -> Samples:
         return np.concatenate(self.speaker) if self.speaker else np.zeros(0, dtype=np.int16)
 
+    def idle(self) -> None:
+        """Nothing to release in memory."""
+
 
 def resample(samples: npt.ArrayLike, from_rate: float, to_rate: float) -> Samples:
     """Linear-interpolation resampling of mono int16 audio (clipped to int16)."""
@@ -129,3 +143,193 @@ def level_dbfs(samples: npt.ArrayLike) -> float:
         return -120.0
     rms = float(np.sqrt(np.mean(np.square(data / 32768.0))))
     return max(-120.0, 20.0 * np.log10(rms)) if rms > 0 else -120.0
+
+
+class SampleFifo:
+    """A bounded FIFO of int16 chunks between one producer and one consumer thread."""
+
+    def __init__(self, max_chunks: int) -> None:
+        self._chunks: deque[Samples] = deque()
+        self._head: Samples = np.zeros(0, dtype=np.int16)
+        self.max_chunks = max_chunks
+        self.dropped = 0
+
+    def push(self, chunk: Samples) -> None:
+        self._chunks.append(chunk)
+        while len(self._chunks) > self.max_chunks:  # the consumer fell behind: drop the oldest
+            try:
+                self._chunks.popleft()
+                self.dropped += 1
+            except IndexError:
+                break
+
+    def pull(self, count: int) -> Samples | None:
+        """Exactly `count` samples, or None when fewer are buffered (nothing consumed)."""
+        parts, have = [self._head], self._head.size
+        while have < count:
+            try:
+                chunk = self._chunks.popleft()
+            except IndexError:
+                self._head = np.concatenate(parts)
+                return None
+            parts.append(chunk)
+            have += chunk.size
+        data = np.concatenate(parts)
+        self._head = data[count:]
+        return data[:count]
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._head = np.zeros(0, dtype=np.int16)
+
+
+def _sounddevice() -> Any:
+    import sounddevice
+
+    return sounddevice
+
+
+class SoundCardDevice:
+    """The sound card for calls: read_microphone() / play() in 8 kHz call frames."""
+
+    def __init__(
+        self,
+        input_device: str | None = None,
+        output_device: str | None = None,
+        *,
+        buffer_ms: int = 200,
+        backend: Callable[[], Any] = _sounddevice,
+    ) -> None:
+        self.input_device = input_device or None
+        self.output_device = output_device or None
+        self.backend = backend
+        chunks = max(2, buffer_ms // 20)
+        self.mic = SampleFifo(chunks)
+        self.speaker = SampleFifo(chunks)
+        self.rate = 0
+        self.stream: Any = None
+        self.lost = False
+        self.problem = ""
+        self.mic_level = -120.0
+        self.speaker_level = -120.0
+
+    # -- the PortAudio thread ---------------------------------------------------------
+
+    def _callback(self, indata: Any, outdata: Any, frames: int, _time: Any, _status: Any) -> None:
+        self.mic.push(indata[:, 0].copy())
+        played = self.speaker.pull(frames)
+        if played is None:
+            outdata.fill(0)
+        else:
+            outdata[:, 0] = played
+
+    def _finished(self) -> None:
+        if self.stream is not None:  # not closed by us: the device went away
+            self.lost = True
+
+    # -- the caller's side ------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Open the duplex stream at the output device's native rate; False with `problem`."""
+        sd = self.backend()
+        try:
+            device = sd.query_devices(self.output_device, "output")
+            self.rate = int(device["default_samplerate"])
+            stream = sd.Stream(
+                samplerate=self.rate, channels=1, dtype="int16",
+                blocksize=self.rate * FRAME // CALL_RATE,
+                device=(self.input_device, self.output_device),
+                callback=self._callback, finished_callback=self._finished,
+            )  # fmt: skip
+            self.stream = stream
+            stream.start()
+        except Exception as exc:  # PortAudioError, ValueError: no such device
+            self.stream = None
+            self.problem = f"cannot open the sound device: {exc}"
+            log.warning("%s", self.problem)
+            return False
+        self.lost = False
+        self.problem = ""
+        return True
+
+    def _ensure(self) -> bool:
+        if self.lost:
+            log.warning("sound device lost; falling back to the system default")
+            self.close()
+            self.input_device = self.output_device = None
+        if self.stream is None:
+            return self.start()
+        return True
+
+    def read_microphone(self) -> Samples | None:
+        if not self._ensure():
+            return None
+        block = self.mic.pull(self.rate * FRAME // CALL_RATE)
+        if block is None:
+            return None
+        frame = resample(block, self.rate, CALL_RATE)
+        self.mic_level = level_dbfs(frame)
+        return frame
+
+    def play(self, frame: Samples) -> None:
+        if not self._ensure():
+            return
+        self.speaker_level = level_dbfs(frame)
+        self.speaker.push(resample(frame, CALL_RATE, self.rate))
+
+    def switch(self, input_device: str | None, output_device: str | None) -> bool:
+        """Change devices during a call: the stream is reopened, the call is untouched."""
+        self.close()
+        self.input_device, self.output_device = input_device or None, output_device or None
+        return self.start()
+
+    def idle(self) -> None:
+        """No call needs audio: close the stream (no CPU, the device is free)."""
+        self.close()
+
+    def close(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception as exc:  # a device already gone
+                log.info("closing the sound stream: %s", exc)
+        self.mic.clear()
+        self.speaker.clear()
+
+
+def ring_tone(rate: int, seconds: float = 6.0) -> Samples:
+    """North American ringing (ANSI T1.401): 440+480 Hz, 2 s on, 4 s off."""
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 6000 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) / 2
+    tone[t >= 2.0] = 0
+    return tone.astype(np.int16)
+
+
+class Ringer:
+    """Rings on the ringing device while an incoming call waits (GUI thread, non-blocking)."""
+
+    def __init__(self, device: str | None = None, backend: Callable[[], Any] = _sounddevice):
+        self.device = device or None
+        self.backend = backend
+        self.ringing = False
+
+    def start(self) -> None:
+        if self.ringing:
+            return
+        self.ringing = True
+        try:
+            sd = self.backend()
+            rate = int(sd.query_devices(self.device, "output")["default_samplerate"])
+            sd.play(ring_tone(rate), rate, loop=True, device=self.device)
+        except Exception as exc:  # no sound card: the dialog and the tray still show the call
+            log.info("cannot ring: %s", exc)
+
+    def stop(self) -> None:
+        if not self.ringing:
+            return
+        self.ringing = False
+        try:
+            self.backend().stop()
+        except Exception as exc:
+            log.info("cannot stop ringing: %s", exc)

@@ -78,6 +78,8 @@ class DeskPhone:
         from app.runtime import start_runtime
         from app.services import PbxDesk, pbx_status
 
+        if "audio" not in runtime_options:
+            runtime_options["audio"] = self._sound_card()
         runtime, ua = start_runtime(
             self.settings, self.data_dir, self.bridge.publish, **runtime_options
         )
@@ -93,6 +95,17 @@ class DeskPhone:
                 self.window.dial(target)
 
         self.bridge.submit(runtime.boot, ua, on_done=booted, what="Starting the phone")
+
+    def _sound_card(self) -> Any:
+        """The sound card device, or None (said in the status bar) when there is none."""
+        from app.audio import Ringer, SoundCardDevice, SoundDeviceBackend
+
+        backend = SoundDeviceBackend()
+        if not backend.devices():
+            self.window.show_notice(backend.problem)
+            return None
+        self.window.ringer = Ringer(self.settings.ring_device)
+        return SoundCardDevice(self.settings.input_device, self.settings.output_device)
 
     def open_settings(self) -> SettingsDialog | None:
         from app.audio import SoundDeviceBackend

@@ -48,6 +48,10 @@ class AudioDevice(Protocol):
 
     def play(self, frame: Any) -> None: ...
 
+    def idle(self) -> None:
+        """No call needs audio any more (close the stream)."""
+        ...
+
 
 def short_remote(uri: str, home: str) -> str:
     """'sip:1002@pbx.local' -> '1002' when pbx.local is our server; else 'bob@example.com'."""
@@ -116,6 +120,8 @@ class UaPhone:
         if call.state is CallState.ENDED:
             key = self._keys.pop(id(call), None)
             self._calls.pop(key or "", None)
+            if self.audio is not None and not self._calls:
+                self.audio.idle()
 
     # ------------------------------------------------------------------ events
 

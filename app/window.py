@@ -11,7 +11,7 @@ the embedded PBX) running in the system tray when there is one; Quit emits
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.bridge import Bridge
 from app.dialogs.incoming import IncomingCallDialog
@@ -53,6 +53,15 @@ from app.widgets.dialpad import DialPad
 if TYPE_CHECKING:
     from app.services import PbxDesk
 
+
+class Ringing(Protocol):
+    """app.audio.Ringer, or a test's fake."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 REGISTRATION_WORDS = {
     RegistrationState.STARTING: "Starting…",
     RegistrationState.UNREGISTERED: "Not registered",
@@ -84,12 +93,14 @@ class MainWindow(QMainWindow):
         status_fn: Callable[[], Any] | None = None,
         icon: QIcon | None = None,
         use_tray: bool = True,
+        ringer: Ringing | None = None,
     ) -> None:
         super().__init__()
         self.bridge = bridge
         self.phone = phone
         self.desk = desk
         self.status_fn = status_fn
+        self.ringer = ringer
         self.setWindowTitle("DeskPhone")
         if icon is not None:
             self.setWindowIcon(icon)
@@ -307,6 +318,10 @@ class MainWindow(QMainWindow):
             self._open_incoming(view)
         elif not view.ringing_in and view.key in self.incoming:
             self.incoming.pop(view.key).close()
+        if self.ringer is not None and self.incoming:
+            self.ringer.start()
+        elif self.ringer is not None:
+            self.ringer.stop()
         if not view.live:
             self.refresh_history()
             if view.reason:
@@ -368,6 +383,8 @@ class MainWindow(QMainWindow):
         for dialog in self.incoming.values():
             dialog.close()
         self.incoming.clear()
+        if self.ringer is not None:
+            self.ringer.stop()
         if self.tray is not None:
             self.tray.hide()
 

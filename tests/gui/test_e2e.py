@@ -217,3 +217,29 @@ def qtbot_left():
     from app.qt import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def test_without_a_sound_card_the_app_starts_and_says_so(qtbot, tmp_path: Path, monkeypatch):
+    from app import audio
+
+    monkeypatch.setattr(audio.SoundDeviceBackend, "devices", _no_devices)
+    settings = AppSettings(pbx_listen=f"127.0.0.1:{free_port()}")
+    phone = build(settings, tmp_path / "pbx", tmp_path / "config", use_tray=False,
+                  rtp_ports=rtp_block(), pbx_overrides={"qualify_interval": 0})  # fmt: skip
+    try:
+        qtbot.addWidget(phone.window)
+        assert phone.window.last_notice == audio.NO_SOUND_CARD
+        assert phone.runtime is not None and phone.runtime.phone.audio is None
+        qtbot.waitUntil(
+            lambda: phone.window.registration_label.text() == "Registered: extension 1000",
+            timeout=10000,
+        )
+    finally:
+        phone.shutdown()
+
+
+def _no_devices(self) -> list:
+    from app.audio import NO_SOUND_CARD
+
+    self.problem = NO_SOUND_CARD
+    return []

@@ -195,3 +195,37 @@ def test_controls_have_accessible_names(window: MainWindow) -> None:
 def test_calls_model_passes_the_qt_model_tester(qtmodeltester, fake_phone) -> None:
     model = CallsModel()
     qtmodeltester.check(model)
+
+
+def test_closing_without_a_tray_quits(qtbot, window: MainWindow) -> None:
+    assert window.tray is None
+    with qtbot.waitSignal(window.quit_requested, timeout=2000):
+        window.close()
+
+
+def test_before_the_phone_runs_actions_say_it_is_starting(qtbot, loop_thread) -> None:
+    win = MainWindow(Bridge(), use_tray=False)
+    qtbot.addWidget(win)
+    assert win.registration_label.text() == "Starting…"
+    win.dial("1002")
+    assert win.last_notice == "Calling 1002: the phone is still starting"
+
+
+class FakeRinger:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def start(self) -> None:
+        self.log.append("start")
+
+    def stop(self) -> None:
+        self.log.append("stop")
+
+
+def test_rings_while_a_call_waits(qtbot, window: MainWindow, fake_phone) -> None:
+    ringer = window.ringer = FakeRinger()
+    key = fake_phone.ring_in("1001")
+    qtbot.waitUntil(lambda: ringer.log == ["start"], timeout=3000)
+    window.answer(key)
+    qtbot.waitUntil(lambda: ringer.log[-1:] == ["stop"], timeout=3000)
+    assert ringer.log == ["start", "stop"]
