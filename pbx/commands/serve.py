@@ -48,7 +48,38 @@ def register(subparsers: Any) -> None:
         help="digest algorithms offered, in order (default MD5; SHA-256,MD5 offers both, "
         "for phones that support RFC 8760)",
     )  # fmt: skip
+    serve.add_argument(
+        "--recording-retention-days", type=float, metavar="DAYS",
+        help="delete finished recordings older than this (default: keep them)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--recording-max-bytes", type=int, metavar="BYTES",
+        help="delete the oldest finished recordings beyond this total size (default: no limit)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--recording-feature-code", default="*1", metavar="DIGITS",
+        help="DTMF code that starts/pauses recording an on-demand call (default *1)",
+    )  # fmt: skip
     serve.set_defaults(handler=cmd_serve)
+
+
+def recording_extra(args: argparse.Namespace) -> dict[str, str]:
+    """The recording settings as PbxConfig.extra keys (pbx.recording.RecordingSettings)."""
+    days, size, code = (
+        args.recording_retention_days,
+        args.recording_max_bytes,
+        args.recording_feature_code,
+    )
+    if (days is not None and days <= 0) or (size is not None and size <= 0):
+        raise UsageError("--recording-retention-days and --recording-max-bytes must be positive")
+    if not code or any(c not in "0123456789*#" for c in code):
+        raise UsageError(f"--recording-feature-code {code!r}: use digits, * and #")
+    extra = {"recording_feature_code": code}
+    if days is not None:
+        extra["recording_retention_days"] = str(days)
+    if size is not None:
+        extra["recording_max_bytes"] = str(size)
+    return extra
 
 
 def config_from_args(args: argparse.Namespace) -> PbxConfig:
@@ -81,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         default_expires=min(3600, args.max_expires),
         auth_algorithms=algorithms,
         http=http,
+        extra=recording_extra(args),
     )
 
 
