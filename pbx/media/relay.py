@@ -24,13 +24,27 @@ that keeps its address simply stays latched.
 Hot path: `_Port.datagram_received` compares the source with the latched
 address, checks the version bits (RFC 3550 §5.1) and calls the other leg's
 `transport.sendto` with a precomputed target; two counter increments are the
-only other work. Everything unusual (first packets, foreign sources, drops,
-the recorder tap) goes to `RelaySession._slow_path`, which recomputes the
-hot-path fields in `_rewire`. No clock is read per packet: a sweep every
+only other work. A port with a tap or a transcoder stays on the hot path but
+takes one extra call (`_Port._featured`): it reads the clock once, hands the
+datagram to the tap and sends the transcoded packet. Everything unusual
+(first packets, foreign sources, drops, RTCP while an RTCP tap is set) goes
+to `RelaySession._slow_path`, which recomputes the hot-path fields in
+`_rewire`. An untapped port reads no clock per packet: a sweep every
 `sweep_interval` seconds notices which ports saw packets, which gives
-`last_packet_at` to within one sweep and drives latch expiry. The payload is
-never parsed or altered, so RFC 4733 telephone-events, comfort noise and
-SRTP pass through untouched.
+`last_packet_at` to within one sweep and drives latch expiry. Unless the
+B2BUA sets transcoders, the payload is never parsed or altered, so RFC 4733
+telephone-events, comfort noise and SRTP pass through untouched.
+
+Features for the rest of the PBX, all off the hot path's common case:
+
+* `set_tap(tap)`: every RTP datagram of both legs, with its arrival time
+  (the recorder). `set_rtcp_tap(tap)`: the same for RTCP.
+* `set_transcoders(a_to_b, b_to_a)`: a `bytes -> bytes` rewrite of RTP (never
+  RTCP) per direction, for PCMU <-> PCMA when the legs answered different
+  G.711 laws (pbx.media.transcode.transcoders_for_call gives the pair).
+* `open_session(..., quality=True)`: a `pbx.media.leg_stats.CallQuality` fed
+  from both taps (RTP deferred: one list append per packet, accounted in the
+  once-a-second sweep) whose `quality_summary()` goes into the CDR.
 
 Direction (`set_direction`) is off by default (every leg is sendrecv): the
 phones honour RFC 3264 §6.1 `a=sendonly`/`inactive` themselves. The B2BUA
@@ -54,6 +68,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pbx.media.leg_stats import CallQuality
 from pbx.media.ports import PortAllocator, PortPair
 
 log = logging.getLogger(__name__)
@@ -64,8 +79,11 @@ Tap = Callable[["Leg", bytes, float], None]
 
 It runs on the relay's event loop for every RTP packet of a tapped session, so
 it must never block: the recorder appends to a queue and decodes elsewhere.
-An exception from the tap is logged once and the tap is removed.
+An exception from the tap is logged once and the tap is removed. The same
+shape serves the RTCP tap (`set_rtcp_tap`), which sees RTCP datagrams.
 """
+Transcoder = Callable[[bytes], bytes]
+"""Rewrites one RTP datagram for the other leg (pbx.media.transcode.PayloadTranscoder)."""
 
 
 class Leg(enum.Enum):
@@ -102,6 +120,7 @@ _RECEIVES = {
 }
 
 
+_DYNAMIC_TYPES = frozenset(range(96, 128))  # RFC 3551 §3: dynamic payload types
 _MIN_SIZE = {False: 12, True: 8}  # fixed RTP header (RFC 3550 §5.1); SR/RR with no blocks
 
 
@@ -164,6 +183,10 @@ class _Port(asyncio.DatagramProtocol):
         "stale",
         "seen",
         "last_at",
+        "plain",
+        "tap",
+        "transform",
+        "clock",
     )
 
     def __init__(self, session: RelaySession, leg: Leg, rtcp: bool) -> None:
@@ -184,6 +207,10 @@ class _Port(asyncio.DatagramProtocol):
         self.stale = False
         self.seen = 0
         self.last_at: float | None = None
+        self.plain = True  # no tap and no transform: forward as received
+        self.tap: Tap | None = None
+        self.transform: Transcoder | None = None
+        self.clock: Callable[[], float] = _no_clock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -194,11 +221,25 @@ class _Port(asyncio.DatagramProtocol):
             if addr == self.source and data[0] >> 6 == 2:
                 self.packets += 1
                 self.octets += len(data)
-                self.sendto(data, self.target)  # type: ignore[misc, arg-type]
+                if self.plain:
+                    self.sendto(data, self.target)  # type: ignore[misc, arg-type]
+                else:
+                    self._featured(data)
                 return
         except IndexError:  # an empty datagram; the slow path rejects it
             pass
         self.session._slow_path(self, data, addr)
+
+    def _featured(self, data: bytes) -> None:
+        """The hot path of a tapped or transcoded port: tap, rewrite, send."""
+        tap = self.tap
+        if tap is not None:
+            try:
+                tap(self.leg, data, self.clock())
+            except Exception:
+                self.session._tap_failed(self)
+        transform = self.transform
+        self.sendto(data if transform is None else transform(data), self.target)  # type: ignore[misc, arg-type]
 
     def error_received(self, exc: Exception) -> None:
         log.debug("[%s] leg %s socket error: %s", self.session.label, self.leg.value, exc)
@@ -239,6 +280,9 @@ class RelaySession:
         self.label = label
         self._legs: dict[Leg, _LegState] = {}
         self._tap: Tap | None = None
+        self._rtcp_tap: Tap | None = None
+        self._transcoders: dict[Leg, Transcoder | None] = {Leg.A: None, Leg.B: None}
+        self.quality: CallQuality | None = None
         self._closed = False
         self._all_lost: asyncio.Future[None] | None = None
 
@@ -289,6 +333,37 @@ class RelaySession:
         self._tap = tap
         self._rewire()
 
+    def set_rtcp_tap(self, tap: Tap | None) -> None:
+        """Attach (or detach) a hook that sees every RTCP datagram of both legs.
+
+        RTCP is a few packets per second (RFC 3550 §6.2), so a tapped RTCP port
+        simply takes the slow path. With `quality` on, the session's CallQuality
+        sees RTCP first and then this tap.
+        """
+        self._check_open()
+        self._rtcp_tap = tap
+        self._rewire()
+
+    def set_transcoders(self, a_to_b: Transcoder | None, b_to_a: Transcoder | None) -> None:
+        """Rewrite RTP from leg A before it goes to B, and from B before it goes to A.
+
+        For a call whose legs answered different G.711 laws (RFC 3551 §4.5.14:
+        same rate and size, so only the payload type and octets change); None
+        forwards that direction untouched. RTCP is never rewritten.
+        `pbx.media.transcode.transcoders_for_call(a_codec, b_codec)` gives the pair.
+        """
+        self._check_open()
+        self._transcoders = {Leg.A: a_to_b, Leg.B: b_to_a}
+        self._rewire()
+
+    def quality_summary(self) -> dict[Leg, dict[str, object]] | None:
+        """Per-leg packets, loss, jitter, RTT and MOS for the CDR (pbx.media.leg_stats),
+        keyed by the leg whose phone sent the media; None unless opened with quality=True.
+        Readable during the call and after close()."""
+        if self.quality is None:
+            return None
+        return {Leg(leg): summary for leg, summary in self.quality.summary().items()}
+
     def stats(self, leg: Leg) -> LegStats:
         """Counters of one leg, readable any time, also after close."""
         mine, theirs = self._legs[leg], self._legs[leg.other]
@@ -312,7 +387,7 @@ class RelaySession:
         if self._closed:
             return
         self._closed = True
-        self._tap = None
+        self._tap = self._rtcp_tap = None
         for state in self._legs.values():
             for port in state.ports():
                 port.source = None
@@ -340,9 +415,12 @@ class RelaySession:
         self._legs[state.leg] = state
 
     def _rewire(self) -> None:
-        """Recompute every port's hot-path fields from latches, SDP, direction and tap."""
+        """Recompute every port's hot-path fields from latches, SDP, direction, taps and
+        transcoders."""
         if self._closed or len(self._legs) < 2:
             return
+        rtp_tap, rtcp_tap = self._effective_taps()
+        clock = self._relay._clock or (self._relay._loop.time if self._relay._loop else _no_clock)
         for leg, state in self._legs.items():
             peer = self._legs[leg.other]
             forward = _SENDS[state.direction] and _RECEIVES[peer.direction]
@@ -350,9 +428,20 @@ class RelaySession:
                 port.forward = forward
                 port.sendto = out.transport.sendto if out.transport is not None else None
                 port.target = out.latched if out.latched is not None else peer.remote[index]
+                port.tap = rtcp_tap if port.rtcp else rtp_tap
+                port.transform = None if port.rtcp else self._transcoders[leg]
+                port.plain = port.tap is None and port.transform is None
+                port.clock = clock
                 fast = forward and port.target is not None and port.sendto is not None
-                fast = fast and (self._tap is None or port.rtcp)
+                fast = fast and (port.tap is None or not port.rtcp)
                 port.source = port.latched if fast else None
+
+    def _effective_taps(self) -> tuple[Tap | None, Tap | None]:
+        """(RTP, RTCP) taps: the call-quality monitor, if any, in front of the set ones."""
+        rtp, rtcp, quality = self._tap, self._rtcp_tap, self.quality
+        if quality is None:
+            return rtp, rtcp
+        return _both(quality.deferred_tap, rtp), _both(quality.rtcp, rtcp)
 
     def _slow_path(self, port: _Port, data: bytes, addr: Address) -> None:
         """Everything the hot path does not handle: latching, drops, rejects, the tap."""
@@ -369,13 +458,16 @@ class RelaySession:
         port.packets += 1
         port.octets += len(data)
         port.last_at = now
-        if self._tap is not None and not port.rtcp:
-            self._call_tap(port.leg, data, now)
+        if port.tap is not None:
+            try:
+                port.tap(port.leg, data, now)
+            except Exception:
+                self._tap_failed(port)
         if not port.forward or port.target is None or port.sendto is None:
             port.dropped += 1
             port.dropped_octets += len(data)
             return
-        port.sendto(data, port.target)
+        port.sendto(data if port.transform is None else port.transform(data), port.target)
 
     def _latch(self, port: _Port, addr: Address, now: float) -> None:
         old = port.latched
@@ -388,15 +480,19 @@ class RelaySession:
             self._legs[port.leg].rtcp.stale = True  # the phone moved: let RTCP follow
         self._rewire()
 
-    def _call_tap(self, leg: Leg, data: bytes, now: float) -> None:
-        try:
-            self._tap(leg, data, now)  # type: ignore[misc]
-        except Exception:
-            log.exception("[%s] recorder tap failed; recording of this call stops", self.label)
+    def _tap_failed(self, port: _Port) -> None:
+        """A tap raised: log it once and remove the tap set for that kind of port."""
+        kind = "RTCP" if port.rtcp else "recorder"
+        log.exception("[%s] %s tap failed and is removed", self.label, kind)
+        if port.rtcp:
+            self._rtcp_tap = None
+        else:
             self._tap = None
-            self._rewire()
+        self._rewire()
 
     def _sweep(self, now: float, timeout: float) -> None:
+        if self.quality is not None:
+            self.quality.drain()  # the deferred RTP accounting, once per sweep
         for state in self._legs.values():
             for port in state.ports():
                 if port.packets != port.seen:
@@ -418,6 +514,22 @@ class RelaySession:
         if all(s.open == 0 for s in self._legs.values()):
             if self._all_lost is not None and not self._all_lost.done():
                 self._all_lost.set_result(None)
+
+
+def _both(first: Tap, then: Tap | None) -> Tap:
+    """A tap that runs `first` and then `then` (if any)."""
+    if then is None:
+        return first
+
+    def both(leg: Leg, data: bytes, arrival: float) -> None:
+        first(leg, data, arrival)
+        then(leg, data, arrival)
+
+    return both
+
+
+def _no_clock() -> float:
+    raise RelayClosed("the relay has no clock before its first session")
 
 
 def _latest(first: float | None, second: float | None) -> float | None:
@@ -470,13 +582,25 @@ class Relay:
         return self._loop.time()
 
     async def open_session(
-        self, label: str, family_a: int = socket.AF_INET, family_b: int = socket.AF_INET
+        self,
+        label: str,
+        family_a: int = socket.AF_INET,
+        family_b: int = socket.AF_INET,
+        *,
+        quality: bool = False,
     ) -> RelaySession:
-        """Bind two port pairs (one per leg, in that leg's family) and start relaying."""
+        """Bind two port pairs (one per leg, in that leg's family) and start relaying.
+
+        `quality=True` measures each leg (pbx.media.leg_stats.CallQuality) for the
+        CDR: `session.quality_summary()`. Telephone-events count for loss, not jitter;
+        the relay cannot see the SDP, so every dynamic type (96-127) is taken as one.
+        """
         if self._closed:
             raise RelayClosed("the relay is closed")
         self._loop = asyncio.get_running_loop()
         session = RelaySession(self, label)
+        if quality:
+            session.quality = CallQuality((Leg.A, Leg.B), event_types=_DYNAMIC_TYPES)
         session._all_lost = self._loop.create_future()
         try:
             for leg, family in ((Leg.A, family_a), (Leg.B, family_b)):
