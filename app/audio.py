@@ -60,15 +60,19 @@ class AudioBackend(Protocol):
 class SoundDeviceBackend:
     """PortAudio through sounddevice, imported lazily so a missing library is a message."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rescan: bool = False) -> None:
         self.problem = ""
+        self.rescan = rescan
+        """Restart PortAudio so that a headset plugged in since start appears; only when
+        no stream is open (it would end a call's audio)."""
 
     def devices(self) -> list[DeviceInfo]:
         try:
             import sounddevice as sd
 
-            sd._terminate()  # re-scan: a headset plugged in since start appears
-            sd._initialize()
+            if self.rescan:
+                sd._terminate()
+                sd._initialize()
             found: Any = sd.query_devices()
             default_in, default_out = sd.default.device
         except Exception as exc:  # PortAudioError, OSError: no libportaudio2

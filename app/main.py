@@ -96,6 +96,13 @@ class DeskPhone:
 
         self.bridge.submit(runtime.boot, ua, on_done=booted, what="Starting the phone")
 
+    def take_link(self, link: str) -> None:
+        """A link from a later `deskphone sip:...` launch: show the window and dial it."""
+        self.window.show_normal()
+        target = dial_target(link)
+        if target:
+            self.window.dial(target)
+
     def _sound_card(self) -> Any:
         """The sound card device, or None (said in the status bar) when there is none."""
         from app.audio import Ringer, SoundCardDevice, SoundDeviceBackend
@@ -116,7 +123,8 @@ class DeskPhone:
         store = runtime.store if runtime is not None else None
         dialog = SettingsDialog(
             self.settings, self.config_dir, store=store, secrets=SecretStore(store),
-            audio=SoundDeviceBackend(), server=runtime.server_text if runtime else "",
+            audio=SoundDeviceBackend(rescan=self.window.calls.rowCount() == 0),
+            server=runtime.server_text if runtime else "",
             submit=self.bridge.submit, parent=self.window,
         )  # fmt: skip
         dialog.accepted.connect(lambda: setattr(self, "settings", dialog.settings))
@@ -184,7 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("DeskPhone")
     app.setDesktopFileName("deskphone")
+    from app.single import InstanceServer, instance_name, send_to_running
+
+    name = instance_name(config_dir)
+    if send_to_running(name, args.target or ""):
+        return 0  # the running DeskPhone dials it
     phone = make(settings, data_dir, config_dir)
+    instances = InstanceServer(name, phone.window)
+    instances.target_received.connect(phone.take_link)
     phone.window.show()
     if args.report_shown:  # the launch benchmark (tests/bench/bench_gui.py) reads these lines
         QTimer.singleShot(0, lambda: print("deskphone: window shown", flush=True))

@@ -229,3 +229,16 @@ def test_rings_while_a_call_waits(qtbot, window: MainWindow, fake_phone) -> None
     window.answer(key)
     qtbot.waitUntil(lambda: ringer.log[-1:] == ["stop"], timeout=3000)
     assert ringer.log == ["start", "stop"]
+
+
+def test_a_second_launch_hands_its_link_to_the_first(qtbot, tmp_path) -> None:
+    from app.single import InstanceServer, instance_name, send_to_running
+
+    name = instance_name(tmp_path)
+    assert not send_to_running(name, "sip:1002")  # nobody runs yet
+    server = InstanceServer(name)
+    assert server.listening
+    with qtbot.waitSignal(server.target_received, timeout=3000) as got:
+        assert send_to_running(name, "tel:+15551234")
+    assert got.args == ["tel:+15551234"]
+    server.close()
