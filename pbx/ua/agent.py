@@ -84,6 +84,7 @@ class UserAgent:
         timers: TimerConfig | None = None,
         auto_hold: bool = True,
         follow_refer: bool = True,
+        rtcp_interval: float = 5.0,
     ) -> None:
         self.account = account
         self.listen = listen
@@ -95,6 +96,8 @@ class UserAgent:
         """Answering or placing a call puts the other live calls on hold (one active call)."""
         self.follow_refer = follow_refer
         """An accepted REFER makes us call its target (blind or attended transfer)."""
+        self.rtcp_interval = rtcp_interval
+        """Seconds between RTCP reports (RFC 3550 6.2: 5 s minimum for real use)."""
         self.allow = ALLOW
         self.ports = PortAllocator(*rtp_ports)
         self.dialogs = DialogSet()
@@ -269,7 +272,8 @@ class UserAgent:
         state: CallState,
     ) -> Call:
         loop = asyncio.get_running_loop()
-        rtp = RtpStream(loop, audio or AudioPort())
+        cname = f"{self.account.username}@{self.hostport}".encode()
+        rtp = RtpStream(loop, audio or AudioPort(), cname=cname, rtcp_interval=self.rtcp_interval)
         port = await rtp.open(self.local_host, self.ports)
         session = MediaSession(self.local_host, port, self.codecs, username=self.account.username)
         call = Call(

@@ -1,8 +1,7 @@
 """The RTP side of one call: a UDP socket, a 20 ms clock, G.711, jitter buffer, RFC 4733.
 
-`RtpStream` binds the even port of a pair from the UA's `PortAllocator`
-(RTCP's odd port stays reserved, unused: RFC 3550 6 makes RTCP optional for
-two-party calls and the PBX relay does not need it). Every 20 ms, paced by
+`RtpStream` binds both ports of a pair from the UA's `PortAllocator`: RTP
+on the even one, RTCP on the odd one (RFC 3550 11). Every 20 ms, paced by
 `loop.time()` with absolute deadlines (so timing errors do not add up), a
 tick does two things:
 
@@ -19,6 +18,12 @@ tick does two things:
 Received telephone-event packets go to an `EventReceiver`; each finished key
 press is reported through `on_dtmf(digit, duration_ms)`. The source address
 of the first packet is not latched: packets are sent to what the SDP says.
+
+RTCP (RFC 3550 6): an `RtcpReporter` counts what we send and receive and, on
+the tick, sends SR/RR + SDES CNAME to the far end's RTP port + 1 every ~5 s
+(randomised, 6.3.1), and BYE when the stream closes. Reports from the far end
+give the round trip (LSR/DLSR, 6.4.1) and the loss it sees from us; both
+land in `stats` next to our own view of its stream (loss, jitter).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +41,16 @@ from pbx.media import g711
 from pbx.media.dtmf import DtmfEnded, DtmfEvent, EventReceiver, TelephoneEventError, event_packets
 from pbx.media.jitter import Concealer, FrameKind, JitterBuffer
 from pbx.media.ports import PortAllocator, PortPair
-from pbx.media.rtp import RtpError, RtpPacket, is_rtcp
+from pbx.media.rtcp import (
+    ReceiverReport,
+    RtcpReporter,
+    SenderReport,
+    ntp_middle,
+    ntp_time,
+    parse_compound,
+    round_trip,
+)
+from pbx.media.rtp import RtcpError, RtpError, RtpPacket, is_rtcp
 from pbx.ua.audio import FRAME_SAMPLES, AudioPort, Frame
 from pbx.ua.session import Negotiated
 
@@ -62,14 +77,28 @@ class StreamStats:
     dtmf_sent: int = 0
     dtmf_received: int = 0
     bad: int = 0
+    rtcp_sent: int = 0
+    rtcp_received: int = 0
+    lost: int = 0
+    """Packets of the far end's stream we never got (RFC 3550 A.3)."""
+    jitter: float = 0.0
+    """Interarrival jitter of the far end's stream, seconds (RFC 3550 A.8)."""
+    round_trip: float | None = None
+    """Seconds, from the far end's last report about us (RFC 3550 6.4.1)."""
+    remote_fraction_lost: float | None = None
+    """The share of our packets the far end reported lost in its last interval."""
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, stream: RtpStream) -> None:
+    def __init__(self, stream: RtpStream, rtcp: bool = False) -> None:
         self.stream = stream
+        self.rtcp = rtcp
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.stream.datagram(data, addr)
+        if self.rtcp:
+            self.stream.rtcp_datagram(data)
+        else:
+            self.stream.datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)
@@ -84,6 +113,9 @@ class RtpStream:
         port: AudioPort,
         *,
         on_dtmf: Callable[[str, int], None] | None = None,
+        cname: bytes = b"deskpbx-ua",
+        rtcp_interval: float = 5.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.loop = loop
         self.audio = port
@@ -95,7 +127,10 @@ class RtpStream:
         self._pair: PortPair | None = None
         self._allocator: PortAllocator | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._wall = wall
         self._ssrc = secrets.randbits(32)
+        self.reporter = RtcpReporter(self._ssrc, cname, interval=rtcp_interval)
         self._seq = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._jitter = JitterBuffer()
@@ -119,6 +154,14 @@ class RtpStream:
             except OSError:
                 allocator.release(pair)
                 continue
+            try:
+                self._rtcp, _ = await self.loop.create_datagram_endpoint(
+                    lambda: _Protocol(self, rtcp=True), local_addr=(host, pair.rtcp)
+                )
+            except OSError:
+                transport.close()
+                allocator.release(pair)
+                continue
             self._transport = transport
             self._pair, self._allocator, self.local_port = pair, allocator, pair.rtp
             return pair.rtp
@@ -136,6 +179,10 @@ class RtpStream:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._rtcp is not None:
+            self._send_rtcp(self.reporter.bye(b"call ended"))
+            self._rtcp.close()
+            self._rtcp = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -157,6 +204,8 @@ class RtpStream:
             self._next_tick = now + PTIME
         self._handle = self.loop.call_at(self._next_tick, self._tick)
         self._play(now)
+        if self.negotiated is not None and now >= self.reporter.next_deadline(now):
+            self._send_rtcp(self.reporter.report(now, self._wall()))
         frame = self.audio.next_frame()
         negotiated = self.negotiated
         if negotiated is not None and negotiated.we_send and now >= self._dtmf_busy_until:
@@ -174,6 +223,38 @@ class RtpStream:
         self._seq = (self._seq + 1) & 0xFFFF
         self._transport.sendto(bytes(packet), (negotiated.remote_host, negotiated.remote_port))
         self.stats.sent += 1
+        self.reporter.sent(len(payload), timestamp, self.loop.time())
+
+    def _send_rtcp(self, data: bytes) -> None:
+        negotiated = self.negotiated
+        if self._rtcp is None or negotiated is None or not negotiated.remote_port:
+            return
+        self._rtcp.sendto(data, (negotiated.remote_host, negotiated.remote_port + 1))
+        self.stats.rtcp_sent += 1
+
+    def rtcp_datagram(self, data: bytes) -> None:
+        """A compound RTCP packet from the far end: its SR for our reports' LSR, its
+        report block about us for the round trip and the loss it sees."""
+        try:
+            packets = parse_compound(data)
+        except RtcpError:
+            self.stats.bad += 1
+            return
+        self.stats.rtcp_received += 1
+        now = self.loop.time()
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self.reporter.source(packet.ssrc).sender_report(packet.sender, now)
+            if isinstance(packet, SenderReport | ReceiverReport):
+                for block in packet.reports:
+                    if block.ssrc == self._ssrc:
+                        self._about_us(block.fraction_lost, block.lsr, block.dlsr)
+
+    def _about_us(self, fraction_lost: int, lsr: int, dlsr: int) -> None:
+        self.stats.remote_fraction_lost = fraction_lost / 256
+        rtt = round_trip(ntp_middle(*ntp_time(self._wall())), lsr, dlsr)
+        if rtt is not None:
+            self.stats.round_trip = rtt
 
     def send_dtmf(self, digits: str) -> asyncio.Future[None]:
         """Queue RFC 4733 key presses (100 ms each, 50 ms apart); the future is done when
@@ -232,6 +313,9 @@ class RtpStream:
             self.stats.bad += 1
             return
         self.stats.received += 1
+        source = self.reporter.source(packet.ssrc)
+        source.received(packet.sequence, packet.timestamp, now)
+        self.stats.lost, self.stats.jitter = source.lost, source.jitter_seconds
         self._jitter.push(
             packet.sequence, packet.timestamp, bytes([packet.payload_type]) + packet.payload,
             now, ssrc=packet.ssrc,

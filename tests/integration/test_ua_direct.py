@@ -170,3 +170,21 @@ async def test_an_invite_replacing_an_unknown_dialog_is_refused_481(phones):
     assert await call.wait_for(CallState.CONNECTED, timeout=5) is CallState.ENDED
     assert call.status == 481
     assert bob.of(IncomingCall) == [] and bob.ua.calls == []
+
+
+async def test_rtcp_reports_give_each_side_the_round_trip_and_loss():
+    nowhere = free_port()
+    alice = await start_phone("1001", nowhere, rtcp_interval=0.2)
+    bob = await start_phone("1002", nowhere, rtcp_interval=0.2)
+    try:
+        call, answered = await connect(alice, bob)
+        await asyncio.sleep(1.5)
+        for stream in (call.rtp, answered.rtp):
+            assert stream.stats.rtcp_sent >= 3 and stream.stats.rtcp_received >= 3
+            assert stream.stats.round_trip is not None and 0 <= stream.stats.round_trip < 0.1
+            assert stream.stats.remote_fraction_lost == 0.0
+            assert stream.stats.lost == 0 and stream.stats.jitter < 0.02
+        await call.hangup()
+    finally:
+        await alice.ua.aclose()
+        await bob.ua.aclose()

@@ -233,3 +233,59 @@ def test_close_stops_the_clock(rig):
     count = len(transport.sent)
     loop.advance(0.5)
     assert len(transport.sent) == count and stream.closed
+
+
+class RawTransport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def sendto(self, data: bytes, addr) -> None:
+        self.sent.append((data, addr))
+
+    def close(self) -> None:
+        pass
+
+
+def test_rtcp_sender_reports_go_to_the_next_port_and_bye_on_close(rig):
+    from pbx.media.rtcp import Bye, SenderReport, SourceDescription, parse_compound
+
+    loop, stream, _, _, _ = rig
+    rtcp = RawTransport()
+    stream._rtcp = rtcp  # type: ignore[assignment]
+    stream.start(_negotiated())
+    loop.advance(12.0)  # first report after 1.25-3.75 s, then every 2.5-7.5 s
+    assert 2 <= len(rtcp.sent) <= 5
+    assert {addr for _, addr in rtcp.sent} == {("192.0.2.1", 4001)}
+    first = parse_compound(rtcp.sent[0][0])
+    assert isinstance(first[0], SenderReport) and isinstance(first[1], SourceDescription)
+    assert first[0].ssrc == stream._ssrc and first[1].cname(stream._ssrc) == b"deskpbx-ua"
+    assert 60 <= first[0].sender.packet_count <= 190
+    stream.close()
+    assert isinstance(parse_compound(rtcp.sent[-1][0])[-1], Bye)
+
+
+def test_a_report_about_us_gives_the_round_trip_and_the_far_ends_loss():
+    from pbx.media.rtcp import ReceiverReport, ReportBlock, ntp_middle, ntp_time, to_units
+
+    loop = FakeLoop()
+    wall = [1_800_000_000.0]
+    stream = RtpStream(loop, AudioPort(), wall=lambda: wall[0])  # type: ignore[arg-type]
+    lsr = ntp_middle(*ntp_time(wall[0] - 0.150))  # our SR left 150 ms ago...
+    block = ReportBlock(stream._ssrc, fraction_lost=64, lsr=lsr, dlsr=to_units(0.100))
+    stream.rtcp_datagram(bytes(ReceiverReport(1234, (block,))))  # ...held 100 ms there
+    assert stream.stats.round_trip == pytest.approx(0.050, abs=0.001)
+    assert stream.stats.remote_fraction_lost == 0.25 and stream.stats.rtcp_received == 1
+    stream.rtcp_datagram(b"\x81\xc9\x00\x10")  # claims more bytes than it has
+    assert stream.stats.bad == 1
+    loop.close()
+
+
+def test_received_voice_feeds_loss_and_jitter_statistics(rig):
+    loop, stream, _, _, _ = rig
+    stream.start(_negotiated())
+    for i in range(10):
+        if i not in (3, 8):  # lost on the way
+            stream.datagram(bytes(RtpPacket(0, 500 + i, 160 * i, 99, b"\xff" * 160)), ("h", 1))
+        loop.advance(0.02)
+    assert stream.stats.lost == 2
+    assert stream.stats.jitter < 0.001  # perfectly paced arrivals
