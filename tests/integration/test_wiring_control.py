@@ -19,10 +19,10 @@ from xml.sax.saxutils import escape
 import pytest
 
 from tests.integration import test_api
-from tests.integration.peers.sipp import SIPP, Sipp, SippResult
+from tests.integration.peers.sipp import SIPP, Sipp, SippResult, auth_field, scenario, write_csv
 from tests.integration.ports import free_port
 from tests.integration.test_api import Receiver, Running
-from tests.integration.test_pbx_sipp import register
+from tests.integration.test_pbx_sipp import PASSWORDS, register
 
 pytestmark = [
     pytest.mark.integration,
@@ -224,3 +224,27 @@ def test_recording_started_and_stopped_by_the_api_is_linked_from_the_cdr(
     with wave.open(str(path), "rb") as reader:
         assert reader.getnchannels() == 2
         assert 0.8 * 8000 <= reader.getnframes() <= 1.5 * 8000  # only the recorded second
+
+
+def test_a_ringing_call_hung_up_by_the_api_gets_480_and_cancels_the_callee(
+    running: Running, tmp_path: Path
+) -> None:
+    ringing = phone(tmp_path, running, "1002", name="uas_ring.xml")
+    rows = [["1001", auth_field("1001", PASSWORDS["1001"]), "1002"]]
+    rejected = scenario("uac_rejected.xml", tmp_path, EXPECTED_CODE="480")
+    caller = Sipp(rejected, running.pbx.address, local_port=free_port(),
+                  media_port=free_port(step=4), inject=write_csv(rows, tmp_path), timeout=20,
+                  workdir=tmp_path).start()  # fmt: skip
+    deadline = time.monotonic() + 10
+    calls: list[dict] = []
+    while time.monotonic() < deadline and not calls:
+        _, body = running.http.json("GET", "/api/v1/calls")
+        calls = [c for c in body["items"] if c["state"] == "ringing"]
+        time.sleep(0.05)
+    [call] = calls
+    assert running.http.request("DELETE", f"/api/v1/calls/{call['label']}")[0] == 204
+    assert_ok(caller.wait(), ringing.wait())
+    [cdr] = running.pbx.wait_cdrs(1)
+    assert (cdr.sip_code, cdr.disposition.value, cdr.hangup_side.value) == (
+        480, "CANCELLED", "system"
+    )  # fmt: skip
