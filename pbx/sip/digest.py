@@ -78,7 +78,17 @@ def canonical_algorithm(algorithm: str | None) -> str | None:
 def hash_hex(algorithm: str, data: str | bytes) -> str:
     """H(data) of RFC 7616 §3.4: lower-case hex of the algorithm's hash."""
     raw = data.encode() if isinstance(data, str) else data
+    constructor = _CONSTRUCTORS.get(algorithm)  # the spellings the server and client use
+    if constructor is not None:
+        return constructor(raw).hexdigest()
     return hashlib.new(_split_algorithm(algorithm)[0], raw).hexdigest()
+
+
+#: hashlib's named constructors skip hashlib.new()'s lookup (three hashes per response).
+_CONSTRUCTORS = {
+    spelling: {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[spelling.removesuffix("-sess")]
+    for spelling in SUPPORTED_ALGORITHMS
+}
 
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
@@ -148,6 +158,27 @@ _PARAM = re.compile(
     rf'(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|({_TOKEN.pattern})){_OPT_LWS}'
 )
 _QUOTED_PAIR = re.compile(r"\\(.)")
+#: Fast path for a whole Authorization value as phones write it: `scheme SP name=value
+#: *("," name=value)` with blanks but no folding, no empty list items, no token68. One
+#: fullmatch and one findall replace the scanner; anything else (and every error) takes
+#: the scanner, so results and error texts are the scanner's.
+
+
+def _simple_param(group: str) -> str:
+    """`name = value` with blanks only; `group` opens the three groups ("(" or "(?:")."""
+    token = _TOKEN.pattern
+    return (
+        rf"[ \t]*{group}{token})[ \t]*=[ \t]*"
+        rf'(?:"{group}(?:[^"\\\r\n]|\\[^\r\n])*)"|{group}{token}))[ \t]*'
+    )
+
+
+_SIMPLE_PARAM = _simple_param("(")
+_SIMPLE_AUTH = re.compile(
+    rf"[ \t]*({_TOKEN.pattern})[ \t]+"
+    rf"({_simple_param('(?:')}(?:,{_simple_param('(?:')})*)"
+)
+_SIMPLE_PARAMS = re.compile(_SIMPLE_PARAM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,10 +348,34 @@ def parse_auth_list(value: str) -> list[AuthParams]:
 
 def parse_auth(value: str) -> AuthParams:
     """Parse an Authorization/Proxy-Authorization value: exactly one credentials."""
+    simple = _parse_simple_auth(value)
+    return simple if simple is not None else _scan_auth(value)
+
+
+def _scan_auth(value: str) -> AuthParams:
+    """parse_auth with the scanner, for every spelling (the fast path's reference)."""
     scan = _Scanner(value)
     if scan.at_end():
         raise ParseError("Bad auth header: empty value")
     return _parse_one(scan, many=False)
+
+
+def _parse_simple_auth(value: str) -> AuthParams | None:
+    """The usual spelling in one regex pass (see _SIMPLE_AUTH); None for the scanner."""
+    match = _SIMPLE_AUTH.fullmatch(value)
+    if match is None:
+        return None
+    params = tuple(
+        (name.lower(), token or _unquoted(quoted))
+        for name, quoted, token in _SIMPLE_PARAMS.findall(match.group(2))
+    )
+    if len({name for name, _ in params}) != len(params):
+        return None  # the scanner words the duplicate-param error
+    return AuthParams(match.group(1), params)
+
+
+def _unquoted(quoted: str) -> str:
+    return _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
 
 
 # --------------------------------------------------------------------------- serializing

@@ -285,54 +285,25 @@ class DigestServer:
             return self._reject(
                 AuthStatus.UNKNOWN_SCHEME, now, context, None, f"scheme {creds.scheme!r}"
             )
-        failure = self._precheck(creds, request_uri, context, now)
-        if failure is not None:
-            status, reason = failure
+        checked = self._precheck(creds, request_uri, context, now)
+        if isinstance(checked, tuple):
+            status, reason = checked
             return self._reject(status, now, context, creds.username, reason)
-        return self._check_digest(creds, method, ha1_lookup, now, body or b"", context)
+        return self._check_digest(creds, method, ha1_lookup, now, body or b"", context, checked)
 
     def _precheck(
         self, creds: Credentials, request_uri: str | None, context: str, now: float
-    ) -> tuple[AuthStatus, str] | None:
-        """Everything decidable without the HA1, in RFC 7616 §3.4 order."""
-        algorithm = canonical_algorithm(creds.algorithm)
-        checks: tuple[tuple[bool, AuthStatus, str], ...] = (
-            (creds.realm != self.realm, AuthStatus.WRONG_REALM, f"realm {creds.realm!r}"),
-            (
-                algorithm not in self.algorithms,
-                AuthStatus.UNSUPPORTED_ALGORITHM,
-                f"algorithm {creds.algorithm!r}",
-            ),
-            (
-                creds.qop is None and not self.allow_rfc2069,
-                AuthStatus.QOP_MISSING,
-                "response without qop",
-            ),
-            (
-                creds.qop is not None and creds.qop not in self.qop_options,
-                AuthStatus.MALFORMED,
-                f"qop {creds.qop!r} was not offered",
-            ),
-            (
-                creds.qop is not None and (creds.nc is None or not creds.cnonce),
-                AuthStatus.MALFORMED,
-                "qop without nc or cnonce",
-            ),
-            (
-                request_uri is not None and not self._uri_match(creds.uri, request_uri),
-                AuthStatus.URI_MISMATCH,
-                f"digest uri {creds.uri!r} is not {request_uri!r}",
-            ),
-            (
-                self.nonce_issued(creds.nonce, context) is None,
-                AuthStatus.INVALID_NONCE,
-                "nonce not issued by this server",
-            ),
-        )
-        for failed, status, reason in checks:
-            if failed:
-                return status, reason
-        return None
+    ) -> tuple[AuthStatus, str] | float:
+        """Everything decidable without the HA1, in RFC 7616 §3.4 order: the first failure,
+        or the nonce's issue time when all pass (so the MAC is checked once per request).
+        Rows are lazy: a failure's reason is worded only when it is the answer."""
+        for failed, status, reason in _PRECHECKS:
+            if failed(self, creds, request_uri):
+                return status, reason(creds, request_uri)
+        issued = self.nonce_issued(creds.nonce, context)
+        if issued is None:
+            return AuthStatus.INVALID_NONCE, "nonce not issued by this server"
+        return issued
 
     def _check_digest(
         self,
@@ -342,6 +313,7 @@ class DigestServer:
         now: float,
         body: bytes,
         context: str,
+        issued: float,
     ) -> AuthResult:
         algorithm = canonical_algorithm(creds.algorithm) or "MD5"
         base = algorithm.removesuffix("-sess")
@@ -362,7 +334,6 @@ class DigestServer:
         if not (known and matches):
             status = AuthStatus.BAD_RESPONSE if known else AuthStatus.UNKNOWN_USER
             return self._reject(status, now, context, creds.username, "response does not match")
-        issued = self.nonce_issued(creds.nonce, context) or 0.0
         age = now - issued
         if not -1.0 <= age <= self.nonce_lifetime or self.replay.forgotten(creds.nonce, issued):
             return self._reject(AuthStatus.STALE, now, context, creds.username, "nonce expired")
@@ -392,6 +363,44 @@ class DigestServer:
             nc=creds.nc,
         )
         return AuthResult(AuthStatus.OK, creds.username, (), str(info), "")
+
+
+_Check = Callable[[DigestServer, Credentials, "str | None"], bool]
+_Reason = Callable[[Credentials, "str | None"], str]
+
+#: _precheck's rows before the nonce, in order: (failed?, status, reason).
+_PRECHECKS: tuple[tuple[_Check, AuthStatus, _Reason], ...] = (
+    (
+        lambda server, creds, uri: creds.realm != server.realm,
+        AuthStatus.WRONG_REALM,
+        lambda creds, uri: f"realm {creds.realm!r}",
+    ),
+    (
+        lambda server, creds, uri: canonical_algorithm(creds.algorithm) not in server.algorithms,
+        AuthStatus.UNSUPPORTED_ALGORITHM,
+        lambda creds, uri: f"algorithm {creds.algorithm!r}",
+    ),
+    (
+        lambda server, creds, uri: creds.qop is None and not server.allow_rfc2069,
+        AuthStatus.QOP_MISSING,
+        lambda creds, uri: "response without qop",
+    ),
+    (
+        lambda server, creds, uri: creds.qop is not None and creds.qop not in server.qop_options,
+        AuthStatus.MALFORMED,
+        lambda creds, uri: f"qop {creds.qop!r} was not offered",
+    ),
+    (
+        lambda server, creds, uri: creds.qop is not None and (creds.nc is None or not creds.cnonce),
+        AuthStatus.MALFORMED,
+        lambda creds, uri: "qop without nc or cnonce",
+    ),
+    (
+        lambda server, creds, uri: uri is not None and not server._uri_match(creds.uri, uri),
+        AuthStatus.URI_MISMATCH,
+        lambda creds, uri: f"digest uri {creds.uri!r} is not {uri!r}",
+    ),
+)
 
 
 def _checked_algorithm(name: str) -> str:
