@@ -1,4 +1,4 @@
-"""The settings dialog: account, audio, extensions and trunks pages.
+"""The settings dialog: account, audio, extensions, trunks and routes pages.
 
 Account and audio changes are saved to the settings file and take effect
 at the next start of the phone; extension and trunk changes go straight
@@ -13,6 +13,7 @@ from typing import Any
 
 from app.audio import AudioBackend
 from app.dialogs.extensions import ExtensionsPage
+from app.dialogs.routes import RoutesPage
 from app.dialogs.trunks import TrunksPage
 from app.qt import (
     QComboBox,
@@ -152,11 +153,14 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self.audio, "Audio")
         self.extensions: ExtensionsPage | None = None
         self.trunks: TrunksPage | None = None
+        self.routes: RoutesPage | None = None
         if store is not None:
             self.extensions = ExtensionsPage(store, server, self)
             self.trunks = TrunksPage(store, submit, self)
+            self.routes = RoutesPage(store, self)
             self.tabs.addTab(self.extensions, "Extensions")
             self.tabs.addTab(self.trunks, "Trunks")
+            self.tabs.addTab(self.routes, "Routes")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )

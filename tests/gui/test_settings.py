@@ -237,3 +237,41 @@ def test_real_backend_never_raises() -> None:
     backend = SoundDeviceBackend()
     devices = backend.devices()
     assert devices or backend.problem.startswith("No sound card found")
+
+
+def test_routes_page_adds_checks_orders_and_removes(qtbot, store, tmp_path) -> None:
+    from pbx.store.trunks import Trunk
+
+    store.add_trunk(Trunk(name="carrier", host="sip.example.com"))
+    store.add_trunk(Trunk(name="backup", host="sip2.example.com"))
+    dialog = make_dialog(qtbot, store, tmp_path)
+    page = dialog.routes
+    assert page is not None
+    assert page.order.text() == "No outbound routes: only extensions can be called."
+    page.name.setText("national")
+    page.patterns.setText("0[")
+    page.trunks.setText("carrier")
+    assert page.add() is False
+    assert page.message.text().startswith("Not added: ")
+    page.patterns.setText("9|NXXNXXXXXX")
+    page.trunks.setText("carrier, backup")
+    page.strip.setValue(1)
+    assert page.add() is True
+    page.name.setText("intl")
+    page.patterns.setText("011.")
+    page.trunks.setText("nosuch")
+    assert page.add() is False
+    assert page.message.text() == "Not added: no trunk nosuch"
+    page.trunks.setText("backup")
+    assert page.add() is True
+    assert [r.name for r in store.list_routes()] == ["national", "intl"]
+    national = store.list_routes()[0]
+    assert (national.patterns, national.trunks, national.strip) == (
+        ("9|NXXNXXXXXX",), ("carrier", "backup"), 1)  # fmt: skip
+    page.names.setCurrentText("intl")
+    page.first_button.click()
+    assert [r.name for r in store.list_routes()] == ["intl", "national"]
+    assert page.order.text().splitlines()[0] == "1. intl: 011. → backup"
+    page.names.setCurrentText("national")
+    page.remove_button.click()
+    assert [r.name for r in store.list_routes()] == ["intl"]
