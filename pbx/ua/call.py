@@ -340,7 +340,10 @@ class Call:
         await self._set_hold(True)
 
     async def resume(self) -> None:
-        """Take the far end off hold: re-INVITE with a sendrecv offer."""
+        """Take the far end off hold: re-INVITE with a sendrecv offer. With the UA's
+        `auto_hold`, the call that was active is put on hold (one active call)."""
+        if self.local_hold:
+            self.ua.hold_others(self)
         await self._set_hold(False)
 
     async def _set_hold(self, hold: bool) -> None:

@@ -188,3 +188,17 @@ async def test_rtcp_reports_give_each_side_the_round_trip_and_loss():
     finally:
         await alice.ua.aclose()
         await bob.ua.aclose()
+
+
+async def test_resuming_a_held_call_holds_the_active_one(phones):
+    alice, bob, carol = phones
+    to_bob, _ = await connect(alice, bob)
+    to_carol, _ = await connect(alice, carol)
+    assert await to_bob.wait_for(CallState.ON_HOLD, timeout=5) is CallState.ON_HOLD
+    assert alice.ua.active_call is to_carol
+    await to_bob.resume()
+    assert await to_carol.wait_for(CallState.ON_HOLD, timeout=5) is CallState.ON_HOLD
+    assert to_carol.local_hold and not to_bob.local_hold
+    assert alice.ua.active_call is to_bob and to_bob.state is CallState.CONNECTED
+    await to_bob.hangup()
+    await to_carol.hangup()
