@@ -337,3 +337,50 @@ class Ringer:
             self.backend().stop()
         except Exception as exc:
             log.info("cannot stop ringing: %s", exc)
+
+
+def play_test_tone(device: str | None, backend: Callable[[], Any] = _sounddevice) -> str:
+    """One second of 1 kHz on `device`; returns what happened in plain words."""
+    try:
+        sd = backend()
+        rate = int(sd.query_devices(device or None, "output")["default_samplerate"])
+        t = np.arange(rate) / rate
+        sd.play((6000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16), rate, device=device or None)
+    except Exception as exc:
+        return f"Cannot play on this device: {exc}"
+    return "Playing a 1 kHz tone for one second."
+
+
+class MicMeter:
+    """The settings page's microphone meter: an input stream whose callback keeps the level."""
+
+    def __init__(self, backend: Callable[[], Any] = _sounddevice) -> None:
+        self.backend = backend
+        self.stream: Any = None
+        self.level = -120.0
+        self.problem = ""
+
+    def _callback(self, indata: Any, _frames: int, _time: Any, _status: Any) -> None:
+        self.level = level_dbfs(indata[:, 0])
+
+    def start(self, device: str | None) -> bool:
+        self.stop()
+        try:
+            sd = self.backend()
+            self.stream = sd.InputStream(device=device or None, channels=1, dtype="int16",
+                                         callback=self._callback)  # fmt: skip
+            self.stream.start()
+        except Exception as exc:
+            self.stream = None
+            self.problem = f"Cannot open the microphone: {exc}"
+            return False
+        return True
+
+    def stop(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception as exc:
+                log.info("closing the meter stream: %s", exc)
+        self.level = -120.0

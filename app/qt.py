@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QStatusBar,
@@ -59,7 +60,8 @@ __all__ = [
     "QCloseEvent", "QComboBox", "QDialog", "QDialogButtonBox", "QFormLayout", "QGridLayout",
     "QGuiApplication", "QHBoxLayout", "QHeaderView", "QIcon", "QInputDialog", "QKeyEvent",
     "QKeySequence", "QLabel", "QLineEdit", "QListView", "QMainWindow", "QMenu", "QMessageBox",
-    "QModelIndex", "QObject", "QPersistentModelIndex", "QPushButton", "QShortcut", "QSize",
+    "QModelIndex", "QObject", "QPersistentModelIndex", "QProgressBar", "QPushButton",
+    "QShortcut", "QSize",
     "QSpinBox", "QStatusBar", "QSystemTrayIcon", "QTabWidget", "QTableView", "QTimer",
     "QVBoxLayout", "QWidget", "Qt", "Signal", "Slot",
 ]  # fmt: skip

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.audio import AudioBackend
+from app.audio import AudioBackend, MicMeter, play_test_tone
 from app.dialogs.extensions import ExtensionsPage
 from app.dialogs.routes import RoutesPage
 from app.dialogs.trunks import TrunksPage
@@ -22,8 +22,11 @@ from app.qt import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
+    QPushButton,
     QSpinBox,
     QTabWidget,
+    QTimer,
     QVBoxLayout,
     QWidget,
 )
@@ -54,7 +57,7 @@ class AccountPage(QWidget):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("unchanged")
         self.display_name = self._edit(settings.display_name, "Display name")
-        self.where = QLabel("", self)
+        self.where = QLabel("Account changes take effect when DeskPhone next starts.", self)
         self.where.setWordWrap(True)
         self.where.setAccessibleName("Where the password is kept")
         form = QFormLayout(self)
@@ -79,7 +82,8 @@ class AccountPage(QWidget):
     def apply(self, settings: AppSettings) -> AppSettings:
         if self.password.text():
             where = self.secrets.set(ACCOUNT_SECRET, self.password.text())
-            self.where.setText(f"The password is kept in {where}.")
+            self.where.setText(f"The password is kept in {where}. Account changes take "
+                               "effect when DeskPhone next starts.")  # fmt: skip
             self.password.clear()
         return settings.with_changes(
             account_mode=self.mode.currentData(),
@@ -91,8 +95,18 @@ class AccountPage(QWidget):
 
 
 class AudioPage(QWidget):
-    def __init__(self, settings: AppSettings, backend: AudioBackend, parent: QWidget) -> None:
+    """Devices, a test tone and a microphone meter (the meter runs while the page shows)."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        backend: AudioBackend,
+        parent: QWidget,
+        *,
+        sound: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(parent)
+        self.sound = sound
         devices = backend.devices()
         self.problem = QLabel(backend.problem, self)
         self.problem.setWordWrap(True)
@@ -102,11 +116,64 @@ class AudioPage(QWidget):
         self.input = self._combo(inputs, settings.input_device, "Microphone")
         self.output = self._combo(outputs, settings.output_device, "Speaker")
         self.ring = self._combo(outputs, settings.ring_device, "Ringing device")
+        self.test_tone = QPushButton("Play test tone", self)
+        self.test_tone.setAccessibleName("Play a test tone on the speaker")
+        self.test_tone.clicked.connect(self.play_tone)
+        self.meter = QProgressBar(self)
+        self.meter.setRange(-60, 0)
+        self.meter.setValue(-60)
+        self.meter.setTextVisible(False)
+        self.meter.setAccessibleName("Microphone level")
+        self.tone_result = QLabel("", self)
+        self.tone_result.setAccessibleName("Test tone result")
+        self.mic_meter: MicMeter | None = None
+        self._meter_timer = QTimer(self)
+        self._meter_timer.setInterval(100)
+        self._meter_timer.timeout.connect(self._show_level)
+        has_card = bool(devices)
+        self.test_tone.setEnabled(has_card)
+        self.meter.setEnabled(has_card)
         form = QFormLayout(self)
         form.addRow(self.problem)
         form.addRow("Microphone", self.input)
+        form.addRow("Level", self.meter)
         form.addRow("Speaker", self.output)
+        form.addRow("", self.test_tone)
+        form.addRow("", self.tone_result)
         form.addRow("Ring on", self.ring)
+        if has_card:
+            self.input.currentIndexChanged.connect(self._restart_meter)
+
+    def play_tone(self) -> None:
+        kwargs = {"backend": self.sound} if self.sound is not None else {}
+        self.tone_result.setText(play_test_tone(self.output.currentData(), **kwargs))
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self.meter.isEnabled():
+            self._restart_meter()
+
+    def hideEvent(self, event: Any) -> None:
+        super().hideEvent(event)
+        self.stop_meter()
+
+    def _restart_meter(self) -> None:
+        if self.mic_meter is None:
+            kwargs = {"backend": self.sound} if self.sound is not None else {}
+            self.mic_meter = MicMeter(**kwargs)
+        if self.mic_meter.start(self.input.currentData()):
+            self._meter_timer.start()
+        else:
+            self.tone_result.setText(self.mic_meter.problem)
+
+    def stop_meter(self) -> None:
+        self._meter_timer.stop()
+        if self.mic_meter is not None:
+            self.mic_meter.stop()
+
+    def _show_level(self) -> None:
+        if self.mic_meter is not None:
+            self.meter.setValue(round(max(-60.0, self.mic_meter.level)))
 
     def _combo(self, names: list[str], chosen: str, accessible: str) -> QComboBox:
         combo = QComboBox(self)
@@ -140,6 +207,7 @@ class SettingsDialog(QDialog):
         audio: AudioBackend,
         server: str = "",
         submit: Callable[..., Any] | None = None,
+        sound: Callable[[], Any] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -148,7 +216,7 @@ class SettingsDialog(QDialog):
         self.config_dir = config_dir
         self.tabs = QTabWidget(self)
         self.account = AccountPage(settings, secrets, self)
-        self.audio = AudioPage(settings, audio, self)
+        self.audio = AudioPage(settings, audio, self, sound=sound)
         self.tabs.addTab(self.account, "Account")
         self.tabs.addTab(self.audio, "Audio")
         self.extensions: ExtensionsPage | None = None
@@ -169,6 +237,10 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(buttons)
+
+    def done(self, result: int) -> None:
+        self.audio.stop_meter()
+        super().done(result)
 
     def accept(self) -> None:
         self.settings = self.audio.apply(self.account.apply(self.settings))

@@ -209,7 +209,7 @@ def test_account_password_goes_to_the_keyring(qtbot, store, tmp_path, memory_key
     dialog.account.password.setText("alice-secret")
     dialog.accept()
     assert memory_keyring.secrets[("deskphone", ACCOUNT_SECRET)] == "alice-secret"
-    assert dialog.account.where.text() == f"The password is kept in {KEYRING}."
+    assert dialog.account.where.text().startswith(f"The password is kept in {KEYRING}. ")
     saved = load_settings(tmp_path / "config")
     assert (saved.account_mode, saved.server, saved.username) == (EXTERNAL, "pbx.example.net",
                                                                   "alice")  # fmt: skip
@@ -223,7 +223,7 @@ def test_without_a_keyring_the_password_goes_to_the_pbx_store(
     dialog.account.mode.setCurrentIndex(1)
     dialog.account.password.setText("alice-secret")
     dialog.accept()
-    assert dialog.account.where.text() == f"The password is kept in {PBX_STORE}."
+    assert dialog.account.where.text().startswith(f"The password is kept in {PBX_STORE}. ")
     assert SecretStore(store).get(ACCOUNT_SECRET) == "alice-secret"
 
 
@@ -275,3 +275,64 @@ def test_routes_page_adds_checks_orders_and_removes(qtbot, store, tmp_path) -> N
     page.names.setCurrentText("national")
     page.remove_button.click()
     assert [r.name for r in store.list_routes()] == ["intl"]
+
+
+class FakeStream:
+    def __init__(self, callback) -> None:
+        self.callback = callback
+        self.closed = False
+
+    def start(self) -> None:
+        import numpy as np
+
+        loud = np.full((160, 1), 3277, dtype=np.int16)  # -20 dBFS
+        self.callback(loud, 160, None, None)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeSound:
+    def __init__(self) -> None:
+        self.played: list[tuple] = []
+        self.streams: list[FakeStream] = []
+
+    def query_devices(self, device, kind):
+        return {"default_samplerate": 48000.0}
+
+    def play(self, data, rate, device=None):
+        self.played.append((data.size, rate, device))
+
+    def InputStream(self, device, channels, dtype, callback):  # noqa: N802 (sounddevice's name)
+        self.streams.append(FakeStream(callback))
+        return self.streams[-1]
+
+
+class OneCard:
+    problem = ""
+
+    def devices(self) -> list:
+        from app.audio import DeviceInfo
+
+        return [DeviceInfo("USB headset", 1, 2, 48000.0, True, True)]
+
+
+def test_audio_page_test_tone_and_microphone_meter(qtbot, store, tmp_path) -> None:
+    sound = FakeSound()
+    dialog = SettingsDialog(
+        AppSettings(), tmp_path / "config", store=store, secrets=SecretStore(store),
+        audio=OneCard(), sound=lambda: sound,
+    )  # fmt: skip
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.tabs.setCurrentIndex(1)
+    page = dialog.audio
+    assert [page.output.itemText(i) for i in range(page.output.count())] == [
+        "System default", "USB headset"]  # fmt: skip
+    qtbot.waitUntil(lambda: page.meter.value() == -20, timeout=2000)
+    page.output.setCurrentIndex(1)
+    page.test_tone.click()
+    assert sound.played == [(48000, 48000, "USB headset")]
+    assert page.tone_result.text() == "Playing a 1 kHz tone for one second."
+    dialog.reject()
+    assert sound.streams and all(s.closed for s in sound.streams)
