@@ -362,6 +362,8 @@ class B2bua:
 
     def _on_answer(self, call: Call, fork: Fork, response: Response, dialog: Dialog) -> None:
         self._send_ack(dialog.ack_for(response), fork.peer)
+        if dialog is call.b_dialog:  # a 2xx retransmitted (RFC 6026 7.2): the ACK was all
+            return
         if call.ended or call.b_dialog is not None:
             self._send_bye(dialog, fork.peer)  # a second phone answered too late
             return

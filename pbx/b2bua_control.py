@@ -232,6 +232,8 @@ class CallControl:
     def _a_answered(self, call: Call, fork: Fork, dialog: Dialog, response: Response) -> None:
         b = self.b2bua
         b._send_ack(dialog.ack_for(response), fork.peer)
+        if dialog is call.a_dialog:  # a 2xx retransmitted (RFC 6026 7.2): the ACK was all
+            return
         if call.ended or call.a_dialog is not None:
             b._send_bye(dialog, fork.peer)  # a second phone answered too late
             return

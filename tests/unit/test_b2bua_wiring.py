@@ -3,16 +3,22 @@ click-to-call and transfer flags, fork numbering across transfers, recording set
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from pbx.call import fork_invite
+from pbx.b2bua import B2bua
+from pbx.call import Call, CallState, Fork, Peer, fork_invite
 from pbx.cli import build_parser
 from pbx.commands import UsageError
 from pbx.commands.serve import config_from_args
+from pbx.config import PbxConfig
 from pbx.recording import RecordingSettings
-from pbx.store import Disposition
+from pbx.sip.events import ResponseReceived
+from pbx.sip.message import Request, Response
+from pbx.sip.transaction import ClientKey
+from pbx.store import Binding, Disposition
 from tests.unit.test_call import make_call
 
 
@@ -72,3 +78,70 @@ def test_serve_passes_recording_settings_to_the_recording_manager() -> None:
 def test_serve_refuses_unusable_recording_settings(args: tuple[str, ...]) -> None:
     with pytest.raises(UsageError):
         _serve(*args)
+
+
+class WireEndpoint:
+    """Records what the B2BUA sends: ACKs (stateless), requests (BYE), responses to leg A."""
+
+    def __init__(self) -> None:
+        self.acks: list[Request] = []
+        self.requests: list[Request] = []
+        self.responses: list[Response] = []
+
+    def now(self) -> float:
+        return 0.0
+
+    def send_stateless(self, message: Request, hop: object) -> None:
+        self.acks.append(message)
+
+    def send_request(self, message: Request, hop: object) -> ClientKey:
+        self.requests.append(message)
+        return ClientKey(f"z9hG4bK-{len(self.requests)}", message.method)
+
+    def send_response(self, tx: object, response: Response) -> None:
+        self.responses.append(response)
+
+    def cancel(self, tx: ClientKey) -> bool:
+        return False
+
+
+def _answer(invite: Request) -> Response:
+    return Response(200, headers=[
+        ("Via", f"SIP/2.0/UDP 127.0.0.1:5060;branch={FORK_TX.branch}"),
+        ("From", invite.headers.get("From") or ""),
+        ("To", f"{invite.headers.get('To')};tag=callee-1"),
+        ("Call-ID", invite.call_id),
+        ("CSeq", "1 INVITE"),
+        ("Contact", "<sip:1002@127.0.0.1:5080>"),
+    ])  # fmt: skip
+
+
+FORK_TX = ClientKey("z9hG4bK-fork", "INVITE")
+
+
+def test_a_retransmitted_2xx_is_acked_again_and_never_ends_the_call() -> None:
+    """RFC 6026 7.2 passes 2xx retransmissions up on the same transaction: the B2BUA must
+    ACK them (RFC 3261 13.2.2.4), not take them for a second phone answering late."""
+
+    async def scenario() -> tuple[WireEndpoint, Call]:
+        endpoint = WireEndpoint()
+        b2bua = B2bua(endpoint, None, None, None, None,  # type: ignore[arg-type]
+                      PbxConfig(data_dir=Path("/nonexistent")))  # fmt: skip
+        call = make_call()
+        b2bua.calls[call.label] = call
+        peer = Peer(("127.0.0.1", 5080), "UDP", call.a_peer.local, "127.0.0.1")
+        invite = fork_invite(call, "sip:1002@127.0.0.1:5080", peer, b"", "DeskPBX")
+        binding = Binding("1002", "sip:1002@127.0.0.1:5080", "127.0.0.1", 5080, "UDP", 0.0)
+        call.forks[FORK_TX] = Fork(binding, invite, FORK_TX, peer)
+        b2bua._by_fork[FORK_TX] = call
+        for _ in range(3):
+            b2bua.on_response(ResponseReceived(_answer(invite), FORK_TX, ("127.0.0.1", 5080),
+                                               "UDP"))  # fmt: skip
+        b2bua._cancel_timers(call)
+        return endpoint, call
+
+    endpoint, call = asyncio.run(scenario())
+    assert [ack.method for ack in endpoint.acks] == ["ACK", "ACK", "ACK"]
+    assert endpoint.requests == []  # no BYE
+    assert [r.status for r in endpoint.responses] == [200]  # leg A answered once
+    assert call.state is CallState.CONNECTED and not call.ended
