@@ -91,18 +91,32 @@ def _puller(source: Source | None) -> Callable[[], Frame | None]:
 
 
 class ToneSource:
-    """An endless sine of `frequency` Hz at `amplitude` (0..32767), phase continuous."""
+    """An endless sine of `frequency` Hz at `amplitude` (0..32767), phase continuous.
+
+    One second of samples is computed once and replayed when it holds a whole number
+    of periods (any integer frequency), so a frame costs one slice, not a sine."""
 
     def __init__(self, frequency: float, amplitude: float = 8000.0) -> None:
         self.frequency = frequency
         self.amplitude = amplitude
         self._position = 0
+        self._second: Frame | None = None
+        if float(frequency).is_integer():
+            self._second = np.concatenate([self._render(RATE), self._render(FRAME_SAMPLES)])
+            self._position = 0
 
-    def __call__(self) -> Frame:
-        n = np.arange(self._position, self._position + FRAME_SAMPLES, dtype=np.float64)
-        self._position += FRAME_SAMPLES
+    def _render(self, count: int) -> Frame:
+        n = np.arange(self._position, self._position + count, dtype=np.float64)
+        self._position += count
         wave_ = self.amplitude * np.sin(2 * np.pi * self.frequency * n / RATE)
         return np.round(wave_).astype(np.int16)
+
+    def __call__(self) -> Frame:
+        if self._second is None:
+            return self._render(FRAME_SAMPLES)
+        start = self._position % RATE
+        self._position += FRAME_SAMPLES
+        return self._second[start : start + FRAME_SAMPLES].copy()
 
 
 def resample(
