@@ -23,7 +23,7 @@ B2BUA talk to; it owns a `pbx.media.recorder.Recorder` per recorded call.
   an age or beyond a total size; the manager runs it at start and hourly.
 
 Nothing here runs per packet: `tick()` flushes every recorder on a timer
-(`FLUSH_INTERVAL`), on the PBX loop. Times: `clock()` is the relay's
+(`FLUSH_INTERVAL`), on the PBX loop, all of them in one batch. Times: `clock()` is the relay's
 monotonic clock (the tap's arrival times), `wall()` epoch seconds for rows.
 
 Wiring (the composition root and the B2BUA call these; none of them raises):
@@ -54,7 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pbx.media.recorder import Decoder, DigitReceived, Recorder
+from pbx.media.recorder import Decoder, DigitReceived, Recorder, flush_recorders
 from pbx.media.relay import Leg, Tap
 from pbx.media.wavfile import repair, sync_file
 from pbx.store import RecordPolicy, Store, StoreError
@@ -223,10 +223,11 @@ class RecordingManager:
     def tick(self, now: float | None = None) -> None:
         """Flush every recorder; hourly, apply retention."""
         now = self.clock() if now is None else now
+        # every call's steady-state packets in one vectorised pass (pbx.media.recorder)
+        failed = flush_recorders([active.recorder for active in self.active.values()], now)
         for label, active in list(self.active.items()):
-            try:
-                active.recorder.flush(now)
-            except OSError as exc:  # disk full or gone: keep what was written
+            exc = failed.get(active.recorder)
+            if exc is not None:  # disk full or gone: keep what was written
                 log.error("[%s] recording stopped: %s", label, exc)
                 del self.active[label]
                 try:

@@ -4,8 +4,9 @@ The recorder writes canonical 44-byte-header PCM WAV files (RIFF/WAVE with
 one `fmt ` chunk of 16 bytes and one `data` chunk: the layout of the
 Microsoft RIFF spec, "Multimedia Programming Interface and Data
 Specifications 1.0", 1991, and of every telephony recorder). Each append
-writes the samples first and then rewrites the two size fields (RIFF size at
-offset 4, data size at offset 40) in place, through an unbuffered file, so the
+writes the samples first (one pwrite at the end of the data) and then rewrites
+the 44-byte header in place (one pwrite carrying both size fields, RIFF size
+at offset 4 and data size at offset 40), through an unbuffered file, so the
 operating system always holds a playable file: a crash of DeskPBX between the
 two writes leaves a header that undercounts by one append, which readers
 accept and `repair` corrects. No fsync per append (the OS keeps the data if
@@ -31,7 +32,6 @@ SAMPLE_WIDTH = 2
 FRAME_SIZE = CHANNELS * SAMPLE_WIDTH
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
-_SIZE = struct.Struct("<I")
 
 
 class WavError(ValueError):
@@ -108,12 +108,14 @@ class WavWriter:
             return
         if len(data) % FRAME_SIZE:
             raise ValueError(f"{len(data)} bytes are not whole {FRAME_SIZE}-byte frames")
-        self._file.seek(HEADER_SIZE + self.data_bytes)
-        self._file.write(data)
-        self.data_bytes += len(data)
         fd = self._file.fileno()
-        os.pwrite(fd, _SIZE.pack(36 + self.data_bytes), 4)
-        os.pwrite(fd, _SIZE.pack(self.data_bytes), 40)
+        written = os.pwrite(fd, data, HEADER_SIZE + self.data_bytes)
+        if written != len(data):  # a short write (disk full): the rest, or the error
+            written += _write_rest(
+                fd, memoryview(data)[written:], HEADER_SIZE + self.data_bytes + written
+            )
+        self.data_bytes += len(data)
+        os.pwrite(fd, build_header(self.data_bytes, self.rate), 0)  # one write for both sizes
 
     def close(self, sync: bool = True) -> None:
         """Close, with one fsync unless the caller syncs later (`sync_file`, off the loop);
@@ -125,6 +127,13 @@ class WavWriter:
                 os.fsync(self._file.fileno())
         finally:
             self._file.close()
+
+
+def _write_rest(fd: int, data: memoryview, offset: int) -> int:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+    return done
 
 
 def sync_file(path: Path) -> None:
