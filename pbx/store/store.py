@@ -76,6 +76,7 @@ _REGISTER_BINDING = _UPSERT_BINDING + (
 _ACTIVE_OF = (
     f"SELECT * FROM bindings WHERE expires_at > ? AND extension = ? ORDER BY {_BINDING_ORDER}"
 )
+_CDR_REAL_COLUMNS = ("start", "answer", "end", "duration", "billsec")
 _COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "name": str,
     "enabled": int,
@@ -453,12 +454,17 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         row = cdr.to_row()
         columns = ", ".join(f'"{c}"' for c in row)
         placeholders = ", ".join(f":{c}" for c in row)
-        with self._lock:
-            with self._transaction() as conn:
-                cursor = conn.execute(f"INSERT INTO cdrs ({columns}) VALUES ({placeholders})", row)
-            stored = self.get_cdr(int(cursor.lastrowid or 0))
-        assert stored is not None, "a CDR vanished right after its insert"
-        return stored
+        with self._transaction() as conn:
+            cursor = conn.execute(f"INSERT INTO cdrs ({columns}) VALUES ({placeholders})", row)
+        # What get_cdr() would read back, without the SELECT: the row as written, with the
+        # column affinities SQLite applies (REAL columns hold floats, INTEGER ones ints).
+        stored = {**row, "id": int(cursor.lastrowid or 0)}
+        for column in _CDR_REAL_COLUMNS:
+            if isinstance(stored[column], int):
+                stored[column] = float(stored[column])
+        if isinstance(stored["sip_code"], float) and stored["sip_code"].is_integer():
+            stored["sip_code"] = int(stored["sip_code"])
+        return Cdr.from_row(stored)
 
     def get_cdr(self, cdr_id: int) -> Cdr | None:
         rows = self._rows("cdrs", "id = ?", [cdr_id])

@@ -177,3 +177,29 @@ def test_registration_takes_four_statements(store: Store) -> None:
     store._conn.set_trace_callback(seen.append)
     store.apply_registration("201", [("sip:201@a", _binding("sip:201@a"))], "c1", 2, T0)
     assert [sql.split()[0] for sql in seen] == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
+
+
+# -- add_cdr returns what a read-back gives, without reading back --------------------------
+
+
+def test_added_cdr_equals_the_stored_row(store: Store) -> None:
+    from pbx.store import Cdr, Disposition, HangupSide
+
+    cdr = Cdr.from_times(
+        call_id="c-1", caller="201", callee="202", start=1_800_000_000, answer=1_800_000_002,
+        end=1_800_000_010, disposition="ANSWERED", sip_code=200, sip_reason="OK",
+        hangup_side=HangupSide.CALLEE, x_headers={"X-B": "2", "X-A": "1"},
+        media_stats={"a": {"loss": 0.5}},
+    )  # fmt: skip
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    added = store.add_cdr(cdr)
+    store._conn.set_trace_callback(None)
+    assert [sql.split()[0] for sql in seen] == ["BEGIN", "INSERT", "COMMIT"]
+    read = store.get_cdr(added.id or 0)
+    assert added == read
+    assert added.disposition is Disposition.ANSWERED
+    assert [type(added.start), type(added.answer), type(added.sip_code)] == [float, float, int]
+    unanswered = store.add_cdr(replace(cdr, answer=None, call_id="c-2"))
+    assert unanswered == store.get_cdr(unanswered.id or 0)
+    assert unanswered.id == (added.id or 0) + 1
