@@ -19,6 +19,8 @@ caller's side (the UA's media clock pulls `read_microphone` and pushes
 `play` every 20 ms). A stream that dies (a USB headset unplugged) is noticed
 on the next pull and reopened on the system default devices, so the call
 goes on. `idle()` closes the stream when no call needs it (idle CPU).
+Echo cancellation with noise suppression (app.echo, libspeexdsp) is on by
+default and works on the 8 kHz call frames.
 `Ringer` plays the ring tone on the ringing device, which may differ.
 """
 
@@ -202,8 +204,12 @@ class SoundCardDevice:
         output_device: str | None = None,
         *,
         buffer_ms: int = 200,
+        echo_cancellation: bool = True,
         backend: Callable[[], Any] = _sounddevice,
     ) -> None:
+        self.echo_cancellation = echo_cancellation
+        """Speex AEC + noise suppression (app.echo) on by default, when libspeexdsp exists."""
+        self.echo: Any = None
         self.input_device = input_device or None
         self.output_device = output_device or None
         self.backend = backend
@@ -254,6 +260,11 @@ class SoundCardDevice:
             return False
         self.lost = False
         self.problem = ""
+        if self.echo_cancellation and self.echo is None:
+            from app.echo import EchoCanceller
+
+            if EchoCanceller.available():
+                self.echo = EchoCanceller()
         return True
 
     def _ensure(self) -> bool:
@@ -272,6 +283,8 @@ class SoundCardDevice:
         if block is None:
             return None
         frame = resample(block, self.rate, CALL_RATE)
+        if self.echo is not None:
+            frame = self.echo.capture(frame)
         self.mic_level = level_dbfs(frame)
         return frame
 
@@ -279,6 +292,8 @@ class SoundCardDevice:
         if not self._ensure():
             return
         self.speaker_level = level_dbfs(frame)
+        if self.echo is not None:
+            self.echo.playback(frame)
         self.speaker.push(resample(frame, CALL_RATE, self.rate))
 
     def switch(self, input_device: str | None, output_device: str | None) -> bool:
@@ -290,6 +305,9 @@ class SoundCardDevice:
     def idle(self) -> None:
         """No call needs audio: close the stream (no CPU, the device is free)."""
         self.close()
+        if self.echo is not None:  # the next call's room may differ: start afresh
+            self.echo.close()
+            self.echo = None
 
     def close(self) -> None:
         stream, self.stream = self.stream, None
