@@ -202,3 +202,22 @@ async def test_resuming_a_held_call_holds_the_active_one(phones):
     assert alice.ua.active_call is to_bob and to_bob.state is CallState.CONNECTED
     await to_bob.hangup()
     await to_carol.hangup()
+
+
+async def test_without_telephone_event_dtmf_goes_by_info():
+    from pbx.sip.sdp import PCMA, PCMU
+    from pbx.ua import DtmfReceived
+
+    nowhere = free_port()
+    alice = await start_phone("1001", nowhere, codecs=(PCMU, PCMA))
+    bob = await start_phone("1002", nowhere)
+    try:
+        call, _ = await connect(alice, bob)
+        assert call.negotiated is not None and call.negotiated.dtmf_payload_type is None
+        assert await call.send_dtmf("7#") == "info"
+        await bob.wait_event(DtmfReceived, lambda e: len(bob.of(DtmfReceived)) >= 2)
+        assert [(e.digit, e.method) for e in bob.of(DtmfReceived)] == [("7", "info"), ("#", "info")]
+        await call.hangup()
+    finally:
+        await alice.ua.aclose()
+        await bob.ua.aclose()

@@ -239,3 +239,26 @@ async def test_register_and_call_over_tcp(pbx):
     await call.hangup()
     assert await answered.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
     await _close(alice, bob)
+
+
+async def test_register_answers_a_sha256_challenge(tmp_path):
+    strict = start_pbx(tmp_path / "sha", auth_algorithms=("SHA-256",))
+    try:
+        alice = await start_phone("1001", strict.port)
+        event = await alice.ua.register(expires=120)
+        assert (event.state, event.status) == (REGISTERED, 200)
+        assert _bindings(strict, "1001") == [alice.ua.contact_uri]
+        await _close(alice)
+    finally:
+        strict.stop()
+
+
+async def test_an_unreachable_registrar_fails_registration_without_a_status():
+    from pbx.sip.timers import TimerConfig
+    from tests.integration.ports import free_port
+
+    alice = await start_phone("1001", free_port(), timers=TimerConfig(t1=0.02, t2=0.1))
+    event = await alice.ua.register(expires=120)  # Timer F: 64 * T1 = 1.28 s
+    assert (event.state, event.status, event.reason) == (RegistrationState.FAILED, None,
+                                                         "no answer")  # fmt: skip
+    await _close(alice)
