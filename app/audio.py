@@ -297,10 +297,11 @@ class SoundCardDevice:
         self.speaker.push(resample(frame, CALL_RATE, self.rate))
 
     def switch(self, input_device: str | None, output_device: str | None) -> bool:
-        """Change devices during a call: the stream is reopened, the call is untouched."""
+        """Change devices, during a call too: an open stream is reopened, the call goes on."""
+        was_open = self.stream is not None
         self.close()
         self.input_device, self.output_device = input_device or None, output_device or None
-        return self.start()
+        return self.start() if was_open else True
 
     def idle(self) -> None:
         """No call needs audio: close the stream (no CPU, the device is free)."""

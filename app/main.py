@@ -127,9 +127,20 @@ class DeskPhone:
             server=runtime.server_text if runtime else "",
             submit=self.bridge.submit, parent=self.window,
         )  # fmt: skip
-        dialog.accepted.connect(lambda: setattr(self, "settings", dialog.settings))
+        dialog.accepted.connect(lambda: self.settings_saved(dialog.settings))
         dialog.open()
         return dialog
+
+    def settings_saved(self, settings: AppSettings) -> None:
+        """Audio devices change at once, even during a call; the account at the next start."""
+        old, self.settings = self.settings, settings
+        ringer = self.window.ringer
+        if ringer is not None and hasattr(ringer, "device"):
+            ringer.device = settings.ring_device or None
+        devices = (settings.input_device, settings.output_device)
+        audio = self.runtime.phone.audio if self.runtime is not None else None
+        if devices != (old.input_device, old.output_device) and hasattr(audio, "switch"):
+            self.bridge.submit(audio.switch, *devices, what="Switching the sound device")
 
     def shutdown(self) -> None:
         """End calls cleanly (CDRs written), stop the PBX; idempotent."""

@@ -32,6 +32,7 @@ from app.qt import (
     QHBoxLayout,
     QIcon,
     QInputDialog,
+    QKeyEvent,
     QKeySequence,
     QLabel,
     QListView,
@@ -40,6 +41,7 @@ from app.qt import (
     QPushButton,
     QShortcut,
     QSystemTrayIcon,
+    Qt,
     QTableView,
     QTabWidget,
     QTimer,
@@ -77,6 +79,7 @@ QLabel#callTitle { font-size: 15pt; font-weight: bold; }
 QLabel#callTimer { font-size: 13pt; color: #57606a; }
 QLineEdit#number { font-size: 15pt; padding: 4px; }
 """
+DIAL_KEYS = frozenset("0123456789*#+")
 REFRESH_MS = 5000  # directory and PBX status; cheap store reads, idle CPU stays near zero
 
 
@@ -150,6 +153,8 @@ class MainWindow(QMainWindow):
         self.calls_view.setAccessibleName("Calls in progress")
         self.calls_view.setMaximumHeight(80)
         self.calls_view.hide()
+        self.calls_view.clicked.connect(lambda index: self.choose_call(index.row()))
+        self.chosen_key: str | None = None
         phone_page = QWidget(self)
         column = QVBoxLayout(phone_page)
         column.addWidget(self.calls_view)
@@ -313,6 +318,8 @@ class MainWindow(QMainWindow):
 
     def _on_call(self, event: CallUpdated) -> None:
         view = event.view
+        if self.calls.row_of(view.key) is None and not view.ringing_in:
+            self.chosen_key = None  # a new call of ours gets the panel
         self.calls.apply(view)
         if view.ringing_in and view.key not in self.incoming:
             self._open_incoming(view)
@@ -326,10 +333,23 @@ class MainWindow(QMainWindow):
             self.refresh_history()
             if view.reason:
                 self.show_notice(f"Call with {view.remote} ended: {view.reason}")
-        shown = self.calls.active()
+        self._show_panel()
+
+    def choose_call(self, row: int) -> None:
+        """Several calls: the one clicked in the list gets the panel (hold, hang up...)."""
+        if 0 <= row < self.calls.rowCount():
+            view = self.calls.calls()[row]
+            self.chosen_key = None if view.ringing_in else view.key
+            self._show_panel()
+
+    def _show_panel(self) -> None:
+        chosen = self.calls.get(self.chosen_key) if self.chosen_key else None
+        shown = chosen or self.calls.active()
         self.panel.show_call(shown)
         self.panel.setVisible(shown is not None)
         self.calls_view.setVisible(self.calls.rowCount() > 1)
+        if shown is not None:
+            self.calls_view.setCurrentIndex(self.calls.index(self.calls.row_of(shown.key) or 0))
 
     def _open_incoming(self, view: CallView) -> None:
         dialog = IncomingCallDialog(view, self)
@@ -387,6 +407,18 @@ class MainWindow(QMainWindow):
             self.ringer.stop()
         if self.tray is not None:
             self.tray.hide()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Digits typed anywhere go to the number field (the dial pad is the keyboard)."""
+        text = event.text()
+        plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier,
+                                      Qt.KeyboardModifier.KeypadModifier)  # fmt: skip
+        if plain and text and text in DIAL_KEYS:
+            self.tabs.setCurrentIndex(0)
+            self.dialpad.number.setFocus()
+            self.dialpad.press(text)
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.tray is not None and self.tray.isVisible():

@@ -173,3 +173,61 @@ def test_real_sounddevice_path_through_alsa_file_plugin(tmp_path: Path) -> None:
     assert loud.size > 0.5 * 50 * 20 * rate // 1000  # most of the 1 s of played tone
     first = int(np.argmax(np.abs(written) > 1000))
     assert abs(dominant_frequency(written[first : first + rate // 2], rate) - 440) < 10
+
+
+class FakeStreamSd:
+    """sounddevice with a Stream whose device can be unplugged by the test."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple] = []
+        self.streams: list = []
+
+    def query_devices(self, device, kind):
+        return {"default_samplerate": 16000.0 if device == "USB headset" else 48000.0}
+
+    def Stream(self, samplerate, channels, dtype, blocksize, device, callback, finished_callback):  # noqa: N802
+        sd = self
+
+        class Stream:
+            def __init__(self) -> None:
+                self.closed = False
+
+            def start(self) -> None:
+                sd.opened.append((device, samplerate, blocksize))
+
+            def close(self) -> None:
+                self.closed = True
+
+            def unplug(self) -> None:
+                finished_callback()
+
+            def run(self, mic) -> np.ndarray:
+                out = np.zeros((blocksize, 1), dtype=np.int16)
+                callback(mic.reshape(-1, 1), out, blocksize, None, None)
+                return out[:, 0]
+
+        self.streams.append(Stream())
+        return self.streams[-1]
+
+
+def test_sound_card_switches_devices_and_falls_back_when_unplugged() -> None:
+    sd = FakeStreamSd()
+    device = SoundCardDevice("USB headset", "USB headset", echo_cancellation=False,
+                             backend=lambda: sd)  # fmt: skip
+    assert device.read_microphone() is None  # opens the stream; nothing captured yet
+    assert sd.opened == [(("USB headset", "USB headset"), 16000, 320)]
+    sd.streams[0].run(tone(1000, 16000, 0.02))
+    frame = device.read_microphone()
+    assert frame is not None and frame.size == 160
+    device.play(tone(440, 8000, 0.02))
+    assert abs(dominant_frequency(sd.streams[0].run(np.zeros(320, np.int16)), 16000) - 440) < 60
+    sd.streams[0].unplug()  # the headset is pulled out mid-call
+    device.read_microphone()
+    assert sd.streams[0].closed
+    assert sd.opened[-1] == ((None, None), 48000, 960)  # the system default, same call
+    device.switch("USB headset", None)
+    assert sd.opened[-1] == (("USB headset", None), 48000, 960)
+    device.idle()
+    assert device.stream is None
+    device.switch(None, None)  # no call: nothing is opened until audio is needed
+    assert len(sd.opened) == 3

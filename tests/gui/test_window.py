@@ -242,3 +242,30 @@ def test_a_second_launch_hands_its_link_to_the_first(qtbot, tmp_path) -> None:
         assert send_to_running(name, "tel:+15551234")
     assert got.args == ["tel:+15551234"]
     server.close()
+
+
+def test_digits_typed_anywhere_go_to_the_number(qtbot, window: MainWindow) -> None:
+    window.dialpad.call_button.setFocus()
+    qtbot.keyClicks(window, "1002")
+    assert window.dialpad.number.text() == "1002"
+
+
+def test_with_two_calls_the_clicked_one_gets_the_panel(
+    qtbot, window: MainWindow, fake_phone: FakePhone
+) -> None:
+    window.dial("1002")
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 1, timeout=3000)
+    first = window.calls.calls()[0].key
+    fake_phone.far_end_answers(first)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    window.dial("1003")
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 2, timeout=3000)
+    assert window.calls_view.isVisible()
+    assert window.panel.view.remote == "1003"  # the newest call of ours
+    window.choose_call(0)
+    assert window.panel.view.key == first
+    qtbot.mouseClick(window.panel.hangup, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 1, timeout=3000)
+    assert ("hangup", first) in fake_phone.actions
+    assert window.panel.view.remote == "1003"
+    assert not window.calls_view.isVisible()
