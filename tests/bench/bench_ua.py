@@ -39,10 +39,10 @@ async def _answering_pair() -> tuple[UserAgent, UserAgent]:
             event.call.set_source(ToneSource(1000.0))
             callee.spawn(event.call.answer())
 
-    caller = UserAgent(Account("1001", "x", "127.0.0.1", nowhere), rtp_ports=(34000, 34999),
+    caller = UserAgent(Account("1001", "x", "127.0.0.1", nowhere), rtp_ports=(29000, 29499),
                        auto_hold=False)  # fmt: skip
     callee = UserAgent(Account("1002", "x", "127.0.0.1", nowhere), on_event=answer,
-                       rtp_ports=(35000, 35999), auto_hold=False)  # fmt: skip
+                       rtp_ports=(29500, 29999), auto_hold=False)  # fmt: skip
     await caller.start()
     await callee.start()
     return caller, callee

@@ -23,8 +23,9 @@ _blocks = itertools.count(random.randrange(0, 40))
 
 
 def ua_rtp_block(size: int = 40) -> tuple[int, int]:
-    """An RTP range for one UA, away from the PBX harness's 40000-59999."""
-    low = 30000 + (next(_blocks) * size) % 9000
+    """An RTP range for one UA: 21000-28999, below the kernel's ephemeral ports (32768+)
+    that free_port() and the PBX harness (40000-59999) draw from."""
+    low = 21000 + (next(_blocks) * size) % 8000
     return low, low + size - 1
 
 
