@@ -41,7 +41,8 @@ from pbx.sip.events import (
     TransportErrorOccurred,
 )
 from pbx.sip.message import Request, Response
-from pbx.store import Store
+from pbx.store import Cdr, Disposition, HangupSide, Store
+from pbx.store.recordings import Recording
 from pbx.trunks import TrunkManager
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ class Pbx:
             settings=RecordingSettings.from_extra(config.extra),
         )
         try:
-            self.recordings.start()  # repairs recordings a crash left open, retention, flushes
+            repaired = self.recordings.start()  # repairs what a crash left open, retention
+            recover_cdrs(store, repaired)
         except Exception:  # a damaged recordings folder must not keep the PBX down
             log.exception("recording startup check failed")
         self.registrar = Registrar(
@@ -254,6 +256,33 @@ class Pbx:
         if self.store is not None:
             self.store.close()
         log.info("DeskPBX stopped")
+
+
+CRASH_REASON = "PBX stopped during the call (recovered at restart)"
+
+
+def recover_cdrs(store: Store, repaired: list[Recording]) -> list[Cdr]:
+    """A CDR for each recorded call a crash cut short, from its repaired recording.
+
+    The B2BUA writes a call's CDR when the call ends, so a killed PBX leaves none;
+    the recording row still says who talked, from when (the answer) and for how
+    long (the audio the file holds). Calls that already have a CDR are skipped.
+    """
+    written = []
+    for row in repaired:
+        end = row.start + row.duration
+        known = store.query_cdrs(caller=row.caller, callee=row.callee, since=row.start - 86400,
+                                 until=end + 1, limit=1000)  # fmt: skip
+        if not row.caller or any(cdr.call_id == row.call_id for cdr in known):
+            continue
+        cdr = Cdr.from_times(
+            call_id=row.call_id, caller=row.caller, callee=row.callee, start=row.start,
+            answer=row.start, end=end, disposition=Disposition.ANSWERED, sip_code=200,
+            sip_reason=CRASH_REASON, hangup_side=HangupSide.SYSTEM, recording=row.path,
+        )  # fmt: skip
+        written.append(store.add_cdr(cdr))
+        log.warning("wrote the CDR of call %s cut short by a crash", row.call_id)
+    return written
 
 
 async def serve(config: PbxConfig, ready: Callable[[Pbx], None] | None = None) -> int:

@@ -6,7 +6,7 @@ leave a recording whose left channel carries 440 Hz and right channel
 1000 Hz, as long as the CDR's billsec to within 100 ms, linked from the CDR
 and indexed with its SHA-256. A second test kills `deskpbx serve` with
 SIGKILL mid-call: the file it leaves must already be playable, and the next
-start must repair and index it.
+start must repair and index it and write the call's CDR from it.
 """
 
 from __future__ import annotations
@@ -154,8 +154,13 @@ def test_a_killed_pbx_leaves_a_playable_recording_repaired_at_restart(tmp_path):
     try:
         with Store.in_dir(data_dir) as store:
             repaired = store.get_recording(row.id)
+        [cdr] = pbx.cdrs()  # the call's CDR, recovered from its recording
     finally:
         pbx.stop()
     assert repaired is not None and repaired.complete and repaired.repaired
     assert repaired.duration >= 2.5 and repaired.size == path.stat().st_size
     assert repaired.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (cdr.call_id, cdr.caller, cdr.callee) == (row.call_id, "1001", "1002")
+    assert cdr.disposition is Disposition.ANSWERED and cdr.recording == row.path
+    assert cdr.billsec == pytest.approx(repaired.duration, abs=0.01)
+    assert "recovered at restart" in cdr.sip_reason

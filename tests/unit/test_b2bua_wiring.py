@@ -15,10 +15,11 @@ from pbx.commands import UsageError
 from pbx.commands.serve import config_from_args
 from pbx.config import PbxConfig
 from pbx.recording import RecordingSettings
+from pbx.server import recover_cdrs
 from pbx.sip.events import ResponseReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.transaction import ClientKey
-from pbx.store import Binding, Disposition
+from pbx.store import Binding, Cdr, Disposition, Store
 from tests.unit.test_call import make_call
 
 
@@ -145,3 +146,25 @@ def test_a_retransmitted_2xx_is_acked_again_and_never_ends_the_call() -> None:
     assert endpoint.requests == []  # no BYE
     assert [r.status for r in endpoint.responses] == [200]  # leg A answered once
     assert call.state is CallState.CONNECTED and not call.ended
+
+
+def test_a_crash_cut_call_gets_its_cdr_from_the_repaired_recording(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path) as store:
+        rows = []
+        for n, (caller, callee) in enumerate([("1001", "1002"), ("1003", "1004"), ("", "")]):
+            row = store.add_recording(f"c{n}@x", f"/r/c{n}.wav", 1_800_000_000.0 + n,
+                                      call_label=f"l{n}", caller=caller, callee=callee)  # fmt: skip
+            rows.append(store.finish_recording(row.id, duration=12.5, size=100, sha256="ab",
+                                               repaired=True))  # fmt: skip
+        done = Cdr.from_times(call_id="c1@x", caller="1003", callee="1004", start=1_799_999_990.0,
+                              answer=1_800_000_001.0, end=1_800_000_013.5,
+                              disposition=Disposition.ANSWERED)  # fmt: skip
+        store.add_cdr(done)  # the second call's CDR was written before the crash
+        written = recover_cdrs(store, rows)
+        assert [(c.call_id, c.caller, c.callee, c.recording) for c in written] == [
+            ("c0@x", "1001", "1002", "/r/c0.wav")
+        ]  # fmt: skip
+        [cdr] = store.query_cdrs(caller="1001")
+        assert (cdr.answer, cdr.billsec, cdr.sip_code) == (1_800_000_000.0, 12.5, 200)
+        assert cdr.disposition is Disposition.ANSWERED and cdr.hangup_side.value == "system"
+        assert recover_cdrs(store, rows) == []  # a second start writes nothing more
