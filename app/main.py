@@ -72,6 +72,7 @@ class DeskPhone:
     config_dir: Path
     runtime: Runtime | None = None
     quitting: bool = False
+    _secrets_store: Any = None
 
     def start(self, target: str | None = None, **runtime_options: Any) -> None:
         """Start the PBX and the UA (imports them now) and attach them to the window."""
@@ -118,11 +119,15 @@ class DeskPhone:
         from app.audio import SoundDeviceBackend
         from app.dialogs.settings import SettingsDialog
         from app.secrets import SecretStore
+        from pbx.store import Store
 
         runtime = self.runtime
         store = runtime.store if runtime is not None else None
+        if self._secrets_store is None:  # external PBX: the PBX store only keeps secrets
+            self._secrets_store = store or Store.in_dir(self.data_dir)
         dialog = SettingsDialog(
-            self.settings, self.config_dir, store=store, secrets=SecretStore(store),
+            self.settings, self.config_dir, store=store,
+            secrets=SecretStore(self._secrets_store),
             audio=SoundDeviceBackend(rescan=self.window.calls.rowCount() == 0),
             server=runtime.server_text if runtime else "",
             submit=self.bridge.submit, parent=self.window,
@@ -149,6 +154,8 @@ class DeskPhone:
         self.quitting = True
         self.window.detach()
         if self.runtime is not None:
+            if self._secrets_store is not None and self._secrets_store is not self.runtime.store:
+                self._secrets_store.close()
             self.runtime.stop()
 
     def quit(self) -> None:

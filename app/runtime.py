@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.bridge import LoopThread
-from app.dialogs.extensions import strong_password
-from app.dialogs.settings import ACCOUNT_SECRET
-from app.secrets import SecretStore
+from app.secrets import ACCOUNT_SECRET, SecretStore, strong_password
 from app.settings import AppSettings
 from app.ua_phone import AudioDevice, UaPhone
 from pbx.config import PbxConfig, parse_host_port
@@ -119,7 +117,7 @@ def start_runtime(
 ) -> tuple[Runtime, UserAgent]:
     """Start the PBX (embedded mode) and build the UA; the caller submits `runtime.boot(ua)`."""
     if not settings.embedded:
-        return _start_external(settings, publish, ua_rtp_ports, audio)
+        return _start_external(settings, data_dir, publish, ua_rtp_ports, audio)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.in_dir(data_dir)
     secrets = SecretStore(store)
@@ -147,11 +145,14 @@ def start_runtime(
 
 def _start_external(
     settings: AppSettings,
+    data_dir: Path,
     publish: Callable[[object], None],
     ua_rtp_ports: tuple[int, int],
     audio: AudioDevice | None,
 ) -> tuple[Runtime, UserAgent]:
-    password = SecretStore(None).get(ACCOUNT_SECRET) or ""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.in_dir(data_dir) as store:  # the secret's fallback when there is no keyring
+        password = SecretStore(store).get(ACCOUNT_SECRET) or ""
     account = Account(
         settings.username, password, settings.server, settings.port, settings.transport,
         settings.display_name, settings.domain or None,

@@ -10,6 +10,8 @@ file backend (keyrings.alt) is never used.
 from __future__ import annotations
 
 import logging
+import secrets
+import string
 from typing import Protocol
 
 import keyring
@@ -21,6 +23,17 @@ SERVICE = "deskphone"
 KEYRING = "the system keyring"
 PBX_STORE = "the PBX's database (no system keyring is available)"
 _PREFIX = "deskphone.secret."
+ACCOUNT_SECRET = "account-password"
+"""The softphone's password on an external PBX or provider."""
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def strong_password(length: int = 16) -> str:
+    """16 random letters and digits (~95 bits): easy to type on a phone's keypad menu."""
+    while True:
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+        if any(c.isdigit() for c in password) and any(c.isalpha() for c in password):
+            return password
 
 
 class Settings(Protocol):

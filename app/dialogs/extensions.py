@@ -6,8 +6,6 @@ it is set, together with what to type into a hard phone.
 
 from __future__ import annotations
 
-import secrets
-import string
 import time
 
 from app.models import DirectoryEntry, DirectoryModel
@@ -21,17 +19,8 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
 )
+from app.secrets import strong_password
 from pbx.store import Store, StoreError
-
-PASSWORD_ALPHABET = string.ascii_letters + string.digits
-
-
-def strong_password(length: int = 16) -> str:
-    """16 random letters and digits (~95 bits): easy to type on a phone's keypad menu."""
-    while True:
-        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
-        if any(c.isdigit() for c in password) and any(c.isalpha() for c in password):
-            return password
 
 
 def phone_instructions(number: str, password: str, server: str, realm: str) -> str:

@@ -30,11 +30,10 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
 )
-from app.secrets import SecretStore
+from app.secrets import ACCOUNT_SECRET, SecretStore
 from app.settings import EMBEDDED, EXTERNAL, AppSettings, save_settings
 from pbx.store import Store
 
-ACCOUNT_SECRET = "account-password"
 DEFAULT_DEVICE = "System default"
 
 

@@ -243,3 +243,35 @@ def _no_devices(self) -> list:
 
     self.problem = NO_SOUND_CARD
     return []
+
+
+def test_external_pbx_account(qtbot, tmp_path: Path, memory_keyring):
+    """Account type 'another PBX': no PBX inside; the UA registers as 1001 to a PBX
+    elsewhere (here the integration harness's) and calls 1002 there."""
+    from app.secrets import ACCOUNT_SECRET, SecretStore
+    from tests.integration.pbx_harness import PASSWORDS, start_pbx
+
+    other = start_pbx(tmp_path / "other")
+    callee = Callee(other.port)
+    SecretStore(None).set(ACCOUNT_SECRET, PASSWORDS["1001"])
+    settings = AppSettings(account_mode="external", server="127.0.0.1", port=other.port,
+                           username="1001", display_name="Alice")  # fmt: skip
+    phone = build(settings, tmp_path / "mine", tmp_path / "config", use_tray=False,
+                  audio=MemoryDevice(8000))  # fmt: skip
+    try:
+        qtbot.addWidget(phone.window)
+        assert phone.runtime is not None and phone.runtime.pbx is None
+        qtbot.waitUntil(
+            lambda: phone.window.registration_label.text() == "Registered: 1001@127.0.0.1",
+            timeout=10000,
+        )
+        phone.window.dial("1002")
+        qtbot.waitUntil(lambda: panel_state(phone) is CallState.CONNECTED, timeout=10000)
+        phone.window.hangup_current()
+        qtbot.waitUntil(lambda: phone.window.panel.view is None, timeout=10000)
+        cdr = other.wait_cdrs(1)[0]
+        assert (cdr.caller, cdr.callee, cdr.disposition) == ("1001", "1002", Disposition.ANSWERED)
+    finally:
+        phone.shutdown()
+        callee.close()
+        other.stop()

@@ -10,9 +10,8 @@ import pytest
 
 from app.audio import NO_SOUND_CARD, MemoryDevice, SoundDeviceBackend
 from app.bridge import Bridge
-from app.dialogs.extensions import strong_password
-from app.dialogs.settings import ACCOUNT_SECRET, SettingsDialog
-from app.secrets import KEYRING, PBX_STORE, SecretStore
+from app.dialogs.settings import SettingsDialog
+from app.secrets import ACCOUNT_SECRET, KEYRING, PBX_STORE, SecretStore, strong_password
 from app.settings import EXTERNAL, AppSettings, load_settings
 from app.trunk_probe import check_host, probe_trunk
 from pbx.store import Store
