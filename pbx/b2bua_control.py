@@ -281,27 +281,34 @@ class CallControl:
     # ------------------------------------------------------------------ transfer, DTMF
 
     def transfer(self, label: str, target: str) -> None:
-        """Blind transfer: BYE leg B, ring `target` with leg A's SDP; the relay ports stay."""
+        """Blind transfer: BYE leg B, ring `target` (an extension, or an outside number through
+        the outbound routes) with leg A's SDP; the relay ports stay."""
         call = self.connected(label)
         if call.rerouting:
             raise RuntimeError(f"call {label} is already being transferred")
-        bindings = self.bindings(target)
         b = self.b2bua
+        outside = b.store.find_extension(target) is None
+        if outside and not b.trunking.routable(call.caller, target):
+            raise LookupError(f"no extension or outbound route for {target}")
+        bindings = [] if outside else self.bindings(target)
         old_dialog, old_peer = call.b_dialog, call.b_peer
         assert old_dialog is not None and old_peer is not None
         b._send_bye(old_dialog, old_peer)
         b._by_dialog.pop(old_dialog.id, None)
         for tx in call.forks:
             b._by_fork.pop(tx, None)
-            b.trunking.forks.pop(tx, None)
+        b.trunking.release(call)  # the old leg B's trunk slot, if it went out through one
         call.forks, call.b_dialogs = {}, DialogSet()
         call.b_dialog, call.b_peer = None, None
         call.callee, call.rerouting = target, True
         log.info("[%s] blind transfer to %s", label, target)
+        if outside:
+            b.trunking.place(call)
         for binding in bindings:
             b._fork(call, binding)
-        loop = asyncio.get_running_loop()
-        call.timers.append(loop.call_later(b.config.no_answer_timeout, b._no_answer, call))
+        if not call.ended:
+            loop = asyncio.get_running_loop()
+            call.timers.append(loop.call_later(b.config.no_answer_timeout, b._no_answer, call))
 
     def send_dtmf(self, label: str, digits: str, duration_ms: int) -> None:
         """INFO application/dtmf-relay to leg B, one digit per request (RFC 6086)."""

@@ -209,13 +209,17 @@ class TrunkCalls:
             self.b2bua._fork(call, binding)
         return True
 
-    def forget(self, call: Call) -> None:
-        """The call ended: free its trunk slot and its table entries."""
+    def release(self, call: Call) -> None:
+        """Leg B is gone (the call ended or is transferred): free its trunk slot and forks."""
         for tx in call.forks:
             self.forks.pop(tx, None)
         cursor = self.cursors.pop(call.label, None)
         if cursor is not None:
             cursor.release()
+
+    def forget(self, call: Call) -> None:
+        """The call ended: free its trunk slot and its table entries."""
+        self.release(call)
         self.waves.pop(call.label, None)
 
 

@@ -78,3 +78,43 @@ def test_click_to_call_to_a_number_without_route_is_404(
     status, body = running.http.json("POST", "/api/v1/calls", {"from": "1001", "to": "999"})
     assert status == 404 and "999" in body["detail"]
     assert running.pbx.run(lambda: len(running.pbx.pbx.b2bua.calls)) == 0
+
+
+def test_blind_transfer_to_an_outside_number_goes_out_through_the_trunk(
+    trunked: tuple[Running, int], tmp_path: Path
+) -> None:
+    running, carrier_port = trunked
+    answering = carrier(
+        tmp_path, "carrier_answer.xml", carrier_port, EXPECTED_RURI_USER="30123456",
+        EXPECTED_FROM_USER="\\+4930222",
+        EXPECTED_PAI="P-Asserted-Identity: .sip:\\+4930222@127.0.0.1",
+    )  # fmt: skip
+    first = phone(tmp_path, running, "1001")
+    second = phone(tmp_path, running, "1002")
+    status, body = running.http.json(
+        "POST", "/api/v1/calls", {"from": "1001", "to": "1002", "x_headers": {"X-Xfer": "out"}}
+    )
+    label = body["label"]
+    wait_state(running, label, "connected")
+    status, body = running.http.json(
+        "POST", f"/api/v1/calls/{label}/transfer", {"target": "030123456"}
+    )
+    assert status == 202, body
+    assert_ok(second.wait())  # the extension's leg ended with BYE
+    b2bua = running.pbx.pbx.b2bua
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if running.pbx.run(lambda: b2bua.calls[label].b_dialog is not None):
+            break
+        time.sleep(0.05)
+    assert running.pbx.run(lambda: dict(b2bua.trunking.dialer.router.active)) == {"beta": 1}
+    assert running.http.request("DELETE", f"/api/v1/calls/{label}")[0] == 204
+    assert_ok(first.wait(), answering.wait())
+    _, page = running.http.json("GET", "/api/v1/cdrs?x_header=X-Xfer:out")
+    [cdr] = page["items"]
+    assert (cdr["caller"], cdr["callee"], cdr["disposition"]) == ("1001", "030123456", "ANSWERED")
+    tables = running.pbx.run(
+        lambda: (dict(b2bua.trunking.dialer.router.active), len(b2bua.trunking.forks),
+                 len(b2bua.trunking.cursors))
+    )  # fmt: skip
+    assert tables == ({}, 0, 0)
