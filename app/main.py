@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.bridge import Bridge
-from app.qt import QApplication, QIcon, QMessageBox, QTimer
+from app.qt import QApplication, QIcon, QMessageBox, QSocketNotifier, QTimer
 from app.settings import AppSettings, load_settings
 from app.window import MainWindow
 
@@ -73,6 +75,7 @@ class DeskPhone:
     runtime: Runtime | None = None
     quitting: bool = False
     _secrets_store: Any = None
+    keep_alive: list[Any] = field(default_factory=list)
 
     def start(self, target: str | None = None, **runtime_options: Any) -> None:
         """Start the PBX and the UA (imports them now) and attach them to the window."""
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     phone.window.show()
     if args.report_shown:  # the launch benchmark (tests/bench/bench_gui.py) reads these lines
         QTimer.singleShot(0, lambda: print("deskphone: window shown", flush=True))
-        phone.bridge.event.connect(_report_registered)
+        phone.bridge.event.connect(_report)
 
     def start() -> None:
         try:
@@ -232,14 +235,47 @@ def main(argv: list[str] | None = None) -> int:
             app.exit(1)
 
     QTimer.singleShot(0, start)
+    _quit_on_signals(phone)
     return app.exec()
 
 
-def _report_registered(event: object) -> None:
-    from app.phone import RegistrationState, RegistrationUpdated
+def _quit_on_signals(phone: DeskPhone) -> None:
+    """SIGTERM/SIGINT (logout, systemd, Ctrl+C) quit cleanly: calls ended, CDRs written.
+
+    Python runs signal handlers only between bytecodes, never while Qt's event
+    loop waits; the wake-up fd makes the signal readable by a QSocketNotifier
+    instead, with no polling timer (idle CPU stays at zero).
+    """
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)  # the notifier below does the work
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, phone.window)
+
+    def woken() -> None:
+        try:
+            reader.recv(64)
+        except OSError:
+            return
+        log.info("signal received: quitting")
+        phone.quit()
+
+    notifier.activated.connect(woken)
+    phone.keep_alive.extend((reader, writer, notifier))
+
+
+def _report(event: object) -> None:
+    """--report-shown: registration and call states on stdout (benchmark, process tests)."""
+    from app.phone import CallUpdated, RegistrationState, RegistrationUpdated
 
     if isinstance(event, RegistrationUpdated) and event.state is RegistrationState.REGISTERED:
         print("deskphone: registered", flush=True)
+    elif isinstance(event, CallUpdated):
+        view = event.view
+        print(f"deskphone: call {view.remote} {view.state.value} {view.reason}".rstrip(),
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

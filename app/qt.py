@@ -13,6 +13,7 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     QSize,
+    QSocketNotifier,
     Qt,
     QTimer,
     Signal,
@@ -61,7 +62,7 @@ __all__ = [
     "QGuiApplication", "QHBoxLayout", "QHeaderView", "QIcon", "QInputDialog", "QKeyEvent",
     "QKeySequence", "QLabel", "QLineEdit", "QListView", "QMainWindow", "QMenu", "QMessageBox",
     "QModelIndex", "QObject", "QPersistentModelIndex", "QProgressBar", "QPushButton",
-    "QShortcut", "QSize",
+    "QShortcut", "QSize", "QSocketNotifier",
     "QSpinBox", "QStatusBar", "QSystemTrayIcon", "QTabWidget", "QTableView", "QTimer",
     "QVBoxLayout", "QWidget", "Qt", "Signal", "Slot",
 ]  # fmt: skip

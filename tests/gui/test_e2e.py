@@ -275,3 +275,44 @@ def test_external_pbx_account(qtbot, tmp_path: Path, memory_keyring):
         phone.shutdown()
         callee.close()
         other.stop()
+
+
+def test_deskphone_process_starts_registers_and_stops_cleanly_on_sigterm(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.main", "--data-dir", str(tmp_path / "pbx"),
+         "--config-dir", str(tmp_path / "config"), "--listen", f"127.0.0.1:{free_port()}",
+         "--report-shown", "tel:+15551234"],
+        cwd=repo, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    lines: list[str] = []
+    watchdog = threading.Timer(30, proc.kill)  # bounds the read loop below
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "deskphone: call +15551234 ended" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=20)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output
+    assert "deskphone: window shown" in output
+    assert "signal received: quitting" in output
+    assert "DeskPBX stopped" in output
+    assert "deskphone: registered" in output
+    # the tel: link was dialled once registered; the PBX has no such number
+    assert "deskphone: call +15551234 dialing" in output
+    assert "deskphone: call +15551234 ended 404 Not Found" in output
