@@ -41,7 +41,7 @@ from pbx.ua.events import (
     UaError,
     can_move,
 )
-from pbx.ua.media import RtpStream
+from pbx.ua.media import RtpStream, StreamQuality
 from pbx.ua.session import MediaSession, Negotiated
 
 if TYPE_CHECKING:
@@ -115,6 +115,10 @@ class Call:
     @property
     def negotiated(self) -> Negotiated | None:
         return self.session.negotiated
+
+    def quality(self) -> StreamQuality:
+        """Packets, loss, jitter, round trip and an estimated MOS of the call's audio."""
+        return self.rtp.quality()
 
     @property
     def ended(self) -> bool:

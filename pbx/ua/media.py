@@ -41,6 +41,7 @@ from pbx.media import g711
 from pbx.media.dtmf import DtmfEnded, DtmfEvent, EventReceiver, TelephoneEventError, event_packets
 from pbx.media.jitter import Concealer, FrameKind, JitterBuffer
 from pbx.media.ports import PortAllocator, PortPair
+from pbx.media.quality import estimate_mos
 from pbx.media.rtcp import (
     ReceiverReport,
     RtcpReporter,
@@ -87,6 +88,21 @@ class StreamStats:
     """Seconds, from the far end's last report about us (RFC 3550 6.4.1)."""
     remote_fraction_lost: float | None = None
     """The share of our packets the far end reported lost in its last interval."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamQuality:
+    """What the GUI shows about a call's audio: the far end's stream as we receive it,
+    the round trip from RTCP, and an estimated MOS (pbx.media.quality, G.107)."""
+
+    sent: int
+    received: int
+    lost: int
+    loss: float
+    """Fraction 0..1 of the far end's packets that never came."""
+    jitter_ms: float
+    round_trip_ms: float | None
+    mos: float
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -190,6 +206,21 @@ class RtpStream:
             self._allocator.release(self._pair)
             self._pair = None
         self._dtmf_finished()
+
+    def quality(self) -> StreamQuality:
+        stats = self.stats
+        expected = stats.received + stats.lost
+        loss = stats.lost / expected if expected else 0.0
+        rtt = stats.round_trip
+        return StreamQuality(
+            sent=stats.sent,
+            received=stats.received,
+            lost=stats.lost,
+            loss=loss,
+            jitter_ms=stats.jitter * 1000,
+            round_trip_ms=None if rtt is None else rtt * 1000,
+            mos=round(estimate_mos(loss, stats.jitter, rtt), 2),
+        )
 
     @property
     def closed(self) -> bool:

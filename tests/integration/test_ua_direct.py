@@ -184,6 +184,10 @@ async def test_rtcp_reports_give_each_side_the_round_trip_and_loss():
             assert stream.stats.round_trip is not None and 0 <= stream.stats.round_trip < 0.1
             assert stream.stats.remote_fraction_lost == 0.0
             assert stream.stats.lost == 0 and stream.stats.jitter < 0.02
+        quality = call.quality()
+        assert quality.lost == 0 and quality.loss == 0.0 and quality.received >= 50
+        assert quality.round_trip_ms is not None and quality.round_trip_ms < 100
+        assert quality.mos > 4.0  # G.711 on loopback: about 4.4
         await call.hangup()
     finally:
         await alice.ua.aclose()

@@ -289,3 +289,18 @@ def test_received_voice_feeds_loss_and_jitter_statistics(rig):
         loop.advance(0.02)
     assert stream.stats.lost == 2
     assert stream.stats.jitter < 0.001  # perfectly paced arrivals
+
+
+def test_quality_snapshot_from_loss_jitter_and_round_trip(rig):
+    loop, stream, _, _, _ = rig
+    stream.start(_negotiated())
+    assert stream.quality().mos > 4.3 and stream.quality().loss == 0.0  # nothing yet: no loss
+    for i in range(100):
+        if i % 10 != 5:  # 10 % lost
+            stream.datagram(bytes(RtpPacket(0, 500 + i, 160 * i, 99, b"\xff" * 160)), ("h", 1))
+        loop.advance(0.02)
+    stream.stats.round_trip = 0.2
+    quality = stream.quality()
+    assert (quality.received, quality.lost) == (90, 10) and quality.loss == pytest.approx(0.1)
+    assert quality.round_trip_ms == pytest.approx(200.0)
+    assert 2.5 < quality.mos < 4.0  # 10 % loss is clearly audible
