@@ -11,7 +11,7 @@ loop. The GUI talks to them in two directions, and never waits:
   connection.
 * loop -> GUI: the phone publishes frozen events (app.phone) with
   `Bridge.publish(event)`, callable from any thread; it only emits the
-  `event` signal, which Qt queues to slots on the GUI thread.
+  `phone_event` signal, which Qt queues to slots on the GUI thread.
 
 `LoopThread` gives the app a loop of its own when no embedded PBX supplies
 one (an external account) and gives tests a real loop without a PBX.
@@ -38,7 +38,8 @@ Callback = Callable[[Any], None]
 class Bridge(QObject):
     """Lives on the GUI thread; submits work to `loop` and re-emits its events."""
 
-    event = Signal(object)
+    phone_event = Signal(object)
+    """Every app.phone event, on the GUI thread (not `event`: that is QObject's own)."""
     _finished = Signal(object, object, object)  # callback, value, is_error
 
     def __init__(
@@ -52,7 +53,7 @@ class Bridge(QObject):
 
     def publish(self, event: object) -> None:
         """Hand an event to the GUI; safe from any thread (a queued signal)."""
-        self.event.emit(event)
+        self.phone_event.emit(event)
 
     def submit(
         self,
@@ -64,7 +65,7 @@ class Bridge(QObject):
     ) -> Future[Any]:
         """Run `fn(*args)` on the loop; its outcome comes back to the GUI thread.
 
-        Without `on_error`, a failure becomes a `Notice` on the `event` signal
+        Without `on_error`, a failure becomes a `Notice` on the `phone_event` signal
         saying what failed, so an action the user took never fails silently.
         """
         if self.loop is None or self.loop.is_closed():

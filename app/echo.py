@@ -109,7 +109,7 @@ def erle_db(echo: npt.ArrayLike, residual: npt.ArrayLike) -> float:
     """Echo return loss enhancement: how much quieter the echo got (dB)."""
     e = np.asarray(echo, dtype=np.float64)
     r = np.asarray(residual, dtype=np.float64)
-    return float(10 * np.log10(np.mean(e**2) / max(np.mean(r**2), 1e-9)))
+    return float(10 * np.log10(float(np.mean(e**2)) / max(float(np.mean(r**2)), 1e-9)))
 
 
 def synthetic_echo_erle(seconds: float = 10.0, seed: int = 7) -> tuple[float, float]:

@@ -147,7 +147,8 @@ class DeskPhone:
             ringer.device = settings.ring_device or None
         devices = (settings.input_device, settings.output_device)
         audio = self.runtime.phone.audio if self.runtime is not None else None
-        if devices != (old.input_device, old.output_device) and hasattr(audio, "switch"):
+        changed = devices != (old.input_device, old.output_device)
+        if changed and audio is not None and hasattr(audio, "switch"):
             self.bridge.submit(audio.switch, *devices, what="Switching the sound device")
 
     def shutdown(self) -> None:
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     phone.window.show()
     if args.report_shown:  # the launch benchmark (tests/bench/bench_gui.py) reads these lines
         QTimer.singleShot(0, lambda: print("deskphone: window shown", flush=True))
-        phone.bridge.event.connect(_report)
+        phone.bridge.phone_event.connect(_report)
 
     def start() -> None:
         try:

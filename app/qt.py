@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
     Signal,
+    SignalInstance,
     Slot,
 )
 from PySide6.QtGui import (
@@ -64,5 +65,5 @@ __all__ = [
     "QModelIndex", "QObject", "QPersistentModelIndex", "QProgressBar", "QPushButton",
     "QShortcut", "QSize", "QSocketNotifier",
     "QSpinBox", "QStatusBar", "QSystemTrayIcon", "QTabWidget", "QTableView", "QTimer",
-    "QVBoxLayout", "QWidget", "Qt", "Signal", "Slot",
+    "QVBoxLayout", "QWidget", "Qt", "Signal", "SignalInstance", "Slot",
 ]  # fmt: skip

@@ -80,7 +80,7 @@ async def probe_trunk(host: str, port: int, transport: str = "UDP", timeout: flo
         )
     except (OSError, TimeoutError):
         return f"The server name '{host}' cannot be found: check the spelling."
-    address = infos[0][4][:2]
+    address = (str(infos[0][4][0]), int(infos[0][4][1]))
     if transport.upper() == "TCP":
         return await _probe_tcp(host, address, timeout)
     transport_, protocol = await loop.create_datagram_endpoint(_Answer, remote_addr=address)

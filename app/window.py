@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_menu_and_shortcuts()
         self.tray = self._build_tray(icon) if use_tray else None
-        bridge.event.connect(self.on_event)
+        bridge.phone_event.connect(self.on_event)
         self._refresher = QTimer(self)
         self._refresher.setInterval(REFRESH_MS)
         self._refresher.timeout.connect(self.refresh)
@@ -209,7 +209,9 @@ class MainWindow(QMainWindow):
     def _build_menu_and_shortcuts(self) -> None:
         menu = self.menuBar().addMenu("&Phone")
         self.settings_action = QAction("&Settings…", self)
-        self.settings_action.setShortcuts([QKeySequence("Ctrl+,"), QKeySequence.Preferences])
+        self.settings_action.setShortcuts(
+            [QKeySequence("Ctrl+,"), QKeySequence(QKeySequence.StandardKey.Preferences)]
+        )
         self.settings_action.triggered.connect(self.settings_requested)
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -219,9 +221,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.quit_action)
         self.addAction(self.settings_action)
         self.addAction(self.quit_action)
-        QShortcut(QKeySequence("Escape"), self, activated=self.hangup_current)
+        QShortcut(QKeySequence("Escape"), self).activated.connect(self.hangup_current)
         for key in ("Return", "Enter"):
-            QShortcut(QKeySequence(key), self, activated=self.dialpad.request_dial)
+            QShortcut(QKeySequence(key), self).activated.connect(self.dialpad.request_dial)
 
     def _build_tray(self, icon: QIcon | None) -> QSystemTrayIcon | None:
         if not QSystemTrayIcon.isSystemTrayAvailable():
@@ -399,7 +401,7 @@ class MainWindow(QMainWindow):
         self._refresher.stop()
         self.desk = None
         self.status_fn = None
-        self.bridge.event.disconnect(self.on_event)
+        self.bridge.phone_event.disconnect(self.on_event)
         for dialog in self.incoming.values():
             dialog.close()
         self.incoming.clear()

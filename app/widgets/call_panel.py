@@ -8,6 +8,7 @@ ticks while a call is connected, so an idle window costs no CPU.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from app.models import describe_call, format_duration
 from app.phone import CallState, CallView
@@ -21,6 +22,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+    SignalInstance,
 )
 from app.widgets.dialpad import KEYS
 
@@ -34,7 +36,9 @@ class CallPanel(QWidget):
     dtmf_pressed = Signal(str, str)
     hangup_requested = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, *, clock=time.monotonic) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(parent)
         self.clock = clock
         self.view: CallView | None = None
@@ -92,7 +96,7 @@ class CallPanel(QWidget):
             grid.addWidget(button, position // 3, position % 3)
         return box
 
-    def _emit(self, signal: Signal, *args: object) -> None:
+    def _emit(self, signal: SignalInstance, *args: object) -> None:
         if self.view is not None:
             signal.emit(self.view.key, *args)
 
