@@ -66,6 +66,8 @@ from pbx.ua.session import DEFAULT_CODECS, MediaSession
 
 log = logging.getLogger(__name__)
 
+_KEPT_ON_REDIRECT = frozenset({"Contact", "Allow", "Content-Type", "Replaces", "Referred-By"})
+
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, UPDATE"
 
 
@@ -245,8 +247,12 @@ class UserAgent:
                      ("Content-Type", "application/sdp")],
             body=call.session.offer(),
         )  # fmt: skip
-        call.invite = invite
         self.emit(OutgoingCall(call, uri))
+        self._send_invite(call, invite)
+        return call
+
+    def _send_invite(self, call: Call, invite: Request) -> None:
+        call.invite = invite
 
         def sent(request: Request, tx: ClientKey) -> None:
             call.invite, call.invite_tx = request, tx
@@ -260,7 +266,19 @@ class UserAgent:
                 call.finish(408, "no answer")
 
         self.spawn(run())
-        return call
+
+    def redirect(self, call: Call, target: str) -> None:
+        """Follow a 3xx to `target` (RFC 3261 8.1.3.4): the same Call-ID and From tag, the
+        next CSeq, the same offer, a new Request-URI and To."""
+        old = call.invite
+        assert old is not None
+        extra = [(n, v) for n, v in old.headers if n in _KEPT_ON_REDIRECT]
+        invite = self.new_request(
+            "INVITE", target, to=f"<{target}>", call_id=old.call_id,
+            from_tag=old.from_tag or new_tag(), cseq=old.cseq.seq + 1,
+            headers=extra, body=old.body,
+        )  # fmt: skip
+        self._send_invite(call, invite)
 
     async def _new_call(
         self,

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 EARLY = frozenset({CallState.DIALING, CallState.RINGING, CallState.EARLY_MEDIA})
 LIVE = frozenset({CallState.CONNECTED, CallState.ON_HOLD})
 SDP = "application/sdp"
+MAX_REDIRECTS = 3
 DTMF_RELAY = "application/dtmf-relay"
 
 
@@ -98,6 +99,7 @@ class Call:
         self._answer_timer: asyncio.TimerHandle | None = None
         self._retransmitter: tuple[AnswerRetransmitter, Response] | None = None
         self._changed = asyncio.Event()
+        self._redirects = 0
 
     def __repr__(self) -> str:
         return f"<Call {self.direction} {self.remote_uri} {self.state.value}>"
@@ -208,6 +210,8 @@ class Call:
         if response is None:
             self.finish(408, "no answer")
             return
+        if 300 <= response.status < 400 and self._redirect(response):
+            return
         if response.status >= 300:
             self.finish(response.status, response.reason)
             return
@@ -226,6 +230,17 @@ class Call:
             self.ua.spawn(self._bye(488, "no usable SDP answer"))
             return
         self.move(self._live_state(), response.status, response.reason)
+
+    def _redirect(self, response: Response) -> bool:
+        """Follow the first SIP Contact of a 3xx, at most MAX_REDIRECTS times (8.1.3.4)."""
+        targets = [str(c.uri) for c in response.contacts if not c.is_star]
+        targets = [t for t in targets if t.lower().startswith(("sip:", "sips:"))]
+        if not targets or self._redirects >= MAX_REDIRECTS or self.state is CallState.ENDING:
+            return False
+        self._redirects += 1
+        self.remote_uri = targets[0]
+        self.ua.redirect(self, targets[0])
+        return True
 
     # ---- UAS: answering ---------------------------------------------------------------
 

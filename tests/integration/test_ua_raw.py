@@ -154,3 +154,32 @@ async def test_an_unacknowledged_200_is_resent_then_given_up_with_bye():
     finally:
         await bob.ua.aclose()
         peer.transport.close()
+
+
+async def test_a_302_is_followed_to_its_contact():
+    nowhere = free_port()
+    alice = await start_phone("1001", nowhere)
+    bob = await start_phone("1002", nowhere)
+    peer = await open_peer()
+    try:
+        assert peer.transport is not None
+        call = await alice.ua.call(f"sip:1009@127.0.0.1:{peer.port}")
+        first = await peer.next_message()
+        assert isinstance(first, Request) and first.method == "INVITE"
+        moved = first.make_response(
+            302, to_tag="moved1", headers=[("Contact", f"<sip:1002@127.0.0.1:{bob.ua.local_port}>")]
+        )
+        peer.transport.sendto(bytes(moved), ("127.0.0.1", alice.ua.local_port))
+        ack = await peer.next_message()
+        assert isinstance(ack, Request) and ack.method == "ACK"  # the 3xx is acknowledged
+        incoming = await bob.wait_event(IncomingCall)
+        assert incoming.call.call_id == first.call_id  # same Call-ID, next CSeq (8.1.3.4)
+        assert incoming.call.invite is not None and incoming.call.invite.cseq.seq == 2
+        await incoming.call.answer()
+        assert await call.wait_for(CallState.CONNECTED, timeout=5) is CallState.CONNECTED
+        assert call.remote_uri == f"sip:1002@127.0.0.1:{bob.ua.local_port}"
+        await call.hangup()
+    finally:
+        await alice.ua.aclose()
+        await bob.ua.aclose()
+        peer.transport.close()
