@@ -6,6 +6,12 @@ RFC 3966 (tel). User parts, parameter and header values are stored unescaped
 and re-escaped by `__str__`, so two spellings of one URI compare and print the
 same (RFC 4475 3.1.1.3 esc01). Any other scheme is kept as an `AbsoluteUri`
 (RFC 4475 3.3.2 novelsc) so the application, not the parser, decides.
+
+Parsed values are immutable (frozen dataclasses whose dicts nobody writes to), so
+`parse_uri` and `parse_name_addr` remember what they parsed by its text: a phone's
+re-REGISTERs and a dialog's requests repeat the same From, To, Contact and
+Request-URI, and parsing them again would build equal objects. Malformed text is
+never remembered (it raises every time), and each memo is bounded.
 """
 
 from __future__ import annotations
@@ -181,8 +187,25 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+MEMO_SIZE = 2048
+"""Texts each parse memo holds before it starts over (a flood of distinct URIs cannot
+grow it)."""
+_URI_MEMO: dict[str, Uri] = {}
+_NAME_ADDR_MEMO: dict[str, NameAddr] = {}
+
+
 def parse_uri(text: str) -> Uri:
     """Parse one URI written without surrounding LWS or angle brackets."""
+    uri = _URI_MEMO.get(text)
+    if uri is None:
+        uri = _parse_uri(text)
+        if len(_URI_MEMO) >= MEMO_SIZE:
+            _URI_MEMO.clear()
+        _URI_MEMO[text] = uri
+    return uri
+
+
+def _parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not grammar.SCHEME.fullmatch(scheme):
         raise ParseError("Bad URI scheme")
@@ -380,6 +403,16 @@ def params_of(text: str) -> dict[str, str | None]:
 
 def parse_name_addr(text: str) -> NameAddr:
     """Parse a name-addr (`"A" <uri>;p`) or addr-spec (`uri;p`) with header params."""
+    addr = _NAME_ADDR_MEMO.get(text)
+    if addr is None:
+        addr = _parse_name_addr(text)
+        if len(_NAME_ADDR_MEMO) >= MEMO_SIZE:
+            _NAME_ADDR_MEMO.clear()
+        _NAME_ADDR_MEMO[text] = addr
+    return addr
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     s = text.strip()
     if not s:
         raise ParseError("Empty address")
