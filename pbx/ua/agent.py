@@ -87,6 +87,7 @@ class UserAgent:
         auto_hold: bool = True,
         follow_refer: bool = True,
         rtcp_interval: float = 5.0,
+        nat_contact: bool = True,
     ) -> None:
         self.account = account
         self.listen = listen
@@ -98,6 +99,9 @@ class UserAgent:
         """Answering or placing a call puts the other live calls on hold (one active call)."""
         self.follow_refer = follow_refer
         """An accepted REFER makes us call its target (blind or attended transfer)."""
+        self.nat_contact = nat_contact
+        """Re-register with the address the registrar saw us from when it differs (NAT)."""
+        self.public_address: tuple[str, int] | None = None
         self.rtcp_interval = rtcp_interval
         """Seconds between RTCP reports (RFC 3550 6.2: 5 s minimum for real use)."""
         self.allow = ALLOW
@@ -163,9 +167,31 @@ class UserAgent:
 
     @property
     def contact_uri(self) -> str:
+        """Our Contact: the public address a registrar reported (nat_contact), else ours."""
         transport = self.account.transport.upper()
         suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
-        return f"sip:{self.account.username}@{self.hostport}{suffix}"
+        hostport = self.hostport
+        if self.public_address is not None:
+            host, port = self.public_address
+            hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"sip:{self.account.username}@{hostport}{suffix}"
+
+    def learn_public_address(self, response: Response) -> bool:
+        """Take the address a response's top Via says the server saw us from (received,
+        rport); True when it differs from the Contact we used (we are behind a NAT)."""
+        if not self.nat_contact or self.account.transport.upper() != "UDP":
+            return False
+        via = response.via
+        rport = via.rport if isinstance(via.rport, int) and via.rport is not True else None
+        if via.received is None and rport is None:
+            return False
+        seen = (via.received or self.local_host, rport or self.local_port)
+        current = self.public_address or (self.local_host, self.local_port)
+        if seen == current:
+            return False
+        self.public_address = seen
+        log.info("registrar sees us at %s:%d: using it as our Contact", *seen)
+        return True
 
     @property
     def contact(self) -> str:

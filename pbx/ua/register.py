@@ -9,6 +9,13 @@ out: at half the granted time for short ones, 10 s before for longer ones
 registrar's Min-Expires (10.2.8). `unregister` sends expires=0 for our
 contact only, so other devices of the same extension stay registered.
 
+Behind a NAT the registrar sees another address than ours: its 2xx carries
+it in the top Via's received/rport (RFC 3261 18.2.1, RFC 3581 4). With the
+UA's `nat_contact` on, the first such answer makes us re-register at once
+with that public address as Contact, removing the private one, so calls
+reach us through the NAT's mapping (what RFC 5626 does properly with flows;
+media relies on the far end's symmetric RTP, as DeskPBX's relay latches).
+
 Every change is a `RegistrationChanged` event. One Call-ID for the life of
 the UA and rising CSeq numbers let the registrar order refreshes (10.2).
 """
@@ -79,6 +86,10 @@ class Registration:
                 if minimum and minimum.strip().isdigit():
                     self._wanted = expires = int(minimum)
                     response = await self._send(expires)
+            if response is not None and 200 <= response.status < 300 and expires:
+                old = self.ua.contact
+                if self.ua.learn_public_address(response):
+                    response = await self._send(expires, dropped=old)
             if response is None or not 200 <= response.status < 300:
                 self.expires = 0
                 return self._set(RegistrationState.FAILED, response, None)
@@ -98,9 +109,13 @@ class Registration:
             state = RegistrationState.UNREGISTERED if ok else RegistrationState.FAILED
             return self._set(state, response, 0 if ok else None)
 
-    async def _send(self, expires: int) -> Response | None:
+    async def _send(self, expires: int, dropped: str | None = None) -> Response | None:
+        """One REGISTER; `dropped` is a contact of ours to remove in the same request."""
         self.cseq += 1
         account = self.ua.account
+        contacts = [("Contact", f"{self.ua.contact};expires={expires}")]
+        if dropped is not None:
+            contacts.append(("Contact", f"{dropped};expires=0"))
         request = self.ua.new_request(
             "REGISTER",
             f"sip:{account.realm_host}",
@@ -108,10 +123,7 @@ class Registration:
             call_id=self.call_id,
             from_tag=self.from_tag,
             cseq=self.cseq,
-            headers=[
-                ("Contact", f"{self.ua.contact};expires={expires}"),
-                ("Expires", str(expires)),
-            ],
+            headers=[*contacts, ("Expires", str(expires))],
         )
         response = await self.ua.transact(request)
         if response is not None:

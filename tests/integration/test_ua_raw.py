@@ -16,7 +16,7 @@ from pbx.media.rtp import RtpPacket
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.sdp import SessionDescription
 from pbx.sip.timers import TimerConfig
-from pbx.ua import CallState, IncomingCall
+from pbx.ua import CallState, IncomingCall, RegistrationState
 from tests.integration.ports import free_port
 from tests.integration.test_ua_support import start_phone
 
@@ -183,3 +183,33 @@ async def test_a_302_is_followed_to_its_contact():
         await alice.ua.aclose()
         await bob.ua.aclose()
         peer.transport.close()
+
+
+async def test_behind_a_nat_the_contact_becomes_the_address_the_registrar_saw():
+    registrar = await open_peer()
+    alice = await start_phone("1001", registrar.port)
+    try:
+        assert registrar.transport is not None
+        task = asyncio.ensure_future(alice.ua.register(expires=120))
+        contacts = []
+        for _ in range(2):
+            request = await registrar.next_message()
+            assert isinstance(request, Request) and request.method == "REGISTER"
+            contacts.append(request.headers.getall("Contact"))
+            ok = request.make_response(200, to_tag="reg1", headers=[("Expires", "120")])
+            via = ok.headers.get("Via") or ""
+            ok.headers.set("Via", via.replace(";rport", ";rport=40001;received=203.0.113.7", 1))
+            registrar.transport.sendto(bytes(ok), ("127.0.0.1", alice.ua.local_port))
+        event = await asyncio.wait_for(task, 3)
+        private = f"<sip:1001@127.0.0.1:{alice.ua.local_port}>"
+        assert contacts[0] == [f"{private};expires=120"]
+        assert contacts[1] == ["<sip:1001@203.0.113.7:40001>;expires=120", f"{private};expires=0"]
+        assert (event.state, event.expires) == (RegistrationState.REGISTERED, 120)
+        assert alice.ua.contact == "<sip:1001@203.0.113.7:40001>"
+        assert registrar.inbox.empty()  # once learned, no more re-registering
+    finally:
+        alice.ua.registration.close()
+        alice.ua.registration.state = RegistrationState.UNREGISTERED  # no unregister to a fake
+        await alice.ua.aclose()
+        assert registrar.transport is not None
+        registrar.transport.close()
