@@ -232,12 +232,24 @@ def main(argv: list[str] | None = None) -> int:
             phone.start(dial_target(args.target))
         except Exception as exc:  # the PBX port is taken, the data dir unusable...
             log.exception("cannot start")
-            QMessageBox.critical(phone.window, "DeskPhone cannot start", str(exc))
+            QMessageBox.critical(phone.window, "DeskPhone cannot start", start_error(exc, settings))
             app.exit(1)
 
     QTimer.singleShot(0, start)
     _quit_on_signals(phone)
     return app.exec()
+
+
+def start_error(exc: BaseException, settings: AppSettings) -> str:
+    """What to tell the user when the PBX or the phone cannot start."""
+    from pbx.net.transport import ListenError
+
+    if isinstance(exc, ListenError):
+        return (
+            f"The PBX inside DeskPhone {exc}. Stop the other one, or start DeskPhone "
+            f"with --listen HOST:PORT (now {settings.pbx_listen})."
+        )
+    return str(exc)
 
 
 def _quit_on_signals(phone: DeskPhone) -> None:

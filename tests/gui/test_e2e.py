@@ -316,3 +316,21 @@ def test_deskphone_process_starts_registers_and_stops_cleanly_on_sigterm(tmp_pat
     # the tel: link was dialled once registered; the PBX has no such number
     assert "deskphone: call +15551234 dialing" in output
     assert "deskphone: call +15551234 ended 404 Not Found" in output
+
+
+def test_a_taken_sip_port_is_explained(qtbot, tmp_path: Path) -> None:
+    import socket
+
+    from app.main import start_error
+    from pbx.net.transport import ListenError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        settings = AppSettings(pbx_listen=f"127.0.0.1:{taken.getsockname()[1]}")
+        with pytest.raises(ListenError) as failure:
+            build(settings, tmp_path / "pbx", tmp_path / "config", use_tray=False,
+                  rtp_ports=rtp_block(), audio=MemoryDevice())  # fmt: skip
+    text = start_error(failure.value, settings)
+    assert text.startswith("The PBX inside DeskPhone cannot listen on UDP 127.0.0.1:")
+    assert "address already in use" in text
+    assert text.endswith(f"--listen HOST:PORT (now {settings.pbx_listen}).")

@@ -192,9 +192,22 @@ def test_controls_have_accessible_names(window: MainWindow) -> None:
     assert window.dialpad.number.accessibleName() == "Number to dial"
 
 
-def test_calls_model_passes_the_qt_model_tester(qtmodeltester, fake_phone) -> None:
+def test_calls_model_passes_the_qt_model_tester(qtmodeltester) -> None:
+    from app.phone import CallDirection, CallView
+
     model = CallsModel()
-    qtmodeltester.check(model)
+    qtmodeltester.check(model)  # the tester stays attached and checks every change below
+    a = CallView("a", "1002", CallDirection.OUTGOING, CallState.DIALING)
+    b = CallView("b", "1003", CallDirection.INCOMING, CallState.RINGING)
+    model.apply(a)
+    model.apply(b)
+    model.apply(CallView("a", "1002", CallDirection.OUTGOING, CallState.CONNECTED))
+    assert [model.index(r).data() for r in range(2)] == [
+        "1002 — Connected", "1003 — incoming call"]  # fmt: skip
+    assert model.active() is not None and model.active().key == "a"
+    model.apply(CallView("a", "1002", CallDirection.OUTGOING, CallState.ENDED))
+    model.apply(CallView("x", "1009", CallDirection.OUTGOING, CallState.ENDED))  # never shown
+    assert model.rowCount() == 1 and model.active() is None
 
 
 def test_closing_without_a_tray_quits(qtbot, window: MainWindow) -> None:
