@@ -137,7 +137,13 @@ class Phone(Protocol):
 
     async def send_dtmf(self, key: str, digits: str) -> None: ...
 
-    async def transfer(self, key: str, target: str) -> None: ...
+    async def transfer(self, key: str, target: str) -> None:
+        """Blind transfer (REFER, RFC 3515)."""
+        ...
+
+    async def attended_transfer(self, key: str, other_key: str) -> None:
+        """Join the far ends of two of our calls (REFER with Replaces, RFC 5589 7)."""
+        ...
 
     async def aclose(self) -> None:
         """End every call (BYE/CANCEL/reject) and unregister."""

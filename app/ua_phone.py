@@ -205,6 +205,9 @@ class UaPhone:
     async def transfer(self, key: str, target: str) -> None:
         await self._call(key).transfer(target)
 
+    async def attended_transfer(self, key: str, other_key: str) -> None:
+        await self._call(key).attended_transfer(self._call(other_key))
+
     async def aclose(self) -> None:
         for call in list(self._calls.values()):
             try:

@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self.directory = DirectoryModel(self)
         self.incoming: dict[str, IncomingCallDialog] = {}
         self.transfer_dialog: QInputDialog | None = None
+        self.transfer_choices: dict[str, str] = {}
         self.last_notice = ""
         self._build_ui()
         self._build_menu_and_shortcuts()
@@ -291,15 +292,28 @@ class MainWindow(QMainWindow):
             self.send_dtmf(view.key, digit)
 
     def ask_transfer_target(self, key: str) -> None:
+        """Blind transfer to a typed number, or attended transfer to another call of ours
+        (its far end replaces us in both calls: REFER with Replaces, RFC 5589 7)."""
         dialog = QInputDialog(self)
         dialog.setWindowTitle("Transfer")
         dialog.setLabelText("Transfer the call to (extension or number):")
+        self.transfer_choices = {
+            f"{v.display_name or v.remote} (the other call)": v.key
+            for v in self.calls.calls()
+            if v.key != key and v.live and not v.ringing_in
+        }
+        if self.transfer_choices:
+            dialog.setComboBoxItems(list(self.transfer_choices))
+            dialog.setComboBoxEditable(True)
         dialog.textValueSelected.connect(lambda target: self.transfer(key, target))
         self.transfer_dialog = dialog
         dialog.open()
 
     def transfer(self, key: str, target: str) -> None:
-        if target.strip():
+        other = self.transfer_choices.get(target)
+        if other is not None:
+            self._submit("attended_transfer", key, other, what="Transfer")
+        elif target.strip():
             self._submit("transfer", key, target.strip(), what="Transfer")
 
     def _selected(self, table: QTableView) -> int | None:

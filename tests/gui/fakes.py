@@ -76,6 +76,11 @@ class FakePhone:
         self.actions.append(("transfer", key, target))
         self._set(key, state=CallState.ENDED, reason=f"transferred to {target}")
 
+    async def attended_transfer(self, key: str, other_key: str) -> None:
+        self.actions.append(("attended", key, other_key))
+        self._set(key, state=CallState.ENDED, reason="transferred")
+        self._set(other_key, state=CallState.ENDED, reason="transferred")
+
     async def aclose(self) -> None:
         self.actions.append(("aclose",))
         for key, view in list(self.calls.items()):

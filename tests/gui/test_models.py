@@ -111,6 +111,10 @@ class FakeCall:
     async def answer(self) -> None:
         self.did.append("answer")
 
+    async def attended_transfer(self, other: FakeCall) -> int:
+        self.did.append(f"attended to {other.remote_uri}")
+        return 202
+
     async def reject(self, status: int = 486) -> None:
         self.did.append(f"reject {status}")
 
@@ -149,6 +153,13 @@ async def test_ua_events_become_gui_values() -> None:
     assert (ended.state, ended.reason, ended.live) == (ViewState.ENDED, "486 Busy Here", False)
     with pytest.raises(LookupError, match="has ended"):
         await phone.hangup(key)
+
+
+async def test_attended_transfer_refers_one_call_to_the_other() -> None:
+    phone = UaPhone(lambda event: None, "127.0.0.1")
+    held, live = FakeCall(remote_uri="sip:1002@127.0.0.1"), FakeCall(remote_uri="sip:1003@x")
+    await phone.attended_transfer(phone.key_of(live), phone.key_of(held))
+    assert live.did == ["attended to sip:1002@127.0.0.1"] and held.did == []
 
 
 def test_an_adapter_failure_never_reaches_the_ua() -> None:

@@ -282,3 +282,24 @@ def test_with_two_calls_the_clicked_one_gets_the_panel(
     assert ("hangup", first) in fake_phone.actions
     assert window.panel.view.remote == "1003"
     assert not window.calls_view.isVisible()
+
+
+def test_attended_transfer_joins_our_two_calls(qtbot, window: MainWindow, fake_phone) -> None:
+    window.dial("1002")
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 1, timeout=3000)
+    first = window.calls.calls()[0].key
+    fake_phone.far_end_answers(first)
+    fake_phone._set(first, state=CallState.ON_HOLD, on_hold=True)
+    window.dial("1003")
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 2, timeout=3000)
+    second = window.calls.calls()[1].key
+    fake_phone.far_end_answers(second)
+    wait_state(qtbot, window, CallState.CONNECTED)
+    window.ask_transfer_target(second)
+    dialog = window.transfer_dialog
+    assert dialog is not None and dialog.comboBoxItems() == ["1002 (the other call)"]
+    dialog.setTextValue("1002 (the other call)")
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.calls.rowCount() == 0, timeout=3000)
+    assert ("attended", second, first) in fake_phone.actions
+    assert not any(a[0] == "transfer" for a in fake_phone.actions)
