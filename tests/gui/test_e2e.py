@@ -22,6 +22,7 @@ from app.settings import AppSettings
 from pbx.store import Disposition, Store
 from pbx.ua import (
     Account,
+    DtmfReceived,
     FrameRecorder,
     HoldChanged,
     IncomingCall,
@@ -133,6 +134,12 @@ def test_dial_hold_hang_up_history_and_redial(qtbot, desk: DeskPhone, callee: Ca
     assert heard.size > 48000 * 0.5
     assert abs(dominant_frequency(heard[-24000:], 48000) - 440) < 10
 
+    qtbot.mouseClick(win.panel.keypad_button, qtbot_left())
+    keys = {b.accessibleName(): b for b in win.panel.keypad.findChildren(type(win.panel.hold))}
+    for key in ("Send tone 5", "Send tone #"):
+        qtbot.mouseClick(keys[key], qtbot_left())
+    qtbot.waitUntil(lambda: [e.digit for e in callee.events if isinstance(e, DtmfReceived)]
+                    == ["5", "#"], timeout=5000)  # fmt: skip
     qtbot.mouseClick(win.panel.hold, qtbot_left())
     qtbot.waitUntil(lambda: panel_state(desk) is CallState.ON_HOLD, timeout=10000)
     qtbot.waitUntil(
