@@ -124,6 +124,8 @@ class Forwarder:
         if sdp is not None:
             call.set_remote(side.leg, sdp)
             body = call.sdp_towards(other, sdp, peer.media_host)
+            if side is Side.A:  # what a transfer's new leg B is offered from now on
+                call.a_offer = sdp
         try:
             forwarded = dialog.create_request(
                 request.method, body=body, content_type=content_type if body else None

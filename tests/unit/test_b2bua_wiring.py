@@ -9,18 +9,19 @@ from pathlib import Path
 import pytest
 
 from pbx.b2bua import B2bua
-from pbx.call import Call, CallState, Fork, Peer, fork_invite
+from pbx.call import Call, CallState, Fork, Peer, Side, fork_invite
 from pbx.cli import build_parser
 from pbx.commands import UsageError
 from pbx.commands.serve import config_from_args
 from pbx.config import PbxConfig
 from pbx.recording import RecordingSettings
 from pbx.server import recover_cdrs
-from pbx.sip.events import ResponseReceived
+from pbx.sip.dialog import Dialog
+from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
-from pbx.sip.transaction import ClientKey
+from pbx.sip.transaction import ClientKey, ServerKey
 from pbx.store import Binding, Cdr, Disposition, Store
-from tests.unit.test_call import make_call
+from tests.unit.test_call import OFFER, PortsRelay, make_call
 
 
 def test_the_cdr_links_the_recording() -> None:
@@ -168,3 +169,41 @@ def test_a_crash_cut_call_gets_its_cdr_from_the_repaired_recording(tmp_path: Pat
         assert (cdr.answer, cdr.billsec, cdr.sip_code) == (1_800_000_000.0, 12.5, 200)
         assert cdr.disposition is Disposition.ANSWERED and cdr.hangup_side.value == "system"
         assert recover_cdrs(store, rows) == []  # a second start writes nothing more
+
+
+def test_a_re_invite_from_the_caller_is_what_a_transfer_offers_next() -> None:
+    """Hold (a=sendonly, RFC 3264 8.4) from leg A is passed to leg B and kept as leg A's
+    offer, so a later blind transfer rings the new callee with the call still on hold."""
+
+    async def scenario() -> tuple[WireEndpoint, Call]:
+        endpoint = WireEndpoint()
+        b2bua = B2bua(endpoint, None, None, None, None,  # type: ignore[arg-type]
+                      PbxConfig(data_dir=Path("/nonexistent")))  # fmt: skip
+        call = make_call()
+        call.relay = PortsRelay()  # type: ignore[assignment]
+        ok = call.a_invite.make_response(200, to_tag=call.a_tag)
+        ok.headers.add("Contact", "<sip:pbx@127.0.0.1:5060>")
+        call.a_dialog = Dialog.uas(call.a_invite, ok, call.a_peer.local)
+        peer = Peer(("127.0.0.1", 5080), "UDP", call.a_peer.local, "127.0.0.1")
+        invite = fork_invite(call, "sip:1002@127.0.0.1:5080", peer, b"", "DeskPBX")
+        call.b_dialog, call.b_peer = Dialog.uac(invite, _answer(invite), peer.local), peer
+        call.answer = 1001.0
+        b2bua.calls[call.label] = call
+        b2bua._by_dialog[call.a_dialog.id] = (call, Side.A)
+        hold = Request("INVITE", "sip:pbx@127.0.0.1:5060", [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-hold"),
+            ("From", "<sip:1001@127.0.0.1>;tag=a"),
+            ("To", f"<sip:1002@127.0.0.1>;tag={call.a_tag}"),
+            ("Call-ID", "call-1@test"),
+            ("CSeq", "2 INVITE"),
+            ("Content-Type", "application/sdp"),
+        ], OFFER + b"a=sendonly\r\n")  # fmt: skip
+        tx = ServerKey("z9hG4bK-hold", ("127.0.0.1", 5070), "INVITE")
+        b2bua.on_request(RequestReceived(hold, tx, ("127.0.0.1", 5070), "UDP"))
+        return endpoint, call
+
+    endpoint, call = asyncio.run(scenario())
+    [forwarded] = endpoint.requests
+    assert forwarded.method == "INVITE" and b"a=sendonly" in forwarded.body
+    assert b"m=audio 40002 " in forwarded.body  # leg B sees the relay, not the phone
+    assert call.a_offer.direction_for(call.a_offer.media[0]).value == "sendonly"
