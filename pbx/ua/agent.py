@@ -53,6 +53,7 @@ from pbx.ua.client import ClientTransactions
 from pbx.ua.events import (
     Account,
     CallState,
+    DtmfReceived,
     IncomingCall,
     OutgoingCall,
     RegistrationChanged,
@@ -116,6 +117,7 @@ class UserAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.client = ClientTransactions(self)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cancelled: set[TransactionKey] = set()
         self.closed = False
 
     # ---- life cycle ---------------------------------------------------------------------
@@ -265,7 +267,10 @@ class UserAgent:
         `headers` go into the INVITE (Replaces for an attended transfer, X- headers)."""
         uri = self.target_uri(target)
         call_id = f"{secrets.token_hex(10)}@deskpbx-ua"
-        call = await self._new_call("outgoing", call_id, uri, "", audio, CallState.DIALING)
+        try:
+            call = await self._new_call("outgoing", call_id, uri, "", audio, CallState.DIALING)
+        except OSError as exc:
+            raise UaError(f"cannot place the call: {exc}") from exc
         self.hold_others(call)
         invite = self.new_request(
             "INVITE", uri, to=f"<{uri}>", call_id=call_id, from_tag=new_tag(), cseq=1,
@@ -329,8 +334,6 @@ class UserAgent:
         return call
 
     def _dtmf(self, call: Call, digit: str, duration_ms: int) -> None:
-        from pbx.ua.events import DtmfReceived
-
         self.emit(DtmfReceived(call, digit, "rfc4733", duration_ms))
 
     def hold_others(self, call: Call) -> None:
@@ -503,6 +506,8 @@ class UserAgent:
         call = next((c for c in self.calls if c.invite_tx == invite_tx), None)
         if call is not None:
             call.cancelled()
+        elif invite_tx is not None:
+            self._cancelled.add(invite_tx)
 
     async def _incoming(self, ev: RequestReceived) -> None:
         request, tx = ev.request, ev.tx
@@ -514,9 +519,19 @@ class UserAgent:
             self.reply(tx, request.make_response(481, to_tag=new_tag()))  # RFC 3891 3
             return
         remote = request.from_
-        call = await self._new_call("incoming", request.call_id, str(remote.uri),
-                                    remote.display or "", None, CallState.RINGING)  # fmt: skip
+        try:
+            call = await self._new_call("incoming", request.call_id, str(remote.uri),
+                                        remote.display or "", None, CallState.RINGING)  # fmt: skip
+        except OSError as exc:
+            log.warning("incoming call refused: %s", exc)
+            self.reply(tx, request.make_response(503, to_tag=new_tag()))
+            return
         call.invite, call.invite_tx = request, tx
+        if tx in self._cancelled:  # the CANCEL overtook us while the RTP port was bound
+            self._cancelled.discard(tx)
+            self.reply(tx, request.make_response(487, to_tag=new_tag()))
+            call.finish(487, "cancelled")
+            return
         if request.body:
             try:
                 call.session.answer(request.body)

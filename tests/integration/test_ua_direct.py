@@ -225,3 +225,26 @@ async def test_without_telephone_event_dtmf_goes_by_info():
     finally:
         await alice.ua.aclose()
         await bob.ua.aclose()
+
+
+async def test_no_free_rtp_port_refuses_calls_plainly():
+    from pbx.ua import UaError
+    from tests.integration.test_ua_support import ua_rtp_block
+
+    nowhere = free_port()
+    low, _ = ua_rtp_block()
+    alice = await start_phone("1001", nowhere)
+    bob = await start_phone("1002", nowhere)
+    try:
+        bob.ua.ports = type(bob.ua.ports)(low, low + 1)  # room for one call only
+        first, _ = await connect(alice, bob)
+        second = await alice.ua.call(uri_of(bob))
+        assert await second.wait_for(CallState.CONNECTED, timeout=5) is CallState.ENDED
+        assert second.status == 503
+        with pytest.raises(UaError, match="cannot place the call"):
+            await bob.ua.call(uri_of(alice))
+        assert first.state is CallState.ON_HOLD  # calling out held it; it lives on
+        await first.hangup()
+    finally:
+        await alice.ua.aclose()
+        await bob.ua.aclose()
