@@ -63,6 +63,7 @@ from pbx.store.recordings import Recording
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
+WRITE_EVERY = 0.0  # append to a file every ~0.4 s: a crash loses < 1 s (window + this + tick)
 RETENTION_INTERVAL = 3600.0
 FEATURE_CODE = "*1"
 DIGIT_TIMEOUT = 3.0
@@ -287,7 +288,10 @@ class RecordingManager:
             path = path.with_name(f"{path.stem}-{int(started * 1000)}.wav")
         label = call.label
         recorder = Recorder(
-            path, on_digit=lambda event: self._on_digit(label, event), decoders=self.decoders
+            path,
+            on_digit=lambda event: self._on_digit(label, event),
+            decoders=self.decoders,
+            write_every=WRITE_EVERY,
         )
         active = self.active[label] = _Active(call, recorder, started)
         self.install_tap(call, recorder.tap)

@@ -88,7 +88,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     real = recorder_module._Batch.run
 
     def run(self: recorder_module._Batch) -> list[Recorder]:
-        before = sum(len(r._queue) for r in self.recorders)
+        before = sum(len(q) for r in self.recorders for q in r._queues)
         refused = real(self)
         if not refused:
             taken.append(before)
