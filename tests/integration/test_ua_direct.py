@@ -248,3 +248,17 @@ async def test_no_free_rtp_port_refuses_calls_plainly():
     finally:
         await alice.ua.aclose()
         await bob.ua.aclose()
+
+
+async def test_many_calls_leave_nothing_behind(phones):
+    alice, bob, _ = phones
+    for i in range(10):
+        call, answered = await connect(alice, bob)
+        await (call.hangup() if i % 2 else answered.hangup())
+        assert await call.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+        assert await answered.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+    await asyncio.sleep(0.1)
+    for ua in (alice.ua, bob.ua):
+        assert ua.calls == [] and len(ua.dialogs) == 0 and len(ua.client) == 0
+        assert ua.ports.in_use == 0
+        assert not ua._tasks  # every spawned task finished
