@@ -17,6 +17,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable
@@ -189,7 +190,7 @@ class Registrar:
         for binding in bindings:
             remaining = max(0, int(binding.expires_at - wall))
             response.headers.add("Contact", f"<{binding.contact}>;expires={remaining}")
-        response.headers.add("Date", formatdate(wall, usegmt=True))
+        response.headers.add("Date", _http_date(int(wall)))
         return response
 
     def _notify(self, aor: str, wall: float, bindings: list[Binding] | None = None) -> None:
@@ -197,6 +198,13 @@ class Registrar:
             if bindings is None:
                 bindings = self.store.active_bindings(wall, aor)
             self.on_change(Registered(aor, tuple(bindings)))
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date(second: int) -> str:
+    """The Date header value (RFC 3261 20.17) of one wall-clock second, formatted once per
+    second rather than once per REGISTER."""
+    return formatdate(second, usegmt=True)
 
 
 def _tag() -> str:

@@ -383,9 +383,11 @@ def _unquoted(quoted: str) -> str:
 
 def _quote(value: str) -> str:
     """quoted-string with `\\` and `"` escaped (RFC 3261 §25.1 quoted-pair)."""
-    if any(c in value for c in "\r\n"):
+    if "\r" in value or "\n" in value:
         raise ValueError("auth param values cannot contain CR or LF")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
 
 
 def format_auth(scheme: str, params: Iterable[tuple[str, str, bool]]) -> str:
