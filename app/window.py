@@ -345,8 +345,9 @@ class MainWindow(QMainWindow):
             self.ringer.start()
         elif self.ringer is not None:
             self.ringer.stop()
+        if not view.live or view.state is CallState.CONNECTED:
+            self.refresh()  # history, directory and the PBX's call count change now
         if not view.live:
-            self.refresh_history()
             if view.reason:
                 self.show_notice(f"Call with {view.remote} ended: {view.reason}")
         self._show_panel()

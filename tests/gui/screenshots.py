@@ -1,4 +1,4 @@
-"""Screenshots of the main window for docs/: idle, and during a call.
+"""Screenshots of the main window for docs/: idle, during a call, and the history.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.screenshots docs
 
@@ -69,10 +69,24 @@ def main(argv: list[str]) -> int:
             window.refresh()
             wait(app, lambda: "1 call" in window.pbx_label.text())
             window.grab().save(str(out / "deskphone-call.png"))
+            window.hangup_current()
+            wait(app, lambda: window.panel.view is None)
+            wait(app, lambda: window.pbx_label.text().endswith("0 calls"))
+
+            def history_shown() -> bool:
+                window.refresh_history()
+                return window.history.rowCount() > 0
+
+            wait(app, history_shown)
+            window.tabs.setCurrentIndex(1)
+            window.history_view.selectRow(0)
+            window.history_view.resizeColumnsToContents()
+            app.processEvents()
+            window.grab().save(str(out / "deskphone-history.png"))
         finally:
             callee.close()
             phone.shutdown()
-    print(f"saved {out / 'deskphone-idle.png'} and {out / 'deskphone-call.png'}")
+    print(f"saved deskphone-idle.png, deskphone-call.png and deskphone-history.png in {out}")
     return 0
 
 
