@@ -10,6 +10,10 @@ so both phones agree on a codec without a re-INVITE. While leg A rings, the
 call shows `ringing` with the number being called as the caller ID the phone
 displays; it is `connected` when leg B answers.
 
+The second leg, and a transfer's target, may be an extension or an outside
+number: one that is no extension follows the outbound routes to a trunk
+(pbx.b2bua_trunks), with the caller's permission class.
+
 A blind transfer ends leg B with BYE and places a new leg B to the target,
 offering leg A's last SDP; the relay ports stay, so leg A needs no re-INVITE
 (RFC 5589's REFER is not used: the PBX is the one transferring). Hanging up
@@ -144,7 +148,8 @@ class CallControl:
         call = Call(
             label=label, caller=from_ext, callee=to_number, a_invite=template,
             a_tx=ClientKey(f"origin-{label}", "INVITE"), a_peer=first,
-            a_tag=template.from_tag or "", a_offer=make_offer(first.media_host, 0),
+            a_tag=template.from_tag or "",
+            a_offer=make_offer(first.media_host, 0),  # until leg A answers with its own
             start=b.wall(), x_headers=dict(x_headers), originated=True,
         )  # fmt: skip
         b.calls[label] = call
@@ -188,7 +193,6 @@ class CallControl:
             session.close()
             return
         call.relay = session
-        call.state = CallState.DIALING
         for binding in bindings:
             peer = b._peer((binding.source_host, binding.source_port), binding.transport)
             offer = make_offer(peer.media_host, session.local(Leg.A).rtp)
