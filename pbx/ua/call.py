@@ -100,6 +100,8 @@ class Call:
         self._retransmitter: tuple[AnswerRetransmitter, Response] | None = None
         self._changed = asyncio.Event()
         self._redirects = 0
+        self._offer_in_answer = False
+        """Our last 2xx carried an offer: the ACK brings the answer (RFC 3261 13.2.1)."""
 
     def __repr__(self) -> str:
         return f"<Call {self.direction} {self.remote_uri} {self.state.value}>"
@@ -255,6 +257,7 @@ class Call:
             body = self.session.answer(self.invite.body)
         else:
             body = self.session.offer()  # offer in the 2xx, answer in the ACK (13.2.1)
+            self._offer_in_answer = True
         response = self._ok(self.invite, body)
         self.ua.send_response(self.invite_tx, response)
         if self.dialog is not None:
@@ -487,17 +490,22 @@ class Call:
             self._retransmitter = None
         if self._answer_timer is not None:
             self._answer_timer.cancel()
-        if request.body and request.content_type == SDP and self.session.negotiated is None:
+        if self._offer_in_answer and request.body and request.content_type == SDP:
+            self._offer_in_answer = False
             try:
                 self._apply_negotiated(self.session.answer_received(request.body))
             except (NoCommonCodec, SipError) as exc:
                 log.info("SDP in the ACK of %s unusable (%s): hanging up", self.call_id, exc)
                 self.ua.spawn(self._bye(488, "no usable SDP answer"))
+                return
+            if self.state in LIVE:
+                self.move(self._live_state(), reason="remote hold" if self.remote_hold else "")
 
     def _on_reinvite(self, request: Request, tx: TransactionKey | None) -> None:
         assert tx is not None
         try:
             body = self.session.answer(request.body) if request.body else self.session.offer()
+            self._offer_in_answer = not request.body
         except (NoCommonCodec, SipError):
             self.ua.reply(tx, request.make_response(488))
             return

@@ -16,7 +16,7 @@ from pbx.media.rtp import RtpPacket
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.sdp import SessionDescription
 from pbx.sip.timers import TimerConfig
-from pbx.ua import CallState, IncomingCall, RegistrationState
+from pbx.ua import CallState, HoldChanged, IncomingCall, RegistrationState
 from tests.integration.ports import free_port
 from tests.integration.test_ua_support import start_phone
 
@@ -117,7 +117,15 @@ async def test_an_invite_without_sdp_gets_our_offer_and_its_ack_carries_the_answ
         assert RtpPacket.parse(data).payload_type == 8  # PCMA, as the ACK's answer says
         negotiated = incoming.call.negotiated
         assert negotiated is not None and negotiated.remote_port == rtp.port
-        peer.transport.sendto(in_dialog("BYE", peer, port, ok, 2), ("127.0.0.1", port))
+        # A re-INVITE without SDP: our 200 offers again, the ACK's sendonly answer holds us.
+        peer.transport.sendto(in_dialog("INVITE", peer, port, ok, 2), ("127.0.0.1", port))
+        again = await peer.next_response(200)
+        assert SessionDescription.parse(again.body).media[0].port == incoming.call.session.port
+        held = answer.replace(b"a=rtpmap:8", b"a=sendonly\r\na=rtpmap:8")
+        peer.transport.sendto(in_dialog("ACK", peer, port, again, 2, held), ("127.0.0.1", port))
+        await bob.wait_event(HoldChanged, lambda e: e.remote)
+        assert incoming.call.state is CallState.ON_HOLD
+        peer.transport.sendto(in_dialog("BYE", peer, port, ok, 3), ("127.0.0.1", port))
         await peer.next_response(200)
         assert await incoming.call.wait_for(CallState.ENDED, timeout=3) is CallState.ENDED
     finally:
