@@ -88,8 +88,9 @@ def test_register_binds_contact_with_source_address(registrar, store):
 
 def test_wrong_password_and_unknown_user_look_the_same(registrar):
     wrong = authenticated(registrar, password="not-the-password")
-    unknown = authenticated(registrar, user="1999", password="whatever-pass", contacts=(
-        "<sip:1999@10.0.0.5>",))
+    unknown = authenticated(
+        registrar, user="1999", password="whatever-pass", contacts=("<sip:1999@10.0.0.5>",)
+    )
     assert wrong.status == unknown.status == 401
     assert [n for n, _ in wrong.headers] == [n for n, _ in unknown.headers]
     shape = [v.split("nonce=")[0] for v in wrong.headers.getall("WWW-Authenticate")]
