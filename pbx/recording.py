@@ -54,7 +54,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pbx.media.recorder import Decoder, DigitReceived, Recorder, flush_recorders
+from pbx.media.recorder import Decoder, DigitReceived, Recorder
+from pbx.media.recorder_batch import flush_recorders
 from pbx.media.relay import Leg, Tap
 from pbx.media.wavfile import repair, sync_file
 from pbx.store import RecordPolicy, Store, StoreError

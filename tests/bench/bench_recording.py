@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from pbx.media.ports import PortAllocator, PortPair
-from pbx.media.recorder import Recorder, flush_recorders
+from pbx.media.recorder import Recorder
+from pbx.media.recorder_batch import flush_recorders
 from pbx.media.relay import Leg, Relay, RelaySession, _LegState
 from pbx.recording import WRITE_EVERY
 from tests.bench.rows import Row

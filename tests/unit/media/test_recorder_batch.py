@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pbx.media import recorder as recorder_module
+from pbx.media import recorder_batch as recorder_module
 from pbx.media.g711 import alaw_encode, ulaw_encode
-from pbx.media.recorder import Recorder, flush_recorders
+from pbx.media.recorder import Recorder
+from pbx.media.recorder_batch import flush_recorders
 from pbx.media.relay import Leg
 from pbx.media.wavfile import read_frames, read_info
 
@@ -34,7 +35,7 @@ def tone(freq: float, n: int, start: int) -> np.ndarray:
 
 
 def trace(
-    seed: int, *, ts0: int = 1000, events: bool = False, resize: bool = False
+    seed: int, *, ts0: int = 1000, events: bool = False, resize: bool = False, late: bool = True
 ) -> list[Packet]:
     """Two legs of 20 ms packets for 3 s with jitter, reordering, loss and a late packet;
     leg B starts 0.5 s late and changes SSRC at 2 s."""
@@ -52,7 +53,7 @@ def trace(
             size = 240 if resize and leg is Leg.A and k == 70 else 160
             payload = encode(tone(freq, size, k * 160))
             at = 10.0 + (k + 1) * 0.02 + rng.uniform(0, 0.03)
-            if k == 60:
+            if k == 60 and late:
                 at += 0.5  # arrives after its stretch was written: late
             data = rtp(pt, k, base + k * 160, ssrc, payload)
             out.append((at, (leg, data, at)))
@@ -164,3 +165,25 @@ def test_a_write_error_is_reported_for_that_recorder_only(tmp_path: Path) -> Non
     failed = flush_recorders([good, bad], 11.0)
     assert list(failed) == [bad] and failed[bad].errno == errno.ENOSPC
     assert good.written == round(0.8 * 8000)
+
+
+def test_a_stalled_flush_grows_the_ring_and_loses_nothing(tmp_path: Path) -> None:
+    """A loop stall of 3 s (longer than the 2 s ring) between flushes: the same file as
+    flushing every 200 ms, and the ring grew instead of dropping audio."""
+    packets = trace(9, late=False)  # a stall makes a late packet on time: leave it out
+    steady, stalled = Recorder(tmp_path / "steady.wav"), Recorder(tmp_path / "stalled.wav")
+    frames_before = stalled._frames
+    for recorder, ticks in ((steady, range(1, 20)), (stalled, [1, 2, 3, 19])):
+        recorder.start(10.0)
+        queue = list(packets)
+        for tick in ticks:
+            now = 10.0 + tick * 0.2
+            while queue and queue[0][2] <= now:
+                recorder.tap(*queue.pop(0))
+            recorder.flush(now)
+        recorder.close(14.0)
+    assert stalled._frames > frames_before
+    assert steady.path.read_bytes() == stalled.path.read_bytes()
+    assert steady.stats == stalled.stats and steady.stats.late == 0
+    frames, _rate = read_frames(stalled.path)
+    assert np.abs(frames[8000:24000]).max(axis=0).min() > 8000  # audio through the stall
