@@ -12,10 +12,8 @@ that parses back to an equal value. From/To/Route values are `NameAddr`
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from pbx.sip import grammar
@@ -176,7 +174,6 @@ class CSeq:
 # --- the header multi-map (RFC 3261 7.3) -------------------------------------------------
 
 _CANONICAL = {name.lower(): name for name in grammar.KNOWN_NAMES} | COMPACT_FORMS
-_NAME_OF = itemgetter(0)
 _NAME_CACHE: dict[str, str] = {}
 _SPELLING: dict[str, str] = {}  # lower-case unknown name -> the spelling first seen
 _MAX_SPELLINGS = 4096
@@ -262,11 +259,13 @@ class Headers:
         return index
 
     def name_counts(self) -> dict[str, int]:
-        """Canonical name -> number of header lines, built in C on first use and cached like
+        """Canonical name -> number of header lines, built on first use and cached like
         first_values(): `in` and count() become dict lookups instead of scans."""
         counts: dict[str, int] | None = self._cache.get(_COUNTS)
         if counts is None:
-            counts = self._cache[_COUNTS] = Counter(map(_NAME_OF, self._items))
+            counts = self._cache[_COUNTS] = {}
+            for name, _ in self._items:  # a plain loop: Counter() costs 3x for ten names
+                counts[name] = counts.get(name, 0) + 1
         return counts
 
     def _changed(self, canon: str) -> None:
