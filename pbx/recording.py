@@ -64,7 +64,7 @@ from pbx.store.recordings import Recording
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.2
-WRITE_EVERY = 0.0  # append to a file every ~0.4 s: a crash loses < 1 s (window + this + tick)
+WRITE_EVERY = 0.0  # > 0: append less often, losing that much more audio in a crash
 RETENTION_INTERVAL = 3600.0
 FEATURE_CODE = "*1"
 DIGIT_TIMEOUT = 3.0
@@ -185,8 +185,8 @@ class RecordingManager:
         self.on_finished = on_finished
         self._pending: set[asyncio.Future[Recording]] = set()
         #: Puts the recorder's tap (None: removes it) on the call's relay session. The
-        #: default owns the session's one tap slot; a PBX that also taps for call quality
-        #: passes e.g. `lambda call, tap: call.relay.set_tap(quality.chain(tap))`.
+        #: default owns the session's tap slot; a session opened with quality=True keeps
+        #: its call-quality monitor in front of it by itself (pbx.media.relay).
         self.install_tap = install_tap or _set_tap
         self._timer: asyncio.TimerHandle | None = None
         self._next_retention = 0.0
