@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pbx.media.leg_stats import CallQuality
 from pbx.media.ports import PortAllocator, PortPair
 from pbx.media.recorder import Recorder
 from pbx.media.recorder_batch import flush_recorders
@@ -102,8 +103,8 @@ def per_packet(fn: Callable[[int], None], seconds: float) -> float:
     return cpu / calls
 
 
-def relay_costs(seconds: float) -> tuple[float, float]:
-    """(untapped, tapped) CPU seconds per relayed RTP packet."""
+def relay_costs(seconds: float) -> tuple[float, float, float]:
+    """(untapped, tapped, quality-measured) CPU seconds per relayed RTP packet."""
     session, sockets = relay_session()
     port = session._legs[Leg.A].rtp
     source = port.latched
@@ -121,10 +122,21 @@ def relay_costs(seconds: float) -> tuple[float, float]:
                 times.clear()
 
         with_tap = per_packet(tapped, seconds)
+        session.set_tap(None)
+        session.quality = CallQuality((Leg.A, Leg.B), event_types=frozenset(range(96, 128)))
+        session._rewire()  # what open_session(quality=True) sets up
+        quality = session.quality
+
+        def measured(i: int) -> None:
+            port.datagram_received(data, source)  # type: ignore[arg-type]
+            if len(quality._queue) > 5000:
+                quality.drain()  # the relay's once-a-second sweep; counted here too
+
+        with_quality = per_packet(measured, seconds)
     finally:
         for sock in sockets:
             sock.close()
-    return untapped, with_tap
+    return untapped, with_tap, with_quality
 
 
 def tap_call_cost(seconds: float) -> float:
@@ -263,7 +275,7 @@ async def _real_relay(record: bool, calls: int, rate: int, seconds: float, folde
 
 def run(quick: bool) -> list[Row]:
     seconds = 1.0 if quick else 3.0
-    untapped, tapped = relay_costs(seconds)
+    untapped, tapped, quality = relay_costs(seconds)
     with tempfile.TemporaryDirectory(prefix="deskpbx-bench-rec-") as tmp:
         rate, packets = recorder_throughput(seconds, Path(tmp))
     slow_path = tapped - untapped
@@ -281,6 +293,8 @@ def run(quick: bool) -> list[Row]:
             command=COMMAND),
         Row("relay packet, tapped (hot path + tap)", tapped * 1e9, "ns CPU", note=note,
             command=COMMAND),
+        Row("relay packet, call quality measured (quality=True)", quality * 1e9, "ns CPU",
+            note="deferred tap + the sweep's header accounting", command=COMMAND),
         Row("tapped minus untapped relay packet", slow_path * 1e9, "ns CPU/packet",
             note="one clock read + the tap call", command=COMMAND),
         Row("Recorder.tap call (list append)", tap_cost * 1e9, "ns CPU/packet",
