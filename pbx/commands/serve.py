@@ -130,3 +130,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
+    except OSError as exc:  # e.g. the HTTP API's port is taken
+        raise UsageError(exc.strerror or str(exc)) from exc

@@ -199,7 +199,7 @@ def pbx_command(
     return [
         *runner, "--data-dir", str(data_dir), "serve",
         "--sip", f"127.0.0.1:{port}", "--rtp-ports", rtp_ports,
-        "--auth-algorithms", "MD5", "--qualify-interval", "0",
+        "--auth-algorithms", "MD5", "--qualify-interval", "0", "--http", "off",
     ]  # fmt: skip
 
 
