@@ -113,6 +113,9 @@ class B2bua:
         self.on_call_ended = on_call_ended
         #: Attaches recorders on answer and finishes them before the CDR (pbx.recording).
         self.recordings = recordings
+        #: Per-leg loss, jitter, RTT and MOS for the CDR (relay quality=True); extra
+        #: "call_quality=off" saves the per-packet accounting.
+        self.quality = config.extra.get("call_quality", "on").lower() != "off"
         self.resender = AnswerResender(endpoint, config.timers, self._no_ack)
         #: Told of RINGING, EARLY_MEDIA and CONNECTED (pbx.api.events.CallEventSource).
         self.on_call_state: Callable[[Call], None] | None = None
@@ -271,8 +274,9 @@ class B2bua:
             return
         try:
             session = await self.relay.open_session(
-                call.label, family_of(call.a_peer.media_host), socket.AF_INET
-            )
+                call.label, family_of(call.a_peer.media_host), socket.AF_INET,
+                quality=self.quality,
+            )  # fmt: skip
         except OSError as exc:
             log.error("[%s] no RTP ports: %s", call.label, exc)
             self._fail(call, 503, "No Media Ports", Disposition.FAILED)

@@ -183,7 +183,7 @@ class CallControl:
         b = self.b2bua
         try:
             session = await b.relay.open_session(
-                call.label, family_of(call.a_peer.media_host), socket.AF_INET
+                call.label, family_of(call.a_peer.media_host), socket.AF_INET, quality=b.quality
             )
         except OSError as exc:
             log.error("[%s] no RTP ports: %s", call.label, exc)

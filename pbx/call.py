@@ -280,8 +280,11 @@ def sdp_of(message: Request | Response | None) -> SessionDescription | None:
 
 
 def media_stats(call: Call) -> dict[str, dict[str, object]]:
-    """Per-side relay counters for the CDR: what each phone sent ("in") and was sent ("out")."""
+    """Per-side relay counters for the CDR: what each phone sent ("in") and was sent ("out"),
+    and, when the relay measured it, the quality of what that phone sent (RFC 3550 A.8
+    jitter, loss, RTCP round trip, estimated MOS: pbx.media.leg_stats)."""
     assert call.relay is not None
+    quality = getattr(call.relay, "quality_summary", lambda: None)() or {}
     out: dict[str, dict[str, object]] = {}
     for side in Side:
         stats = call.relay.stats(side.leg)
@@ -294,6 +297,8 @@ def media_stats(call: Call) -> dict[str, dict[str, object]]:
             "rtcp_out": stats.rtcp_packets_out,
             "latched": list(stats.latched[:2]) if stats.latched else None,
         }
+        if side.leg in quality:
+            out[side.value]["quality"] = quality[side.leg]
     return out
 
 

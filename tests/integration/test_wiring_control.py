@@ -125,6 +125,10 @@ def test_click_to_call_shows_caller_id_and_reports_in_order(
     assert (cdr["hangup_side"], cdr["sip_code"]) == ("system", 200)
     assert cdr["x_headers"] == {"X-Crm-Id": "4711"}
     assert 0.4 <= cdr["billsec"] <= 5
+    for side in ("caller", "callee"):  # both phones play audio; the relay measured it
+        quality = cdr["media_stats"][side]["quality"]
+        assert quality["packets"] > 0 and quality["loss_pct"] == 0.0, (side, quality)
+        assert 1.0 <= quality["mos"] <= 4.5
 
 
 def test_without_caller_id_the_first_phone_sees_the_number_called(

@@ -29,7 +29,9 @@ class FakeRelay:
         self.during = during
         self.sessions: list[FakeSession] = []
 
-    async def open_session(self, label: str, family_a: int, family_b: int) -> FakeSession:
+    async def open_session(
+        self, label: str, family_a: int, family_b: int, *, quality: bool = False
+    ) -> FakeSession:
         await asyncio.sleep(0)
         self.during()
         session = FakeSession()

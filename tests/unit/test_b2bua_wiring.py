@@ -207,3 +207,13 @@ def test_a_re_invite_from_the_caller_is_what_a_transfer_offers_next() -> None:
     assert forwarded.method == "INVITE" and b"a=sendonly" in forwarded.body
     assert b"m=audio 40002 " in forwarded.body  # leg B sees the relay, not the phone
     assert call.a_offer.direction_for(call.a_offer.media[0]).value == "sendonly"
+
+
+def test_call_quality_is_measured_unless_turned_off() -> None:
+    def b2bua(**extra: str) -> B2bua:
+        config = PbxConfig(data_dir=Path("/nonexistent"), extra=extra)
+        return B2bua(WireEndpoint(), None, None, None, None, config)  # type: ignore[arg-type]
+
+    assert b2bua().quality is True
+    assert b2bua(call_quality="OFF").quality is False
+    assert b2bua(call_quality="on").quality is True
