@@ -44,6 +44,7 @@ from pbx.sip.message import Request, Response
 from pbx.store import Cdr, Disposition, HangupSide, Store
 from pbx.store.recordings import Recording
 from pbx.trunks import TrunkManager
+from pbx.tuning import tune_gc
 
 if TYPE_CHECKING:
     from pbx.api.app import ApiServer
@@ -289,6 +290,7 @@ async def serve(config: PbxConfig, ready: Callable[[Pbx], None] | None = None) -
     """Run until SIGTERM/SIGINT; then stop taking calls, end active ones, exit 0."""
     pbx = Pbx(config)
     await pbx.start()
+    tune_gc()  # a process of its own: freeze start-up objects, collect less often
     if ready is not None:
         ready(pbx)
     stop = asyncio.Event()
