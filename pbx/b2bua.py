@@ -379,6 +379,7 @@ class B2bua:
                 self.sip.cancel(other.tx)
         if sdp is not None:
             call.set_remote(Leg.B, sdp)
+            self.control.bridge_codecs(call, sdp)
         first = call.answer is None  # a transfer's new leg B keeps the call's answer time
         if first:
             call.answer = self.wall()

@@ -46,13 +46,15 @@ from pbx.call import (
     disposition_for,
     family_of,
     sdp_of,
+    voice_codec,
 )
 from pbx.media.relay import Leg
+from pbx.media.transcode import TranscodeError, transcoders_for_call
 from pbx.sip.dialog import Dialog, DialogSet
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import ResponseReceived
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import make_offer
+from pbx.sip.sdp import SessionDescription, make_offer
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.store import Binding, Disposition, HangupSide
@@ -251,6 +253,7 @@ class CallControl:
             self.end_placed(call, 488, "Not Acceptable Here (no usable answer)", Disposition.FAILED)
             return
         call.a_offer = sdp
+        call.a_codec, call.a_events = voice_codec(sdp)
         b._cancel_timers(call)
         self._place_b(call)
 
@@ -281,6 +284,24 @@ class CallControl:
         else:
             call.hangup_side = HangupSide.CALLER  # the caller's own phone turned it down
             self.end_placed(call, best.status, best.reason, disposition_for(best.status))
+
+    def bridge_codecs(self, call: Call, answer: SessionDescription) -> None:
+        """Leg B answered: when leg A settled on the other G.711 law (a transfer, or a
+        click-to-call caller), the relay transcodes between them (RFC 3551 4.5.14)."""
+        codec, events = voice_codec(answer)
+        if call.a_waits and call.a_codec is None:  # leg A gets this very answer
+            call.a_codec, call.a_events = codec, events
+            return
+        if codec is None or call.a_codec is None or call.relay is None:
+            return
+        try:
+            pair = transcoders_for_call(call.a_codec, codec, call.a_events, events)
+        except TranscodeError as exc:
+            log.warning("[%s] legs cannot be bridged: %s", call.label, exc)
+            return
+        call.relay.set_transcoders(*pair)
+        if pair != (None, None):
+            log.info("[%s] transcoding %s <-> %s", call.label, call.a_codec.name, codec.name)
 
     # ------------------------------------------------------------------ transfer, DTMF
 

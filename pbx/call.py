@@ -19,7 +19,7 @@ from pbx.media.relay import Leg, RelaySession
 from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import LocalSession, SessionDescription, rewrite_for_relay
+from pbx.sip.sdp import AUXILIARY, Codec, LocalSession, SessionDescription, rewrite_for_relay
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.store import Binding, Cdr, Disposition, HangupSide
 
@@ -128,6 +128,10 @@ class Call:
     rerouting: bool = False
     #: INVITEs sent towards callees so far: numbers each fork's Call-ID, also across transfers.
     forks_sent: int = 0
+    #: The voice codec and telephone-event type leg A settled on; a transfer's new leg B may
+    #: answer the other G.711 law, and the relay then transcodes (pbx.b2bua_control).
+    a_codec: Codec | None = None
+    a_events: int | None = None
 
     @property
     def ended(self) -> bool:
@@ -310,3 +314,13 @@ def is_x_header(name: str) -> bool:
 def family_of(host: str) -> int:
     """The socket family of an IP literal (the relay binds each leg in its phone's family)."""
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def voice_codec(sdp: SessionDescription) -> tuple[Codec | None, int | None]:
+    """The first voice codec of the first active audio stream, and its telephone-event payload
+    type (RFC 4733 7.1.1): what an answer settles a leg on (RFC 3264 6.1: the first listed)."""
+    media = next((m for m in sdp.media if m.kind == "audio" and m.port), None)
+    codecs = media.codecs() if media is not None else ()
+    voice = next((c for c in codecs if c.name.lower() not in AUXILIARY), None)
+    events = next((c.payload_type for c in codecs if c.name.lower() == "telephone-event"), None)
+    return voice, events

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pbx.b2bua import B2bua
-from pbx.call import Call, CallState, Fork, Peer, Side, fork_invite
+from pbx.call import Call, CallState, Fork, Peer, Side, fork_invite, voice_codec
 from pbx.cli import build_parser
 from pbx.commands import UsageError
 from pbx.commands.serve import config_from_args
@@ -19,6 +19,7 @@ from pbx.server import recover_cdrs
 from pbx.sip.dialog import Dialog
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
+from pbx.sip.sdp import SessionDescription
 from pbx.sip.transaction import ClientKey, ServerKey
 from pbx.store import Binding, Cdr, Disposition, Store
 from tests.unit.test_call import OFFER, PortsRelay, make_call
@@ -217,3 +218,44 @@ def test_call_quality_is_measured_unless_turned_off() -> None:
     assert b2bua().quality is True
     assert b2bua(call_quality="OFF").quality is False
     assert b2bua(call_quality="on").quality is True
+
+
+class TranscodingRelay(PortsRelay):
+    def __init__(self) -> None:
+        super().__init__()
+        self.transcoders: list[tuple[object, object]] = []
+
+    def set_transcoders(self, a_to_b: object, b_to_a: object) -> None:
+        self.transcoders.append((a_to_b, b_to_a))
+
+
+def _answer_sdp(pt: int, name: str, events: int | None = None) -> SessionDescription:
+    types = f"{pt}" + (f" {events}" if events is not None else "")
+    text = (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio 4000 RTP/AVP {types}\r\na=rtpmap:{pt} {name}/8000\r\n")  # fmt: skip
+    if events is not None:
+        text += f"a=rtpmap:{events} telephone-event/8000\r\n"
+    return SessionDescription.parse(text)
+
+
+def test_the_voice_codec_is_the_first_one_that_is_not_an_event_or_comfort_noise() -> None:
+    codec, events = voice_codec(_answer_sdp(8, "PCMA", events=101))
+    assert (codec.name if codec else None, events) == ("PCMA", 101)
+    text = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"
+    assert voice_codec(SessionDescription.parse(text)) == (None, None)  # refused stream
+
+
+def test_a_transfer_to_a_phone_on_the_other_g711_law_is_transcoded() -> None:
+    b2bua = B2bua(WireEndpoint(), None, None, None, None,  # type: ignore[arg-type]
+                  PbxConfig(data_dir=Path("/nonexistent")))  # fmt: skip
+    call = make_call()
+    relay = call.relay = TranscodingRelay()  # type: ignore[assignment]
+    b2bua.control.bridge_codecs(call, _answer_sdp(0, "PCMU", events=101))  # the first callee
+    assert (call.a_codec.name if call.a_codec else None, call.a_events) == ("PCMU", 101)
+    assert relay.transcoders == []  # both phones use the one answer: nothing to do
+    call.rerouting = True  # transferred: the new callee answers A-law, events as 96
+    b2bua.control.bridge_codecs(call, _answer_sdp(8, "PCMA", events=96))
+    [(a_to_b, b_to_a)] = relay.transcoders
+    packet = bytes([0x80, 0]) + bytes(10) + bytes([0xFF] * 4)  # PCMU silence from leg A
+    assert a_to_b(packet)[1] == 8 and b_to_a(bytes([0x80, 96]) + bytes(14))[1] == 101
+    assert a_to_b(packet)[12:] == bytes([0xD5] * 4)  # mu-law 0xFF is A-law 0xD5 (G.711)
