@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -18,8 +19,9 @@ from tests.integration.ports import free_port
 
 PASSWORDS = {f"100{i}": f"secret-100{i}" for i in range(1, 10)}
 
-# RTP ranges handed to PBXes of one test run, so parallel PBXes never collide.
-_rtp_blocks = itertools.count()
+# RTP ranges handed to PBXes of one test run, so parallel PBXes never collide; the
+# first block depends on the process, so two test runs side by side rarely share one.
+_rtp_blocks = itertools.count(os.getpid() % 100)
 
 
 def rtp_block(size: int = 200) -> tuple[int, int]:

@@ -67,7 +67,7 @@ def serve(tmp_path):
     args = [
         sys.executable, "-c", "import sys; from pbx.cli import main; sys.exit(main())",
         "--data-dir", str(data_dir), "serve", "--sip", f"127.0.0.1:{port}",
-        "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0",
+        "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0", "--http", "off",
     ]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
