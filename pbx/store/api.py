@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pbx.store.errors import InvalidValue, StoreError
+from pbx.store.mixin import StoreMixin
 from pbx.store.rows import Cdr, Disposition, parse_enum
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    pass
 
 TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 X_HEADER_RE = re.compile(r"[Xx]-[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
@@ -119,22 +120,8 @@ def validate_events(events: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(events))
 
 
-class ApiQueries:
+class ApiQueries(StoreMixin):
     """Mixed into Store."""
-
-    if TYPE_CHECKING:
-
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _rows(
-            self,
-            table: str,
-            where: str | None = None,
-            args: Any = None,
-            *,
-            order_by: str | None = None,
-            limit: int | None = None,
-        ) -> list[dict[str, Any]]: ...
 
     # -- tokens -----------------------------------------------------------------------------
 

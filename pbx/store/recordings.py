@@ -8,12 +8,11 @@ file. Times are wall-clock epoch seconds, sizes bytes.
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pbx.store.errors import InvalidValue
+from pbx.store.mixin import StoreMixin
 
 MAX_RECORDING_LIMIT = 10_000
 
@@ -46,24 +45,8 @@ class Recording:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-class RecordingQueries:
+class RecordingQueries(StoreMixin):
     """Mixed into Store."""
-
-    if TYPE_CHECKING:  # provided by Store
-
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-            raise NotImplementedError
-
-        def _rows(
-            self,
-            table: str,
-            where: str | None = None,
-            args: Any = None,
-            *,
-            order_by: str | None = None,
-            limit: int | None = None,
-        ) -> list[dict[str, Any]]:
-            raise NotImplementedError
 
     def add_recording(
         self, call_id: str, path: str, start: float, *, call_label: str = "",

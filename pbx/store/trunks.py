@@ -13,11 +13,11 @@ import enum
 import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pbx.store.errors import InvalidValue, StoreError
+from pbx.store.mixin import StoreMixin
 from pbx.store.rows import PermissionClass, parse_enum
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -175,24 +175,8 @@ def validate_trunk(trunk: Trunk) -> Trunk:
     return replace(trunk, transport=transport)
 
 
-class TrunkQueries:
+class TrunkQueries(StoreMixin):
     """Mixed into Store."""
-
-    if TYPE_CHECKING:  # provided by Store
-
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-            raise NotImplementedError
-
-        def _rows(
-            self,
-            table: str,
-            where: str | None = None,
-            args: Any = None,
-            *,
-            order_by: str | None = None,
-            limit: int | None = None,
-        ) -> list[dict[str, Any]]:
-            raise NotImplementedError
 
     # -- trunks -----------------------------------------------------------------------------
 
