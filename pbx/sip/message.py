@@ -21,12 +21,14 @@ import base64
 import re
 from collections.abc import Callable, Iterable
 from itertools import repeat
+from operator import countOf, itemgetter
 from typing import Any, Generic, TypeVar, overload
 
 from pbx.sip import grammar
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.grammar import COMPACT_FORMS, REASON_PHRASES
 from pbx.sip.headers import (
+    _INDEX,  # the first_values() cache key
     LIST_HEADERS,
     CSeq,
     Headers,
@@ -40,7 +42,7 @@ from pbx.sip.headers import (
     parse_max_forwards,
     parse_top_via,
 )
-from pbx.sip.uri import SipUri, Uri, params_of, parse_name_addr, parse_uri
+from pbx.sip.uri import SipUri, Uri, parse_name_addr, parse_uri, tag_of
 
 __all__ = [
     "COMPACT_FORMS", "LIST_HEADERS", "MAX_BODY", "MAX_HEAD", "REASON_PHRASES", "SIP_VERSION",
@@ -64,6 +66,20 @@ def _required(headers: Headers, canon: str) -> str:
     if value is None:
         raise ParseError(f"Missing {canon}")
     return value
+
+
+def _first(canon: str, parse: Callable[[str], T]) -> Callable[[Headers], T]:
+    """parse(first value of a mandatory header): `_required` inlined, as the transaction
+    key reads four of these per message."""
+
+    def read(headers: Headers) -> T:
+        index = headers._cache.get(_INDEX)
+        value = (headers.first_values() if index is None else index).get(canon)
+        if value is None:
+            raise ParseError(f"Missing {canon}")
+        return parse(value)
+
+    return read
 
 
 def _optional(parse: Callable[[str], T], canon: str) -> Callable[[Headers], T | None]:
@@ -135,7 +151,7 @@ def _tag_of(headers: Headers, canon: str, field: str) -> str | None:
     parsed = headers._cache.get((canon, field))
     if parsed is not None:
         return parsed.params.get("tag")  # type: ignore[no-any-return]
-    return params_of(_required(headers, canon)).get("tag")
+    return tag_of(_required(headers, canon))
 
 
 class _Message:
@@ -148,9 +164,9 @@ class _Message:
 
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
-    call_id = _Typed("Call-ID", lambda h: parse_call_id(_required(h, "Call-ID")))
-    cseq = _Typed("CSeq", lambda h: CSeq.parse(_required(h, "CSeq")))
-    via = _Typed("Via", lambda h: parse_top_via(_required(h, "Via")))
+    call_id = _Typed("Call-ID", _first("Call-ID", parse_call_id))
+    cseq = _Typed("CSeq", _first("CSeq", CSeq.parse))
+    via = _Typed("Via", _first("Via", parse_top_via))
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
     to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
@@ -454,13 +470,14 @@ _WIRE_NAMES: dict[str, str] = {
 
 
 _CL = "Content-Length"
+_NAME = itemgetter(0)
 
 
 def _content_length(headers: Headers) -> int | None:
     value = headers.first_values().get(_CL)
     if value is None:
         return None
-    if headers.name_counts()[_CL] > 1:
+    if countOf(map(_NAME, headers._items), _CL) > 1:  # in C; name_counts() stays lazy
         # RFC 4475 3.3.14 mcl01: the body cannot be framed reliably, so reject it.
         raise ParseError("Multiple Content-Length values")
     if not value.isdigit() or not value.isascii() or len(value) > 9:

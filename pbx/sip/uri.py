@@ -382,6 +382,23 @@ _PLAIN_ADDRESS = re.compile(
 )
 
 
+# The usual From/To spelling with the tag first among plain parameters: its tag is group 1.
+_PLAIN_TAGGED = re.compile(
+    f'(?:(?:"[^"\\\\]*" ?|[^"<>;]*)<[^<>"\\s]*>|[^"<>;\\s]+);tag=([{_T}]+)'
+    f"(?:;[{_T}]+(?:=[{_T}]+)?)*"
+)
+
+
+def tag_of(text: str) -> str | None:
+    """`params_of(text).get("tag")` (RFC 3261 19.3), for the transaction and dialog keys:
+    one regex when the tag is the first of plain parameters after a plain address, which
+    is what _PLAIN_ADDRESS and params_dict would find too; anything else goes the long way."""
+    match = _PLAIN_TAGGED.fullmatch(text)
+    if match is not None:
+        return match.group(1)
+    return params_of(text).get("tag")
+
+
 def params_of(text: str) -> dict[str, str | None]:
     """The header parameters of a name-addr or addr-spec value, without parsing its URI:
     the hot path for From/To tags (RFC 3261 20.10, 19.3)."""
