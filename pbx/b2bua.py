@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_control import CallControl
 from pbx.b2bua_forward import Forwarder
+from pbx.b2bua_refer import ReferHandler
 from pbx.b2bua_resend import AnswerResender
 from pbx.b2bua_trunks import TrunkCalls
 from pbx.call import (
@@ -127,6 +128,8 @@ class B2bua:
         self.forwarder = Forwarder(self)
         #: Click-to-call, hang up, transfer, DTMF and recording for the HTTP API.
         self.control = CallControl(self)
+        #: Transfers the phones ask for with REFER (RFC 3515).
+        self.refer = ReferHandler(self)
         #: Outbound routes through trunks (OutboundDialer) and carriers' inbound calls.
         self.trunking = TrunkCalls(self, trunks)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -144,7 +147,7 @@ class B2bua:
             "by_a_tx": len(self._by_a_tx),
             "by_fork": len(self._by_fork) + len(self.control.by_a_fork),  # both legs' INVITEs
             "by_dialog": len(self._by_dialog),
-            "forwarded": len(self.forwarder.pending),
+            "forwarded": len(self.forwarder.pending) + self.refer.table_size(),
             "tasks": len(self._tasks),
         }
 
@@ -328,7 +331,7 @@ class B2bua:
         if ev.tx is not None and ev.tx in self.forwarder.pending:
             self.forwarder.on_response(ev.tx, response)
             return
-        if self.control.on_response(ev):
+        if self.control.on_response(ev) or self.refer.on_response(ev):
             return
         call = self._by_fork.get(ev.tx) if ev.tx is not None else None
         if call is None:
@@ -379,6 +382,7 @@ class B2bua:
                 self.sip.cancel(other.tx)
         if sdp is not None:
             call.set_remote(Leg.B, sdp)
+            call.b_offer = sdp
             self.control.bridge_codecs(call, sdp)
         first = call.answer is None  # a transfer's new leg B keeps the call's answer time
         if first:
@@ -416,7 +420,7 @@ class B2bua:
         if isinstance(tx, ClientKey) and tx in self.forwarder.pending:
             self.forwarder.on_response(tx, None)
             return
-        if self.control.on_timeout(tx):
+        if self.control.on_timeout(tx) or self.refer.on_timeout(tx):
             return
         call = self._by_fork.get(tx)  # type: ignore[arg-type]
         if call is None:
@@ -517,6 +521,7 @@ class B2bua:
                 self._by_dialog.pop(dialog.id, None)
         self.forwarder.forget(call)
         self.control.forget(call)
+        self.refer.forget(call)
         self.trunking.forget(call)
         try:
             self.store.add_cdr(call.to_cdr())

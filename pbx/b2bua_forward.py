@@ -50,6 +50,8 @@ class Forwarder:
         dialog_id = DialogId(request.call_id, request.to_tag or "", request.from_tag)
         found = b._by_dialog.get(dialog_id)
         if found is None:
+            if b.refer.on_detached(ev, dialog_id):
+                return
             if request.method != "ACK":
                 b._reply(ev, 481)
             return
@@ -79,6 +81,8 @@ class Forwarder:
             b._hangup(call, side, HANGUP_SIDE[side])
         elif method == "OPTIONS":
             b._reply(ev, 200, headers=[("Allow", ALLOW)])
+        elif method == "REFER":
+            b.refer.on_refer(ev, call, side)
         elif method in FORWARDED_METHODS and call.b_dialog is not None:
             if method == "INFO":
                 self._on_info(call, side, request)
@@ -126,6 +130,8 @@ class Forwarder:
             body = call.sdp_towards(other, sdp, peer.media_host)
             if side is Side.A:  # what a transfer's new leg B is offered from now on
                 call.a_offer = sdp
+            else:  # what a transfer target replacing leg A is offered (pbx.b2bua_refer)
+                call.b_offer = sdp
         try:
             forwarded = dialog.create_request(
                 request.method, body=body, content_type=content_type if body else None
@@ -158,6 +164,8 @@ class Forwarder:
         peer = call.peer(side)
         if sdp is not None and call.relay is not None and peer is not None:
             call.set_remote(other.leg, sdp)
+            if other is Side.B:
+                call.b_offer = sdp
             answer.body = call.sdp_towards(side, sdp, peer.media_host)
             answer.headers.add("Content-Type", SDP_TYPE)
         if 200 <= status < 300 and peer is not None:

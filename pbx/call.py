@@ -26,7 +26,7 @@ from pbx.store import Binding, Cdr, Disposition, HangupSide
 Address = tuple[str, int]
 
 #: The methods the PBX takes, in Allow headers (RFC 3261 20.5).
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, REGISTER"
 SDP_TYPE = "application/sdp"
 
 
@@ -132,6 +132,9 @@ class Call:
     #: answer the other G.711 law, and the relay then transcodes (pbx.b2bua_control).
     a_codec: Codec | None = None
     a_events: int | None = None
+    #: Leg B's latest SDP, offered to a transfer target when leg A's phone refers the call
+    #: (pbx.b2bua_refer).
+    b_offer: SessionDescription | None = None
 
     @property
     def ended(self) -> bool:
