@@ -16,7 +16,7 @@ number: one that is no extension follows the outbound routes to a trunk
 
 A blind transfer ends leg B with BYE and places a new leg B to the target,
 offering leg A's last SDP; the relay ports stay, so leg A needs no re-INVITE
-(RFC 5589's REFER is not used: the PBX is the one transferring). Hanging up
+(no REFER: the PBX is the one transferring; a phone's REFER is pbx.b2bua_refer). Hanging up
 an answered call BYEs both legs (hangup side "system"); a ringing call's
 forks are CANCELled and the caller gets 480. DTMF goes to leg B as INFO
 application/dtmf-relay, one request per digit, spaced by their duration.

@@ -105,8 +105,12 @@ class Transfer:
 
 
 def refer_target(value: str) -> tuple[str | None, str | None]:
-    """The number (user part) a Refer-To names, and its Replaces header if any."""
-    uri, replaces = split_refer_to(value)
+    """The number (user part) a Refer-To names, and its Replaces header if any.
+
+    Refer-To is a name-addr or addr-spec (RFC 3515 2.1), so a display name may come first.
+    """
+    start = value.find("<")
+    uri, replaces = split_refer_to(value[start:] if start >= 0 else value)
     scheme, _, rest = uri.partition(":")
     if scheme.lower() not in ("sip", "sips", "tel") or not rest:
         return None, replaces
