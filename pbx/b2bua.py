@@ -382,7 +382,7 @@ class B2bua:
                 self.sip.cancel(other.tx)
         if sdp is not None:
             call.set_remote(Leg.B, sdp)
-            call.b_offer = sdp
+            call.last_sdp[Side.B] = sdp
             self.control.bridge_codecs(call, sdp)
         first = call.answer is None  # a transfer's new leg B keeps the call's answer time
         if first:

@@ -128,10 +128,9 @@ class Forwarder:
         if sdp is not None:
             call.set_remote(side.leg, sdp)
             body = call.sdp_towards(other, sdp, peer.media_host)
+            call.last_sdp[side] = sdp  # what a phone's transfer offers (pbx.b2bua_refer)
             if side is Side.A:  # what a transfer's new leg B is offered from now on
                 call.a_offer = sdp
-            else:  # what a transfer target replacing leg A is offered (pbx.b2bua_refer)
-                call.b_offer = sdp
         try:
             forwarded = dialog.create_request(
                 request.method, body=body, content_type=content_type if body else None
@@ -164,8 +163,7 @@ class Forwarder:
         peer = call.peer(side)
         if sdp is not None and call.relay is not None and peer is not None:
             call.set_remote(other.leg, sdp)
-            if other is Side.B:
-                call.b_offer = sdp
+            call.last_sdp[other] = sdp
             answer.body = call.sdp_towards(side, sdp, peer.media_host)
             answer.headers.add("Content-Type", SDP_TYPE)
         if 200 <= status < 300 and peer is not None:

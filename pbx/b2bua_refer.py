@@ -26,8 +26,15 @@ then, with the referrer as the hangup side; the same `Call` then carries on
 as the transferred call (transferee -> target, started at the REFER,
 answered when the target answered) and writes its own CDR when it ends.
 
-Refer-To with a Replaces header (attended transfer, RFC 3891) is answered
-501 for now; so are targets that are no extension (no trunk routing yet).
+Attended transfer: Refer-To carries a Replaces header (RFC 3891 3, RFC 5589
+7) naming the referrer's dialog of a second call through the PBX (as the
+referrer sees it: to-tag ours, from-tag its own). The party kept on that
+second call is re-INVITEd (RFC 3261 14) to the relay port the referrer had
+in the first call, with the transferee's SDP; on its 2xx it takes the
+referrer's place there, the second call ends (its CDR: hung up by the
+referrer) and its relay closes. A Replaces naming no dialog of ours is taken
+as a blind transfer to the Refer-To number. Targets that are no extension
+are reported 404 (no trunk routing for a phone's REFER yet).
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ from pbx.sip.dialog import Dialog, DialogId, DialogSet
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import SessionDescription
+from pbx.sip.sdp import Direction, SessionDescription, rewrite_for_relay
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.store import Disposition, HangupSide
@@ -95,6 +102,8 @@ class Transfer:
     bye_after: ClientKey | None = None  # the final NOTIFY; its answer lets us BYE
     answer: SessionDescription | None = None  # the target's SDP, once it answered
     relatched: bool = False
+    #: Attended: the second call and the referrer's side in it (its other side is kept).
+    other: tuple[Call, Side] | None = None
 
     @property
     def transferee(self) -> Side:
@@ -119,6 +128,21 @@ def refer_target(value: str) -> tuple[str | None, str | None]:
     return (user or None), replaces
 
 
+def both_ways(sdp: SessionDescription) -> SessionDescription:
+    """`sdp` with its audio sendrecv: a transferee is usually on hold when the referrer
+    transfers, and its recvonly answer must not put the new party on hold (RFC 3264 8.4)."""
+    media = tuple(
+        dataclasses.replace(m, direction=None) if m.kind == "audio" else m for m in sdp.media
+    )
+    return dataclasses.replace(sdp, direction=None, media=media)
+
+
+def one_way(sdp: SessionDescription) -> bool:
+    """Whether the audio of `sdp` is on hold in either direction (RFC 3264 8.4)."""
+    audio = [m for m in sdp.media if m.kind == "audio" and m.port]
+    return any(sdp.direction_for(m) is not Direction.SENDRECV for m in audio)
+
+
 class ReferHandler:
     """REFERs of the B2BUA's calls, the target INVITEs they cause and the NOTIFYs sent."""
 
@@ -129,9 +153,12 @@ class ReferHandler:
         self.notifies: dict[ClientKey, Transfer] = {}
         self.detached: dict[DialogId, Transfer] = {}  # referrers that left their call
         self.byes: dict[ClientKey, Transfer] = {}  # our BYEs to referrers
+        self.reinvites: dict[ClientKey, Transfer] = {}  # attended: to the party kept
+        self.resumes: dict[ClientKey, tuple[Call, Side]] = {}  # taking a transferee off hold
 
     def table_size(self) -> int:
-        tables = (self.active, self.by_fork, self.notifies, self.detached, self.byes)
+        tables = (self.active, self.by_fork, self.notifies, self.detached, self.byes,
+                  self.reinvites)  # fmt: skip
         return sum(len(table) for table in tables)
 
     # ------------------------------------------------------------------ the REFER
@@ -150,8 +177,9 @@ class ReferHandler:
             b._reply(ev, 400, "Missing Refer-To")
             return
         number, replaces = refer_target(refer_to)
-        if replaces is not None:
-            b._reply(ev, 501, "Attended Transfer Not Supported")
+        other = self._replaced(replaces) if replaces is not None else None
+        if other is not None:
+            self._attended(ev, call, side, other)
             return
         if number is None:
             b._reply(ev, 416, "Unsupported URI Scheme")
@@ -165,6 +193,97 @@ class ReferHandler:
         failure = self._ring(transfer)
         if failure is not None:
             self._failed(transfer, *failure)
+
+    def _replaced(self, replaces: str) -> tuple[Call, Side] | None:
+        """The call and side whose dialog a Replaces value names (RFC 3891 3); the tags are
+        as the referrer sees that dialog, so to-tag is our local tag."""
+        call_id, _, params = replaces.partition(";")
+        tags = dict(p.strip().split("=", 1) for p in params.split(";") if "=" in p)
+        to_tag, from_tag = tags.get("to-tag", ""), tags.get("from-tag")
+        return self.b2bua._by_dialog.get(DialogId(call_id.strip(), to_tag, from_tag))
+
+    def _attended(
+        self, ev: RequestReceived, call: Call, side: Side, other: tuple[Call, Side]
+    ) -> None:
+        """Bridge `call`'s transferee with the party kept on the other call (RFC 5589 7)."""
+        b, (second, its_side) = self.b2bua, other
+        kept = its_side.other
+        if (
+            second is call
+            or not second.answered
+            or second.ended
+            or second.rerouting
+            or (second.label in self.active or second.relay is None or call.relay is None)
+        ):
+            b._reply(ev, 403, "Replaced Call Not Connected")
+            return
+        dialog, peer = call.dialog(side), call.peer(side)
+        kept_dialog, kept_peer = second.dialog(kept), second.peer(kept)
+        assert dialog and peer and kept_dialog and kept_peer
+        b._reply(ev, 202, headers=[("Contact", peer.local.contact)])
+        target = second.caller if kept is Side.A else second.callee
+        transfer = Transfer(call, side, dialog, peer, target, b.wall(), other=other)
+        self._notify(transfer, 100, "Trying", final=False)
+        sdp = self._transferee_sdp(transfer)
+        session = second.sessions.get(kept)
+        if sdp is None or session is None:
+            self._failed(transfer, 488, "Not Acceptable Here")
+            return
+        port = call.relay.local(side.leg).rtp
+        body = bytes(session.describe(rewrite_for_relay(sdp, kept_peer.media_host, port)))
+        try:
+            invite = kept_dialog.reinvite(body, headers=[("User-Agent", b.config.user_agent)])
+        except LocalProtocolError:
+            self._failed(transfer, 491, "Request Pending")
+            return
+        tx = b.sip.send_request(invite, NextHop(*kept_peer.destination, kept_peer.transport))
+        self.reinvites[tx] = transfer
+        self.active[call.label] = self.active[second.label] = transfer
+        log.info("[%s] attended transfer: %s joins from call %s", call.label, target,
+                 second.label)  # fmt: skip
+
+    def _reinvited(self, transfer: Transfer, response: Response | None) -> None:
+        """The kept party answered our re-INVITE: it takes the referrer's place."""
+        b, call = self.b2bua, transfer.call
+        assert transfer.other is not None
+        second, its_side = transfer.other
+        kept = its_side.other
+        dialog, peer = second.dialog(kept), second.peer(kept)
+        status = 408 if response is None else response.status
+        if response is not None and dialog is not None and peer is not None:
+            dialog.receive_response(response)
+            if 200 <= status < 300:
+                b._send_ack(dialog.ack_for(response), peer)
+        if transfer.state is not TransferState.RINGING:
+            return
+        sdp = sdp_of(response) if 200 <= status < 300 else None
+        alive = not (call.ended or second.ended) and dialog is not None and peer is not None
+        if not alive or sdp is None or not call.set_remote(transfer.referrer.leg, sdp):
+            reason = "OK" if status < 300 else (response.reason if response else "Timeout")
+            self._failed(transfer, 488 if status < 300 else status, reason)
+            return
+        assert dialog is not None and peer is not None
+        transfer.state, transfer.answer = TransferState.DONE, sdp
+        self.active.pop(call.label, None)
+        self.active.pop(second.label, None)
+        call.sessions[transfer.referrer] = second.sessions[kept]
+        self._end_second(transfer, second, its_side, dialog)
+        self._end_original(transfer)
+        self._take_over(transfer, dialog, peer, sdp)
+        log.info("[%s] attended transfer done", call.label)
+        transfer.bye_after = self._notify(transfer, 200, "OK", final=True)
+        if transfer.bye_after is None:
+            self._bye_referrer(transfer)
+
+    def _end_second(self, transfer: Transfer, second: Call, its_side: Side, kept: Dialog) -> None:
+        """The second call loses its kept party to the first and ends: BYE to the referrer."""
+        b = self.b2bua
+        b._by_dialog.pop(kept.id, None)
+        if its_side is Side.A:
+            second.b_dialog, second.b_peer = None, None
+        else:
+            second.a_dialog = None
+        b._hangup(second, its_side.other, HANGUP_SIDE[its_side])
 
     def _ring(self, transfer: Transfer) -> tuple[int, str] | None:
         """INVITE the target's phones; the failure to report when there is none to ring."""
@@ -192,7 +311,10 @@ class ReferHandler:
     @staticmethod
     def _transferee_sdp(transfer: Transfer) -> SessionDescription | None:
         call = transfer.call
-        return call.a_offer if transfer.transferee is Side.A else call.b_offer
+        sdp = call.last_sdp.get(transfer.transferee)
+        if sdp is None and transfer.transferee is Side.A:
+            sdp = call.a_offer
+        return None if sdp is None else both_ways(sdp)
 
     def _invite(self, transfer: Transfer, contact: str, peer: Peer, sdp: bytes) -> Request:
         """The INVITE to one of the target's phones: From shows the transferee (RFC 5589 6)."""
@@ -232,6 +354,14 @@ class ReferHandler:
             if ev.response.status >= 200:
                 self._relatch(self.byes.pop(ev.tx))
             return True
+        if ev.tx in self.resumes:
+            if ev.response.status >= 200:
+                self._resumed(*self.resumes.pop(ev.tx), ev.response)
+            return True
+        if ev.tx in self.reinvites:
+            if ev.response.status >= 200:
+                self._reinvited(self.reinvites.pop(ev.tx), ev.response)
+            return True
         transfer = self.by_fork.get(ev.tx)
         if transfer is None:
             return False
@@ -256,6 +386,12 @@ class ReferHandler:
         if tx in self.byes:
             self._relatch(self.byes.pop(tx))
             return True
+        if tx in self.resumes:
+            self._resumed(*self.resumes.pop(tx), None)
+            return True
+        if tx in self.reinvites:
+            self._reinvited(self.reinvites.pop(tx), None)
+            return True
         transfer = self.by_fork.get(tx)
         if transfer is None:
             return False
@@ -276,7 +412,10 @@ class ReferHandler:
         """The target cannot be reached: tell the referrer; the original call goes on."""
         transfer.state = TransferState.DONE
         self._drop_forks(transfer)
-        self.active.pop(transfer.call.label, None)
+        labels = [transfer.call.label] + ([transfer.other[0].label] if transfer.other else [])
+        for label in labels:
+            if self.active.get(label) is transfer:
+                del self.active[label]
         log.info("[%s] transfer to %s failed: %d %s", transfer.call.label, transfer.target,
                  status, reason)  # fmt: skip
         self._notify(transfer, status, reason, final=True)
@@ -331,19 +470,50 @@ class ReferHandler:
         b._by_dialog[dialog.id] = (call, side)
         transferee = self._number(transfer, transfer.transferee)
         if side is Side.B:
-            call.b_dialog, call.b_peer, call.b_offer = dialog, peer, sdp
+            call.b_dialog, call.b_peer, call.last_sdp[Side.B] = dialog, peer, sdp
         else:
             call.a_dialog, call.a_peer, call.a_offer = dialog, peer, sdp
+            call.last_sdp[Side.A] = sdp
             call.a_codec, call.a_events = voice_codec(sdp)
         call.caller, call.callee = transferee, transfer.target
         call.start, call.answer = transfer.began, b.wall()
         call.hangup_side, call.sip_code, call.sip_reason = HangupSide.SYSTEM, 200, "OK"
         self._rebridge(call)
+        self._resume(call, transfer.transferee, sdp)
+
+    def _resume(self, call: Call, side: Side, target: SessionDescription) -> None:
+        """Re-INVITE the transferee only when the referrer left it on hold (RFC 5589 6:
+        transferors hold first), offering the target's audio both ways."""
+        held = call.last_sdp.get(side)
+        dialog, peer = call.dialog(side), call.peer(side)
+        if held is None or not one_way(held) or dialog is None or peer is None:
+            return
+        body = call.sdp_towards(side, both_ways(target), peer.media_host)
+        try:
+            invite = dialog.reinvite(body, headers=[("User-Agent", self.b2bua.config.user_agent)])
+        except LocalProtocolError:
+            return
+        tx = self.b2bua.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
+        self.resumes[tx] = (call, side)
+
+    def _resumed(self, call: Call, side: Side, response: Response | None) -> None:
+        dialog, peer = call.dialog(side), call.peer(side)
+        if response is None or dialog is None or peer is None:
+            return
+        dialog.receive_response(response)
+        if not 200 <= response.status < 300:
+            return
+        self.b2bua._send_ack(dialog.ack_for(response), peer)
+        sdp = sdp_of(response)
+        if sdp is not None and not call.ended:
+            call.set_remote(side.leg, sdp)
+            call.last_sdp[side] = sdp
 
     @staticmethod
     def _rebridge(call: Call) -> None:
         """Transcode between the legs when they settled on different G.711 laws."""
-        b_codec, b_events = voice_codec(call.b_offer) if call.b_offer else (None, None)
+        b_sdp = call.last_sdp.get(Side.B)
+        b_codec, b_events = voice_codec(b_sdp) if b_sdp else (None, None)
         if call.relay is None or call.a_codec is None or b_codec is None:
             return
         try:
@@ -434,6 +604,10 @@ class ReferHandler:
         transfer = self.active.pop(call.label, None)
         if transfer is None:
             return
+        if transfer.other is not None:  # attended: its re-INVITE's answer will find it done
+            self.active.pop(transfer.other[0].label, None)
+            self.active.pop(transfer.call.label, None)
+            self._notify(transfer, 487, "Request Terminated", final=True)
         transfer.state = TransferState.DONE
         for fork in transfer.pending():
             self.b2bua.sip.cancel(fork.tx)

@@ -132,9 +132,9 @@ class Call:
     #: answer the other G.711 law, and the relay then transcodes (pbx.b2bua_control).
     a_codec: Codec | None = None
     a_events: int | None = None
-    #: Leg B's latest SDP, offered to a transfer target when leg A's phone refers the call
-    #: (pbx.b2bua_refer).
-    b_offer: SessionDescription | None = None
+    #: The latest SDP each side's phone sent, offer or answer: what a transfer target is
+    #: offered, and whether the transferee was left on hold (pbx.b2bua_refer).
+    last_sdp: dict[Side, SessionDescription] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:

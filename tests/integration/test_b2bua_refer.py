@@ -180,3 +180,31 @@ async def test_target_that_rejects_is_reported_and_the_call_goes_on(pbx):
     assert (cdr.caller, cdr.callee, cdr.hangup_side) == ("1001", "1002", HangupSide.CALLER)
     assert set(pbx.run(pbx.pbx.b2bua.table_sizes).values()) == {0}
     await _close(a, b, c)
+
+
+async def test_attended_transfer_bridges_the_two_remaining_parties(pbx):
+    a, b, c = await _parties(pbx, "1001", "1002", "1003")
+    a_call, b_call = await _a_calls_b(a, b)
+    b_to_c = await b.phone.ua.call("1003")
+    c_call = await _answer_next(c)
+    assert await b_to_c.wait_for(CallState.CONNECTED, timeout=5) is CallState.CONNECTED
+    assert await b_call.attended_transfer(b_to_c) == 202
+    assert await _progress(b) == [100, 200]
+    assert await b_to_c.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+    assert await b_call.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+    await asyncio.sleep(1.2)
+    assert (a_call.state, c_call.state) == (CallState.CONNECTED, CallState.CONNECTED)
+    assert abs(a.hears() - 1500.0) < 10  # A hears C
+    assert abs(c.hears() - 440.0) < 10  # C, re-INVITEd to A's call, hears A
+    await c_call.hangup()
+    assert await a_call.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+    rows = sorted(pbx.wait_cdrs(3), key=lambda r: r.start)
+    assert [(r.caller, r.callee, r.hangup_side) for r in rows] == [
+        ("1001", "1002", HangupSide.CALLEE),  # A-B: B, the referrer, left
+        ("1002", "1003", HangupSide.CALLER),  # B-C: B left too
+        ("1001", "1003", HangupSide.CALLEE),  # the transferred call: C hung up
+    ]
+    assert {r.disposition for r in rows} == {Disposition.ANSWERED}
+    assert set(pbx.run(pbx.pbx.b2bua.table_sizes).values()) == {0}
+    assert pbx.run(lambda: pbx.pbx.b2bua.relay.open_sessions) == 0
+    await _close(a, b, c)
