@@ -78,7 +78,8 @@ class Forwarder:
                 entry[0].ack_received()
         elif method == "BYE":
             b._reply(ev, 200)
-            b._hangup(call, side, HANGUP_SIDE[side])
+            if not b.refer.referrer_left(call, side):  # a referrer may leave while it rings
+                b._hangup(call, side, HANGUP_SIDE[side])
         elif method == "OPTIONS":
             b._reply(ev, 200, headers=[("Allow", ALLOW)])
         elif method == "REFER":

@@ -102,6 +102,7 @@ class Transfer:
     bye_after: ClientKey | None = None  # the final NOTIFY; its answer lets us BYE
     answer: SessionDescription | None = None  # the target's SDP, once it answered
     relatched: bool = False
+    referrer_gone: bool = False  # it sent BYE while the target rang (a phone's blind transfer)
     #: Attended: the second call and the referrer's side in it (its other side is kept).
     other: tuple[Call, Side] | None = None
 
@@ -158,7 +159,7 @@ class ReferHandler:
 
     def table_size(self) -> int:
         tables = (self.active, self.by_fork, self.notifies, self.detached, self.byes,
-                  self.reinvites)  # fmt: skip
+                  self.reinvites, self.resumes)  # fmt: skip
         return sum(len(table) for table in tables)
 
     # ------------------------------------------------------------------ the REFER
@@ -408,8 +409,21 @@ class ReferHandler:
         else:
             self._failed(transfer, best.status, best.reason)
 
+    def referrer_left(self, call: Call, side: Side) -> bool:
+        """BYE from `side` (answered 200): True when it is the referrer of a transfer still
+        ringing, which then goes on without it; many phones hang up right after the 202."""
+        transfer = self.active.get(call.label)
+        if transfer is None or transfer.call is not call or transfer.referrer is not side:
+            return False
+        transfer.referrer_gone = True
+        self.b2bua._by_dialog.pop(transfer.dialog.id, None)
+        self.detached[transfer.dialog.id] = transfer  # a retransmitted BYE still gets 200
+        log.info("[%s] the referrer left; the transfer goes on", call.label)
+        return True
+
     def _failed(self, transfer: Transfer, status: int, reason: str) -> None:
-        """The target cannot be reached: tell the referrer; the original call goes on."""
+        """The target cannot be reached: tell the referrer; the original call goes on, unless
+        the referrer already left it: then the transferee is hung up."""
         transfer.state = TransferState.DONE
         self._drop_forks(transfer)
         labels = [transfer.call.label] + ([transfer.other[0].label] if transfer.other else [])
@@ -418,6 +432,10 @@ class ReferHandler:
                 del self.active[label]
         log.info("[%s] transfer to %s failed: %d %s", transfer.call.label, transfer.target,
                  status, reason)  # fmt: skip
+        if transfer.referrer_gone:
+            self.detached.pop(transfer.dialog.id, None)
+            self.b2bua._hangup(transfer.call, transfer.referrer, HANGUP_SIDE[transfer.referrer])
+            return
         self._notify(transfer, status, reason, final=True)
 
     def _answered(self, transfer: Transfer, fork: Fork, response: Response, dialog: Dialog) -> None:
@@ -552,6 +570,9 @@ class ReferHandler:
     def _bye_referrer(self, transfer: Transfer) -> None:
         if self.detached.pop(transfer.dialog.id, None) is None:
             return  # it sent BYE itself
+        if transfer.referrer_gone:
+            self._relatch(transfer)
+            return
         peer = transfer.peer
         try:
             bye = transfer.dialog.bye(headers=[("User-Agent", self.b2bua.config.user_agent)])
@@ -604,6 +625,8 @@ class ReferHandler:
         transfer = self.active.pop(call.label, None)
         if transfer is None:
             return
+        if transfer.referrer_gone:
+            self.detached.pop(transfer.dialog.id, None)
         if transfer.other is not None:  # attended: its re-INVITE's answer will find it done
             self.active.pop(transfer.other[0].label, None)
             self.active.pop(transfer.call.label, None)

@@ -208,3 +208,40 @@ async def test_attended_transfer_bridges_the_two_remaining_parties(pbx):
     assert set(pbx.run(pbx.pbx.b2bua.table_sizes).values()) == {0}
     assert pbx.run(lambda: pbx.pbx.b2bua.relay.open_sessions) == 0
     await _close(a, b, c)
+
+
+async def test_referrer_hanging_up_while_the_target_rings_leaves_the_transfer_going(pbx):
+    a, b, c = await _parties(pbx, "1001", "1002", "1003")
+    a_call, b_call = await _a_calls_b(a, b)
+    assert await b_call.transfer("1003") == 202
+    await b_call.hangup()  # as many desk phones do right after the 202
+    incoming = await c.phone.wait_event(IncomingCall)
+    await asyncio.sleep(0.3)
+    assert a_call.state is CallState.CONNECTED  # A waits for C, not hung up
+    incoming.call.set_source(c.audio.source)
+    incoming.call.set_sink(c.audio.sink)
+    await incoming.call.answer()
+    await asyncio.sleep(1.2)
+    assert abs(a.hears() - 1500.0) < 10 and abs(c.hears() - 440.0) < 10
+    await a_call.hangup()
+    rows = sorted(pbx.wait_cdrs(2), key=lambda r: r.start)
+    assert [(r.caller, r.callee, r.hangup_side) for r in rows] == [
+        ("1001", "1002", HangupSide.CALLEE),
+        ("1001", "1003", HangupSide.CALLER),
+    ]
+    assert set(pbx.run(pbx.pbx.b2bua.table_sizes).values()) == {0}
+    await _close(a, b, c)
+
+
+async def test_referrer_gone_and_target_failing_ends_the_transferees_call(pbx):
+    a, b, c = await _parties(pbx, "1001", "1002", "1003")
+    a_call, b_call = await _a_calls_b(a, b)
+    assert await b_call.transfer("1003") == 202
+    await b_call.hangup()
+    incoming = await c.phone.wait_event(IncomingCall)
+    await incoming.call.reject(486)
+    assert await a_call.wait_for(CallState.ENDED, timeout=5) is CallState.ENDED
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.caller, cdr.callee, cdr.hangup_side) == ("1001", "1002", HangupSide.CALLEE)
+    assert set(pbx.run(pbx.pbx.b2bua.table_sizes).values()) == {0}
+    await _close(a, b, c)
