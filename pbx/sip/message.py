@@ -405,8 +405,9 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     """Start line and raw headers of `head` (without the blank line); the Content-Length.
 
     Hot path: one decode, one split, one `partition(":")` per line and a dict lookup of the
-    raw name. A folded line (RFC 3261 7.3.1) or a name not seen before makes the fast path
-    fail, and `_header_items` redoes the lines one by one."""
+    raw name. A folded line (RFC 3261 7.3.1), a line without a colon (dropped, so the count
+    falls short) or a name not seen before makes the fast path fail, and `_header_items`
+    redoes the lines one by one."""
     text = head.decode("utf-8", "surrogateescape")
     lines = text.split(newline)
     breaks = len(lines) - 1
@@ -416,11 +417,13 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     msg = _parse_start(lines[0], headers)
     names = _WIRE_NAMES
     try:
-        # "Name" + ":" is looked up whole, so a line without a colon misses too.
         items = [
-            (names[raw + colon], value.strip())
+            (names[raw], value.strip())
             for raw, colon, value in map(str.partition, lines[1:], repeat(":"))
+            if colon
         ]
+        if len(items) != breaks:
+            items = _header_items(lines)
     except KeyError:
         items = _header_items(lines)
     headers._items = items
@@ -441,7 +444,7 @@ def _header_items(lines: list[str]) -> list[tuple[str, str]]:
         raw, colon, value = line.partition(":")
         if not colon:
             raise ParseError("Bad header line")
-        name = _WIRE_NAMES.get(raw + ":") or _checked_name(raw)
+        name = _WIRE_NAMES.get(raw) or _checked_name(raw)
         items.append((name, value.strip()))
     return items
 
@@ -452,14 +455,14 @@ def _checked_name(raw: str) -> str:
         raise ParseError("Bad header line")
     canon = canonical_name(raw)
     if len(_WIRE_NAMES) < 4096:
-        _WIRE_NAMES[raw + ":"] = canon
+        _WIRE_NAMES[raw] = canon
     return canon
 
 
-# Header names as written on the wire, colon included (already checked to be tokens) ->
-# canonical name. Unknown spellings are added as they are seen, up to a bound.
+# Header names as written on the wire (already checked to be tokens) -> canonical name.
+# Unknown spellings are added as they are seen, up to a bound.
 _WIRE_NAMES: dict[str, str] = {
-    spelling + ":": canon
+    spelling: canon
     for spelling, canon in (
         [(name, name) for name in grammar.KNOWN_NAMES]
         + [(name.lower(), name) for name in grammar.KNOWN_NAMES]
