@@ -126,6 +126,37 @@ class _Typed(Generic[T]):
         return value  # type: ignore[no-any-return]
 
 
+class _First(_Typed[T]):
+    """A typed value of a mandatory header's first value, read in one Python frame: the
+    transaction key (RFC 3261 17.2.3) reads three of these per message."""
+
+    __slots__ = ("parse_value",)
+
+    def __init__(self, header: str, parse_value: Callable[[str], T]) -> None:
+        super().__init__(header, _first(header, parse_value))
+        self.parse_value = parse_value
+
+    @overload
+    def __get__(self, msg: None, owner: type) -> _First[T]: ...
+
+    @overload
+    def __get__(self, msg: _Message, owner: type) -> T: ...
+
+    def __get__(self, msg: _Message | None, owner: type) -> T | _First[T]:
+        if msg is None:
+            return self
+        headers = msg.headers
+        cache = headers._cache
+        value = cache.get(self.key, _MISSING)
+        if value is _MISSING:
+            index = cache.get(_INDEX)
+            raw = (headers.first_values() if index is None else index).get(self.header)
+            if raw is None:
+                raise ParseError(f"Missing {self.header}")
+            value = cache[self.key] = self.parse_value(raw)
+        return value  # type: ignore[no-any-return]
+
+
 def _list(name: str, parse: Callable[[str], T]) -> Callable[[Headers], list[T]]:
     def read(headers: Headers) -> list[T]:
         if name not in headers.name_counts():
@@ -164,9 +195,9 @@ class _Message:
 
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
-    call_id = _Typed("Call-ID", _first("Call-ID", parse_call_id))
-    cseq = _Typed("CSeq", _first("CSeq", CSeq.parse))
-    via = _Typed("Via", _first("Via", parse_top_via))
+    call_id = _First("Call-ID", parse_call_id)
+    cseq = _First("CSeq", CSeq.parse)
+    via = _First("Via", parse_top_via)
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
     to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
