@@ -400,7 +400,7 @@ class B2bua:
     def _record(self, call: Call) -> None:
         """Attach a recorder by policy (pbx.recording) once the call is connected."""
         if self.recordings is not None:
-            self.recordings.on_call_answered(call)
+            self.recordings.on_call_answered(call, route=call.route_record_policy)
 
     def _fork_failed(self, call: Call) -> None:
         if call.ended or call.b_dialog is not None or call.pending_forks():

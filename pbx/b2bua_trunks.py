@@ -31,7 +31,7 @@ from pbx.sip.events import RequestReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
-from pbx.store import Binding, Disposition, HangupSide
+from pbx.store import Binding, Disposition, HangupSide, RecordPolicy
 from pbx.store.trunks import Trunk
 
 if TYPE_CHECKING:
@@ -84,8 +84,14 @@ class TrunkCalls:
             b._fail(call, plan.status, plan.reason, Disposition.FAILED)
             return
         log.info("[%s] %s -> %s via route %s", call.label, caller, digits, plan.route)
+        call.route_record_policy = self.route_record_policy(plan.route)
         self.cursors[call.label] = self.dialer.attempts(plan)
         b._spawn(b._setup(call, []))
+
+    def route_record_policy(self, name: str) -> RecordPolicy | None:
+        """The recording policy of the outbound route a call took (pbx.recording combines it)."""
+        route = next((r for r in self.b2bua.store.list_routes() if r.name == name), None)
+        return route.record_policy if route is not None else None
 
     def routable(self, caller: str, digits: str) -> bool:
         """Whether `digits` has an outbound route the extension `caller` may use (no call)."""

@@ -21,7 +21,7 @@ from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import AUXILIARY, Codec, LocalSession, SessionDescription, rewrite_for_relay
 from pbx.sip.transaction import ClientKey, TransactionKey
-from pbx.store import Binding, Cdr, Disposition, HangupSide
+from pbx.store import Binding, Cdr, Disposition, HangupSide, RecordPolicy
 
 Address = tuple[str, int]
 
@@ -116,6 +116,7 @@ class Call:
     retransmitters: dict[int, tuple[AnswerRetransmitter, Response]] = field(default_factory=dict)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     media_stats: dict[str, dict[str, object]] | None = None
+    route_record_policy: RecordPolicy | None = None  # the outbound route's, when one was used
     sessions: dict[Side, LocalSession] = field(default_factory=dict)
     #: The recording's path for the CDR (pbx.recording.RecordingManager.on_call_ended).
     recording: str | None = None

@@ -280,6 +280,7 @@ SCHEMAS: dict[str, Any] = {
             "permission": {"enum": PERMISSION},
             "strategy": {"enum": STRATEGIES},
             "position": INT,
+            "record_policy": {"enum": RECORD},
         }
     ),
     "RouteCreate": obj(
@@ -302,6 +303,7 @@ SCHEMAS: dict[str, Any] = {
             "caller_id": {**STR, "maxLength": 64},
             "permission": {"enum": PERMISSION},
             "strategy": {"enum": STRATEGIES},
+            "record_policy": {"enum": RECORD},
         },
         ("name", "patterns", "trunks"),
     ),

@@ -29,7 +29,7 @@ TRUNK_FLAGS = ("register", "enabled", "qualify", "send_pai", "pass_x_headers")
 TRUNK_NUMBERS = {"port": (1, 65535), "expiry": (60, 86400), "max_calls": (0, 10_000)}
 TRUNK_FIELDS = ("name", *TRUNK_TEXT, *TRUNK_FLAGS, *TRUNK_NUMBERS)
 ROUTE_FIELDS = ("name", "patterns", "trunks", "strip", "prepend", "caller_id", "permission",
-                "strategy")  # fmt: skip
+                "strategy", "record_policy")  # fmt: skip
 DID_FIELDS = ("number", "target_kind", "target", "trunk")
 
 
@@ -44,7 +44,8 @@ def trunk_view(trunk: Trunk) -> dict[str, Any]:
 def route_view(route: Route) -> dict[str, Any]:
     view = asdict(route)
     view.update(patterns=list(route.patterns), trunks=list(route.trunks),
-                permission=route.permission.value, strategy=route.strategy.value)  # fmt: skip
+                permission=route.permission.value, strategy=route.strategy.value,
+                record_policy=route.record_policy.value)  # fmt: skip
     return view
 
 
@@ -162,6 +163,7 @@ async def create_route(request: web.Request) -> web.Response:
         "caller_id": fields.string("caller_id", max_length=64),
         "permission": fields.string("permission"),
         "strategy": fields.string("strategy"),
+        "record_policy": fields.string("record_policy"),
     }
     fields.done()
     route = Route(name=name or "", patterns=tuple(patterns or ()), trunks=tuple(trunks or ()),

@@ -50,6 +50,11 @@ def register(subparsers: Any) -> None:
         help=f"class a caller needs: one of {', '.join(PERMISSION_CHOICES)}",
     )
     add.add_argument("--strategy", default="priority", help=", ".join(STRATEGY_CHOICES))
+    add.add_argument(
+        "--record", default="never", metavar="POLICY",
+        help="record calls on this route: always, never or on_demand (the strongest of the "
+        "route's and the caller's policy wins)",
+    )
     add.set_defaults(handler=cmd_add)  # fmt: skip
 
     listing = sub.add_parser("list", help="list routes in the order they are tried")
@@ -79,7 +84,7 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
         Route(
             name=args.name, patterns=tuple(args.pattern), trunks=tuple(args.trunk),
             strip=args.strip, prepend=args.prepend, caller_id=args.caller_id,
-            permission=args.permission, strategy=args.strategy,
+            permission=args.permission, strategy=args.strategy, record_policy=args.record,
         )
     )  # fmt: skip
     print(f"added route {route.name} at position {route.position}")

@@ -87,6 +87,7 @@ MIGRATIONS: tuple[str, ...] = (
     schema_trunks.MIGRATION,
     schema_recordings.MIGRATION,
     schema_api.MIGRATION,
+    schema_trunks.ROUTE_RECORDING,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -64,3 +64,11 @@ CREATE TABLE dids (
     trunk TEXT REFERENCES trunks (name) ON DELETE CASCADE
 )
 """
+
+
+#: Outbound routes carry a recording policy (always / never / on demand), combined
+#: with the extensions' by the recording manager: the strongest wins.
+ROUTE_RECORDING = (
+    "ALTER TABLE routes ADD COLUMN record_policy TEXT NOT NULL DEFAULT 'never' "
+    "CHECK (record_policy IN ('always', 'never', 'on_demand'))"
+)

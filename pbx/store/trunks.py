@@ -18,7 +18,7 @@ from typing import Any
 
 from pbx.store.errors import InvalidValue, StoreError
 from pbx.store.mixin import StoreMixin
-from pbx.store.rows import PermissionClass, parse_enum
+from pbx.store.rows import PermissionClass, RecordPolicy, parse_enum
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 DID_RE = re.compile(r"\+?[0-9]{1,20}|s")
@@ -129,6 +129,7 @@ class Route:
     permission: PermissionClass = PermissionClass.NATIONAL
     strategy: Strategy = Strategy.PRIORITY
     position: int = 0
+    record_policy: RecordPolicy = RecordPolicy.NEVER
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +249,7 @@ class TrunkQueries(StoreMixin):
             route,
             permission=parse_enum(PermissionClass, route.permission, "permission class"),
             strategy=parse_enum(Strategy, route.strategy, "strategy"),
+            record_policy=parse_enum(RecordPolicy, route.record_policy, "record policy"),
         )
         try:
             with self._transaction() as conn:
@@ -258,10 +260,10 @@ class TrunkQueries(StoreMixin):
                 route = replace(route, position=int(count) + 1)
                 conn.execute(
                     "INSERT INTO routes (name, position, patterns, strip, prepend, caller_id, "
-                    "permission, strategy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "permission, strategy, record_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (route.name, route.position, "\n".join(route.patterns), route.strip,
                      route.prepend, route.caller_id, route.permission.value,
-                     route.strategy.value),
+                     route.strategy.value, route.record_policy.value),
                 )  # fmt: skip
                 conn.executemany(
                     "INSERT INTO route_trunks (route, trunk, position) VALUES (?, ?, ?)",
@@ -402,6 +404,7 @@ def _route(row: dict[str, Any], trunks: list[str]) -> Route:
         permission=PermissionClass(row["permission"]),
         strategy=Strategy(row["strategy"]),
         position=row["position"],
+        record_policy=RecordPolicy(row["record_policy"]),
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pbx.store import Disposition, Store
+from pbx.store import Disposition, RecordPolicy, Store
 from pbx.store.trunks import Did, RingGroup, Route, TargetKind, Trunk
 from tests.integration.pbx_harness import PASSWORDS, RunningPbx, start_pbx
 from tests.integration.peers.sipp import SIPP, Sipp, auth_field, run, scenario, write_csv
@@ -127,6 +127,30 @@ def test_challenge_answered_with_prefix_and_caller_id(tmp_path: Path, ports) -> 
             "1001", "030123456", Disposition.ANSWERED,
         )  # fmt: skip
         assert CARRIER_PASSWORD not in repr(cdr)
+    finally:
+        pbx.stop()
+
+
+def test_route_recording_policy_records_an_outbound_call(tmp_path: Path, ports) -> None:
+    """Extensions record never; the route says always: the call is recorded (FreePBX's
+    "force" on a route), and the CDR links the file."""
+    alpha_port, _ = ports
+    route = Route("rec", ("0|Z.",), ("alpha",), record_policy=RecordPolicy.ALWAYS)
+    provision(tmp_path / "pbx", [auth_trunk(alpha_port)], (route,))
+    pbx = start_pbx(tmp_path / "pbx")
+    try:
+        alpha = carrier(
+            tmp_path, "carrier_auth_answer.xml", alpha_port, CHALLENGE_CODE="401",
+            CHALLENGE_HEADER="WWW-Authenticate", ANSWER_HEADER="Authorization",
+            CARRIER_USER="acct", CARRIER_PASSWORD=CARRIER_PASSWORD,
+            EXPECTED_RURI_USER="004930123456", EXPECTED_FROM_USER="\\+4930111",
+        )  # fmt: skip
+        caller = call(pbx, tmp_path, "uac_call.xml", "030123456").wait()
+        assert caller.ok, caller.log
+        assert alpha.wait().ok
+        [cdr] = pbx.wait_cdrs(1)
+        assert cdr.disposition is Disposition.ANSWERED
+        assert cdr.recording is not None and Path(cdr.recording).is_file()
     finally:
         pbx.stop()
 

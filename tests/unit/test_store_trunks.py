@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pbx.store import InvalidValue, PermissionClass, Store
+from pbx.store import InvalidValue, PermissionClass, RecordPolicy, Store
 from pbx.store.trunks import (
     Did,
     DuplicateItem,
@@ -112,6 +112,16 @@ def test_routes_keep_order_and_move(store: Store) -> None:
     assert [(r.name, r.position) for r in store.list_routes()] == [("any", 1), ("intl", 2)]
     store.remove_trunk("beta")  # leaves every route it was in
     assert store.list_routes()[1].trunks == ()
+
+
+def test_route_recording_policy(store: Store) -> None:
+    store.add_trunk(carrier("alpha"))
+    store.add_route(Route("plain", ("X.",), ("alpha",)))
+    store.add_route(Route("rec", ("9|X.",), ("alpha",), record_policy="always"))  # type: ignore[arg-type]
+    policies = {r.name: r.record_policy for r in store.list_routes()}
+    assert policies == {"plain": RecordPolicy.NEVER, "rec": RecordPolicy.ALWAYS}
+    with pytest.raises(InvalidValue, match="record policy"):
+        store.add_route(Route("bad", ("X.",), (), record_policy="sometimes"))  # type: ignore[arg-type]
 
 
 def test_route_errors(store: Store) -> None:
