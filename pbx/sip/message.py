@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import repeat
 from operator import countOf, itemgetter
 from typing import Any, Generic, TypeVar, overload
@@ -176,13 +177,18 @@ def _vias(headers: Headers) -> list[Via]:
     return [top, *map(Via.parse, values[1:])]
 
 
-def _tag_of(headers: Headers, canon: str, field: str) -> str | None:
+def _tag_of(canon: str, field: str, headers: Headers) -> str | None:
     """The tag of From or To: from the parsed name-addr when it was read already, else
-    with params_of, which skips parsing the URI."""
-    parsed = headers._cache.get((canon, field))
+    with tag_of, which skips parsing the URI. Bound with partial (no lambda frame)."""
+    cache = headers._cache
+    parsed = cache.get((canon, field))
     if parsed is not None:
         return parsed.params.get("tag")  # type: ignore[no-any-return]
-    return tag_of(_required(headers, canon))
+    index = cache.get(_INDEX)
+    value = (headers.first_values() if index is None else index).get(canon)
+    if value is None:
+        raise ParseError(f"Missing {canon}")
+    return tag_of(value)
 
 
 class _Message:
@@ -201,8 +207,8 @@ class _Message:
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
     to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
-    from_tag = _Typed("From", lambda h: _tag_of(h, "From", "from_"))
-    to_tag = _Typed("To", lambda h: _tag_of(h, "To", "to"))
+    from_tag = _Typed("From", partial(_tag_of, "From", "from_"))
+    to_tag = _Typed("To", partial(_tag_of, "To", "to"))
     contacts = _Typed(
         "Contact", lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)]
     )
@@ -444,7 +450,8 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     breaks = len(lines) - 1
     if text.count("\n") != breaks or text.count("\r") != (breaks if newline == "\r\n" else 0):
         raise ParseError("Bad line end")  # a lone CR or LF inside a line
-    headers = Headers._trusted([])
+    headers = _new(Headers)  # Headers._trusted, inlined
+    headers._cache = {}
     msg = _parse_start(lines[0], headers)
     names = _WIRE_NAMES
     try:
@@ -504,6 +511,7 @@ _WIRE_NAMES: dict[str, str] = {
 
 
 _CL = "Content-Length"
+_new = object.__new__
 _NAME = itemgetter(0)
 
 
