@@ -43,6 +43,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from pbx.sip import transaction
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.message import Request, Response
 from pbx.sip.uri import NameAddr, SipUri, Uri
@@ -434,32 +435,14 @@ def build_cancel(invite: Request) -> Request:
     """
     if invite.method != "INVITE":
         raise LocalProtocolError("only an INVITE is cancelled")
-    headers: list[tuple[str, str]] = [
-        ("Via", invite.headers.getall("Via")[0]),
-        ("Max-Forwards", str(DEFAULT_MAX_FORWARDS)),
-        ("From", invite.headers.get("From") or ""),
-        ("To", invite.headers.get("To") or ""),
-        ("Call-ID", invite.call_id),
-        ("CSeq", f"{invite.cseq.seq} CANCEL"),
-    ]
-    headers += [("Route", route) for route in invite.headers.getall("Route")]
-    return Request("CANCEL", invite.uri, headers)
+    return transaction.build_cancel(invite)
 
 
 def build_non2xx_ack(invite: Request, response: Response) -> Request:
     """ACK for a 300-699 to INVITE (17.1.1.3): the INVITE's top Via and Route, the response's To."""
     if not 300 <= response.status <= 699:
         raise LocalProtocolError("build_non2xx_ack() takes a 300-699 response")
-    headers: list[tuple[str, str]] = [
-        ("Via", invite.headers.getall("Via")[0]),
-        ("Max-Forwards", str(DEFAULT_MAX_FORWARDS)),
-        ("From", invite.headers.get("From") or ""),
-        ("To", response.headers.get("To") or ""),
-        ("Call-ID", invite.call_id),
-        ("CSeq", f"{invite.cseq.seq} ACK"),
-    ]
-    headers += [("Route", route) for route in invite.headers.getall("Route")]
-    return Request("ACK", invite.uri, headers)
+    return transaction.build_ack(invite, response)
 
 
 # ---- UAS 2xx retransmission (13.3.1.4) -----------------------------------------
