@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 
+from pbx.registrar import extension_ha1
 from pbx.sip.digest_server import DigestServer
 from pbx.sip.message import Request, Response
 from pbx.store import Store
@@ -43,10 +44,7 @@ class CallerAuth:
         return result.username
 
     def _ha1(self, username: str, realm: str, algorithm: str) -> str | None:
-        extension = self.store.find_extension(username)
-        if extension is None or not extension.enabled or realm != self.auth.realm:
-            return None
-        return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
+        return extension_ha1(self.store, self.auth.realm, username, realm, algorithm)
 
     @staticmethod
     def _challenge(request: Request, challenges: list[str]) -> Response:

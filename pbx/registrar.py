@@ -29,7 +29,7 @@ from pbx.sip.errors import ParseError
 from pbx.sip.headers import Contact
 from pbx.sip.message import Request, Response
 from pbx.sip.uri import SipUri
-from pbx.store import Binding, Extension, Store
+from pbx.store import Binding, Store
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,7 @@ class Registrar:
     # ------------------------------------------------------------------ pieces
 
     def _ha1_lookup(self, username: str, realm: str, algorithm: str) -> str | None:
-        extension = self.store.find_extension(username)
-        if extension is None or not extension.enabled or realm != self.auth.realm:
-            return None
-        return _ha1_for(extension, algorithm)
+        return extension_ha1(self.store, self.auth.realm, username, realm, algorithm)
 
     def _challenge(self, request: Request, challenges: list[str]) -> Response:
         response = request.make_response(401, to_tag=_tag())
@@ -219,5 +216,15 @@ def _user_of(uri: object) -> str:
     raise ParseError("To header must name an extension as sip:NUMBER@host", 400)
 
 
-def _ha1_for(extension: Extension, algorithm: str) -> str | None:
+def extension_ha1(
+    store: Store, our_realm: str, username: str, realm: str, algorithm: str
+) -> str | None:
+    """The stored HA1 an extension's digest is checked with (registrar and INVITE alike).
+
+    A disabled or unknown extension, or another realm, gives None, which the
+    digest server answers exactly like a wrong password.
+    """
+    extension = store.find_extension(username)
+    if extension is None or not extension.enabled or realm != our_realm:
+        return None
     return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
