@@ -55,7 +55,6 @@ from pbx.call import (
     Side,
     best_final,
     disposition_for,
-    family_of,
     fork_invite,
     is_x_header,
     media_stats,
@@ -63,7 +62,7 @@ from pbx.call import (
 )
 from pbx.config import PbxConfig
 from pbx.media.relay import Leg, Relay
-from pbx.net.local_address import LocalAddresses
+from pbx.net.local_address import LocalAddresses, family_of
 from pbx.net.transport import SipEndpoint
 from pbx.sip.dialog import Dialog, DialogId
 from pbx.sip.digest_server import DigestServer

@@ -44,12 +44,12 @@ from pbx.call import (
     Side,
     best_final,
     disposition_for,
-    family_of,
     sdp_of,
     voice_codec,
 )
 from pbx.media.relay import Leg
 from pbx.media.transcode import TranscodeError, transcoders_for_call
+from pbx.net.local_address import family_of
 from pbx.sip.dialog import Dialog, DialogSet
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import ResponseReceived

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import secrets
-import socket
 from dataclasses import dataclass, field
 
 from pbx.media.relay import Leg, RelaySession
@@ -313,11 +312,6 @@ def media_stats(call: Call) -> dict[str, dict[str, object]]:
 def is_x_header(name: str) -> bool:
     """Extension headers the PBX carries to the callee and the CDR, in any letter case."""
     return name[:2].lower() == "x-"
-
-
-def family_of(host: str) -> int:
-    """The socket family of an IP literal (the relay binds each leg in its phone's family)."""
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def voice_codec(sdp: SessionDescription) -> tuple[Codec | None, int | None]:

@@ -56,9 +56,9 @@ class LocalAddresses:
     def face(self, destination: tuple[str, int], transport: str) -> LocalFace:
         transport = transport.upper()
         dest_host = strip_brackets(destination[0])
-        family = _family(dest_host)
+        family = family_of(dest_host)
         candidates = self.bound.get(transport) or self.bound.get("UDP") or []
-        chosen = next((a for a in candidates if _family(a[0]) == family), None)
+        chosen = next((a for a in candidates if family_of(a[0]) == family), None)
         if chosen is None:
             if not candidates:
                 raise RuntimeError(f"no {transport} listener to reach {dest_host}")
@@ -69,17 +69,19 @@ class LocalAddresses:
         return LocalFace(host, port, transport)
 
 
-def _family(host: str) -> int:
+def family_of(host: str) -> int:
+    """The socket family of an address ("[::1]" and "::1" alike); a host name counts as IPv4."""
     try:
-        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        version = ipaddress.ip_address(strip_brackets(host)).version
     except ValueError:
         return socket.AF_INET
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
 @lru_cache(maxsize=1024)
 def route_source(destination: str) -> str:
     """The local address the kernel would send from towards `destination`."""
-    family = _family(destination)
+    family = family_of(destination)
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect((destination, 9))
