@@ -371,8 +371,8 @@ class SipEndpoint:
 
     Requests get Via `received`/`rport` stamped (RFC 3261 18.2.1, RFC 3581 4)
     so the TU sees where a request really came from and every response
-    carries the stamped Via back. The core stamps the message it parses; for
-    a core built with stamp_via=False the endpoint stamps the bytes instead.
+    carries the stamped Via back. The core stamps the message it parses, so
+    the endpoint passes the bytes on untouched.
     """
 
     def __init__(
@@ -448,8 +448,6 @@ class SipEndpoint:
     ) -> None:
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("<<< %s %s:%s\n%s", transport, *source[:2], _printable(data))
-        if not self.core.stamp_via:
-            data = stamped_bytes(data, source)
         self.core.receive(data, source, transport, self.now())
         self.flush()
 
@@ -512,7 +510,8 @@ def _printable(data: bytes) -> str:
 
 
 def stamped_bytes(data: bytes, source: tuple[str, int]) -> bytes:
-    """`data` with its top Via stamped for `source` when it is a request that needs it.
+    """`data` with its top Via stamped for `source` when it is a request that needs it
+    (the byte-level form of what SipCore.receive does to the message it parses).
 
     Unparseable data and responses come back unchanged (the core rejects or
     matches them); so does a request whose Via needs no change.

@@ -161,12 +161,8 @@ class SipCore:
         *,
         branch_factory: Callable[[], str] = new_branch,
         tag_factory: Callable[[], str] = new_tag,
-        stamp_via: bool = True,
     ) -> None:
         self.config = timers or TimerConfig()
-        self.stamp_via = stamp_via
-        """Stamp received/rport on each request's top Via (RFC 3261 18.2.1, RFC 3581 4)
-        on the message already parsed here, so the shell need not parse it twice."""
         self._new_branch = branch_factory
         self._new_tag = tag_factory
         self._transactions: dict[TransactionKey, Transaction] = {}
@@ -216,8 +212,7 @@ class SipCore:
     ) -> None:
         try:
             _check_request(request)
-            if self.stamp_via:
-                stamp_request(request, source)
+            stamp_request(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
             key = server_key(request)
         except ParseError as exc:
             self._reject_request(request, exc, source, transport)
