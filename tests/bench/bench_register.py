@@ -22,11 +22,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.bench import register_cpu
 from tests.bench import sip_load as load
 from tests.bench.kamailio import kamailio_binary, start_kamailio
 from tests.bench.rows import Row
 
 COMMAND = ".venv/bin/python -m tests.bench register"
+REGISTER_CPU_COMMAND = ".venv/bin/python -m tests.bench.register_cpu"
 GOAL_PER_S = 5_000.0
 GOAL_RATIO = 0.5
 EXTENSIONS = 1_000
@@ -154,7 +156,20 @@ def _run(workdir: Path, quick: bool) -> list[Row]:
         kam_note = f"{kam_setup + '; ' if kam_setup else ''}children=2, auth_db sqlite; {kam_note}"
     ratio = pbx_rate / kam_rate if kam_rate else 0.0
     return [*_summary_rows(rows, pbx_search, kam_rate, kam_note, ratio, kam_search),
-            _commit_row(workdir)]  # fmt: skip
+            _in_process_row(quick), _commit_row(workdir)]  # fmt: skip
+
+
+def _in_process_row(quick: bool) -> Row:
+    """Server CPU per registration with no sockets and no SIPp (tests/bench/register_cpu.py):
+    the figure to compare before/after a change on a busy machine."""
+    count = 1_000 if quick else 3_000
+    figure = register_cpu.measure(count)
+    ceiling = 1e6 / figure.cpu_us if figure.cpu_us else 0.0
+    return Row("register: registration CPU, in-process", figure.cpu_us, "us/reg",
+               "<= 350 us/reg", figure.cpu_us <= 350.0,
+               f"best of 3 x {figure.registrations:,} registrations fed to UdpListener."
+               f"datagram_received (REGISTER, 401, REGISTER+auth, 200); single-thread ceiling "
+               f"{ceiling:,.0f} reg/s", f"{REGISTER_CPU_COMMAND} {count}")  # fmt: skip
 
 
 def _commit_row(workdir: Path) -> Row:
