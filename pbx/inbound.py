@@ -98,8 +98,9 @@ class InboundGate:
     """Recognises trunks and routes their calls by DID (see the module docstring).
 
     `contact_owner(user) -> trunk name | None` is TrunkManager.trunk_for_contact_user;
-    `resolver` turns trunk host names into addresses. The trunk rows are re-read on each
-    INVITE (one SELECT), so `deskpbx trunk add` from another process takes effect at once;
+    `resolver` turns trunk host names into addresses. The trunk rows are re-read on an
+    INVITE whenever the store's `trunks_version()` moved (a store without one: on every
+    INVITE), so `deskpbx trunk add` from another process takes effect at once;
     host names are resolved once per name (a blocking lookup: prefer IP addresses) until
     `refresh()` forgets them.
     """
@@ -120,6 +121,7 @@ class InboundGate:
         self._by_name: dict[str, Trunk] = {}
         self._seen: list[Trunk] | None = None
         self._resolved: dict[str, set[str]] = {}
+        self._version: object = None
 
     def refresh(self) -> None:
         """Forget resolved host names and re-read the trunks on the next INVITE."""
@@ -127,6 +129,11 @@ class InboundGate:
         self._resolved.clear()
 
     def _load(self) -> None:
+        versioned = getattr(self.store, "trunks_version", None)
+        version = versioned() if versioned is not None else None
+        if version is not None and version == self._version and self._seen is not None:
+            return  # no trunk row can have changed since the last read
+        self._version = version
         trunks = [t for t in self.store.list_trunks() if t.enabled]
         if trunks == self._seen:
             return
@@ -147,6 +154,8 @@ class InboundGate:
     def trunk_for(self, request: Request, source: tuple[str, int]) -> Trunk | None:
         """The trunk this request came from, by source address or registration contact."""
         self._load()
+        if not self._by_name:  # no enabled trunk: nothing to recognise (the common PBX)
+            return None
         try:
             ip = ipaddress.ip_address(source[0].strip("[]"))
         except ValueError:

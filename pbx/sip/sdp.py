@@ -17,6 +17,7 @@ no clock.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -423,7 +424,8 @@ class _Section:
             Format(fmt, encodings.get(fmt), params.get(fmt))  # type: ignore[arg-type]
             for fmt in self.formats
         )
-        return replace(self.media, formats=formats, **self.values, **lists)  # type: ignore[arg-type]
+        m = self.media  # built directly: dataclasses.replace() costs a field walk per call
+        return Media(m.kind, m.port, m.proto, formats, m.port_count, **self.values, **lists)  # type: ignore[arg-type]
 
 
 def _rtpmap(section: _Section, value: str) -> bool:
@@ -476,11 +478,14 @@ def _split_lines(data: str | bytes) -> list[str]:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ParseError(f"SDP: not UTF-8 ({exc.reason})") from None
+    # One scan of the whole body tells whether any line can hold NUL or a bare CR; only then
+    # is each line searched (the usual CRLF body skips len(lines) regex searches).
+    suspicious = "\x00" in data or data.count("\r") != data.count("\r\n") + data.endswith("\r")
     lines = [line[:-1] if line.endswith("\r") else line for line in data.split("\n")]
     while lines and lines[-1] == "":
         lines.pop()
     for line in lines:
-        if len(line) < 2 or line[1] != "=" or _FORBIDDEN.search(line):
+        if len(line) < 2 or line[1] != "=" or (suspicious and _FORBIDDEN.search(line)):
             raise ParseError(f"SDP: malformed line: {line[:40]!r}")
     return lines
 
@@ -615,8 +620,10 @@ class AudioPolicy:
     direction: Direction = Direction.SENDRECV
 
 
+@functools.lru_cache(maxsize=1024)
 def addrtype_of(address: str) -> str:
-    """IP6 for an IPv6 literal, IP4 otherwise (names and IPv4), RFC 8866 section 5.7."""
+    """IP6 for an IPv6 literal, IP4 otherwise (names and IPv4), RFC 8866 section 5.7.
+    Cached: the same few relay and phone addresses come back on every call."""
     try:
         return "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"
     except ValueError:
@@ -791,10 +798,10 @@ class LocalSession:
 
     def describe(self, sd: SessionDescription) -> SessionDescription:
         """Stamp `sd` with our origin, bumping the version if it differs from the last one."""
-        body = replace(sd, origin=self.origin)
+        body = _copy(sd, origin=self.origin)
         if self._last is not None and body != self._last:
             self.origin = replace(self.origin, session_version=self.origin.session_version + 1)
-            body = replace(sd, origin=self.origin)
+            body = _copy(sd, origin=self.origin)
         self._last = body
         return body
 
@@ -853,11 +860,21 @@ def rewrite_for_relay(
         attrs = tuple(a for a in m.attributes if a.name not in _ICE_ATTRIBUTES)
         held = _is_hold_address(sd.connection_for(m))
         direction = sd.direction_for(m) if held else m.direction
-        media.append(
-            replace(
-                m, port=ports[i], connection=None, rtcp=rtcp, attributes=attrs, direction=direction
-            )
-        )
+        media.append(Media(
+            m.kind, ports[i], m.proto, m.formats, m.port_count, m.title, None, m.bandwidths,
+            m.key, m.ptime, m.maxptime, rtcp, direction, attrs,
+        ))  # fmt: skip
     attrs = tuple(a for a in sd.attributes if a.name not in _ICE_ATTRIBUTES)
-    origin = replace(sd.origin, address=address, addrtype=atype)
-    return replace(sd, origin=origin, connection=conn, media=tuple(media), attributes=attrs)
+    o = sd.origin
+    origin = Origin(o.username, o.session_id, o.session_version, address, atype, o.nettype)
+    return _copy(sd, origin=origin, connection=conn, media=tuple(media), attributes=attrs)
+
+
+def _copy(sd: SessionDescription, **changes: object) -> SessionDescription:
+    """`dataclasses.replace` for SessionDescription without its per-call field walk."""
+    values = {name: getattr(sd, name) for name in _SD_FIELDS}
+    values.update(changes)
+    return SessionDescription(**values)  # type: ignore[arg-type]
+
+
+_SD_FIELDS = SessionDescription.__dataclass_fields__.keys()
