@@ -31,7 +31,10 @@ datagram to the tap and sends the transcoded packet. Everything unusual
 to `RelaySession._slow_path`, which recomputes the hot-path fields in
 `_rewire`. An untapped port reads no clock per packet: a sweep every
 `sweep_interval` seconds notices which ports saw packets, which gives
-`last_packet_at` to within one sweep and drives latch expiry. Unless the
+`last_packet_at` to within one sweep and drives latch expiry. The sweep is
+spread over the interval in slices of at most 50 sessions
+(`relay_sweep.SweepRota`), so no timer callback holds the loop, and with it
+every call's RTP, for more than a slice's worth of work. Unless the
 B2BUA sets transcoders, the payload is never parsed or altered, so RFC 4733
 telephone-events, comfort noise and SRTP pass through untouched.
 
@@ -70,6 +73,7 @@ from typing import Any
 
 from pbx.media.leg_stats import CallQuality
 from pbx.media.ports import PortAllocator, PortPair
+from pbx.media.relay_sweep import SweepRota
 
 log = logging.getLogger(__name__)
 
@@ -562,6 +566,7 @@ class Relay:
         self.sweep_interval = sweep_interval
         self._clock = clock
         self._sessions: set[RelaySession] = set()
+        self._rota: SweepRota[RelaySession] = SweepRota(sweep_interval)
         self._transports = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -645,25 +650,35 @@ class Relay:
         )
 
     def sweep(self, now: float) -> None:
-        """Note which ports saw packets since the last sweep; mark silent latches stale."""
+        """Note which ports saw packets since the last sweep; mark silent latches stale.
+
+        This visits every session at once; the relay's own timer spreads the same
+        work over the interval in slices (`relay_sweep.SweepRota`) so it never
+        holds the loop for long."""
         for session in list(self._sessions):
             session._sweep(now, self.latch_timeout)
 
     def _arm(self) -> None:
         if self._timer is None and self._loop is not None:
-            self._timer = self._loop.call_later(self.sweep_interval, self._on_timer)
+            self._timer = self._loop.call_later(self._rota.delay(), self._on_timer)
 
     def _on_timer(self) -> None:
+        """One tick of the spread sweep: the rota's next slice of sessions (relay_sweep)."""
         self._timer = None
-        self.sweep(self.clock())
+        now = self.clock()
+        for session in self._rota.take(self._sessions):
+            if not session._closed:
+                session._sweep(now, self.latch_timeout)
         if self._sessions:
             self._arm()
 
     def _forget(self, session: RelaySession) -> None:
         self._sessions.discard(session)
-        if not self._sessions and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if not self._sessions:
+            self._rota.reset()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def close(self) -> None:
         """Close every session; sockets close on the next loop iteration."""
