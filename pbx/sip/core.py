@@ -96,7 +96,7 @@ from pbx.sip.transaction import (
 )
 from pbx.sip.transaction_client import ClientInviteTransaction, ClientNonInviteTransaction
 from pbx.sip.transaction_server import ServerInviteTransaction, ServerNonInviteTransaction
-from pbx.sip.transport import stamp_request
+from pbx.sip.transport import stamped_via
 
 RELIABLE = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 """Transports that retransmit for us: timers A, E, G are not armed (17.1.1.2)."""
@@ -212,7 +212,7 @@ class SipCore:
     ) -> None:
         try:
             _check_request(request)
-            stamp_request(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
+            _stamp(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
             key = server_key(request)
         except ParseError as exc:
             self._reject_request(request, exc, source, transport)
@@ -519,6 +519,27 @@ class SipCore:
         response = Response(exc.status, exc.reason, Headers(copied))
         self._outgoing.append(Outgoing(bytes(response), destination, transport))
         return True
+
+
+_TOP_VIA = Request.via.key
+"""Where the message keeps its parsed top Via (the `via` field's cache key)."""
+
+
+def _stamp(request: Request, source: tuple[str, int]) -> None:
+    """pbx.sip.transport.stamp_request, keeping the stamped Via parsed.
+
+    Rewriting the Via header drops its parsed value, and the transaction key, the response
+    destination and the response's Via would parse the new text again; the stamped Via is
+    the value that text parses to, so it goes back into the message's cache.
+    """
+    top = request.via
+    new_top = stamped_via(top, source)
+    if new_top is None:
+        return
+    headers = request.headers
+    values = headers.getall("Via")
+    headers.set("Via", ", ".join([str(new_top), *values[1:]]))
+    headers._cache[_TOP_VIA] = new_top
 
 
 def _check_request(request: Request) -> None:

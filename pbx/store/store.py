@@ -22,6 +22,7 @@ SELECT and building the row.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 import threading
@@ -37,9 +38,19 @@ import sqlite_utils
 from pbx.sip.digest import compute_ha1
 from pbx.store.api import ApiQueries
 from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
+from pbx.store.location import (
+    UPSERT_BINDING,
+    WRITE_BEHIND_MAX,
+    WRITE_BEHIND_S,
+    Location,
+    active,
+    load,
+    normalized,
+    out_of_order,
+    write_pending,
+)
 from pbx.store.recordings import RecordingQueries
 from pbx.store.rows import (
-    BINDING_COLUMNS,
     Binding,
     Cdr,
     Disposition,
@@ -61,21 +72,7 @@ EXTENSION_CACHE_SIZE = 10_000
 """Cached lookups (hits and misses) before the cache starts over: a scanner trying
 random numbers cannot grow it without bound."""
 
-_UPSERT_BINDING = (
-    f"INSERT INTO bindings ({', '.join(BINDING_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in BINDING_COLUMNS)}) "
-    "ON CONFLICT (extension, contact) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in BINDING_COLUMNS[2:])
-)
 _BINDING_ORDER = "extension, q DESC, expires_at DESC, contact"
-# The upsert of a REGISTER: it changes nothing when the stored binding has the same Call-ID
-# and a CSeq at or above this one (RFC 3261 §10.3 step 7), which shows as rowcount 0.
-_REGISTER_BINDING = _UPSERT_BINDING + (
-    " WHERE NOT (bindings.call_id = excluded.call_id AND bindings.cseq >= excluded.cseq)"
-)
-_ACTIVE_OF = (
-    f"SELECT * FROM bindings WHERE expires_at > ? AND extension = ? ORDER BY {_BINDING_ORDER}"
-)
 _CDR_REAL_COLUMNS = ("start", "answer", "end", "duration", "billsec")
 _COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "name": str,
@@ -85,26 +82,88 @@ _COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-class Store(TrunkQueries, RecordingQueries, ApiQueries):
-    """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing)."""
+log = logging.getLogger(__name__)
 
-    def __init__(self, path: Path | str) -> None:
+
+class Store(TrunkQueries, RecordingQueries, ApiQueries):
+    """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing).
+
+    `write_behind` is how many seconds a REGISTER's binding change may wait in memory
+    before it is written (pbx.store.location); 0 writes each one at once.
+    """
+
+    def __init__(self, path: Path | str, *, write_behind: float = WRITE_BEHIND_S) -> None:
         self.path = Path(path)
         self._conn = connect(self.path)
         self._db = sqlite_utils.Database(self._conn, execute_plugins=False)
         self._lock = threading.RLock()
         self._extensions: dict[str, Extension | None] = {}
         self._data_version = -1
+        self._location = Location()
+        self.write_behind = write_behind
+        self._wake = threading.Event()  # set when the first change of a batch is pending
+        self._flusher: threading.Thread | None = None
+        self._stopping = threading.Event()  # set by close(): the flusher ends its wait
+        self._closed = False
         self._init_settings()
 
     @classmethod
-    def in_dir(cls, data_dir: Path | str) -> Store:
+    def in_dir(cls, data_dir: Path | str, *, write_behind: float = WRITE_BEHIND_S) -> Store:
         """The store of a data directory (what `deskpbx --data-dir DIR` uses)."""
-        return cls(Path(data_dir) / DB_FILENAME)
+        return cls(Path(data_dir) / DB_FILENAME, write_behind=write_behind)
 
     def close(self) -> None:
+        """Write the bindings still in memory, then close the file."""
         with self._lock:
-            self._conn.close()
+            if self._closed:
+                return
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                self._stopping.set()  # the flusher thread sees _closed and ends
+                self._wake.set()
+                self._conn.close()
+
+    def flush(self) -> None:
+        """Write the pending binding changes now (one transaction); a no-op when none."""
+        with self._lock:
+            pending = self._location.pending
+            if not pending or self._closed:
+                return
+            self._location.pending = {}
+            try:
+                write_pending(self._conn, pending)
+            except sqlite3.Error:
+                # Keep them for the next try; newer changes made meanwhile win.
+                self._location.pending = pending | self._location.pending
+                raise
+
+    def _flush_later(self) -> None:
+        """Have the flusher thread write the pending changes `write_behind` seconds from now.
+        One long-lived thread: starting a thread per batch cost more than the batch."""
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name=f"store-flush {self.path.name}", daemon=True
+            )
+            self._flusher.start()
+        self._wake.set()
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closed:
+                return
+            self._stopping.wait(self.write_behind)  # let the batch gather
+            with self._lock:
+                self._wake.clear()
+                if self._closed:
+                    return
+                try:
+                    self.flush()
+                except sqlite3.Error:
+                    log.exception("writing registrar bindings failed; will retry")
+                    self._wake.set()
 
     def __enter__(self) -> Store:
         return self
@@ -122,6 +181,8 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """BEGIN IMMEDIATE ... COMMIT under the lock: takes the write lock up front (no upgrade
         deadlock between two processes) and rolls back on any exception."""
         with self._lock:
+            if self._location.pending:
+                self.flush()  # earlier binding changes first, in their own transaction
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -151,6 +212,8 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """Rows of one SELECT as dicts: one statement, where sqlite_utils' query() wraps each
         read in SAVEPOINT/RELEASE (three statements per lookup on the registrar's path)."""
         with self._lock:
+            if self._location.pending:
+                self.flush()  # a read sees every change made through this Store
             cursor = self._conn.execute(sql, args)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
@@ -260,6 +323,8 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._extensions.clear()
+            self.flush()  # bindings too may have changed (an extension removed elsewhere)
+            self._location.forget()
             self._data_version = version
         return self._extensions
 
@@ -267,6 +332,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """Forget cached extensions after a write on this connection (data_version misses it)."""
         with self._lock:
             self._extensions.clear()
+            self._location.forget()  # removing an extension removes its bindings
 
     def get_extension(self, number: str) -> Extension:
         validate_number(number)
@@ -337,9 +403,11 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """Add or refresh the binding of (extension, contact); UnknownExtension if none."""
         try:
             with self._transaction() as conn:
-                conn.execute(_UPSERT_BINDING, binding.to_row())
+                conn.execute(UPSERT_BINDING, binding.to_row())
         except sqlite3.IntegrityError:
             raise UnknownExtension(binding.extension) from None
+        finally:
+            self._location.forget(binding.extension)
 
     def apply_registration(
         self,
@@ -349,49 +417,48 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         cseq: int,
         now: float,
     ) -> list[Binding] | None:
-        """One REGISTER's binding changes in one transaction (RFC 3261 §10.3 steps 7-8).
+        """One REGISTER's binding changes, all or none (RFC 3261 §10.3 steps 7-8).
 
         `changes` pairs each Contact URI with its new binding, or None to remove it. When a
         stored binding of one of them has this Call-ID and a CSeq at or above `cseq`, the
         request is out of order: nothing changes and the answer is None. Otherwise the
         bindings active at `now` (epoch s) after the change, as `active_bindings` orders
-        them. Four statements for a one-Contact refresh (BEGIN, upsert, SELECT, COMMIT),
-        where get_binding + upsert_binding + active_bindings took twelve.
+        them. Decided and answered from memory; the rows follow within `write_behind`
+        seconds (pbx.store.location), so a refresh runs no SQL at all.
         """
-        final = dict(changes)  # a Contact named twice: its last value is what stays
-        removed = [contact for contact, binding in final.items() if binding is None]
-        try:
-            with self._transaction() as conn:
-                if removed and self._out_of_order(conn, extension, removed, call_id, cseq):
-                    raise _OutOfOrder
-                for contact, binding in final.items():
-                    if binding is None:
-                        conn.execute(
-                            "DELETE FROM bindings WHERE extension = ? AND contact = ?",
-                            (extension, contact),
-                        )
-                    elif conn.execute(_REGISTER_BINDING, binding.to_row()).rowcount == 0:
-                        raise _OutOfOrder
-                cursor = conn.execute(_ACTIVE_OF, (now, extension))
-                names = [column[0] for column in cursor.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cursor]
-        except _OutOfOrder:
-            return None
-        except sqlite3.IntegrityError:
-            raise UnknownExtension(extension) from None
-        return [Binding.from_row(row) for row in rows]
+        final = {contact: None if b is None else normalized(b) for contact, b in changes}
+        with self._lock:
+            current = self._location.known.get(extension)
+            if current is None:
+                if not self._known_extension(extension):
+                    if any(binding is not None for binding in final.values()):
+                        raise UnknownExtension(extension)
+                    return []
+                current = self._location.known[extension] = load(self._select, extension)
+            if out_of_order(current, final, call_id, cseq):
+                return None
+            pending = self._location.pending
+            for contact, binding in final.items():
+                if binding is None:
+                    current.pop(contact, None)
+                else:
+                    current[contact] = binding
+                pending[(extension, contact)] = binding
+            self._owe_writes()
+            return active(current.values(), now)
 
-    @staticmethod
-    def _out_of_order(
-        conn: sqlite3.Connection, extension: str, contacts: list[str], call_id: str, cseq: int
-    ) -> bool:
-        marks = ", ".join("?" * len(contacts))
-        cursor = conn.execute(
-            f"SELECT 1 FROM bindings WHERE extension = ? AND contact IN ({marks}) "
-            "AND call_id = ? AND cseq >= ? LIMIT 1",
-            (extension, *contacts, call_id, cseq),
-        )
-        return cursor.fetchone() is not None
+    def _known_extension(self, extension: str) -> bool:
+        """Whether `extension` exists: a cached hit is trusted as the registrar's HA1 lookup
+        just checked it; a cached miss is looked up again (it may have been added since)."""
+        cached = self._extensions.get(extension)
+        return cached is not None or self.find_extension(extension) is not None
+
+    def _owe_writes(self) -> None:
+        pending = len(self._location.pending)
+        if pending >= WRITE_BEHIND_MAX or self.write_behind <= 0:
+            self.flush()
+        elif not self._wake.is_set():
+            self._flush_later()
 
     def get_binding(self, extension: str, contact: str) -> Binding | None:
         """The stored binding, expired or not (§10.3 step 6 compares its Call-ID and CSeq)."""
@@ -404,12 +471,14 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
             cursor = conn.execute(
                 "DELETE FROM bindings WHERE extension = ? AND contact = ?", (extension, contact)
             )
+        self._location.forget(extension)
         return cursor.rowcount > 0
 
     def remove_bindings(self, extension: str) -> int:
         """Remove every binding of an extension (Contact: * with Expires: 0); the count."""
         with self._transaction() as conn:
             cursor = conn.execute("DELETE FROM bindings WHERE extension = ?", (extension,))
+        self._location.forget(extension)
         return cursor.rowcount
 
     def active_bindings(self, now: float, extension: str | None = None) -> list[Binding]:
@@ -425,6 +494,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
     def active_binding_counts(self, now: float) -> dict[str, int]:
         """Number of registered contacts per extension at `now`; absent means none."""
         with self._lock:
+            self.flush()
             cursor = self._conn.execute(
                 "SELECT extension, count(*) FROM bindings WHERE expires_at > ? GROUP BY extension",
                 (now,),
@@ -435,6 +505,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """Delete bindings whose expiry is at or before `now`; the count deleted."""
         with self._transaction() as conn:
             cursor = conn.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,))
+        self._location.forget()
         return cursor.rowcount
 
     def mark_qualified(self, extension: str, contact: str, reachable: bool, now: float) -> bool:
@@ -445,6 +516,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
                 "WHERE extension = ? AND contact = ?",
                 (int(reachable), now, extension, contact),
             )
+        self._location.forget(extension)
         return cursor.rowcount > 0
 
     # -- CDRs -------------------------------------------------------------------------------
@@ -498,7 +570,3 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         where = " AND ".join(clauses) or None
         rows = self._rows("cdrs", where, args, order_by="start DESC, id DESC", limit=limit)
         return [Cdr.from_row(row) for row in rows]
-
-
-class _OutOfOrder(Exception):
-    """Rolls back a REGISTER's binding changes (see Store.apply_registration)."""

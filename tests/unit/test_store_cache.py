@@ -172,11 +172,25 @@ def test_registration_for_unknown_extension_is_rejected(store: Store) -> None:
     assert store.active_bindings(T0) == []
 
 
-def test_registration_takes_four_statements(store: Store) -> None:
+def test_registration_reads_once_then_runs_no_sql_until_the_batch_is_written(
+    store: Store,
+) -> None:
+    store.find_extension("201")
     seen: list[str] = []
     store._conn.set_trace_callback(seen.append)
     store.apply_registration("201", [("sip:201@a", _binding("sip:201@a"))], "c1", 2, T0)
-    assert [sql.split()[0] for sql in seen] == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
+    assert seen == ["SELECT * FROM bindings WHERE extension = '201'"]  # loaded once
+    seen.clear()
+    active = store.apply_registration(
+        "201", [("sip:201@a", _binding("sip:201@a", cseq=3))], "c1", 3, T0
+    )
+    assert seen == []  # a refresh is decided and answered from memory
+    assert active == [_binding("sip:201@a", cseq=3)]
+    store.flush()
+    assert [sql.split()[0] for sql in seen] == ["BEGIN", "SAVEPOINT", "INSERT", "RELEASE",
+                                                "COMMIT"]  # fmt: skip
+    store._conn.set_trace_callback(None)
+    assert store.get_binding("201", "sip:201@a") == _binding("sip:201@a", cseq=3)
 
 
 # -- add_cdr returns what a read-back gives, without reading back --------------------------
