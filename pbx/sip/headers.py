@@ -39,6 +39,13 @@ _VIA = re.compile(
     f"({grammar.HOST.pattern})(?:[ \\t]*:[ \\t]*([0-9]{{1,5}}))?"
     f"((?:{GENERIC_PARAM})*)[ \\t]*"
 )
+# What most phones send (RFC 3261 8.1.1.7, RFC 3581): "SIP/2.0", an upper-case transport, a
+# lower-case host or IPv4 address, a port, a branch and rport before or after it. Via.parse
+# reads it with this regex alone; any other spelling goes to _PLAIN_VIA, then to _VIA.
+_COMMON_VIA = re.compile(
+    f"SIP/2\\.0/([A-Z]+) ([a-z0-9_](?:[a-z0-9_.\\-]*[a-z0-9_.])?)(?::([0-9]{{1,5}}))?"
+    f"(;rport)?;branch=([{_T}]+)(;rport)?"
+)
 _PLAIN_VIA = re.compile(
     f"SIP/2\\.0/([{_T}]+) ([A-Za-z0-9_](?:[A-Za-z0-9_.\\-]*[A-Za-z0-9_.])?)"
     f"(?::([0-9]{{1,5}}))?((?:;[{_T}]+(?:=[{_T}]+)?)*)"
@@ -95,6 +102,9 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        match = _COMMON_VIA.fullmatch(text)
+        if match is not None:
+            return _common_via(*match.groups())
         match = _PLAIN_VIA.fullmatch(text)  # the usual spelling, without LWS or quotes
         if match is not None:
             protocol = "SIP/2.0"
@@ -112,13 +122,11 @@ class Via:
             port = int(port_text)
             if port > 65535:
                 raise ParseError("Bad Via sent-by")
-        via = _new(cls)
-        _set_protocol(via, protocol)
-        _set_transport(via, transport.upper())
-        _set_host(via, host.lower())
-        _set_port(via, port)
-        _set_params(via, params)
-        return via
+        via = _ViaDraft()
+        via.protocol, via.transport, via.host = protocol, transport.upper(), host.lower()
+        via.port, via.params = port, params
+        via.__class__ = cls
+        return via  # type: ignore[return-value]
 
     @property
     def branch(self) -> str | None:
@@ -167,12 +175,44 @@ def _plain_params(text: str) -> dict[str, str | None]:
     return params
 
 
-# Via.parse fills a new Via through the slot descriptors: the frozen dataclass __init__
-# costs three times as much and checks nothing more.
-_new = object.__new__
-_set_protocol, _set_transport, _set_host, _set_port, _set_params = (
-    Via.__dict__[name].__set__ for name in ("protocol", "transport", "host", "port", "params")
-)
+class _ViaDraft:
+    """A Via under construction. The parsers fill one by plain attribute stores and then
+    give it Via's class: the frozen dataclass __init__ costs four times as much (and the
+    slot descriptors' __set__ twice as much) and checks nothing more. The slots are
+    Via's, in Via's order, so the two layouts agree and __class__ may be assigned."""
+
+    __slots__ = Via.__slots__  # type: ignore[assignment]
+    protocol: str
+    transport: str
+    host: str
+    port: int | None
+    params: dict[str, str | None]
+
+
+def _common_via(
+    transport: str, host: str, port_text: str | None, rport_first: str | None, branch: str,
+    rport_last: str | None,
+) -> Via:  # fmt: skip
+    """The Via that _COMMON_VIA matched: the parameters params_dict would build (the first
+    rport wins, in the order written) without a findall."""
+    if rport_first:
+        params: dict[str, str | None] = {"rport": None, "branch": branch}
+    elif rport_last:
+        params = {"branch": branch, "rport": None}
+    else:
+        params = {"branch": branch}
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise ParseError("Bad Via sent-by")
+    via = _ViaDraft()
+    via.protocol, via.transport, via.host = "SIP/2.0", transport, host
+    via.port, via.params = port, params
+    via.__class__ = Via
+    return via  # type: ignore[return-value]
+
+
 # Methods a CSeq usually names (RFC 3261 and extensions); CSeq.parse takes a shortcut for
 # them and sends anything else through the full grammar.
 _COMMON_METHODS = frozenset(
@@ -196,9 +236,13 @@ class CSeq:
             and digits.isdigit()
             and digits.isascii()
             and len(digits) <= 10
-            and int(digits) <= MAX_CSEQ
         ):
-            return cls(int(digits), method)
+            seq = int(digits)
+            if seq <= MAX_CSEQ:
+                cseq = _CSeqDraft()
+                cseq.seq, cseq.method = seq, method
+                cseq.__class__ = cls
+                return cseq  # type: ignore[return-value]
         match = _CSEQ.fullmatch(text)
         if match is None:
             raise ParseError("Bad CSeq")
@@ -209,6 +253,14 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+class _CSeqDraft:
+    """A CSeq under construction; see _ViaDraft."""
+
+    __slots__ = CSeq.__slots__  # type: ignore[assignment]
+    seq: int
+    method: str
 
 
 # --- the header multi-map (RFC 3261 7.3) -------------------------------------------------

@@ -179,7 +179,7 @@ def _vias(headers: Headers) -> list[Via]:
 
 def _tag_of(canon: str, field: str, headers: Headers) -> str | None:
     """The tag of From or To: from the parsed name-addr when it was read already, else
-    with tag_of, which skips parsing the URI. Bound with partial (no lambda frame)."""
+    with tag_of, which skips parsing the URI."""
     cache = headers._cache
     parsed = cache.get((canon, field))
     if parsed is not None:
@@ -189,6 +189,40 @@ def _tag_of(canon: str, field: str, headers: Headers) -> str | None:
     if value is None:
         raise ParseError(f"Missing {canon}")
     return tag_of(value)
+
+
+class _Tag(_Typed[str | None]):
+    """The tag of From or To (RFC 3261 19.3), read in one Python frame when nothing of the
+    header is cached yet: the dialog key reads the From tag of every message."""
+
+    __slots__ = ("addr_key",)
+
+    def __init__(self, header: str, addr_field: str) -> None:
+        super().__init__(header, partial(_tag_of, header, addr_field))
+        self.addr_key = (header, addr_field)
+
+    @overload
+    def __get__(self, msg: None, owner: type) -> _Tag: ...
+
+    @overload
+    def __get__(self, msg: _Message, owner: type) -> str | None: ...
+
+    def __get__(self, msg: _Message | None, owner: type) -> str | None | _Tag:
+        if msg is None:
+            return self
+        headers = msg.headers
+        cache = headers._cache
+        value = cache.get(self.key, _MISSING)
+        if value is _MISSING:
+            if self.addr_key in cache:
+                value = cache[self.key] = self.parse(headers)
+                return value  # type: ignore[no-any-return]
+            index = cache.get(_INDEX)
+            raw = (headers.first_values() if index is None else index).get(self.header)
+            if raw is None:
+                raise ParseError(f"Missing {self.header}")
+            value = cache[self.key] = tag_of(raw)
+        return value  # type: ignore[no-any-return]
 
 
 class _Message:
@@ -207,8 +241,8 @@ class _Message:
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
     to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
-    from_tag = _Typed("From", partial(_tag_of, "From", "from_"))
-    to_tag = _Typed("To", partial(_tag_of, "To", "to"))
+    from_tag = _Tag("From", "from_")
+    to_tag = _Tag("To", "to")
     contacts = _Typed(
         "Contact", lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)]
     )
@@ -447,13 +481,13 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     redoes the lines one by one."""
     text = head.decode("utf-8", "surrogateescape")
     lines = text.split(newline)
-    breaks = len(lines) - 1
-    if text.count("\n") != breaks or text.count("\r") != (breaks if newline == "\r\n" else 0):
+    rest = "".join(lines)  # one copy in C, then two memchr: cheaper than counting CR and LF
+    if "\r" in rest or "\n" in rest:
         raise ParseError("Bad line end")  # a lone CR or LF inside a line
     headers = _new(Headers)  # Headers._trusted, inlined
-    headers._cache = {}
     msg = _parse_start(lines[0], headers)
     names = _WIRE_NAMES
+    breaks = len(lines) - 1
     try:
         items = [
             (names[raw], value.strip())
@@ -465,7 +499,9 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     except KeyError:
         items = _header_items(lines)
     headers._items = items
-    return msg, _content_length(headers)
+    index = dict(reversed(items))  # Headers.first_values(): the typed accessors read it
+    headers._cache = {_INDEX: index}
+    return msg, _content_length(index, items)
 
 
 def _header_items(lines: list[str]) -> list[tuple[str, str]]:
@@ -515,11 +551,13 @@ _new = object.__new__
 _NAME = itemgetter(0)
 
 
-def _content_length(headers: Headers) -> int | None:
-    value = headers.first_values().get(_CL)
+def _content_length(index: dict[str, str], items: list[tuple[str, str]]) -> int | None:
+    """The Content-Length of a parsed head, given its first values and all its items."""
+    value = index.get(_CL)
     if value is None:
         return None
-    if countOf(map(_NAME, headers._items), _CL) > 1:  # in C; name_counts() stays lazy
+    # Count (in C) only when some name repeats; name_counts() stays lazy.
+    if len(index) != len(items) and countOf(map(_NAME, items), _CL) > 1:
         # RFC 4475 3.3.14 mcl01: the body cannot be framed reliably, so reject it.
         raise ParseError("Multiple Content-Length values")
     if not value.isdigit() or not value.isascii() or len(value) > 9:
