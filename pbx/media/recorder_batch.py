@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from pbx.media.recorder import PCMA, PCMU, Recorder, g711_decoders
+from pbx.media.recorder import PCMA, PCMU, Recorder, _Stream, g711_decoders
 
 _WRAP = 1 << 32
 
@@ -52,6 +52,7 @@ for _pt in (PCMU, PCMA):
 _BOTH = np.concatenate([_LUT[PCMU], _LUT[PCMA]])
 _BATCH_TYPES = np.zeros(128, dtype=bool)
 _BATCH_TYPES[[PCMU, PCMA]] = True
+_LITTLE = sys.byteorder == "little"
 
 
 def flush_recorders(recorders: Iterable[Recorder], now: float) -> dict[Recorder, OSError]:
@@ -100,108 +101,179 @@ class _Batch:
         queues need the per-packet path."""
         recorders = self.recorders
         queues = [queue for r in recorders for queue in r._queues]
+        counts = list(map(len, queues))
         datas = list(itertools.chain.from_iterable(queues))
         total = len(datas)
+        size = len(datas[0])
+        joined = b"".join(datas)
         # entries come stream by stream (recorder, then channel): key is already sorted
-        key = np.repeat(np.arange(len(queues)), [len(queue) for queue in queues])
-        owner, channel = key >> 1, key & 1
-        lengths = np.fromiter(map(len, datas), dtype=np.int64, count=total)
-        size = int(np.bincount(lengths).argmax())
+        key = np.repeat(np.arange(len(queues)), counts)
+        owner = key >> 1
+        if len(joined) != size * total or min(map(len, datas)) != size:
+            return _odd_sizes(recorders, datas, owner)
         if size <= 12:
             return recorders
-        if not (lengths == size).all():
-            return _pick(recorders, owner[lengths != size])
-        raw = np.frombuffer(b"".join(datas), dtype=np.uint8).reshape(total, size)
-        words = np.ascontiguousarray(raw[:, :12]).view(">u4").astype(np.int64)
-        pt = raw[:, 1] & 0x7F
+        head = np.frombuffer(joined, dtype=_header_type(size))
+        ts = head["ts"].astype(np.int64)
+        pt = head["second"] & 0x7F
         times = itertools.chain.from_iterable(t for r in recorders for t in r._times)
         arrival = np.fromiter(times, dtype=np.float64, count=total)
-        fields = _recorder_fields(recorders)
-        good = (raw[:, 0] == 0x80) & _BATCH_TYPES[pt] & fields["anchored"][key]
-        good &= arrival >= fields["origin"][owner]
-        good &= words[:, 2] == fields["ssrc"][key]
-        ts = words[:, 1]
-        ext = _unwrap(ts, key, fields["last_ts"], fields["ext_ts"])
+        state = _State(recorders)
+        origin, offset = state.origin[owner], state.offset[owner]
+        # an unanchored stream has ssrc -1, which no 32-bit SSRC equals
+        good = (head["first"] == 0x80) & _BATCH_TYPES[pt] & (head["ssrc"] == state.ssrc[key])
+        good &= arrival >= origin
+        ext = _unwrap(ts, key, state.last_ts, state.ext_ts)
         payload = size - 12
-        position = fields["base"][key] + ext
-        heard = (
-            fields["offset"][owner]
-            + np.rint((arrival - fields["origin"][owner]) * fields["rate"][owner]).astype(np.int64)
-            - payload
-        )
-        good &= np.abs(position - heard) <= fields["resync"][owner]
-        good &= position >= fields["offset"][owner]
+        position = state.base[key] + ext
+        heard = offset + np.rint((arrival - origin) * state.rate[owner]).astype(np.int64)
+        good &= np.abs(position - (heard - payload)) <= state.resync[owner]
+        good &= position >= offset
         if not good.all():
             return _pick(recorders, owner[~good])
-        self._commit(key, ts, ext)
-        late = position + payload <= fields["written"][owner]
-        samples = _decode(raw[:, 12:], pt)
-        self._place(owner, channel, position, samples, late, fields)
+        placement = _Placement(state, owner, key & 1, position, payload)
+        placement.apply(recorders, np.frombuffer(joined, dtype=np.uint8).reshape(total, size),
+                        pt, counts, ts, ext)  # fmt: skip
         return []
 
-    def _commit(self, key: np.ndarray, ts: np.ndarray, ext: np.ndarray) -> None:
-        """Empty the queues, count the packets and move each stream to its last packet."""
-        for recorder in self.recorders:
-            count = len(recorder._queues[0]) + len(recorder._queues[1])
-            recorder._queues, recorder._times = ([], []), ([], [])
-            recorder._counts["packets"] += count
-            recorder._counts["decoded"] += count
-        ends = np.flatnonzero(np.r_[key[1:] != key[:-1], True])
-        for stream_key, last, extended in zip(
-            key[ends].tolist(), ts[ends].tolist(), ext[ends].tolist(), strict=True
-        ):
-            stream = self.recorders[stream_key // 2]._streams[stream_key % 2]
-            assert stream is not None
-            stream.last_ts, stream.ext_ts = last, extended
 
-    def _place(
+class _State:
+    """Per-recorder and per-stream (index recorder * 2 + channel) state as arrays."""
+
+    __slots__ = ("origin", "rate", "resync", "offset", "written", "frames", "ssrc", "last_ts",
+                 "ext_ts", "base")  # fmt: skip
+
+    def __init__(self, recorders: list[Recorder]) -> None:
+        floats = np.array([(r._origin, r.rate, r.resync * r.rate) for r in recorders])
+        self.origin, self.rate, self.resync = floats.T
+        ints = np.array([(r._offset, r.written, r._frames) for r in recorders], dtype=np.int64)
+        self.offset, self.written, self.frames = ints.T
+        streams = np.array([_stream_row(s) for r in recorders for s in r._streams], dtype=np.int64)
+        self.ssrc, self.last_ts, self.ext_ts, self.base = streams.T
+
+
+def _stream_row(stream: _Stream | None) -> tuple[int, int, int, int]:
+    if stream is None:
+        return _UNANCHORED
+    return stream.ssrc, stream.last_ts, stream.ext_ts, stream.base_pos - stream.base_ts
+
+
+_UNANCHORED = (-1, 0, 0, 0)
+
+
+class _Placement:
+    """Where each accepted packet lands: its ring row, and whether it is late or odd."""
+
+    def __init__(
         self,
+        state: _State,
         owner: np.ndarray,
         channel: np.ndarray,
         position: np.ndarray,
-        samples: np.ndarray,
-        late: np.ndarray,
-        fields: dict[str, np.ndarray],
+        payload: int,
     ) -> None:
-        """Put the on-time rows into the recorders' rings; count the late ones."""
-        recorders = self.recorders
-        if late.any():
-            dropped = np.bincount(owner[late], minlength=len(recorders)).tolist()
-            for recorder, count in zip(recorders, dropped, strict=True):
-                recorder._counts["late"] += count
-            keep = ~late
-            owner, channel, position = owner[keep], channel[keep], position[keep]
-            samples = samples[keep]
-        size = samples.shape[1]
-        frames, written = fields["frames"][owner], fields["written"][owner]
+        written, frames = state.written[owner], state.frames[owner]
+        self.payload = payload
+        self.channel, self.position = channel, position
+        self.late = position + payload <= written
         slot = position % frames
         # a row that wraps round the ring or starts inside the file goes one by one
-        fits = (slot + size <= frames) & (position >= written)
-        fits &= position + size <= written + frames
-        odd = [
-            (int(owner[i]), int(channel[i]), int(position[i]), samples[i])
-            for i in np.flatnonzero(~fits).tolist()
-        ]
-        if odd:
-            owner, channel, slot, samples = owner[fits], channel[fits], slot[fits], samples[fits]
-        row = 2 * slot + channel
-        bounds = np.searchsorted(owner, np.arange(len(recorders) + 1)).tolist()
-        for index, (first, end) in enumerate(itertools.pairwise(bounds)):
-            if first < end:
-                recorders[index]._window(size)[row[first:end]] = samples[first:end]
-        for index, lane, at, values in odd:
-            recorders[index]._ring_put(lane, at, values)
+        self.fits = (slot + payload <= frames) & (position >= written)
+        self.fits &= position + payload <= written + frames
+        self.row = 2 * slot + channel
+
+    def apply(
+        self,
+        recorders: list[Recorder],
+        raw: np.ndarray,
+        pt: np.ndarray,
+        counts: list[int],
+        ts: np.ndarray,
+        ext: np.ndarray,
+    ) -> None:
+        """Decode each recorder's packets (one table lookup per recorder) into its ring,
+        count them and move its streams to their last packets (RFC 3550 §5.1)."""
+        bounds = [0, *itertools.accumulate(counts)]
+        ends = [end - 1 for end in bounds[1:]]
+        last_ts, last_ext = ts[ends].tolist(), ext[ends].tolist()
+        starts = bounds[0:-1:2]
+        laws = (np.minimum.reduceat(pt, starts) == np.maximum.reduceat(pt, starts)).tolist()
+        clean = np.logical_and.reduceat(self.fits, starts).tolist()
+        late = np.add.reduceat(self.late, starts).tolist() if self.late.any() else None
+        payloads, row = raw[:, 12:], self.row
+        for index, recorder in enumerate(recorders):
+            first, middle, end = bounds[2 * index], bounds[2 * index + 1], bounds[2 * index + 2]
+            for channel, (a, b) in enumerate(((first, middle), (middle, end))):
+                if a < b:
+                    stream = recorder._streams[channel]
+                    assert stream is not None
+                    stream.last_ts, stream.ext_ts = last_ts[2 * index + channel], last_ext[
+                        2 * index + channel]  # fmt: skip
+            for queue in recorder._queues:
+                queue.clear()
+            for times in recorder._times:
+                times.clear()
+            counted = recorder._counts
+            counted["packets"] += end - first
+            counted["decoded"] += end - first
+            samples = _decode(payloads[first:end], pt[first:end], laws[index])
+            window = recorder._window(self.payload)
+            if clean[index]:
+                window[row[first:end]] = samples
+                continue
+            if late is not None:
+                counted["late"] += late[index]
+            self._place_odd(recorder, window, first, end, samples)
+
+    def _place_odd(
+        self, recorder: Recorder, window: np.ndarray, first: int, end: int, samples: np.ndarray
+    ) -> None:
+        """A recorder with late or ring-crossing packets: the rows that fit in one
+        assignment, then the crossing ones one by one (late ones are dropped)."""
+        fits = self.fits[first:end]
+        window[self.row[first:end][fits]] = samples[fits]
+        odd = ~fits & ~self.late[first:end]
+        for i in np.flatnonzero(odd).tolist():
+            at = first + i
+            recorder._ring_put(int(self.channel[at]), int(self.position[at]), samples[i])
 
 
-def _decode(payloads: np.ndarray, types: np.ndarray) -> np.ndarray:
+def _header_type(size: int) -> np.dtype:
+    """The RTP fixed header fields the batch reads (RFC 3550 §5.1), one record per
+    datagram of `size` octets."""
+    found = _HEADER_TYPES.get(size)
+    if found is None:
+        found = _HEADER_TYPES[size] = np.dtype(
+            {
+                "names": ["first", "second", "ts", "ssrc"],
+                "formats": ["u1", "u1", ">u4", ">u4"],
+                "offsets": [0, 1, 4, 8],
+                "itemsize": size,
+            }
+        )
+    return found
+
+
+_HEADER_TYPES: dict[int, np.dtype] = {}
+
+
+def _odd_sizes(recorders: list[Recorder], datas: list[bytes], owner: np.ndarray) -> list[Recorder]:
+    """Datagrams of several sizes: the recorders with any other than the most common size
+    (or all, if that size has no payload) take the per-packet path."""
+    lengths = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
+    size = int(np.bincount(lengths).argmax())
+    if size <= 12:
+        return recorders
+    return _pick(recorders, owner[lengths != size])
+
+
+def _decode(payloads: np.ndarray, types: np.ndarray, one_law: bool) -> np.ndarray:
     """G.711 octets (n, k) of PCMU/PCMA -> int16 samples by table. With one law, two octets
     at a time (one 32-bit entry holds both samples) when k is even on a little-endian host."""
-    present = np.unique(types).tolist()
-    if len(present) == 1:
-        pt = present[0]
-        if payloads.shape[1] % 2 == 0 and sys.byteorder == "little":
-            pairs = np.ascontiguousarray(payloads).view(np.uint16)
-            return _PAIRS[pt].take(pairs, mode="clip").view(np.int16)
+    if one_law:
+        pt = int(types[0])
+        if payloads.shape[1] % 2 == 0 and _LITTLE:
+            return _PAIRS[pt].take(payloads.view(np.uint16), mode="clip").view(np.int16)
         return _LUT[pt].take(payloads, mode="clip")
     index = payloads.astype(np.uint16)  # both laws: one table of (law, octet), 512 entries
     index |= ((types == PCMA).astype(np.uint16) << 8)[:, None]
@@ -210,24 +282,6 @@ def _decode(payloads: np.ndarray, types: np.ndarray) -> np.ndarray:
 
 def _pick(recorders: list[Recorder], owners: np.ndarray) -> list[Recorder]:
     return [recorders[index] for index in np.unique(owners).tolist()]
-
-
-def _recorder_fields(recorders: list[Recorder]) -> dict[str, np.ndarray]:
-    """Per-recorder and per-stream (index recorder * 2 + channel) state as arrays."""
-    streams = [stream for r in recorders for stream in r._streams]
-    return {
-        "origin": np.array([r._origin for r in recorders], dtype=np.float64),
-        "offset": np.array([r._offset for r in recorders], dtype=np.int64),
-        "written": np.array([r.written for r in recorders], dtype=np.int64),
-        "frames": np.array([r._frames for r in recorders], dtype=np.int64),
-        "rate": np.array([r.rate for r in recorders], dtype=np.float64),
-        "resync": np.array([r.resync * r.rate for r in recorders], dtype=np.float64),
-        "anchored": np.array([s is not None for s in streams], dtype=bool),
-        "ssrc": np.array([s.ssrc if s else -1 for s in streams], dtype=np.int64),
-        "last_ts": np.array([s.last_ts if s else 0 for s in streams], dtype=np.int64),
-        "ext_ts": np.array([s.ext_ts if s else 0 for s in streams], dtype=np.int64),
-        "base": np.array([s.base_pos - s.base_ts if s else 0 for s in streams], dtype=np.int64),
-    }
 
 
 def _unwrap(ts: np.ndarray, key: np.ndarray, last_ts: np.ndarray, ext_ts: np.ndarray) -> np.ndarray:

@@ -35,6 +35,8 @@ FRAME_SIZE = CHANNELS * SAMPLE_WIDTH
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _SIZE = struct.Struct("<I")
+Buffer = bytes | bytearray | memoryview | np.ndarray
+"""What `WavWriter.append_bytes` takes: any contiguous buffer of whole frames."""
 
 
 class WavError(ValueError):
@@ -90,6 +92,7 @@ class WavWriter:
         self.rate = rate
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fd = self._file.fileno()
         self._file.write(build_header(0, rate))
         # the header, mapped shared: updating its sizes is a store to the page cache, which
         # a killed process leaves behind like a write(), at no system call per append
@@ -108,21 +111,22 @@ class WavWriter:
         """Append interleaved int16 frames (shape (n, 2)) and make the header count them."""
         self.append_bytes(np.ascontiguousarray(frames, dtype="<i2").tobytes())
 
-    def append_bytes(self, data: bytes) -> None:
-        """Append whole little-endian 16-bit stereo frames and make the header count them."""
-        if not data:
+    def append_bytes(self, data: Buffer) -> None:
+        """Append whole little-endian 16-bit stereo frames (any contiguous buffer: bytes,
+        a memoryview, an int16 array on a little-endian host) and make the header count
+        them: one pwrite, then two stores to the mapped header."""
+        size = memoryview(data).nbytes
+        if not size:
             return
-        if len(data) % FRAME_SIZE:
-            raise ValueError(f"{len(data)} bytes are not whole {FRAME_SIZE}-byte frames")
-        fd = self._file.fileno()
-        written = os.pwrite(fd, data, HEADER_SIZE + self.data_bytes)
-        if written != len(data):  # a short write (disk full): the rest, or the error
-            written += _write_rest(
-                fd, memoryview(data)[written:], HEADER_SIZE + self.data_bytes + written
-            )
-        self.data_bytes += len(data)
-        _SIZE.pack_into(self._header, 4, 36 + self.data_bytes)
-        _SIZE.pack_into(self._header, 40, self.data_bytes)
+        if size % FRAME_SIZE:
+            raise ValueError(f"{size} bytes are not whole {FRAME_SIZE}-byte frames")
+        at = HEADER_SIZE + self.data_bytes
+        written = os.pwrite(self._fd, data, at)
+        if written != size:  # a short write (disk full): the rest, or the error
+            _write_rest(self._fd, memoryview(data).cast("B")[written:], at + written)
+        self.data_bytes = total = self.data_bytes + size
+        _SIZE.pack_into(self._header, 4, 36 + total)
+        _SIZE.pack_into(self._header, 40, total)
 
     def close(self, sync: bool = True) -> None:
         """Close, with one fsync unless the caller syncs later (`sync_file`, off the loop);
