@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE"})
+PEER_CACHE_SIZE = 4096  # flows whose Peer is kept; a scan of many sources cannot grow it further
 _is_x_header = is_x_header  # its former home's name
 
 
@@ -124,6 +125,7 @@ class B2bua:
         self._by_a_tx: dict[TransactionKey, Call] = {}
         self._by_fork: dict[ClientKey, Call] = {}
         self._by_dialog: dict[DialogId, tuple[Call, Side]] = {}
+        self._peers: dict[tuple[tuple[str, int], str], Peer] = {}
         self.forwarder = Forwarder(self)
         #: Click-to-call, hang up, transfer, DTMF and recording for the HTTP API.
         self.control = CallControl(self)
@@ -151,8 +153,18 @@ class B2bua:
         }
 
     def _peer(self, destination: tuple[str, int], transport: str) -> Peer:
-        face = self.faces.face(destination, transport)
-        return Peer(destination, transport.upper(), face.endpoint(), face.host)
+        """Where a phone is reached and which of our faces it sees, kept per flow: the face
+        only depends on the destination and the (fixed) listeners, and phones call again
+        and again from the same flow. Peers are never mutated, so calls may share one."""
+        key = (destination, transport)
+        peer = self._peers.get(key)
+        if peer is None:
+            face = self.faces.face(destination, transport)
+            peer = Peer(destination, transport.upper(), face.endpoint(), face.host)
+            if len(self._peers) >= PEER_CACHE_SIZE:
+                self._peers.clear()
+            self._peers[key] = peer
+        return peer
 
     def _respond(self, tx: TransactionKey | None, response: Response) -> None:
         if tx is not None:

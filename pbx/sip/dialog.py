@@ -148,6 +148,7 @@ class Dialog:
     bye_sent: bool = False
     ended_early: bool = False  # terminated before any 2xx: a late 2xx makes a new dialog
     _acks: dict[int, Request] = field(default_factory=dict, repr=False)
+    _from_to: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     # ---- creation ------------------------------------------------------------
 
@@ -394,15 +395,17 @@ class Dialog:
         branch: str | None,
     ) -> Request:
         uri, routes = self.request_target()
-        remote = self.remote_uri
-        if self.id.remote_tag is not None:
-            remote = remote.with_tag(self.id.remote_tag)
+        if self._from_to is None:  # both fixed for the dialog's life (12.2.1.1): built once
+            remote = self.remote_uri
+            if self.id.remote_tag is not None:
+                remote = remote.with_tag(self.id.remote_tag)
+            self._from_to = (str(self.local_uri.with_tag(self.id.local_tag)), str(remote))
         via = f"SIP/2.0/{self.local.transport} {self.local.sent_by};branch={branch or new_branch()}"
         headers: list[tuple[str, str]] = [
             ("Via", via),
             ("Max-Forwards", str(DEFAULT_MAX_FORWARDS)),
-            ("From", str(self.local_uri.with_tag(self.id.local_tag))),
-            ("To", str(remote)),
+            ("From", self._from_to[0]),
+            ("To", self._from_to[1]),
             ("Call-ID", self.id.call_id),
             ("CSeq", f"{seq} {method}"),
         ]

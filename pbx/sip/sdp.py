@@ -29,6 +29,8 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 _PROTO = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+(?:/[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+)*")
 _FORBIDDEN = re.compile(r"[\x00\r]")
+_is_digits = _DIGITS.fullmatch
+_is_token = _TOKEN.fullmatch
 
 
 class Direction(enum.Enum):
@@ -285,7 +287,7 @@ class SessionDescription:
 
 
 def _int(text: str, what: str, limit: int | None = None) -> int:
-    if not _DIGITS.fullmatch(text):
+    if not _is_digits(text):
         raise ParseError(f"SDP: {what} is not a number: {text!r}")
     value = int(text)
     if limit is not None and value > limit:
@@ -301,7 +303,7 @@ def _fields(value: str, count: int, what: str) -> list[str]:
 
 
 def _token(text: str, what: str) -> str:
-    if not _TOKEN.fullmatch(text):
+    if not _is_token(text):
         raise ParseError(f"SDP: bad {what}: {text!r}")
     return text
 
@@ -341,9 +343,12 @@ def _parse_media_line(value: str) -> Media:
     port_text, sep, count_text = parts[1].partition("/")
     count = _int(count_text, "m= port count") if sep else None
     port = _int(port_text, "m= port", 65535)
-    formats = tuple(Format(_token(f, "m= format")) for f in parts[3:])
-    if len({f.fmt for f in formats}) != len(formats):
+    fmts = parts[3:]
+    for fmt in fmts:
+        _token(fmt, "m= format")
+    if len(set(fmts)) != len(fmts):
         raise ParseError(f"SDP: m= lists a format twice: {value!r}")
+    formats = tuple(map(Format, fmts))
     return Media(_token(parts[0], "media"), port, _proto(parts[2]), formats, count)
 
 
@@ -481,7 +486,12 @@ def _split_lines(data: str | bytes) -> list[str]:
     # One scan of the whole body tells whether any line can hold NUL or a bare CR; only then
     # is each line searched (the usual CRLF body skips len(lines) regex searches).
     suspicious = "\x00" in data or data.count("\r") != data.count("\r\n") + data.endswith("\r")
-    lines = [line[:-1] if line.endswith("\r") else line for line in data.split("\n")]
+    if not suspicious and data.count("\n") == data.count("\r\n"):
+        lines = data.split("\r\n")  # every line ends in CRLF: no per-line stripping
+        if lines[-1].endswith("\r"):
+            lines[-1] = lines[-1][:-1]
+    else:
+        lines = [line[:-1] if line.endswith("\r") else line for line in data.split("\n")]
     while lines and lines[-1] == "":
         lines.pop()
     for line in lines:

@@ -1,10 +1,11 @@
 """CPU per call setup inside one process: a real Pbx, the SIPp call ladder, no sockets for SIP.
 
 What `tests.bench calls` measures end to end with SIPp, minus the kernel and SIPp: a real
-`pbx.server.Pbx` (temp data dir, sqlite store, relay binding real RTP ports) whose SIP
-transport is replaced by a recorder. Every message goes in through the entry the UDP
-listener uses (`SipEndpoint._data`), so the parser, the transaction layer, the registrar's
-digest check, the B2BUA, the relay setup, the CDR write and the INFO log lines all run.
+`pbx.server.Pbx` (temp data dir, sqlite store, relay binding real RTP ports, the collector
+tuned as `deskpbx serve` tunes it) whose UDP listener's asyncio transport is replaced by a
+recorder. Every message goes in through `UdpListener.datagram_received`, so the parser, the
+transaction layer, the digest check, the B2BUA, the relay setup, the CDR write and the INFO
+log lines all run.
 
 One call, as in tests/bench/sipp/uac_call_nortp.xml (RFC 3261 §13, §15, §22.3): INVITE,
 407, ACK, INVITE with Proxy-Authorization, 100, (leg B: INVITE, 100, 180, 200, ACK), 180,
@@ -25,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from pbx.net.transport import Listen
 from pbx.server import Pbx
 from pbx.sip.digest_client import DigestClient
 from pbx.store import Binding
+from pbx.tuning import restore_gc, tune_gc
 
 CALLER, CALLEE = "1001", "1002"
 CALLER_ADDR = ("127.0.0.1", 5071)
@@ -84,17 +85,19 @@ class FakeNet:
 
     to_caller: list[Sent] = field(default_factory=list)
     to_callee: list[Sent] = field(default_factory=list)
+    real: asyncio.BaseTransport | None = None  # the socket's transport, closed at the end
 
-    def send(
-        self,
-        data: bytes,
-        destination: tuple[str, int],
-        transport: str,
-        conn_id: Hashable | None = None,
-        on_error: object = None,
-    ) -> None:
+    def sendto(self, data: bytes, destination: tuple[str, int]) -> None:
+        """The UDP listener's asyncio transport, replaced: nothing reaches a socket."""
         box = self.to_callee if tuple(destination[:2]) == CALLEE_ADDR else self.to_caller
         box.append(Sent.of(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self.real is not None:
+            self.real.close()
 
 
 def _callee_answer(msg: Sent, status: int, reason: str, tag: str, body: bytes = b"") -> bytes:
@@ -125,10 +128,11 @@ class Driver:
         self.host = "127.0.0.1"
         self.port = pbx.sip_port()
         self.digest = DigestClient(CALLER, _password(CALLER))
+        self.datagram_received = pbx.endpoint.transports._udp[0].datagram_received
         self.seq = 0
 
     def _feed(self, data: bytes, source: tuple[str, int]) -> None:
-        self.endpoint._data(data, source, "UDP", None)
+        self.datagram_received(data, source)
 
     def _pump_callee(self) -> None:
         """Let the fake callee answer everything the PBX sent it so far."""
@@ -211,8 +215,9 @@ async def _started(data_dir: Path) -> tuple[Pbx, FakeNet]:
         pbx.store.add_extension(number, _password(number), f"Bench {number}")
     contact = f"sip:{CALLEE}@{CALLEE_ADDR[0]}:{CALLEE_ADDR[1]}"
     pbx.store.upsert_binding(Binding(CALLEE, contact, *CALLEE_ADDR, "UDP", time.time() + 3600))
-    net = FakeNet()
-    pbx.endpoint.transports.send = net.send  # type: ignore[method-assign]
+    listener = pbx.endpoint.transports._udp[0]
+    net = FakeNet(real=listener._transport)
+    listener._transport = net  # type: ignore[assignment]
     return pbx, net
 
 
@@ -234,6 +239,7 @@ async def measure(calls: int = 400, warmup: int = 50, budget_s: float = 30.0) ->
     """CPU per call over at most `calls` calls (fewer when `budget_s` of wall time runs out)."""
     with tempfile.TemporaryDirectory(prefix="calls-cpu-") as tmp:
         pbx, net = await _started(Path(tmp))
+        settings = tune_gc()  # as `deskpbx serve` does once it listens
         try:
             driver = Driver(pbx, net)
             for _ in range(warmup):
@@ -251,6 +257,7 @@ async def measure(calls: int = 400, warmup: int = 50, budget_s: float = 30.0) ->
             cdrs = _count_cdrs(Path(tmp))
         finally:
             await pbx.aclose()
+            restore_gc(settings)
     return Result(done, cpu, wall, cdrs, min(blocks), statistics.median(blocks))
 
 
