@@ -547,7 +547,8 @@ class Relay:
 
     `bind_v4`/`bind_v6` are the local addresses legs of each family listen on
     (the B2BUA advertises its public address in SDP). `clock` returns
-    monotonic seconds; it defaults to the running loop's `time()`.
+    monotonic seconds; it defaults to the running loop's `time()`. Every session
+    is swept once per `sweep_interval`, at most `sweep_slice` sessions per timer tick.
     """
 
     def __init__(
@@ -558,6 +559,7 @@ class Relay:
         bind_v6: str = "::",
         latch_timeout: float = 10.0,
         sweep_interval: float = 1.0,
+        sweep_slice: int = 50,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.ports = ports
@@ -566,7 +568,7 @@ class Relay:
         self.sweep_interval = sweep_interval
         self._clock = clock
         self._sessions: set[RelaySession] = set()
-        self._rota: SweepRota[RelaySession] = SweepRota(sweep_interval)
+        self._rota: SweepRota[RelaySession] = SweepRota(sweep_interval, per_tick=sweep_slice)
         self._transports = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -166,7 +166,7 @@ def climb(step: Any, load: Path, levels: list[int], seconds: float, deadline: fl
             f"   {step.__name__} {calls} calls: {result['pps']:,.0f} pps, "
             f"loss {100 * result['loss']:.3f} %, p50 {result['p50_us']:.0f} us, "
             f"p99 {result['p99_us']:.0f} us, late sends {result['late_sends']}, "
-            f"{result['per_core']:,.0f} pkt per CPU-second",
+            f"{result['per_core']:,.0f} pkt per CPU-second{_diagnostics(result)}",
             file=sys.stderr,
             flush=True,
         )
@@ -221,7 +221,8 @@ def relay_rows(
             f"through relay p99 {at_goal['p99_us']:.0f} us" + (lag if starved else ""),
             COMMAND),
         Row("relay pkt/s per CPU-second at 600 calls", at_goal["per_core"], "pkt/s", "", None,
-            "forwarded packets / relay process CPU time: capacity of one full core", COMMAND),
+            "forwarded packets / relay process CPU time: capacity of one full core"
+            + _diagnostics(at_goal), COMMAND),
         Row("relay calls per free core (projected)", at_goal["per_core"] / 100, "calls",
             ">= 600", at_goal["per_core"] >= 60000,
             "pkt per CPU-second / 100 pkt/s per call; holds when the core is not shared",
@@ -261,6 +262,20 @@ def rtpengine_rows(
         Row("relay / rtpengine pkt per CPU-second", per_core, "x", ">= 0.5", per_core >= 0.5,
             "robust to other load on the cores", COMMAND),
     ]  # fmt: skip
+
+
+def _diagnostics(result: dict[str, Any]) -> str:
+    """User/system CPU per packet and what held the relay's loop (relay_server.PauseWatch)."""
+    relay = result.get("relay")
+    if not relay or "user_seconds" not in relay:
+        return ""
+    packets = max(relay["packets_out"], 1)
+    return (
+        f" (user {1e6 * relay['user_seconds'] / packets:.1f} us + system "
+        f"{1e6 * relay['system_seconds'] / packets:.1f} us per packet; loop late by up to "
+        f"{relay['loop_late_max_ms']:.1f} ms; GC runs {relay['gc_gen0']:.0f}/"
+        f"{relay['gc_gen1']:.0f}/{relay['gc_gen2']:.0f}, longest {relay['gc_max_ms']:.1f} ms)"
+    )
 
 
 def _starved(result: dict[str, Any]) -> bool:

@@ -5,22 +5,69 @@ line from stdin, the load generator's phone ports [A0, B0, A1, B1, ...], opens
 one relay session per call whose legs point at those ports (as the B2BUA would
 from SDP), prints one JSON line `{"targets": [...]}` (the relay port each
 phone sends to), relays
-until stdin closes, then prints the summed relay counters and the CPU seconds
-the process used meanwhile as a JSON line.
+until stdin closes, then prints the summed relay counters, the CPU seconds
+(user and system) the process used meanwhile and pause diagnostics
+(`PauseWatch`) as a JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
 
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Leg, Relay, RelaySession
+
+
+class PauseWatch:
+    """Diagnostics of what holds the relay's loop: the longest late wake-up of a 10 ms
+    probe timer (sweep ticks, GC, anything that blocks) and the garbage collector's
+    runs per generation with the longest one. The probe costs 100 wake-ups a second."""
+
+    PERIOD = 0.01
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.late_max = 0.0
+        self.gc_runs = [0, 0, 0]
+        self.gc_max = 0.0
+        self._gc_start = 0.0
+        self._due = loop.time() + self.PERIOD
+        self._handle = loop.call_at(self._due, self._probe)
+        gc.callbacks.append(self._on_gc)
+
+    def _probe(self) -> None:
+        now = self.loop.time()
+        self.late_max = max(self.late_max, now - self._due)
+        self._due = now + self.PERIOD
+        self._handle = self.loop.call_at(self._due, self._probe)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+            return
+        self.gc_runs[info["generation"]] += 1
+        self.gc_max = max(self.gc_max, time.perf_counter() - self._gc_start)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+        gc.callbacks.remove(self._on_gc)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "loop_late_max_ms": 1000 * self.late_max,
+            "gc_gen0": self.gc_runs[0],
+            "gc_gen1": self.gc_runs[1],
+            "gc_gen2": self.gc_runs[2],
+            "gc_max_ms": 1000 * self.gc_max,
+        }
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -46,11 +93,18 @@ async def serve(args: argparse.Namespace) -> dict[str, float]:
         targets += [session.local(Leg.A).rtp, session.local(Leg.B).rtp]
         sessions.append(session)
     print(json.dumps({"targets": targets}), flush=True)
+    watch = PauseWatch(loop)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = time.process_time()
     await loop.run_in_executor(None, sys.stdin.read)
     cpu_seconds = time.process_time() - cpu_before
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    watch.stop()
     totals: dict[str, float] = {"packets_in": 0, "packets_out": 0, "dropped": 0, "rejected": 0}
     totals["cpu_seconds"] = cpu_seconds
+    totals["user_seconds"] = after.ru_utime - before.ru_utime
+    totals["system_seconds"] = after.ru_stime - before.ru_stime
+    totals.update(watch.figures())
     for session in sessions:
         for leg in Leg:
             stats = session.stats(leg)
