@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 
 from pbx.sip.digest_server import AuthResult, DigestServer
+from pbx.sip.entropy import token_hex
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Contact
 from pbx.sip.message import Request, Response
@@ -206,7 +206,7 @@ def _http_date(second: int) -> str:
 
 def _tag() -> str:
     """A To tag for our answer (RFC 3261 8.2.6.2: every final response carries one)."""
-    return secrets.token_hex(6)
+    return token_hex(6)
 
 
 def _user_of(uri: object) -> str:

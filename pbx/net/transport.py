@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import secrets
 from collections.abc import Callable, Hashable, Sequence
@@ -136,7 +137,10 @@ def is_ipv6(host: str) -> bool:
     return ":" in host
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_numeric(host: str) -> bool:
+    """Whether `host` is an IP literal; remembered, as every response asks it of the same
+    few peers (bounded: a flood of names cannot grow it)."""
     return ip_literal(host) is not None
 
 
@@ -159,6 +163,8 @@ class TransportManager:
         self.max_message_size = max_message_size
         self._on_data = on_data
         self._udp: list[UdpListener] = []
+        self._udp_routes: dict[str, UdpListener] = {}
+        """Destination host -> the UDP listener _udp_for picked (bounded, see _udp_for)."""
         self.tcp = TcpTransport(
             loop,
             self._tcp_message,
@@ -185,6 +191,7 @@ class TransportManager:
         for listener in self._udp:
             listener.close()
         self._udp.clear()
+        self._udp_routes.clear()
         await self.tcp.close()
 
     async def _open(self, item: Listen) -> None:
@@ -218,6 +225,7 @@ class TransportManager:
                     listener.close()
                 raise ListenError(transport, host, port, exc) from exc
         self._udp.extend(opened)
+        self._udp_routes.clear()
 
     @property
     def addresses(self) -> dict[str, list[tuple[str, int]]]:
@@ -292,6 +300,19 @@ class TransportManager:
             on_error()
 
     def _udp_for(self, host: str) -> UdpListener | None:
+        """The UDP listener to send to `host` from; the pick is remembered per host while
+        that listener stays open (the choice depends only on the host and the listeners)."""
+        listener = self._udp_routes.get(host)
+        if listener is not None and listener.is_open:
+            return listener
+        listener = self._pick_udp(host)
+        if listener is not None:
+            if len(self._udp_routes) >= 4096:
+                self._udp_routes.clear()
+            self._udp_routes[host] = listener
+        return listener
+
+    def _pick_udp(self, host: str) -> UdpListener | None:
         wanted = is_ipv6(host)
         loopback = _is_loopback(host)
         candidates = [u for u in self._udp if u.is_open and u.family_is_ipv6 == wanted]

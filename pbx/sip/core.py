@@ -53,10 +53,10 @@ The 18.1.2 check that a response's top Via names us is the shell's.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
+from pbx.sip.entropy import token_hex
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import (
     Event,
@@ -128,12 +128,12 @@ class TransactionInfo:
 
 def new_branch() -> str:
     """A fresh RFC 3261 branch: the magic cookie and 64 random bits (8.1.1.7)."""
-    return "z9hG4bK" + secrets.token_hex(8)
+    return "z9hG4bK" + token_hex(8)
 
 
 def new_tag() -> str:
     """A fresh To tag for stateless replies (19.3: at least 32 random bits)."""
-    return secrets.token_hex(6)
+    return token_hex(6)
 
 
 def response_destination(via: Via, source: tuple[str, int], transport: str) -> tuple[str, int]:

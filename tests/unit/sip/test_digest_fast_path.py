@@ -94,3 +94,38 @@ def test_well_formed_values_agree(params: list[tuple[str, str, str]]) -> None:
         f"{blank}{name}{blank}={blank}{val}" for name, blank, val in params
     )
     assert _parsed(value) == _scanned(value)
+
+
+# -- challenges are built from a per-(algorithm, stale) template around the nonce ----------
+
+
+def test_challenge_text_is_what_challenge_str_gives() -> None:
+    from pbx.sip.digest import Challenge, parse_challenges
+    from pbx.sip.digest_server import DigestServer
+
+    server = DigestServer('odd "realm" \\ here', "s" * 32, algorithms=("SHA-256", "MD5"))
+    for stale in (False, True, False):
+        values = server.challenge(1000.0, stale=stale)
+        nonce = parse_challenges(values[0])[0].nonce  # type: ignore[union-attr]
+        assert values == [
+            str(Challenge(server.realm, nonce, algorithm=a, qop=("auth",), stale=stale))
+            for a in ("SHA-256", "MD5")
+        ]
+        assert server.nonce_issued(nonce) == 1000.0
+    only_md5 = server.challenge(5.0, algorithms=["md5"])
+    nonce = parse_challenges(only_md5[0])[0].nonce  # type: ignore[union-attr]
+    assert only_md5 == [str(Challenge(server.realm, nonce, algorithm="MD5", qop=("auth",)))]
+
+
+def test_nonce_mac_binds_secret_realm_and_context() -> None:
+    from pbx.sip.digest_server import DigestServer
+
+    server = DigestServer("deskpbx", "k" * 32)
+    nonce = server.make_nonce(42.0, context="call-1")
+    assert server.nonce_issued(nonce, context="call-1") == 42.0
+    assert server.nonce_issued(nonce, context="call-2") is None
+    assert DigestServer("other", "k" * 32).nonce_issued(nonce, context="call-1") is None
+    assert DigestServer("deskpbx", "j" * 32).nonce_issued(nonce, context="call-1") is None
+    long_key = DigestServer("deskpbx", "x" * 100)  # longer than a BLAKE2b key: hashed down
+    assert long_key.nonce_issued(long_key.make_nonce(7.0)) == 7.0
+    assert DigestServer("deskpbx", "x" * 99 + "y").nonce_issued(long_key.make_nonce(7.0)) is None
