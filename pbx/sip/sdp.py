@@ -22,6 +22,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from pbx.sip.errors import ParseError, SipError
 
@@ -336,7 +337,17 @@ def _parse_timing(value: str) -> Timing:
     return Timing(_int(start, "t= start"), _int(stop, "t= stop"))
 
 
-def _parse_media_line(value: str) -> Media:
+class _MediaLine(NamedTuple):
+    """An m= line's fields, kept until its section ends and the Media is built once."""
+
+    kind: str
+    port: int
+    proto: str
+    fmts: list[str]
+    port_count: int | None
+
+
+def _parse_media_line(value: str) -> _MediaLine:
     parts = value.split()
     if len(parts) < 4:
         raise ParseError(f"SDP: m= needs media, port, proto and a format: {value!r}")
@@ -348,16 +359,7 @@ def _parse_media_line(value: str) -> Media:
         _token(fmt, "m= format")
     if len(set(fmts)) != len(fmts):
         raise ParseError(f"SDP: m= lists a format twice: {value!r}")
-    formats = tuple(map(Format, fmts))
-    return Media(_token(parts[0], "media"), port, _proto(parts[2]), formats, count)
-
-
-def _parse_attribute(value: str) -> Attribute:
-    name, sep, rest = value.partition(":")
-    # "a=sendrecv " with a trailing blank is common enough to forgive.
-    return Attribute(
-        _token(name if sep else name.rstrip(" \t"), "attribute name"), rest if sep else None
-    )
+    return _MediaLine(_token(parts[0], "media"), port, _proto(parts[2]), fmts, count)
 
 
 def _parse_rtpmap(value: str) -> tuple[str, str, Encoding]:
@@ -381,11 +383,11 @@ def _parse_rtcp(value: str) -> Rtcp:
 class _Section:
     """Mutable collector for one session or media section while lines are read."""
 
-    def __init__(self, media: Media | None = None) -> None:
+    def __init__(self, media: _MediaLine | None = None) -> None:
         self.media = media
         self.values: dict[str, object] = {}
         self.lists: dict[str, list[object]] = {}
-        self.formats = dict.fromkeys(f.fmt for f in media.formats) if media else {}
+        self.formats = dict.fromkeys(media.fmts) if media else {}
         self.extras: dict[str, dict[str, object]] = {}
 
     def set_once(self, key: str, value: object) -> None:
@@ -396,12 +398,21 @@ class _Section:
     def add(self, key: str, value: object) -> None:
         self.lists.setdefault(key, []).append(value)
 
-    def attribute(self, attr: Attribute) -> None:
-        handler = _MEDIA_ATTRS.get(attr.name) if self.media else None
-        if attr.value is None and attr.name in _DIRECTIONS:
-            self.set_once("direction", _DIRECTIONS[attr.name])
-        elif handler is None or attr.value is None or not self._interpret(handler, attr.value):
-            self.add("attributes", attr)
+    def attribute(self, value: str) -> None:
+        """One a= line: a direction, an attribute the PBX interprets, or one kept verbatim."""
+        name, sep, rest = value.partition(":")
+        if not sep:
+            # "a=sendrecv " with a trailing blank is common enough to forgive.
+            name = _token(name.rstrip(" \t"), "attribute name")
+            if name in _DIRECTIONS:
+                self.set_once("direction", _DIRECTIONS[name])
+            else:
+                self.add("attributes", Attribute(name))
+            return
+        _token(name, "attribute name")
+        handler = _MEDIA_ATTRS.get(name) if self.media else None
+        if handler is None or not self._interpret(handler, rest):
+            self.add("attributes", Attribute(name, rest))
 
     def _interpret(self, handler: Callable[[_Section, str], bool], value: str) -> bool:
         """A malformed or repeated rtpmap/fmtp/ptime/maxptime/rtcp stays a verbatim attribute
@@ -429,7 +440,7 @@ class _Section:
             Format(fmt, encodings.get(fmt), params.get(fmt))  # type: ignore[arg-type]
             for fmt in self.formats
         )
-        m = self.media  # built directly: dataclasses.replace() costs a field walk per call
+        m = self.media
         return Media(m.kind, m.port, m.proto, formats, m.port_count, **self.values, **lists)  # type: ignore[arg-type]
 
 
@@ -515,7 +526,7 @@ def parse(data: str | bytes) -> SessionDescription:
                 media.append(current.build_media())
             current = _Section(_parse_media_line(value))
         elif kind == "a":
-            current.attribute(_parse_attribute(value))
+            current.attribute(value)
         elif kind in ("o", "s") and current is session:
             session.set_once(kind, _parse_origin(value) if kind == "o" else value)
         elif kind == "r" and current is session and session.lists.get("timings"):
