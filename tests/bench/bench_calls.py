@@ -23,12 +23,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.bench import calls_cpu
 from tests.bench import sip_load as load
 from tests.bench.rows import Row
 from tests.integration.ports import free_port
 
 COMMAND = ".venv/bin/python -m tests.bench calls"
+CPU_COMMAND = ".venv/bin/python -m tests.bench.calls_cpu"
 GOAL_PER_S = 300.0
+GOAL_CPU_MS = 2.5  # server CPU per call that leaves SIPp room for 300 calls/s on 2 cores
 CALLERS = 100
 CALLEE = "2999"
 HOLD_MS = 100
@@ -131,10 +134,28 @@ def _figure(search: load.Search) -> tuple[float, str]:
     )
 
 
+def _in_process_row(quick: bool) -> Row:
+    """Server CPU per call with no SIP sockets and no SIPp (tests/bench/calls_cpu.py): the
+    figure to compare before/after a change on a busy machine."""
+    calls = 200 if quick else 1000
+    result = calls_cpu.run_measure(calls, budget_s=10.0 if quick else 30.0)
+    best = 1000 * result.best_s
+    ceiling = 1000 / best if best else 0.0
+    return Row("calls: call setup CPU, in-process", best, "ms/call", f"<= {GOAL_CPU_MS} ms/call",
+               best <= GOAL_CPU_MS,
+               f"best block of {calls_cpu.BLOCK} calls, median block "
+               f"{1000 * result.median_s:.2f} ms, over {result.calls} calls fed to "
+               f"UdpListener.datagram_received (INVITE, 407, ACK, INVITE+auth, 100, leg B "
+               f"INVITE/100/180/200/ACK, 180, 200, ACK, BYE, leg B BYE/200, 200; relay ports "
+               f"bound, CDR written); single-thread ceiling {ceiling:,.0f} calls/s",
+               f"{CPU_COMMAND} {calls}")  # fmt: skip
+
+
 def run(quick: bool) -> list[Row]:
+    cpu_row = _in_process_row(quick)
     if load.SIPP is None:
         return [Row("calls: DeskPBX call setups", 0, "calls/s",
-                    note="sipp not installed (sip-tester)", command=COMMAND)]  # fmt: skip
+                    note="sipp not installed (sip-tester)", command=COMMAND), cpu_row]  # fmt: skip
     machine = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start"
     with load.workspace("bench-calls-") as workdir:
         search, spots = _measure(workdir, quick)
@@ -144,6 +165,7 @@ def run(quick: bool) -> list[Row]:
         Row("calls: DeskPBX authenticated call setups", value, "calls/s",
             f">= {GOAL_PER_S:,.0f} calls/s", value >= GOAL_PER_S,
             f"{note}; {machine}{hot}", COMMAND),
+        cpu_row,
     ]  # fmt: skip
     for tweak in load.what_ifs_requested():
         _log(f"   what-if: {tweak}")

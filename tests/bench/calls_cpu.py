@@ -277,17 +277,24 @@ def _quiet_info_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
 
 
-def run_measure(calls: int = 400, quick: bool = False) -> Result:
+def run_measure(calls: int = 400, budget_s: float = 30.0) -> Result:
+    """`measure()` on a loop of its own (uvloop where installed, as serve uses); the logging
+    set-up of the calling process is put back afterwards."""
     from pbx.net.transport import new_event_loop
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     _quiet_info_logging()
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(
-            measure(calls=calls // 2 if quick else calls, budget_s=10.0 if quick else 30.0)
-        )
+        return loop.run_until_complete(measure(calls=calls, budget_s=budget_s))
     finally:
         loop.close()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
 
 
 def main(argv: list[str]) -> int:
