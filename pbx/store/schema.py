@@ -13,6 +13,7 @@ file in place. Append to MIGRATIONS, never edit a released entry.
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
 from pathlib import Path
@@ -156,3 +157,48 @@ def migrate(conn: sqlite3.Connection) -> int:
 def _statements(script: str) -> list[str]:
     """Split a migration script; executescript() would commit our open transaction."""
     return [part.strip() for part in script.split(";") if part.strip()]
+
+
+WAL_INDEX_HEADER = 136
+"""Bytes of the wal-index header at the start of the -shm file (sqlite.org/walformat.html
+section 2.2.1): two copies of a 48-byte header, whose iChange counter and mxFrame move with
+every committed transaction, then the checkpoint info."""
+
+
+class WalIndexWatch:
+    """Says cheaply whether any connection may have committed since the last look.
+
+    `PRAGMA data_version` is the exact test, but it starts a read transaction (shared-memory
+    locks, system calls) and the extension cache asked it on every REGISTER and INVITE. The
+    wal-index header in the -shm file changes with every commit to the database, so an
+    unchanged header (a 136-byte read of shared memory) proves nothing was committed and the
+    PRAGMA can be skipped; any change, ours included, sends the caller to the PRAGMA. Without
+    a readable -shm file (not in WAL mode) every look says "maybe".
+
+    The mapping is safe while the store's own connection is open: SQLite truncates the
+    -shm file only when a connection opens it with no other connection attached.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self._map: mmap.mmap | None = None
+        self._seen = b""
+        try:
+            with open(f"{db_path}-shm", "rb") as shm:
+                self._map = mmap.mmap(shm.fileno(), WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # no -shm (rollback journal), too short, no mmap
+            self._map = None
+
+    def maybe_changed(self) -> bool:
+        """False only when no transaction can have committed since the previous call."""
+        if self._map is None:
+            return True
+        header = self._map[:WAL_INDEX_HEADER]
+        if header == self._seen:
+            return False
+        self._seen = header
+        return True
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None

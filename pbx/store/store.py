@@ -61,7 +61,7 @@ from pbx.store.rows import (
     validate_number,
     validate_password,
 )
-from pbx.store.schema import DB_FILENAME, connect
+from pbx.store.schema import DB_FILENAME, WalIndexWatch, connect
 from pbx.store.trunks import TrunkQueries
 
 DEFAULT_REALM = "deskpbx"
@@ -99,6 +99,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         self._lock = threading.RLock()
         self._extensions: dict[str, Extension | None] = {}
         self._data_version = -1
+        self._wal_watch = WalIndexWatch(self.path)
         self._location = Location()
         self.write_behind = write_behind
         self._wake = threading.Event()  # set when the first change of a batch is pending
@@ -124,6 +125,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
                 self._stopping.set()  # the flusher thread sees _closed and ends
                 self._wake.set()
                 self._conn.close()
+                self._wal_watch.close()
 
     def flush(self) -> None:
         """Write the pending binding changes now (one transaction); a no-op when none."""
@@ -319,7 +321,10 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
 
     def _fresh_extension_cache(self) -> dict[str, Extension | None]:
         """The extension cache, emptied first when another connection has committed since it
-        was filled (PRAGMA data_version moves then; our own commits do not move it)."""
+        was filled (PRAGMA data_version moves then; our own commits do not move it). The
+        PRAGMA is skipped while the wal-index header shows no commit at all (WalIndexWatch)."""
+        if not self._wal_watch.maybe_changed():
+            return self._extensions
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._extensions.clear()

@@ -217,3 +217,38 @@ def test_added_cdr_equals_the_stored_row(store: Store) -> None:
     unanswered = store.add_cdr(replace(cdr, answer=None, call_id="c-2"))
     assert unanswered == store.get_cdr(unanswered.id or 0)
     assert unanswered.id == (added.id or 0) + 1
+
+
+# -- the wal-index header spares the PRAGMA while nothing was committed ---------------------
+
+
+def test_lookups_skip_data_version_until_some_connection_commits(
+    store: Store, other: Store
+) -> None:
+    store.find_extension("201")
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    for _ in range(5):
+        store.find_extension("201")
+    assert seen == []  # nothing committed anywhere: not even the PRAGMA
+    other.add_extension("202", PASSWORD, "Bob")
+    found = store.find_extension("202")
+    assert found is not None and found.name == "Bob"
+    assert seen[0] == "PRAGMA data_version"
+    seen.clear()
+    store.set_setting("x", "1")  # our own commit moves the header too: one PRAGMA, no reload
+    store.find_extension("202")
+    assert seen[-1] == "PRAGMA data_version" and not any("extensions" in s for s in seen)
+
+
+def test_watch_without_a_wal_index_always_says_maybe(tmp_path: Path) -> None:
+    from pbx.store.schema import WalIndexWatch
+
+    path = tmp_path / "plain.db"
+    conn = sqlite3.connect(path)  # rollback journal: no -shm file
+    conn.execute("CREATE TABLE t (a)")
+    conn.commit()
+    watch = WalIndexWatch(path)
+    assert watch.maybe_changed() and watch.maybe_changed()
+    watch.close()
+    conn.close()
