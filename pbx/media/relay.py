@@ -73,6 +73,7 @@ from typing import Any
 
 from pbx.media.leg_stats import CallQuality
 from pbx.media.ports import PortAllocator, PortPair
+from pbx.media.relay_poll import EpollReader
 from pbx.media.relay_sweep import SweepRota
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,9 @@ class _Port(asyncio.DatagramProtocol):
         self.session = session
         self.leg = leg
         self.rtcp = rtcp
-        self.transport: asyncio.DatagramTransport | None = None
+        # an asyncio transport, or on the epoll path (relay_poll) the socket itself:
+        # both have the sendto and close the relay uses
+        self.transport: asyncio.DatagramTransport | socket.socket | None = None
         self.source: Address | None = None  # latched source when the hot path may run
         self.sendto: Callable[[bytes, Address], None] | None = None
         self.target: Address | None = None
@@ -216,9 +219,26 @@ class _Port(asyncio.DatagramProtocol):
         self.transform: Transcoder | None = None
         self.clock: Callable[[], float] = _no_clock
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport | socket.socket) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.session._relay._transports += 1
+
+    def close(self) -> None:
+        """Close the socket; `connection_lost` follows on the loop's next round."""
+        transport, self.transport = self.transport, None
+        if not isinstance(transport, socket.socket):
+            if transport is not None:
+                transport.close()
+            return
+        reader = self.session._relay._reader
+        if reader is not None:
+            reader.remove(transport)
+        transport.close()
+        loop = self.session._relay._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon(self.connection_lost, None)
+        else:
+            self.connection_lost(None)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
@@ -395,8 +415,8 @@ class RelaySession:
         for state in self._legs.values():
             for port in state.ports():
                 port.source = None
-                if port.transport is not None:
-                    port.transport.close()
+                port.sendto = None
+                port.close()
         self._relay._forget(self)
         if all(state.open == 0 for state in self._legs.values()):
             if self._all_lost is not None and not self._all_lost.done():
@@ -549,6 +569,9 @@ class Relay:
     (the B2BUA advertises its public address in SDP). `clock` returns
     monotonic seconds; it defaults to the running loop's `time()`. Every session
     is swept once per `sweep_interval`, at most `sweep_slice` sessions per timer tick.
+    `sockets` picks how sockets are read: "epoll" (one epoll set drained in batches,
+    pbx.media.relay_poll), "transports" (an asyncio datagram transport per socket),
+    or "auto": epoll where the platform and loop allow it, else transports.
     """
 
     def __init__(
@@ -561,8 +584,12 @@ class Relay:
         sweep_interval: float = 1.0,
         sweep_slice: int = 50,
         clock: Callable[[], float] | None = None,
+        sockets: str = "auto",
     ) -> None:
+        if sockets not in _SOCKET_READERS:
+            raise ValueError(f"sockets must be one of {', '.join(_SOCKET_READERS)}: {sockets!r}")
         self.ports = ports
+        self.sockets = sockets
         self.bind: dict[int, str] = {socket.AF_INET: bind_v4, socket.AF_INET6: bind_v6}
         self.latch_timeout = latch_timeout
         self.sweep_interval = sweep_interval
@@ -572,6 +599,7 @@ class Relay:
         self._transports = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: EpollReader | None = None
         self._closed = False
 
     @property
@@ -623,6 +651,7 @@ class Relay:
 
     async def _open_leg(self, session: RelaySession, leg: Leg, family: int) -> None:
         host = self.bind[family]
+        reader = self._reader_for_loop()
         for _attempt in range(min(16, self.ports.capacity)):
             pair = self.ports.allocate()
             try:
@@ -636,20 +665,40 @@ class Relay:
                 continue
             state = _LegState(leg, family, pair, host, session)
             session._add_leg(state)
-            assert self._loop is not None
-            for sock, port in zip(socks, state.ports(), strict=True):
-                try:
-                    await self._loop.create_datagram_endpoint(_factory(port), sock=sock)
-                except BaseException:
-                    sock.close()
-                    raise
-                state.open += 1
-            if state.open == 0:
-                self.ports.release(pair)
+            try:
+                for sock, port in zip(socks, state.ports(), strict=True):
+                    if reader is not None:
+                        reader.add(sock, port)
+                        port.connection_made(sock)
+                    else:
+                        assert self._loop is not None
+                        await self._loop.create_datagram_endpoint(_factory(port), sock=sock)
+                    state.open += 1
+            except BaseException:
+                for sock in socks[state.open :]:
+                    sock.close()  # never handed over; the opened ones close with the session
+                if state.open == 0:
+                    self.ports.release(pair)
+                raise
             return
         raise OSError(
             errno.EADDRINUSE, f"no bindable RTP port pair in {self.ports.low}-{self.ports.high}"
         )
+
+    def _reader_for_loop(self) -> EpollReader | None:
+        """The epoll reader of the running loop (made on first use), or None for transports."""
+        loop = self._loop
+        if loop is None or self.sockets == "transports":
+            return None
+        reader = self._reader
+        if reader is not None and reader.loop is loop and not reader.closed:
+            return reader
+        if reader is not None and reader.watched == 0:
+            reader.close()  # a reader left on an earlier loop
+        self._reader = EpollReader.for_loop(loop)
+        if self._reader is None and self.sockets == "epoll":
+            raise RuntimeError("sockets='epoll' needs select.epoll and a loop with add_reader")
+        return self._reader
 
     def sweep(self, now: float) -> None:
         """Note which ports saw packets since the last sweep; mark silent latches stale.
@@ -687,6 +736,8 @@ class Relay:
         self._closed = True
         for session in list(self._sessions):
             session.close()
+        if self._reader is not None:
+            self._reader.close()
 
     async def aclose(self) -> None:
         """close() and wait until every socket is closed."""
@@ -694,6 +745,9 @@ class Relay:
         self.close()
         for session in sessions:
             await session.aclose()
+
+
+_SOCKET_READERS = ("auto", "epoll", "transports")
 
 
 def _factory(port: _Port) -> Callable[[], _Port]:

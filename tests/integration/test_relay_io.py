@@ -1,0 +1,259 @@
+"""How the relay reads its sockets: the epoll reader (relay_poll) and the transports fallback.
+
+Both ways must behave alike: forwarding with latching, counters, close
+returning every port, and a broken packet or a failed send on one call never
+stopping the others. Same harness as test_relay.py (stdlib loop and uvloop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import select
+from typing import Any
+
+import pytest
+
+from pbx.media import relay_poll
+from pbx.media.ports import PortAllocator
+from pbx.media.relay import Leg, Relay, RelaySession
+from pbx.media.relay_poll import EpollReader
+from tests.integration.test_relay import HIGH, LOW, FakeClock, Phone, phone, rtp, run, until
+
+pytestmark = pytest.mark.integration
+__all__ = ["run"]  # the loop fixture, parametrised over asyncio and uvloop
+
+HAS_EPOLL = hasattr(select, "epoll")
+MODES = [
+    pytest.param(
+        "epoll", marks=pytest.mark.skipif(not HAS_EPOLL, reason="select.epoll is Linux-only")
+    ),
+    "transports",
+]
+
+
+def relay_with(sockets: str) -> Relay:
+    return Relay(
+        PortAllocator(LOW, HIGH),
+        bind_v4="127.0.0.1",
+        latch_timeout=5.0,
+        sweep_interval=3600.0,
+        clock=FakeClock(),
+        sockets=sockets,
+    )
+
+
+async def call(relay: Relay, label: str = "c") -> tuple[RelaySession, Phone, Phone]:
+    session = await relay.open_session(label)
+    a, b = await phone(), await phone()
+    session.set_remote(Leg.A, "127.0.0.1", a.port)
+    session.set_remote(Leg.B, "127.0.0.1", b.port)
+    return session, a, b
+
+
+@pytest.mark.parametrize("sockets", MODES)
+def test_forwards_latches_counts_and_closes(run: Any, sockets: str) -> None:
+    async def body() -> None:
+        relay = relay_with(sockets)
+        session, a, b = await call(relay)
+        expected = EpollReader if sockets == "epoll" else type(None)
+        assert type(relay._reader) is expected
+        la, lb = session.local(Leg.A), session.local(Leg.B)
+        for seq in range(1, 6):
+            a.send(rtp(seq), "127.0.0.1", la.rtp)
+            assert await b.recv() == (rtp(seq), ("127.0.0.1", lb.rtp))
+        b.send(rtp(9), "127.0.0.1", lb.rtp)
+        assert await a.recv() == (rtp(9), ("127.0.0.1", la.rtp))
+        stranger = await phone()
+        stranger.send(rtp(10), "127.0.0.1", la.rtp)  # A is latched: refused
+        await until(lambda: session.stats(Leg.A).rejected == 1)
+        stats = session.stats(Leg.A)
+        assert (stats.packets_in, stats.bytes_in, stats.packets_out) == (5, 5 * 172, 1)
+        assert stats.latched == ("127.0.0.1", a.port)
+        assert (relay.open_transports, relay.ports.in_use) == (4, 2)
+        await session.aclose()
+        assert (relay.open_transports, relay.ports.in_use) == (0, 0)
+        if relay._reader is not None:
+            assert relay._reader.watched == 0
+        await relay.aclose()
+
+    run(body)
+
+
+@pytest.mark.parametrize("sockets", MODES)
+def test_sync_close_frees_ports_on_the_next_loop_round(run: Any, sockets: str) -> None:
+    async def body() -> None:
+        relay = relay_with(sockets)
+        sessions = [(await call(relay, f"c{i}"))[0] for i in range(4)]
+        assert (relay.open_transports, relay.ports.in_use) == (16, 8)
+        sessions[0].close()
+        await until(lambda: relay.open_transports == 12)
+        assert relay.ports.in_use == 6
+        relay.close()
+        await until(lambda: relay.open_transports == 0)
+        assert relay.ports.in_use == 0
+        if relay._reader is not None:
+            assert relay._reader.closed
+
+    run(body)
+
+
+@skip_without_epoll := pytest.mark.skipif(not HAS_EPOLL, reason="select.epoll is Linux-only")
+def test_a_failing_port_is_logged_and_the_other_calls_go_on(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        relay = relay_with("epoll")
+        broken, a1, _b1 = await call(relay, "broken")
+        fine, a2, b2 = await call(relay, "fine")
+
+        def explode(data: bytes) -> bytes:
+            raise ZeroDivisionError("bug")
+
+        broken.set_transcoders(explode, None)  # runs inside the port's datagram_received
+        with caplog.at_level(logging.ERROR, logger=relay_poll.__name__):
+            a1.send(rtp(1), "127.0.0.1", broken.local(Leg.A).rtp)
+            a2.send(rtp(2), "127.0.0.1", fine.local(Leg.A).rtp)
+            assert (await b2.recv())[0] == rtp(2)
+            await until(lambda: "datagram handling failed" in caplog.text)
+        a2.send(rtp(3), "127.0.0.1", fine.local(Leg.A).rtp)
+        assert (await b2.recv())[0] == rtp(3)
+        await relay.aclose()
+
+    run(body)
+
+
+@skip_without_epoll
+def test_a_send_error_is_reported_to_the_port_not_raised(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        relay = relay_with("epoll")
+        session, a, b = await call(relay)
+        port = session._legs[Leg.A].rtp
+        a.send(rtp(1), "127.0.0.1", session.local(Leg.A).rtp)
+        assert (await b.recv())[0] == rtp(1)
+
+        def refuse(data: bytes, addr: Any) -> None:
+            raise ConnectionRefusedError(111, "refused")
+
+        port.sendto = refuse
+        with caplog.at_level(logging.DEBUG, logger="pbx.media.relay"):
+            a.send(rtp(2), "127.0.0.1", session.local(Leg.A).rtp)
+            await until(lambda: "leg a socket error: [Errno 111] refused" in caplog.text)
+        assert session.stats(Leg.A).packets_in == 2
+        b.send(rtp(3), "127.0.0.1", session.local(Leg.B).rtp)  # the other way still works
+        assert (await a.recv())[0] == rtp(3)
+        await relay.aclose()
+
+    run(body)
+
+
+def test_unknown_socket_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="sockets must be one of auto, epoll, transports"):
+        Relay(PortAllocator(LOW, HIGH), sockets="iouring")
+
+
+def test_epoll_demanded_where_it_cannot_run_fails_clearly(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(EpollReader, "for_loop", classmethod(lambda cls, loop: None))
+
+    async def body() -> None:
+        relay = relay_with("epoll")
+        with pytest.raises(RuntimeError, match="needs select.epoll and a loop with add_reader"):
+            await relay.open_session("x")
+        assert (relay.open_transports, relay.ports.in_use) == (0, 0)
+        auto = relay_with("auto")  # auto falls back to transports instead
+        session, a, b = await call(auto)
+        assert auto._reader is None
+        a.send(rtp(1), "127.0.0.1", session.local(Leg.A).rtp)
+        assert (await b.recv())[0] == rtp(1)
+        await auto.aclose()
+
+    run(body)
+
+
+@skip_without_epoll
+def test_reader_reads_each_ready_socket_once_per_round_and_skips_strangers() -> None:
+    """Unit-level: level-triggered, one datagram per socket per round, bounded batch."""
+    import socket
+
+    loop = asyncio.new_event_loop()
+    try:
+        reader = EpollReader(loop, batch=2)
+        got: list[tuple[int, bytes]] = []
+
+        class Port:
+            def __init__(self, index: int) -> None:
+                self.index = index
+
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                got.append((self.index, data))
+
+            def error_received(self, exc: Exception) -> None:
+                raise AssertionError(exc)
+
+        socks = []
+        for index in range(3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            reader.add(sock, Port(index))
+            socks.append(sock)
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for index, sock in enumerate(socks):
+            for n in range(2):
+                sender.sendto(bytes([index, n]), sock.getsockname())
+        rounds = 0
+        while len(got) < 6 and rounds < 50:
+            reader._ready()
+            rounds += 1
+            assert len(got) <= 2 * rounds  # never more than `batch` datagrams a round
+        assert sorted(got) == [(i, bytes([i, n])) for i in range(3) for n in range(2)]
+        assert rounds >= 3
+        reader.remove(socks[0])
+        sender.sendto(b"late", socks[0].getsockname())
+        reader._ready()
+        assert len(got) == 6 and reader.watched == 2
+        reader.close()
+        assert reader.closed
+        for sock in [*socks, sender]:
+            sock.close()
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("sockets", MODES)
+def test_a_socket_failing_to_open_leaks_no_port(
+    run: Any, sockets: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body() -> None:
+        relay = relay_with(sockets)
+        calls = 0
+
+        def fail_second(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise OSError(24, "Too many open files")
+            return real(*args, **kwargs)
+
+        if sockets == "epoll":
+            real = EpollReader.add
+            monkeypatch.setattr(EpollReader, "add", fail_second)
+        else:
+            loop = asyncio.get_running_loop()
+            real = loop.create_datagram_endpoint
+            monkeypatch.setattr(loop, "create_datagram_endpoint", fail_second)
+        with pytest.raises(OSError, match="Too many open files"):
+            await relay.open_session("x")
+        await until(lambda: relay.open_transports == 0)
+        assert (relay.open_sessions, relay.ports.in_use) == (0, 0)
+        monkeypatch.undo()
+        session, a, b = await call(relay)  # the relay still works
+        a.send(rtp(1), "127.0.0.1", session.local(Leg.A).rtp)
+        assert (await b.recv())[0] == rtp(1)
+        await relay.aclose()
+
+    run(body)
