@@ -62,10 +62,16 @@ def flush_recorders(recorders: Iterable[Recorder], now: float) -> dict[Recorder,
     Returns the recorders whose file write failed (disk full, gone) with the error;
     the others are flushed whatever happened to those.
     """
-    todo = [r for r in recorders if not r.closed]
-    batch = [r for r in todo if _queued(r) and r._batchable and r.recording and not r._ingesting]
-    ready = set(map(id, batch))
-    slow = [r for r in todo if id(r) not in ready]
+    batch: list[Recorder] = []
+    slow: list[Recorder] = []
+    for r in recorders:
+        if r.closed:
+            continue
+        queues = r._queues
+        if (queues[0] or queues[1]) and r._batchable and r.recording and not r._ingesting:
+            batch.append(r)
+        else:
+            slow.append(r)
     while batch:
         refused = _Batch(batch).run()
         if not refused:
@@ -84,10 +90,6 @@ def flush_recorders(recorders: Iterable[Recorder], now: float) -> dict[Recorder,
         except OSError as exc:
             failed[recorder] = exc
     return failed
-
-
-def _queued(recorder: Recorder) -> bool:
-    return bool(recorder._queues[0] or recorder._queues[1])
 
 
 class _Batch:
@@ -131,25 +133,40 @@ class _Batch:
         good &= position >= offset
         if not good.all():
             return _pick(recorders, owner[~good])
-        placement = _Placement(state, owner, key & 1, position, payload)
-        placement.apply(recorders, np.frombuffer(joined, dtype=np.uint8).reshape(total, size),
-                        pt, counts, ts, ext)  # fmt: skip
+        # the packets are taken: empty the tap's lists and move each stream on
+        for queue in queues:
+            queue.clear()
+        for r in recorders:
+            for times_list in r._times:
+                times_list.clear()
+        bounds = [0, *itertools.accumulate(counts)]
+        _move_streams(state.streams, counts, ts, ext, bounds)
+        raw = np.frombuffer(joined, dtype=np.uint8).reshape(total, size)
+        _Placement(state, owner, key & 1, position, payload).apply(recorders, raw, pt, bounds)
         return []
 
 
 class _State:
     """Per-recorder and per-stream (index recorder * 2 + channel) state as arrays."""
 
-    __slots__ = ("origin", "rate", "resync", "offset", "written", "frames", "ssrc", "last_ts",
-                 "ext_ts", "base")  # fmt: skip
+    __slots__ = ("origin", "rate", "resync", "offset", "written", "frames", "streams", "ssrc",
+                 "last_ts", "ext_ts", "base")  # fmt: skip
 
     def __init__(self, recorders: list[Recorder]) -> None:
-        floats = np.array([(r._origin, r.rate, r.resync * r.rate) for r in recorders])
-        self.origin, self.rate, self.resync = floats.T
-        ints = np.array([(r._offset, r.written, r._frames) for r in recorders], dtype=np.int64)
-        self.offset, self.written, self.frames = ints.T
-        streams = np.array([_stream_row(s) for r in recorders for s in r._streams], dtype=np.int64)
-        self.ssrc, self.last_ts, self.ext_ts, self.base = streams.T
+        count = len(recorders)
+        floats = [(r._origin, r.rate, r.resync * r.rate) for r in recorders]
+        floats_array = np.fromiter(_flat(floats), dtype=np.float64, count=3 * count)
+        self.origin, self.rate, self.resync = floats_array.reshape(count, 3).T
+        ints = [(r._offset, r.written, r._frames) for r in recorders]
+        ints_array = np.fromiter(_flat(ints), dtype=np.int64, count=3 * count)
+        self.offset, self.written, self.frames = ints_array.reshape(count, 3).T
+        self.streams = [s for r in recorders for s in r._streams]
+        rows = [_stream_row(s) for s in self.streams]
+        streams = np.fromiter(_flat(rows), dtype=np.int64, count=8 * count)
+        self.ssrc, self.last_ts, self.ext_ts, self.base = streams.reshape(2 * count, 4).T
+
+
+_flat = itertools.chain.from_iterable
 
 
 def _stream_row(stream: _Stream | None) -> tuple[int, int, int, int]:
@@ -159,6 +176,19 @@ def _stream_row(stream: _Stream | None) -> tuple[int, int, int, int]:
 
 
 _UNANCHORED = (-1, 0, 0, 0)
+
+
+def _move_streams(
+    streams: list[_Stream | None], counts: list[int], ts: np.ndarray, ext: np.ndarray,
+    bounds: list[int],
+) -> None:  # fmt: skip
+    """Each stream that had packets continues from its last one (RFC 3550 §5.1)."""
+    ends = [end - 1 for end in bounds[1:]]
+    last_ts, last_ext = ts[ends].tolist(), ext[ends].tolist()
+    for stream, count, last, extended in zip(streams, counts, last_ts, last_ext, strict=True):
+        if count:
+            assert stream is not None
+            stream.last_ts, stream.ext_ts = last, extended
 
 
 class _Placement:
@@ -183,58 +213,58 @@ class _Placement:
         self.row = 2 * slot + channel
 
     def apply(
-        self,
-        recorders: list[Recorder],
-        raw: np.ndarray,
-        pt: np.ndarray,
-        counts: list[int],
-        ts: np.ndarray,
-        ext: np.ndarray,
+        self, recorders: list[Recorder], raw: np.ndarray, pt: np.ndarray, bounds: list[int]
     ) -> None:
-        """Decode each recorder's packets (one table lookup per recorder) into its ring,
-        count them and move its streams to their last packets (RFC 3550 §5.1)."""
-        bounds = [0, *itertools.accumulate(counts)]
-        ends = [end - 1 for end in bounds[1:]]
-        last_ts, last_ext = ts[ends].tolist(), ext[ends].tolist()
+        """Count each recorder's packets and decode them (one table lookup per recorder)
+        into its ring with one assignment."""
         starts = bounds[0:-1:2]
-        laws = (np.minimum.reduceat(pt, starts) == np.maximum.reduceat(pt, starts)).tolist()
+        low = np.minimum.reduceat(pt, starts)
+        laws = (low == np.maximum.reduceat(pt, starts)).tolist()
+        law = low.tolist()
         clean = np.logical_and.reduceat(self.fits, starts).tolist()
         late = np.add.reduceat(self.late, starts).tolist() if self.late.any() else None
-        payloads, row = raw[:, 12:], self.row
+        size = self.payload
+        self._payloads, self._types = raw[:, 12:], pt
+        self._pairs = self._payloads.view(np.uint16) if size % 2 == 0 and _LITTLE else None
+        row = self.row
         for index, recorder in enumerate(recorders):
-            first, middle, end = bounds[2 * index], bounds[2 * index + 1], bounds[2 * index + 2]
-            for channel, (a, b) in enumerate(((first, middle), (middle, end))):
-                if a < b:
-                    stream = recorder._streams[channel]
-                    assert stream is not None
-                    stream.last_ts, stream.ext_ts = last_ts[2 * index + channel], last_ext[
-                        2 * index + channel]  # fmt: skip
-            for queue in recorder._queues:
-                queue.clear()
-            for times in recorder._times:
-                times.clear()
+            first, end = starts[index], bounds[2 * index + 2]
             counted = recorder._counts
             counted["packets"] += end - first
             counted["decoded"] += end - first
-            samples = _decode(payloads[first:end], pt[first:end], laws[index])
-            window = recorder._window(self.payload)
+            window = recorder._windows.get(size)
+            if window is None:
+                window = recorder._window(size)
+            one_law = law[index] if laws[index] else None
             if clean[index]:
-                window[row[first:end]] = samples
+                window[row[first:end]] = self._decode(slice(first, end), one_law)
                 continue
             if late is not None:
                 counted["late"] += late[index]
-            self._place_odd(recorder, window, first, end, samples)
+            self._place_odd(recorder, window, first, end, one_law)
+
+    def _decode(self, rows: slice | np.ndarray, law: int | None) -> np.ndarray:
+        """G.711 octets of the selected packets -> int16 samples by table (RFC 3551
+        §4.5.14): with one law, two octets per lookup when the payload size is even."""
+        if law is None:
+            return _decode_both(self._payloads[rows], self._types[rows])
+        if self._pairs is not None:
+            return _PAIRS[law].take(self._pairs[rows], mode="clip").view(np.int16)
+        return _LUT[law].take(self._payloads[rows], mode="clip")
 
     def _place_odd(
-        self, recorder: Recorder, window: np.ndarray, first: int, end: int, samples: np.ndarray
+        self, recorder: Recorder, window: np.ndarray, first: int, end: int, law: int | None
     ) -> None:
-        """A recorder with late or ring-crossing packets: the rows that fit in one
-        assignment, then the crossing ones one by one (late ones are dropped)."""
-        fits = self.fits[first:end]
-        window[self.row[first:end][fits]] = samples[fits]
-        odd = ~fits & ~self.late[first:end]
-        for i in np.flatnonzero(odd).tolist():
-            at = first + i
+        """A recorder with late or ring-crossing packets: late ones are dropped undecoded,
+        the rows that fit go in one assignment, then the crossing ones one by one."""
+        keep = np.flatnonzero(~self.late[first:end]) + first
+        if not len(keep):
+            return
+        samples = self._decode(keep, law)
+        fits = self.fits[keep]
+        window[self.row[keep][fits]] = samples[fits]
+        for i in np.flatnonzero(~fits).tolist():
+            at = int(keep[i])
             recorder._ring_put(int(self.channel[at]), int(self.position[at]), samples[i])
 
 
@@ -267,15 +297,10 @@ def _odd_sizes(recorders: list[Recorder], datas: list[bytes], owner: np.ndarray)
     return _pick(recorders, owner[lengths != size])
 
 
-def _decode(payloads: np.ndarray, types: np.ndarray, one_law: bool) -> np.ndarray:
-    """G.711 octets (n, k) of PCMU/PCMA -> int16 samples by table. With one law, two octets
-    at a time (one 32-bit entry holds both samples) when k is even on a little-endian host."""
-    if one_law:
-        pt = int(types[0])
-        if payloads.shape[1] % 2 == 0 and _LITTLE:
-            return _PAIRS[pt].take(payloads.view(np.uint16), mode="clip").view(np.int16)
-        return _LUT[pt].take(payloads, mode="clip")
-    index = payloads.astype(np.uint16)  # both laws: one table of (law, octet), 512 entries
+def _decode_both(payloads: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """G.711 octets (n, k) of a recorder whose packets mix PCMU and PCMA -> int16 samples,
+    through one table of (law, octet), 512 entries (RFC 3551 §4.5.14)."""
+    index = payloads.astype(np.uint16)
     index |= ((types == PCMA).astype(np.uint16) << 8)[:, None]
     return _BOTH.take(index, mode="clip")
 
