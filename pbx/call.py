@@ -311,7 +311,10 @@ def media_stats(call: Call) -> dict[str, dict[str, object]]:
 
 def is_x_header(name: str) -> bool:
     """Extension headers the PBX carries to the callee and the CDR, in any letter case."""
-    return name[:2].lower() == "x-"
+    return name[:2] in _X_PREFIXES
+
+
+_X_PREFIXES = frozenset({"X-", "x-"})
 
 
 def voice_codec(sdp: SessionDescription) -> tuple[Codec | None, int | None]:
