@@ -50,6 +50,8 @@ for _pt in (PCMU, PCMA):
     _sample = _LUT[_pt].view(np.uint16).astype(np.uint32)  # index [second, first] octet
     _PAIRS[_pt] = (_sample[:, None] << 16 | _sample[None, :]).reshape(-1)
 _BOTH = np.concatenate([_LUT[PCMU], _LUT[PCMA]])
+_LAW_ROW = np.zeros(128, dtype=np.uint16)
+_LAW_ROW[PCMA] = 256
 _BATCH_TYPES = np.zeros(128, dtype=bool)
 _BATCH_TYPES[[PCMU, PCMA]] = True
 _LITTLE = sys.byteorder == "little"
@@ -300,9 +302,8 @@ def _odd_sizes(recorders: list[Recorder], datas: list[bytes], owner: np.ndarray)
 def _decode_both(payloads: np.ndarray, types: np.ndarray) -> np.ndarray:
     """G.711 octets (n, k) of a recorder whose packets mix PCMU and PCMA -> int16 samples,
     through one table of (law, octet), 512 entries (RFC 3551 §4.5.14)."""
-    index = payloads.astype(np.uint16)
-    index |= ((types == PCMA).astype(np.uint16) << 8)[:, None]
-    return _BOTH.take(index, mode="clip")
+    law = _LAW_ROW[types]  # 256 for a PCMA packet: its half of the table
+    return _BOTH.take(np.add(payloads, law[:, None], dtype=np.uint16), mode="clip")
 
 
 def _pick(recorders: list[Recorder], owners: np.ndarray) -> list[Recorder]:
