@@ -51,6 +51,24 @@ def test_header_matches_the_stdlib_after_every_append(tmp_path):
     assert writer.closed and path.stat().st_size == HEADER_SIZE + 4 * total
 
 
+@pytest.mark.skipif(sys.byteorder != "little", reason="the ring is written as native int16")
+def test_append_bytes_takes_a_slice_of_interleaved_samples_or_a_memoryview(tmp_path):
+    """The recorder hands its ring's int16 slice (no bytes copy); the size counted is the
+    slice's octets, not its element count."""
+    path = tmp_path / "ring.wav"
+    writer = WavWriter(path)
+    ring = frames_of(400).reshape(-1)  # interleaved L, R as the recorder's ring holds them
+    writer.append_bytes(ring[: 2 * 150])
+    writer.append_bytes(memoryview(ring[2 * 150 : 2 * 400]).cast("B"))
+    count, raw = wave_frames(path)
+    assert count == 400 == writer.frames and writer.data_bytes == 1600
+    assert raw == ring.astype("<i2").tobytes()
+    with pytest.raises(ValueError, match="6 bytes are not whole 4-byte frames"):
+        writer.append_bytes(ring[:3])
+    assert wave_frames(path)[0] == 400
+    writer.close()
+
+
 def test_build_header_is_what_the_stdlib_writes(tmp_path):
     path = tmp_path / "std.wav"
     with wave.open(str(path), "wb") as out:
