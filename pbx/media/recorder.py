@@ -272,7 +272,7 @@ class Recorder:
 
     def _write_horizon(self, now: float) -> None:
         if self.recording:
-            horizon = self._position(now - self.window)
+            horizon = self._offset + round((now - self.window - self._origin) * self.rate)
             if horizon - self.written >= self.min_frames:
                 self._write_until(horizon)
         elif self._limit is not None:

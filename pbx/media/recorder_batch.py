@@ -163,18 +163,15 @@ class _State:
         ints_array = np.fromiter(_flat(ints), dtype=np.int64, count=3 * count)
         self.offset, self.written, self.frames = ints_array.reshape(count, 3).T
         self.streams = [s for r in recorders for s in r._streams]
-        rows = [_stream_row(s) for s in self.streams]
+        rows = [
+            _UNANCHORED if s is None else (s.ssrc, s.last_ts, s.ext_ts, s.base_pos - s.base_ts)
+            for s in self.streams
+        ]
         streams = np.fromiter(_flat(rows), dtype=np.int64, count=8 * count)
         self.ssrc, self.last_ts, self.ext_ts, self.base = streams.reshape(2 * count, 4).T
 
 
 _flat = itertools.chain.from_iterable
-
-
-def _stream_row(stream: _Stream | None) -> tuple[int, int, int, int]:
-    if stream is None:
-        return _UNANCHORED
-    return stream.ssrc, stream.last_ts, stream.ext_ts, stream.base_pos - stream.base_ts
 
 
 _UNANCHORED = (-1, 0, 0, 0)
