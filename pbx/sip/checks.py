@@ -194,7 +194,8 @@ def uri_scheme(uri: Uri) -> str:
 
 
 def _check_mandatory(request: Request, policy: UasPolicy) -> Response | None:
-    missing = [name for name in MANDATORY_HEADERS if name not in request.headers]
+    counts = request.headers.name_counts()  # canonical names, as MANDATORY_HEADERS spells them
+    missing = [name for name in MANDATORY_HEADERS if name not in counts]
     if not missing:
         return None
     return _reply(request, policy, 400, "Missing " + ", ".join(missing))
@@ -236,7 +237,7 @@ def _check_max_forwards(request: Request, policy: UasPolicy) -> Response | None:
 
 
 def _check_require(request: Request, policy: UasPolicy) -> Response | None:
-    if request.method in NO_REQUIRE_CHECK:
+    if request.method in NO_REQUIRE_CHECK or "Require" not in request.headers.name_counts():
         return None
     unknown = [
         tag

@@ -537,8 +537,10 @@ def _stamp(request: Request, source: tuple[str, int]) -> None:
     if new_top is None:
         return
     headers = request.headers
-    values = headers.getall("Via")
-    headers.set("Via", ", ".join([str(new_top), *values[1:]]))
+    text = str(new_top)
+    if headers.name_counts().get("Via") != 1 or "," in (headers.get("Via") or ""):
+        text = ", ".join([text, *headers.getall("Via")[1:]])  # more Vias follow the top one
+    headers.set("Via", text)
     headers._cache[_TOP_VIA] = new_top
 
 

@@ -151,11 +151,15 @@ _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _LWS = re.compile(r"(?:[ \t]*\r?\n)?[ \t]+")
 _NC = re.compile(r"[0-9A-Fa-f]{8}")
 _OPT_LWS = r"(?:(?:[ \t]*\r?\n)?[ \t]+)?"
+#: The inside of a quoted-string (RFC 3261 §25.1: qdtext or quoted-pair, no CR/LF) as an
+#: unrolled loop: runs of plain characters match in one step each, where the alternation
+#: `(?:[^"\\]|\\.)*` stepped through a 40-character nonce one branch per character.
+_QUOTED_BODY = r'[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*'
 #: Fast path for one well-formed `name = value` param; anything else takes the
 #: character-level path, which also words the error.
 _PARAM = re.compile(
     rf"{_OPT_LWS}({_TOKEN.pattern}){_OPT_LWS}={_OPT_LWS}"
-    rf'(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|({_TOKEN.pattern})){_OPT_LWS}'
+    rf'(?:"({_QUOTED_BODY})"|({_TOKEN.pattern})){_OPT_LWS}'
 )
 _QUOTED_PAIR = re.compile(r"\\(.)")
 #: Fast path for a whole Authorization value as phones write it: `scheme SP name=value
@@ -169,7 +173,7 @@ def _simple_param(group: str) -> str:
     token = _TOKEN.pattern
     return (
         rf"[ \t]*{group}{token})[ \t]*=[ \t]*"
-        rf'(?:"{group}(?:[^"\\\r\n]|\\[^\r\n])*)"|{group}{token}))[ \t]*'
+        rf'(?:"{group}{_QUOTED_BODY})"|{group}{token}))[ \t]*'
     )
 
 
