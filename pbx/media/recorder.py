@@ -219,6 +219,15 @@ class Recorder:
 
         return tap
 
+    def sink(self, leg: Leg) -> tuple[Callable[[bytes], None], Callable[[float], None]]:
+        """What `tap(leg, data, arrival)` does for one leg, as two C-level callables:
+        `put(data)` then `stamp(arrival)`, in that order, on the loop that flushes.
+
+        For a relay that wants to skip the Python call of the tap on its hot path (it
+        binds these once per tapped port); the same lists, so both ways mix freely."""
+        channel = leg is _LEG_B
+        return self._queues[channel].append, self._times[channel].append
+
     # ---- the owner's side ------------------------------------------------------
 
     @property

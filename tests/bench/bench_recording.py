@@ -43,7 +43,7 @@ from pbx.media.ports import PortAllocator, PortPair
 from pbx.media.recorder import Recorder
 from pbx.media.recorder_batch import flush_recorders
 from pbx.media.relay import Leg, Relay, RelaySession, _LegState
-from pbx.recording import WRITE_EVERY
+from pbx.recording import FLUSH_INTERVAL, WRITE_EVERY
 from tests.bench.rows import Row
 
 COMMAND = ".venv/bin/python -m tests.bench recording"
@@ -261,9 +261,9 @@ async def _real_relay(
         started = time.process_time()
         flush_recorders(recorders, loop.time())
         flushed[0] += time.process_time() - started
-        timer[0] = loop.call_later(0.2, flush)
+        timer[0] = loop.call_later(FLUSH_INTERVAL, flush)
 
-    timer = [loop.call_later(0.2, flush)]
+    timer = [loop.call_later(FLUSH_INTERVAL, flush)]
     sender = subprocess.Popen([sys.executable, "-c", SENDER], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     targets = [s.local(Leg.A).rtp for s in sessions]
