@@ -84,6 +84,9 @@ _COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 log = logging.getLogger(__name__)
 
+IDLE_POLLS = 100
+"""Polls of the flusher thread that find nothing to write before it parks (5 s at 50 ms)."""
+
 
 class Store(TrunkQueries, RecordingQueries, ApiQueries):
     """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing).
@@ -102,7 +105,8 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         self._wal_watch = WalIndexWatch(self.path)
         self._location = Location()
         self.write_behind = write_behind
-        self._wake = threading.Event()  # set when the first change of a batch is pending
+        self._wake = threading.Event()  # wakes a parked flusher thread
+        self._parked = True  # no flusher thread polling (none yet, or idle)
         self._flusher: threading.Thread | None = None
         self._stopping = threading.Event()  # set by close(): the flusher ends its wait
         self._closed = False
@@ -142,30 +146,37 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
                 raise
 
     def _flush_later(self) -> None:
-        """Have the flusher thread write the pending changes `write_behind` seconds from now.
-        One long-lived thread: starting a thread per batch cost more than the batch."""
+        """Get the flusher thread polling (started once, woken when parked). Called under
+        the lock by the change that finds it parked, so not once per REGISTER: waking a
+        thread for every batch cost the registrar more than the batch's rows."""
+        self._parked = False
         if self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_loop, name=f"store-flush {self.path.name}", daemon=True
             )
             self._flusher.start()
-        self._wake.set()
+        else:
+            self._wake.set()
 
     def _flush_loop(self) -> None:
-        while True:
-            self._wake.wait()
-            if self._closed:
-                return
-            self._stopping.wait(self.write_behind)  # let the batch gather
+        """Every `write_behind` seconds, write what is pending; after IDLE_POLLS polls that
+        found nothing, park until a change comes (an idle PBX does not poll)."""
+        idle = 0
+        while not self._stopping.wait(self.write_behind):
             with self._lock:
-                self._wake.clear()
                 if self._closed:
                     return
+                idle = 0 if self._location.pending else idle + 1
                 try:
                     self.flush()
                 except sqlite3.Error:
                     log.exception("writing registrar bindings failed; will retry")
-                    self._wake.set()
+                if idle >= IDLE_POLLS:
+                    self._parked = True
+                    self._wake.clear()
+            if idle >= IDLE_POLLS:
+                self._wake.wait()
+                idle = 0
 
     def __enter__(self) -> Store:
         return self
@@ -462,7 +473,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         pending = len(self._location.pending)
         if pending >= WRITE_BEHIND_MAX or self.write_behind <= 0:
             self.flush()
-        elif not self._wake.is_set():
+        elif self._parked:
             self._flush_later()
 
     def get_binding(self, extension: str, contact: str) -> Binding | None:
