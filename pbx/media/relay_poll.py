@@ -42,6 +42,8 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65536  # whole UDP datagrams; recvfrom costs the same for 2 KiB or 64 KiB
+_Recv = Callable[[int], tuple[bytes, Any]]
+_Handle = Callable[[bytes, Any], None]
 
 
 class PolledPort(Protocol):
@@ -61,8 +63,8 @@ class EpollReader:
         self.loop = loop
         self.batch = batch
         self._epoll = select.epoll()
-        # fd -> (the socket's bound recvfrom, the port): bound once, not looked up per datagram
-        self._ports: dict[int, tuple[Callable[[int], tuple[bytes, Any]], PolledPort]] = {}
+        # fd -> (socket.recvfrom, port.datagram_received, port): bound once, not per datagram
+        self._ports: dict[int, tuple[_Recv, _Handle, PolledPort]] = {}
         self._closed = False
         try:
             loop.add_reader(self._epoll.fileno(), self._ready)
@@ -93,7 +95,7 @@ class EpollReader:
         """Start reading `sock` (non-blocking, bound) for `port`."""
         fd = sock.fileno()
         self._epoll.register(fd, select.EPOLLIN)
-        self._ports[fd] = (sock.recvfrom, port)
+        self._ports[fd] = (sock.recvfrom, port.datagram_received, port)
 
     def remove(self, sock: socket.socket) -> None:
         """Stop reading `sock`; call before closing it (its number may be reused)."""
@@ -113,21 +115,21 @@ class EpollReader:
 
     def _ready(self) -> None:
         """One round: up to `batch` ready sockets, one datagram each."""
-        ports = self._ports
+        ports, size = self._ports, MAX_DATAGRAM
         for fd, _events in self._epoll.poll(0, self.batch):
             entry = ports.get(fd)
             if entry is None:
                 continue
-            recvfrom, port = entry
+            recvfrom, handle, port = entry
             try:
-                data, addr = recvfrom(MAX_DATAGRAM)
+                data, addr = recvfrom(size)
             except BlockingIOError:
                 continue
             except OSError as exc:  # an ICMP error queued on the socket
                 port.error_received(exc)
                 continue
             try:
-                port.datagram_received(data, addr)
+                handle(data, addr)
             except OSError as exc:  # the send failed (no route, buffer full)
                 port.error_received(exc)
             except Exception:  # a bug must not stop every other call's media
