@@ -3,7 +3,7 @@
 Why not one asyncio transport per socket: at 600 calls the relay has 2,400
 sockets and forwards 60,000 datagrams a second, and per datagram the event
 loop's machinery (a callback handle per ready socket, the transport's
-bookkeeping around `sendto`) costs about as much as the relay's own Python.
+bookkeeping around `sendto`, an extra read per socket) adds to the relay's own work.
 Here every relay socket sits in one `select.epoll` set whose file descriptor
 is the only thing the loop watches (`loop.add_reader`). When it is readable,
 `EpollReader._ready` takes up to `batch` ready sockets from the set in one
@@ -12,18 +12,23 @@ hands it to the port's `datagram_received`, the same per-packet code the
 transport path runs. The set is level-triggered, so a socket with more
 datagrams queued is simply reported again on the next round, and a busy
 relay never holds the loop for more than `batch` datagrams at a time: 64
-datagrams are well under a millisecond of work, so SIP and timers on the
+datagrams are under a millisecond of work, so SIP and timers on the
 same loop wait no longer than that, while the round's fixed cost (one
 `epoll.poll`, one loop iteration) is spread over many datagrams.
 
 Sending is the socket's own non-blocking `sendto`: a datagram the kernel
-cannot take right now (ENOBUFS/EAGAIN) is dropped and reported like a
-transport's send error, which is what UDP would do a hop later anyway.
+cannot take right now (ENOBUFS/EAGAIN) is dropped and reported to the port's
+`error_received` like a transport's send error (a transport would queue it;
+for RTP, late is as good as lost). The relay's counters still count it as
+forwarded.
 
-Measured on the benchmark host (tests/bench/bench_relay.py; CPU per relayed
-172-byte packet, 1,200 sockets, batches of 60): this path 5-7 % less than
-uvloop's DatagramProtocol; about 70 % of what remains is the kernel's
-`recvmsg`/`sendmsg` themselves.
+What it saves (CPU per relayed 172-byte datagram, 1,200 sockets in one
+process, interleaved runs on the same shared host): with about 60 datagrams
+per loop round, 10-20 % less than a
+uvloop transport per socket, mostly the transport's extra `recvmsg` that
+ends in EAGAIN and its per-socket callback; with deep per-socket queues
+(an overloaded relay) the two are level. Some 70 % of what remains is the
+kernel's own `recvfrom`/`sendto` work, which no reader can avoid.
 
 Linux only (epoll) and only on loops with `add_reader` (not the Windows
 proactor loop): `EpollReader.for_loop` returns None elsewhere and the relay
