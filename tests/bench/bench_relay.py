@@ -288,7 +288,8 @@ def _diagnostics(result: dict[str, Any]) -> str:
     packets = max(relay["packets_out"], 1)
     return (
         f" (user {1e6 * relay['user_seconds'] / packets:.1f} us + system "
-        f"{1e6 * relay['system_seconds'] / packets:.1f} us per packet; loop late by up to "
+        f"{1e6 * relay['system_seconds'] / packets:.1f} us per packet; "
+        f"{relay.get('sleeps', 0) / packets:.2f} wake-ups per packet; loop late by up to "
         f"{relay['loop_late_max_ms']:.1f} ms; GC runs {relay['gc_gen0']:.0f}/"
         f"{relay['gc_gen1']:.0f}/{relay['gc_gen2']:.0f}, longest {relay['gc_max_ms']:.1f} ms)"
     )

@@ -104,6 +104,7 @@ async def serve(args: argparse.Namespace) -> dict[str, float]:
     totals["cpu_seconds"] = cpu_seconds
     totals["user_seconds"] = after.ru_utime - before.ru_utime
     totals["system_seconds"] = after.ru_stime - before.ru_stime
+    totals["sleeps"] = after.ru_nvcsw - before.ru_nvcsw  # the relay went idle and was woken
     totals.update(watch.figures())
     for session in sessions:
         for leg in Leg:
