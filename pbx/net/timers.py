@@ -9,6 +9,12 @@ cancels it when nothing is pending. When it fires, `handle_timers(loop.time())`
 runs, then the `after_fire` hook (the endpoint flushes outgoing messages and
 events there), then the handle is re-armed.
 
+With a `granularity` (seconds) the handle is armed at the deadline rounded up to a multiple
+of it, so timers due within one slot fire in one loop callback: under load every transaction
+ends with its own Timer J (RFC 3261 17.2.2), thousands of distinct deadlines a second, and a
+`call_at` per deadline cost more than ending the transactions. A timer then fires up to one
+slot late, which RFC 3261's timers (T1 = 500 ms and up) do not notice. 0 keeps exact times.
+
 Times are the loop's monotonic clock (`loop.time()`, seconds), the same clock
 the core is fed with, so a deadline computed by the core is directly a
 `call_at` time.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -40,8 +47,11 @@ class TimerService:
         loop: asyncio.AbstractEventLoop,
         core: TimedCore,
         after_fire: Callable[[], None] | None = None,
+        *,
+        granularity: float = 0.0,
     ) -> None:
         self._loop = loop
+        self._granularity = granularity
         self._core = core
         self._after_fire = after_fire
         self._handle: asyncio.TimerHandle | None = None
@@ -60,6 +70,9 @@ class TimerService:
         if self._closed:
             return
         deadline = self._core.next_deadline()
+        if deadline is not None and self._granularity > 0:
+            slot = math.ceil(deadline / self._granularity) * self._granularity
+            deadline = max(slot, deadline)  # never before the deadline, float error or not
         if deadline == self._armed_at and (deadline is None or self._handle is not None):
             return
         self._cancel()

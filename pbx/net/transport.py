@@ -63,6 +63,9 @@ trace = logging.getLogger("pbx.sip.trace")
 DEFAULT_MAX_MESSAGE_SIZE = 65_535
 """Bytes; the largest UDP payload, and a generous bound for one message on TCP."""
 
+TIMER_GRANULARITY = 0.01
+"""Seconds: the SIP core's timers due within one such slot fire together (TimerService)."""
+
 DEFAULT_IDLE_TIMEOUT = 600.0
 """Seconds without traffic before a TCP connection is closed (phones send CRLF pings)."""
 
@@ -419,7 +422,9 @@ class SipEndpoint:
             idle_timeout=idle_timeout,
             on_closed=self._closed,
         )
-        self.timers = TimerService(loop, core, after_fire=self.flush)
+        self.timers = TimerService(
+            loop, core, after_fire=self.flush, granularity=TIMER_GRANULARITY
+        )
         self.on_response_sent: Callable[[int], None] | None = None
         """Observer of each response status the TU sends (the API's metrics)."""
         self._flushing = False

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 from collections import OrderedDict
@@ -160,7 +161,10 @@ def same_uri(digest_uri: str, request_uri: str) -> bool:
     return _fold_uri(digest_uri) == _fold_uri(request_uri)
 
 
+@functools.lru_cache(maxsize=1024)
 def _fold_uri(uri: str) -> str:
+    """`uri` without <>, scheme and host lower-cased; remembered, as every phone repeats
+    its own (bounded, so made-up URIs cannot grow it)."""
     text = uri.strip().removeprefix("<").removesuffix(">")
     scheme, colon, rest = text.partition(":")
     if not colon:

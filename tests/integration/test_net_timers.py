@@ -163,3 +163,33 @@ async def test_real_loop_fires_on_time() -> None:
     for now, deadline in zip(core.calls, core.fired, strict=True):
         assert deadline <= now < deadline + 0.1  # at (not before) the deadline, loop time
     service.close()
+
+
+def test_granularity_fires_a_slot_of_deadlines_in_one_callback() -> None:
+    loop = FakeLoop()
+    core = FakeCore([100.501, 100.503, 100.509, 100.512, 100.7])
+    service = TimerService(loop, core, granularity=0.01)  # type: ignore[arg-type]
+    service.rearm()
+    assert service.armed_at == pytest.approx(100.51)
+    assert service.armed_at is not None and service.armed_at >= 100.501
+    loop.advance(0.5099)
+    assert core.calls == []  # nothing fires before its slot ends...
+    loop.advance(0.0002)
+    assert core.fired == [100.501, 100.503, 100.509]  # ...then the whole slot at once
+    assert service.armed_at == pytest.approx(100.52)
+    loop.advance(1.0)
+    assert core.fired == [100.501, 100.503, 100.509, 100.512, 100.7]
+    assert service.fired == 3 and len(core.calls) == 3
+    fired_slots = zip(core.calls, (100.509, 100.512, 100.7), strict=True)
+    assert all(now >= deadline for now, deadline in fired_slots)
+
+
+def test_granularity_never_arms_before_the_deadline() -> None:
+    loop = FakeLoop()
+    for deadline in (100.1, 100.3, 100.7, 1e6 + 0.07, 123.456789):
+        core = FakeCore([deadline])
+        service = TimerService(loop, core, granularity=0.01)  # type: ignore[arg-type]
+        service.rearm()
+        assert service.armed_at is not None
+        assert deadline <= service.armed_at < deadline + 0.01 + 1e-9
+        service.close()
