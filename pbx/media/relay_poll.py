@@ -62,11 +62,16 @@ class PolledPort(Protocol):
 class EpollReader:
     """All relay sockets of one event loop in one epoll set; see the module docstring."""
 
-    __slots__ = ("loop", "batch", "_epoll", "_ports", "_closed")
+    __slots__ = ("loop", "batch", "coalesce", "_epoll", "_ports", "_closed", "_last", "_held")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, batch: int = 64) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, batch: int = 64, coalesce: float = 0.0
+    ) -> None:
         self.loop = loop
         self.batch = batch
+        self.coalesce = coalesce
+        self._last = -1.0  # loop time of the last round, when coalescing
+        self._held: asyncio.TimerHandle | None = None
         self._epoll = select.epoll()
         # fd -> (socket.recvfrom, port.datagram_received, port): bound once, not per datagram
         self._ports: dict[int, tuple[_Recv, _Handle, PolledPort]] = {}
@@ -78,18 +83,23 @@ class EpollReader:
             raise
 
     @classmethod
-    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> EpollReader | None:
+    def for_loop(cls, loop: asyncio.AbstractEventLoop, coalesce: float = 0.0) -> EpollReader | None:
         """A reader on `loop`, or None where epoll or `add_reader` is missing."""
         if not hasattr(select, "epoll"):
             return None
         try:
-            return cls(loop)
+            return cls(loop, coalesce=coalesce)
         except NotImplementedError:  # e.g. the proactor loop on Windows
             return None
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def polling(self) -> bool:
+        """The set is read by a timer every `coalesce` seconds, not watched (see `_poll`)."""
+        return self._held is not None
 
     @property
     def watched(self) -> int:
@@ -113,15 +123,52 @@ class EpollReader:
         if self._closed:
             return
         self._closed = True
-        if not self.loop.is_closed():
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
+        elif not self.loop.is_closed():
             self.loop.remove_reader(self._epoll.fileno())
         self._epoll.close()
         self._ports.clear()
 
     def _ready(self) -> None:
-        """One round: up to `batch` ready sockets, one datagram each."""
+        """The set is readable: one round; with `coalesce`, maybe switch to polling."""
+        count = self._round()
+        if self.coalesce > 0.0 and 0 < count < self.batch:
+            now = self.loop.time()
+            last, self._last = self._last, now
+            if now - last < self.coalesce and not self._closed:
+                self.loop.remove_reader(self._epoll.fileno())
+                self._held = self.loop.call_later(self.coalesce, self._poll)
+
+    def _poll(self) -> None:
+        """Opt-in interrupt moderation (`coalesce` > 0), as network drivers do it (NAPI).
+
+        Why: a relay that keeps up is woken by the kernel for nearly every datagram,
+        and a wake-up (a context switch, `epoll_wait`, a loop iteration) costs about
+        as much as relaying the datagram. When rounds come less than `coalesce`
+        seconds apart, `_ready` stops watching the set and this timer reads it every
+        `coalesce` seconds instead, so each round finds many datagrams. When a round
+        finds none (the calls went quiet) or a whole batch (overloaded: datagrams
+        are waiting anyway), the set is watched again. The price is up to `coalesce`
+        seconds of added latency (plus the loop's timer granularity, 1 ms) while
+        polling; a relay with few calls (rounds further apart) never polls.
+        """
+        self._held = None
+        if self._closed:
+            return
+        count = self._round()
+        if 0 < count < self.batch:
+            self._held = self.loop.call_later(self.coalesce, self._poll)
+        else:
+            self._last = self.loop.time()
+            self.loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def _round(self) -> int:
+        """Up to `batch` ready sockets, one datagram each; how many sockets were ready."""
         ports, size = self._ports, MAX_DATAGRAM
-        for fd, _events in self._epoll.poll(0, self.batch):
+        events = self._epoll.poll(0, self.batch)
+        for fd, _events in events:
             entry = ports.get(fd)
             if entry is None:
                 continue
@@ -139,3 +186,4 @@ class EpollReader:
                 port.error_received(exc)
             except Exception:  # a bug must not stop every other call's media
                 log.exception("relay socket %d: datagram handling failed", fd)
+        return len(events)

@@ -101,13 +101,16 @@ def direct_step(load: Path, calls: int, seconds: float) -> dict[str, Any]:
     return generate(load, calls, seconds, lambda ports: [ports[k ^ 1] for k in range(len(ports))])
 
 
-def relay_step(load: Path, calls: int, seconds: float, sockets: str = "auto") -> dict[str, Any]:
+def relay_step(
+    load: Path, calls: int, seconds: float, sockets: str = "auto", coalesce: float = 0.0
+) -> dict[str, Any]:
     """N calls through DeskPBX's relay in its own pinned process.
 
     `sockets` is the relay's socket reader (Relay(sockets=...)): "auto" is what the
-    PBX runs (epoll on Linux); "transports" is the portable fallback."""
+    PBX runs (epoll on Linux); "transports" is the portable fallback. `coalesce` is
+    Relay(coalesce=...), off in the PBX by default."""
     command = [sys.executable, "-m", "tests.bench.relay_server", "--cpu", str(RELAY_CPU)]
-    command += ["--sockets", sockets]
+    command += ["--sockets", sockets, "--coalesce", str(coalesce)]
     proc = subprocess.Popen(
         command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -195,6 +198,7 @@ def run(quick: bool) -> list[Row]:
         at_goal = results.get(GOAL_CALLS) or relay_step(load, GOAL_CALLS, seconds)
         rows = relay_rows(best, at_goal, direct)
         rows.append(fallback_row(load, seconds, at_goal))
+        rows += coalesce_rows(load, seconds, results, at_goal, direct)
         rows += rtpengine_rows(load, levels, seconds, started + budget, best, at_goal)
     return rows
 
@@ -244,6 +248,35 @@ def fallback_row(load: Path, seconds: float, at_goal: dict[str, Any]) -> Row:
                "pkt/s", "", None,
                f"asyncio transport per socket (the fallback off Linux); the epoll reader does "
                f"{gain:.2f}x" + _diagnostics(fallback), COMMAND)  # fmt: skip
+
+
+def coalesce_rows(
+    load: Path,
+    seconds: float,
+    results: dict[int, dict[str, Any]],
+    at_goal: dict[str, Any],
+    direct: dict[str, Any],
+) -> list[Row]:
+    """200 and 600 calls again with Relay(coalesce=0.001), the opt-in interrupt
+    moderation: CPU per packet and p99 against the default steps above."""
+    rows = []
+    for calls in (200, GOAL_CALLS):
+        plain = at_goal if calls == GOAL_CALLS else results.get(calls)
+        result = relay_step(load, calls, seconds, coalesce=0.001)
+        added99 = (result["p99_us"] - direct["p99_us"]) / 1000
+        versus = ""
+        if plain is not None:
+            versus = (
+                f"; without: {plain['per_core']:,.0f} pkt per CPU-second, "
+                f"p99 {plain['p99_us']:.0f} us"
+            )
+        rows.append(Row(f"relay pkt/s per CPU-second at {calls} calls, 1 ms coalescing",
+                        result["per_core"], "pkt/s", "", None,
+                        f"Relay(coalesce=0.001), off by default; loss "
+                        f"{100 * result['loss']:.3f} %, p99 {result['p99_us']:.0f} us "
+                        f"(added {added99:.2f} ms){versus}" + _diagnostics(result),
+                        COMMAND))  # fmt: skip
+    return rows
 
 
 def rtpengine_rows(

@@ -81,7 +81,12 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 async def serve(args: argparse.Namespace) -> dict[str, float]:
-    relay = Relay(PortAllocator(args.low, args.high), bind_v4="127.0.0.1", sockets=args.sockets)
+    relay = Relay(
+        PortAllocator(args.low, args.high),
+        bind_v4="127.0.0.1",
+        sockets=args.sockets,
+        coalesce=args.coalesce,
+    )
     sessions: list[RelaySession] = []
     targets: list[int] = []
     loop = asyncio.get_running_loop()
@@ -125,6 +130,7 @@ def main() -> int:
     parser.add_argument("--cpu", type=int, default=0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--sockets", choices=["auto", "epoll", "transports"], default="auto")
+    parser.add_argument("--coalesce", type=float, default=0.0, help="seconds (Relay coalesce)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})

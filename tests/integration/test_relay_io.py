@@ -157,7 +157,7 @@ def test_unknown_socket_mode_is_refused() -> None:
 def test_epoll_demanded_where_it_cannot_run_fails_clearly(
     run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(EpollReader, "for_loop", classmethod(lambda cls, loop: None))
+    monkeypatch.setattr(EpollReader, "for_loop", classmethod(lambda cls, loop, c=0.0: None))
 
     async def body() -> None:
         relay = relay_with("epoll")
@@ -257,3 +257,77 @@ def test_a_socket_failing_to_open_leaks_no_port(
         await relay.aclose()
 
     run(body)
+
+
+class _Sink:
+    """A port stand-in that records what the reader hands it."""
+
+    def __init__(self, got: list[bytes]) -> None:
+        self.got = got
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append(data)
+
+    def error_received(self, exc: Exception) -> None:
+        raise AssertionError(exc)
+
+
+@skip_without_epoll
+def test_coalescing_polls_on_a_timer_while_busy_and_watches_again_when_quiet(run: Any) -> None:
+    import socket
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        reader = EpollReader(loop, batch=64, coalesce=0.05)
+        got: list[bytes] = []
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        reader.add(sock, _Sink(got))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sender.sendto(b"1", sock.getsockname())
+            await until(lambda: got == [b"1"])
+            assert not reader.polling  # a single datagram: still watching the set
+            sender.sendto(b"2", sock.getsockname())
+            await until(lambda: got == [b"1", b"2"])
+            assert reader.polling  # two rounds within 50 ms: now read on a timer
+            for n in range(3, 6):
+                sender.sendto(str(n).encode(), sock.getsockname())
+            await until(lambda: len(got) == 5)  # the timer picks them up
+            assert got == [b"1", b"2", b"3", b"4", b"5"]
+            await until(lambda: not reader.polling)  # a round found nothing: watch again
+            sender.sendto(b"6", sock.getsockname())
+            await until(lambda: got[-1] == b"6")
+        finally:
+            reader.remove(sock)
+            reader.close()
+            sock.close()
+            sender.close()
+        assert reader.closed and not reader.polling
+
+    run(body)
+
+
+@skip_without_epoll
+def test_a_coalescing_relay_still_forwards_everything(run: Any) -> None:
+    async def body() -> None:
+        relay = Relay(
+            PortAllocator(LOW, HIGH), bind_v4="127.0.0.1", clock=FakeClock(), coalesce=0.002
+        )
+        session, a, b = await call(relay)
+        la = session.local(Leg.A)
+        for seq in range(1, 41):
+            a.send(rtp(seq), "127.0.0.1", la.rtp)
+        received = [(await b.recv())[0] for _ in range(40)]
+        assert sorted(received) == sorted(rtp(seq) for seq in range(1, 41))
+        assert session.stats(Leg.A).packets_in == 40
+        await relay.aclose()
+        assert relay._reader is not None and relay._reader.closed
+
+    run(body)
+
+
+def test_negative_coalescing_is_refused() -> None:
+    with pytest.raises(ValueError, match="coalesce must be >= 0 seconds: -1"):
+        Relay(PortAllocator(LOW, HIGH), coalesce=-1)
