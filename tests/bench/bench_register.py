@@ -179,7 +179,8 @@ def _commit_row(workdir: Path) -> Row:
     value = {"FULL": full, "NORMAL": normal}.get(mode, full)
     return Row("register: sqlite WAL commit on the data dir's disk", value, "ms", "", None,
                f"the store uses synchronous={mode}; FULL {full:.2f} ms vs NORMAL {normal:.2f} ms "
-               "wall per upsert+COMMIT; the PBX commits once per registration, on its only "
+               "wall per upsert+COMMIT; the PBX answers REGISTER from memory and writes "
+               "bindings in batches (one commit per 50 ms or 256 changes) on its flusher "
                "thread", COMMAND)  # fmt: skip
 
 
@@ -213,9 +214,10 @@ def _commit_wall_ms(
 ) -> float:
     """Wall milliseconds of one small upsert + COMMIT in a WAL database in `directory`.
 
-    The PBX's store commits once per REGISTER with credentials (the binding) and once per call
-    (the CDR) on its only thread, so with synchronous=FULL every commit's fsync stalls the whole
-    event loop. That wait is not CPU time: this puts a number on it for the disk at hand.
+    The PBX's store commits once per call (the CDR) on the event loop's thread and once per
+    batch of bindings (pbx.store.location) on its flusher thread, so with synchronous=FULL a
+    CDR's fsync stalls the whole event loop. That wait is not CPU time: this puts a number on
+    it for the disk at hand.
     """
     path = directory / f"commit-{synchronous.lower()}.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
