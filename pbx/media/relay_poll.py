@@ -10,10 +10,12 @@ is the only thing the loop watches (`loop.add_reader`). When it is readable,
 `epoll.poll(0)` call and, for each, reads one datagram with `recvfrom` and
 hands it to the port's `datagram_received`, the same per-packet code the
 transport path runs. The set is level-triggered, so a socket with more
-datagrams queued is simply reported again on the next round, and a busy
-relay never holds the loop for more than `batch` datagrams at a time: 64
-datagrams are under a millisecond of work, so SIP and timers on the
-same loop wait no longer than that, while the round's fixed cost (one
+datagrams queued is simply reported again on the next round (when a whole
+batch is ready the relay is behind, and then each socket gives up to `DEEP`
+datagrams a round, since its next one is most likely waiting), and a busy
+relay never holds the loop for long: 64 datagrams are under a
+millisecond of work (`DEEP` times that when behind), so SIP and timers on
+the same loop wait no longer than that, while the round's fixed cost (one
 `epoll.poll`, one loop iteration) is spread over many datagrams.
 
 Sending is the socket's own non-blocking `sendto`: a datagram the kernel
@@ -47,6 +49,7 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65536  # whole UDP datagrams; recvfrom costs the same for 2 KiB or 64 KiB
+DEEP = 4  # datagrams read per ready socket in a round when the relay is behind
 _Recv = Callable[[int], tuple[bytes, Any]]
 _Handle = Callable[[bytes, Any], None]
 
@@ -165,25 +168,32 @@ class EpollReader:
             self.loop.add_reader(self._epoll.fileno(), self._ready)
 
     def _round(self) -> int:
-        """Up to `batch` ready sockets, one datagram each; how many sockets were ready."""
+        """Up to `batch` ready sockets; how many sockets were ready.
+
+        One datagram per socket while the relay keeps up (a second read would
+        mostly end in EAGAIN, a wasted system call); up to `DEEP` per socket when
+        the whole batch was ready, i.e. queues are building up and a socket's
+        next datagram is most likely already there."""
         ports, size = self._ports, MAX_DATAGRAM
         events = self._epoll.poll(0, self.batch)
+        depth = DEEP if len(events) == self.batch else 1
         for fd, _events in events:
             entry = ports.get(fd)
             if entry is None:
                 continue
             recvfrom, handle, port = entry
-            try:
-                data, addr = recvfrom(size)
-            except BlockingIOError:
-                continue
-            except OSError as exc:  # an ICMP error queued on the socket
-                port.error_received(exc)
-                continue
-            try:
-                handle(data, addr)
-            except OSError as exc:  # the send failed (no route, buffer full)
-                port.error_received(exc)
-            except Exception:  # a bug must not stop every other call's media
-                log.exception("relay socket %d: datagram handling failed", fd)
+            for _read in range(depth):
+                try:
+                    data, addr = recvfrom(size)
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # an ICMP error queued on the socket
+                    port.error_received(exc)
+                    break
+                try:
+                    handle(data, addr)
+                except OSError as exc:  # the send failed (no route, buffer full)
+                    port.error_received(exc)
+                except Exception:  # a bug must not stop every other call's media
+                    log.exception("relay socket %d: datagram handling failed", fd)
         return len(events)

@@ -174,54 +174,81 @@ def test_epoll_demanded_where_it_cannot_run_fails_clearly(
     run(body)
 
 
-@skip_without_epoll
-def test_reader_reads_each_ready_socket_once_per_round_and_skips_strangers() -> None:
-    """Unit-level: level-triggered, one datagram per socket per round, bounded batch."""
+class _Recorder:
+    """A port stand-in that records (socket index, datagram)."""
+
+    def __init__(self, index: int, got: list[tuple[int, bytes]]) -> None:
+        self.index = index
+        self.got = got
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append((self.index, data))
+
+    def error_received(self, exc: Exception) -> None:
+        raise AssertionError(exc)
+
+
+def _queued_reader(batch: int, sockets: int, each: int) -> tuple[Any, ...]:
+    """A reader (on an unused loop) over `sockets` sockets with `each` datagrams queued."""
     import socket
 
     loop = asyncio.new_event_loop()
+    reader = EpollReader(loop, batch=batch)
+    got: list[tuple[int, bytes]] = []
+    socks = []
+    for index in range(sockets):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        reader.add(sock, _Recorder(index, got))
+        socks.append(sock)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for index, sock in enumerate(socks):
+        for n in range(each):
+            sender.sendto(bytes([index, n]), sock.getsockname())
+    return loop, reader, got, socks, sender
+
+
+def _close_all(loop: Any, reader: EpollReader, socks: list[Any], sender: Any) -> None:
+    reader.close()
+    for sock in [*socks, sender]:
+        sock.close()
+    loop.close()
+
+
+@skip_without_epoll
+def test_reader_keeping_up_reads_one_datagram_per_ready_socket_a_round() -> None:
+    loop, reader, got, socks, sender = _queued_reader(batch=4, sockets=3, each=2)
     try:
-        reader = EpollReader(loop, batch=2)
-        got: list[tuple[int, bytes]] = []
-
-        class Port:
-            def __init__(self, index: int) -> None:
-                self.index = index
-
-            def datagram_received(self, data: bytes, addr: Any) -> None:
-                got.append((self.index, data))
-
-            def error_received(self, exc: Exception) -> None:
-                raise AssertionError(exc)
-
-        socks = []
-        for index in range(3):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind(("127.0.0.1", 0))
-            sock.setblocking(False)
-            reader.add(sock, Port(index))
-            socks.append(sock)
-        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for index, sock in enumerate(socks):
-            for n in range(2):
-                sender.sendto(bytes([index, n]), sock.getsockname())
-        rounds = 0
-        while len(got) < 6 and rounds < 50:
-            reader._ready()
-            rounds += 1
-            assert len(got) <= 2 * rounds  # never more than `batch` datagrams a round
+        reader._ready()  # 3 ready < batch 4: one each, no read that would end in EAGAIN
+        assert sorted(got) == [(0, b"\x00\x00"), (1, b"\x01\x00"), (2, b"\x02\x00")]
+        reader._ready()  # level-triggered: the second datagrams come next round
         assert sorted(got) == [(i, bytes([i, n])) for i in range(3) for n in range(2)]
-        assert rounds >= 3
         reader.remove(socks[0])
-        sender.sendto(b"late", socks[0].getsockname())
+        sender.sendto(b"late", socks[0].getsockname())  # no longer watched
         reader._ready()
         assert len(got) == 6 and reader.watched == 2
-        reader.close()
-        assert reader.closed
-        for sock in [*socks, sender]:
-            sock.close()
     finally:
-        loop.close()
+        _close_all(loop, reader, socks, sender)
+    assert reader.closed
+
+
+@skip_without_epoll
+def test_reader_that_is_behind_reads_deeper_per_socket_and_bounds_the_round() -> None:
+    loop, reader, got, socks, sender = _queued_reader(batch=2, sockets=3, each=10)
+    try:
+        reader._ready()  # a full batch of 2 ready sockets: up to DEEP (4) from each
+        assert len(got) == 2 * relay_poll.DEEP
+        assert len({index for index, _data in got}) == 2  # the third waits for its turn
+        rounds = 1
+        while len(got) < 30 and rounds < 20:
+            reader._ready()
+            rounds += 1
+        assert sorted(got) == [(i, bytes([i, n])) for i in range(3) for n in range(10)]
+        for index in range(3):  # each socket's datagrams stay in order
+            assert [d for i, d in got if i == index] == [bytes([index, n]) for n in range(10)]
+    finally:
+        _close_all(loop, reader, socks, sender)
 
 
 @pytest.mark.parametrize("sockets", MODES)
