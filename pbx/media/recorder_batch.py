@@ -6,13 +6,22 @@ plain 12-byte RTP headers (RFC 3550 §5.1), PCMU/PCMA (RFC 3551 §6), the
 stream's SSRC, timestamps that agree with arrival times) the packets of all
 recorders of a tick are handled together (`_Batch`):
 
-- the datagrams are joined once and their header fields read as columns;
+- the datagrams are joined once and their header fields read as columns
+  through one record view (no copy);
 - the 32-bit timestamps are unwrapped per stream (RFC 3550 §5.1) with a
   segmented cumulative sum, giving each packet its file position exactly as
   `Recorder._place` computes it packet by packet;
 - payloads are decoded by table (two octets per lookup when one law is in
-  use), and each recorder's packets land in its frame ring with one row
-  assignment through a strided window over the ring.
+  use) a group of calls at a time (`_GROUP` packets: one lookup for many
+  calls, yet scratch small enough for the allocator to reuse: call-wide
+  multi-megabyte temporaries cost fresh pages, i.e. page faults, every
+  tick), and each recorder's packets land in its frame ring with one row
+  assignment through a strided window over the ring; late packets are
+  counted and dropped.
+
+Costs that stay per call and tick: the file append (one pwrite of the final
+stretch of the ring, which is the kernel's page-cache work) and a handful of
+numpy calls; everything else is per packet and vectorised.
 
 A recorder whose queue holds anything else this tick (its first packets, a
 DTMF event, a new SSRC, a resync, a pause, another payload size) takes the
@@ -214,35 +223,40 @@ class _Placement:
     def apply(
         self, recorders: list[Recorder], raw: np.ndarray, pt: np.ndarray, bounds: list[int]
     ) -> None:
-        """Count each recorder's packets and decode them (one table lookup per recorder)
-        into its ring with one assignment."""
+        """Count each recorder's packets, decode them a group of recorders at a time (one
+        table lookup per group of up to `_GROUP` packets: few numpy calls, and scratch
+        small enough that the allocator reuses it instead of mapping fresh pages every
+        tick) and put each recorder's rows into its ring with one assignment."""
         starts = bounds[0:-1:2]
-        low = np.minimum.reduceat(pt, starts)
-        laws = (low == np.maximum.reduceat(pt, starts)).tolist()
-        law = low.tolist()
         clean = np.logical_and.reduceat(self.fits, starts).tolist()
         late = np.add.reduceat(self.late, starts).tolist() if self.late.any() else None
         size = self.payload
         self._payloads, self._types = raw[:, 12:], pt
         self._pairs = self._payloads.view(np.uint16) if size % 2 == 0 and _LITTLE else None
+        groups = _groups(bounds)
+        heads = [starts[lo] for lo, _hi in groups]
+        low, high = np.minimum.reduceat(pt, heads).tolist(), np.maximum.reduceat(pt, heads).tolist()
         row = self.row
-        for index, recorder in enumerate(recorders):
-            first, end = starts[index], bounds[2 * index + 2]
-            counted = recorder._counts
-            counted["packets"] += end - first
-            counted["decoded"] += end - first
-            window = recorder._windows.get(size)
-            if window is None:
-                window = recorder._window(size)
-            one_law = law[index] if laws[index] else None
-            if clean[index]:
-                window[row[first:end]] = self._decode(slice(first, end), one_law)
-                continue
-            if late is not None:
-                counted["late"] += late[index]
-            self._place_odd(recorder, window, first, end, one_law)
+        for (lo, hi), least, most in zip(groups, low, high, strict=True):
+            base = starts[lo]
+            samples = self._decode(slice(base, bounds[2 * hi]), least if least == most else None)
+            for index in range(lo, hi):
+                recorder = recorders[index]
+                first, end = starts[index], bounds[2 * index + 2]
+                counted = recorder._counts
+                counted["packets"] += end - first
+                counted["decoded"] += end - first
+                window = recorder._windows.get(size)
+                if window is None:
+                    window = recorder._window(size)
+                if clean[index]:
+                    window[row[first:end]] = samples[first - base : end - base]
+                    continue
+                if late is not None:
+                    counted["late"] += late[index]
+                self._place_odd(recorder, window, first, end, samples[first - base : end - base])
 
-    def _decode(self, rows: slice | np.ndarray, law: int | None) -> np.ndarray:
+    def _decode(self, rows: slice, law: int | None) -> np.ndarray:
         """G.711 octets of the selected packets -> int16 samples by table (RFC 3551
         §4.5.14): with one law, two octets per lookup when the payload size is even."""
         if law is None:
@@ -252,19 +266,32 @@ class _Placement:
         return _LUT[law].take(self._payloads[rows], mode="clip")
 
     def _place_odd(
-        self, recorder: Recorder, window: np.ndarray, first: int, end: int, law: int | None
+        self, recorder: Recorder, window: np.ndarray, first: int, end: int, samples: np.ndarray
     ) -> None:
-        """A recorder with late or ring-crossing packets: late ones are dropped undecoded,
-        the rows that fit go in one assignment, then the crossing ones one by one."""
-        keep = np.flatnonzero(~self.late[first:end]) + first
-        if not len(keep):
-            return
-        samples = self._decode(keep, law)
-        fits = self.fits[keep]
-        window[self.row[keep][fits]] = samples[fits]
-        for i in np.flatnonzero(~fits).tolist():
-            at = int(keep[i])
+        """A recorder with late or ring-crossing packets: late ones are dropped, the rows
+        that fit go in one assignment, then the crossing ones one by one."""
+        keep = np.flatnonzero(~self.late[first:end])
+        fits = self.fits[first:end][keep]
+        window[self.row[first:end][keep[fits]]] = samples[keep[fits]]
+        for i in keep[~fits].tolist():
+            at = first + i
             recorder._ring_put(int(self.channel[at]), int(self.position[at]), samples[i])
+
+
+def _groups(bounds: list[int]) -> list[tuple[int, int]]:
+    """Consecutive recorders (index ranges [lo, hi)) of up to `_GROUP` packets in all; a
+    recorder with more than that is a group of its own. `bounds` are the stream bounds."""
+    groups: list[tuple[int, int]] = []
+    lo, base = 0, 0
+    for index, end in enumerate(bounds[2::2]):
+        if end - base > _GROUP and index > lo:
+            groups.append((lo, index))
+            lo, base = index, bounds[2 * index]
+    groups.append((lo, len(bounds) // 2))
+    return groups
+
+
+_GROUP = 512  # packets decoded per table lookup: 160 KB of 20 ms G.711 samples
 
 
 def _header_type(size: int) -> np.dtype:

@@ -100,13 +100,26 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("ts0", "events", "resize"),
-    [(1000, False, False), (0xFFFFF000, False, False), (7, True, True)],
-    ids=["plain", "timestamp-wrap", "events-and-odd-size"],
+    ("ts0", "events", "resize", "group"),
+    [
+        (1000, False, False, None),
+        (0xFFFFF000, False, False, None),
+        (7, True, True, None),
+        (1000, False, False, 45),  # decoded a few calls at a time: groups split the calls
+    ],
+    ids=["plain", "timestamp-wrap", "events-and-odd-size", "small-decode-groups"],
 )
 def test_batch_writes_the_same_files_as_the_per_packet_path(
-    tmp_path: Path, spy: list[int], ts0: int, events: bool, resize: bool
+    tmp_path: Path,
+    spy: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    ts0: int,
+    events: bool,
+    resize: bool,
+    group: int | None,
 ) -> None:
+    if group is not None:
+        monkeypatch.setattr(recorder_module, "_GROUP", group)
     traces = [trace(seed, ts0=ts0, events=events, resize=resize) for seed in range(3)]
     digits: list[str] = []
     batched = [
