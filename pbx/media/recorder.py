@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 The relay calls `Recorder.tap(leg, datagram, arrival)` for every RTP packet
 of a tapped call (pbx.media.relay `Tap`). That is the relay's hot path, so
-`tap` only appends to its leg's lists and returns. Everything else happens
+`tap` only appends to its leg's lists and returns (a closure over the lists'
+bound appends; `sink(leg)` hands those appends to a relay that would rather
+call them directly). Everything else happens
 in `pbx.media.recorder_batch.flush_recorders(recorders, now)` (or
 `Recorder.flush(now)` for one), which the owner (pbx.recording.
 RecordingManager) calls every ~200 ms from a periodic task, never per packet:
@@ -155,7 +157,9 @@ def rtp_payload(data: bytes) -> tuple[int, int, int, int, bool, bytes] | None:
 
 
 class Recorder:
-    """One call's recording; see the module docstring. Not thread-safe except `tap`."""
+    """One call's recording; see the module docstring. Not thread-safe: `tap` (or the
+    `sink` appends) and the flushes run on one thread, the relay's loop, because a flush
+    empties the tap's lists in place once it has taken their packets."""
 
     def __init__(
         self,
