@@ -149,7 +149,7 @@ class _Port(asyncio.DatagramProtocol):
         # both have the sendto and close the relay uses
         self.transport: asyncio.DatagramTransport | socket.socket | None = None
         self.source: Address | None = None  # latched source when the hot path may run
-        self.sendto: Callable[[bytes, Address], None] | None = None
+        self.sendto: Callable[..., object] | None = None  # transport or socket sendto
         self.target: Address | None = None
         self.forward = True
         self.packets = 0
@@ -193,7 +193,7 @@ class _Port(asyncio.DatagramProtocol):
                 self.packets += 1
                 self.octets += len(data)
                 if self.plain:
-                    self.sendto(data, self.target)  # type: ignore[misc, arg-type]
+                    self.sendto(data, self.target)  # type: ignore[misc]
                 else:
                     self._featured(data)
                 return
@@ -210,7 +210,7 @@ class _Port(asyncio.DatagramProtocol):
             except Exception:
                 self.session._tap_failed(self)
         transform = self.transform
-        self.sendto(data if transform is None else transform(data), self.target)  # type: ignore[misc, arg-type]
+        self.sendto(data if transform is None else transform(data), self.target)  # type: ignore[misc]
 
     def error_received(self, exc: Exception) -> None:
         log.debug("[%s] leg %s socket error: %s", self.session.label, self.leg.value, exc)
