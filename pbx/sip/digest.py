@@ -21,6 +21,7 @@ Everything here is sans-IO: no clock, no sockets.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -55,8 +56,10 @@ SUPPORTED_ALGORITHMS: tuple[str, ...] = ("SHA-256", "SHA-256-sess", "MD5", "MD5-
 # --------------------------------------------------------------------------- arithmetic
 
 
+@functools.lru_cache(maxsize=32)
 def _split_algorithm(algorithm: str) -> tuple[str, bool]:
-    """Return (hashlib name, is_sess) for an algorithm token, case-insensitively."""
+    """Return (hashlib name, is_sess) for an algorithm token, case-insensitively (remembered
+    per spelling: two calls per digest response; bounded against made-up tokens)."""
     name = algorithm.upper()
     sess = name.endswith("-SESS")
     base = name.removesuffix("-SESS")
@@ -68,11 +71,10 @@ def _split_algorithm(algorithm: str) -> tuple[str, bool]:
 
 def canonical_algorithm(algorithm: str | None) -> str | None:
     """Return the registered spelling ("SHA-256-sess") or None when unsupported."""
-    wanted = (algorithm or "MD5").upper()
-    for name in SUPPORTED_ALGORITHMS:
-        if name.upper() == wanted:
-            return name
-    return None
+    return _CANONICAL.get((algorithm or "MD5").upper())
+
+
+_CANONICAL = {name.upper(): name for name in SUPPORTED_ALGORITHMS}
 
 
 def hash_hex(algorithm: str, data: str | bytes) -> str:
