@@ -332,6 +332,13 @@ class Transaction:
     decides which timers are armed (17.1.1.2: no retransmissions over TCP).
     """
 
+    __slots__ = (
+        "key", "request", "method", "destination", "transport", "reliable", "config", "state",
+        "timers", "intervals", "last_response", "ack", "cancel_requested", "cancel_sent",
+        "to_tags",
+    )  # fmt: skip
+    # Slots: a loaded registrar keeps 64*T1 = 32 s of finished transactions alive (Timer J).
+
     TRANSITIONS: ClassVar[Transitions] = {}
     INITIAL: ClassVar[State] = State.TERMINATED
     START: ClassVar[tuple[Step, ...]] = ()

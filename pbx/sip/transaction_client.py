@@ -121,6 +121,8 @@ INVITE_CLIENT: Transitions = {
 class ClientInviteTransaction(Transaction):
     """An outgoing INVITE (RFC 3261 17.1.1, RFC 6026 7.2)."""
 
+    __slots__ = ()
+
     TRANSITIONS = INVITE_CLIENT
     INITIAL = State.CALLING
     START = (send_request, arm(A, B))
@@ -149,6 +151,8 @@ NON_INVITE_CLIENT: Transitions = {
 
 class ClientNonInviteTransaction(Transaction):
     """An outgoing request other than INVITE and ACK (RFC 3261 17.1.2)."""
+
+    __slots__ = ()
 
     TRANSITIONS = NON_INVITE_CLIENT
     INITIAL = State.TRYING

@@ -99,6 +99,8 @@ INVITE_SERVER: Transitions = {
 class ServerInviteTransaction(Transaction):
     """An incoming INVITE (RFC 3261 17.2.1, RFC 6026 7.1)."""
 
+    __slots__ = ()
+
     TRANSITIONS = INVITE_SERVER
     INITIAL = State.PROCEEDING
     START = (pass_up_request, send_trying)
@@ -124,6 +126,8 @@ NON_INVITE_SERVER: Transitions = {
 
 class ServerNonInviteTransaction(Transaction):
     """An incoming request other than INVITE and ACK (RFC 3261 17.2.2)."""
+
+    __slots__ = ()
 
     TRANSITIONS = NON_INVITE_SERVER
     INITIAL = State.TRYING
