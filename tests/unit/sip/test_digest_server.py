@@ -321,3 +321,15 @@ def test_context_binds_the_nonce() -> None:
     assert server.verify(auth, "REGISTER", lookup, T0, context="10.0.0.7").ok
     moved = server.verify(auth, "REGISTER", lookup, T0, context="10.0.0.8")
     assert moved.status is AuthStatus.INVALID_NONCE
+
+
+def test_default_replay_cache_keeps_a_nonce_through_a_burst_of_registrations() -> None:
+    """At 5,000 registrations/s a phone's answer may come after thousands of others' nonces
+    were used (a retransmitted 401, a busy moment): it must not be refused as stale."""
+    server = make_server()
+    _, _, late = answer(server, algorithms=("MD5",))  # challenged first, answers last
+    for i in range(10_000):
+        _, _, auth = answer(server, "bob", now=T0 + i * 0.0002, algorithms=("MD5",))
+        assert server.verify(auth, "REGISTER", lookup, T0 + i * 0.0002, request_uri=URI).ok
+    result = server.verify(late, "REGISTER", lookup, T0 + 2.5, request_uri=URI)
+    assert result.status is AuthStatus.OK
