@@ -521,8 +521,9 @@ class SipCore:
         return True
 
 
-_TOP_VIA = Request.via.key
-"""Where the message keeps its parsed top Via (the `via` field's cache key)."""
+_TOP_VIA = ("Via", "via")
+"""Where the message keeps its parsed top Via: the (header, field) key of the `via` field in
+the header's parse cache (pbx.sip.message; test_core_via_cache proves the two agree)."""
 
 
 def _stamp(request: Request, source: tuple[str, int]) -> None:
