@@ -24,8 +24,12 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # bytes, memoryview, an ndarray: any buffer
 
 HEADER_SIZE = 44
 RATE = 8000
@@ -35,8 +39,6 @@ FRAME_SIZE = CHANNELS * SAMPLE_WIDTH
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _SIZE = struct.Struct("<I")
-Buffer = bytes | bytearray | memoryview | np.ndarray
-"""What `WavWriter.append_bytes` takes: any contiguous buffer of whole frames."""
 
 
 class WavError(ValueError):
@@ -111,19 +113,20 @@ class WavWriter:
         """Append interleaved int16 frames (shape (n, 2)) and make the header count them."""
         self.append_bytes(np.ascontiguousarray(frames, dtype="<i2").tobytes())
 
-    def append_bytes(self, data: Buffer) -> None:
+    def append_bytes(self, data: Buffer | np.ndarray) -> None:
         """Append whole little-endian 16-bit stereo frames (any contiguous buffer: bytes,
         a memoryview, an int16 array on a little-endian host) and make the header count
         them: one pwrite, then two stores to the mapped header."""
-        size = memoryview(data).nbytes
+        view = memoryview(cast("Buffer", data))  # numpy's stubs lack __buffer__ before 3.12
+        size = view.nbytes
         if not size:
             return
         if size % FRAME_SIZE:
             raise ValueError(f"{size} bytes are not whole {FRAME_SIZE}-byte frames")
         at = HEADER_SIZE + self.data_bytes
-        written = os.pwrite(self._fd, data, at)
+        written = os.pwrite(self._fd, view, at)
         if written != size:  # a short write (disk full): the rest, or the error
-            _write_rest(self._fd, memoryview(data).cast("B")[written:], at + written)
+            _write_rest(self._fd, view.cast("B")[written:], at + written)
         self.data_bytes = total = self.data_bytes + size
         _SIZE.pack_into(self._header, 4, 36 + total)
         _SIZE.pack_into(self._header, 40, total)
