@@ -20,10 +20,9 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterable
-from functools import partial
 from itertools import repeat
 from operator import countOf, itemgetter
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pbx.sip import grammar
 from pbx.sip.errors import LocalProtocolError, ParseError
@@ -67,20 +66,6 @@ def _required(headers: Headers, canon: str) -> str:
     if value is None:
         raise ParseError(f"Missing {canon}")
     return value
-
-
-def _first(canon: str, parse: Callable[[str], T]) -> Callable[[Headers], T]:
-    """parse(first value of a mandatory header): `_required` inlined, as the transaction
-    key reads four of these per message."""
-
-    def read(headers: Headers) -> T:
-        index = headers._cache.get(_INDEX)
-        value = (headers.first_values() if index is None else index).get(canon)
-        if value is None:
-            raise ParseError(f"Missing {canon}")
-        return parse(value)
-
-    return read
 
 
 def _optional(parse: Callable[[str], T], canon: str) -> Callable[[Headers], T | None]:
@@ -127,35 +112,40 @@ class _Typed(Generic[T]):
         return value  # type: ignore[no-any-return]
 
 
-class _First(_Typed[T]):
-    """A typed value of a mandatory header's first value, read in one Python frame: the
-    transaction key (RFC 3261 17.2.3) reads three of these per message."""
+class _Hot(property, Generic[T]):
+    """A typed value read from every message (the transaction key, RFC 3261 17.2.3, and
+    the dialog's From tag): a property over a closure, since property's __get__ (in C)
+    calls the reader directly, a third cheaper than a descriptor whose __get__ is Python.
+    Cached like _Typed, under (header, field)."""
 
-    __slots__ = ("parse_value",)
+    if TYPE_CHECKING:
 
-    def __init__(self, header: str, parse_value: Callable[[str], T]) -> None:
-        super().__init__(header, _first(header, parse_value))
-        self.parse_value = parse_value
+        @overload
+        def __get__(self, msg: None, owner: type | None = None) -> _Hot[T]: ...
 
-    @overload
-    def __get__(self, msg: None, owner: type) -> _First[T]: ...
+        @overload
+        def __get__(self, msg: _Message, owner: type | None = None) -> T: ...
 
-    @overload
-    def __get__(self, msg: _Message, owner: type) -> T: ...
+        def __get__(self, msg: Any, owner: Any = None) -> Any: ...
 
-    def __get__(self, msg: _Message | None, owner: type) -> T | _First[T]:
-        if msg is None:
-            return self
+
+def _first_value(header: str, field: str, parse_value: Callable[[str], T]) -> _Hot[T]:
+    """parse_value(first value of mandatory `header`), read in one Python frame."""
+    key = (header, field)
+
+    def read(msg: _Message) -> T:
         headers = msg.headers
         cache = headers._cache
-        value = cache.get(self.key, _MISSING)
+        value = cache.get(key, _MISSING)
         if value is _MISSING:
             index = cache.get(_INDEX)
-            raw = (headers.first_values() if index is None else index).get(self.header)
+            raw = (headers.first_values() if index is None else index).get(header)
             if raw is None:
-                raise ParseError(f"Missing {self.header}")
-            value = cache[self.key] = self.parse_value(raw)
+                raise ParseError(f"Missing {header}")
+            value = cache[key] = parse_value(raw)
         return value  # type: ignore[no-any-return]
+
+    return _Hot(read)
 
 
 def _list(name: str, parse: Callable[[str], T]) -> Callable[[Headers], list[T]]:
@@ -191,38 +181,27 @@ def _tag_of(canon: str, field: str, headers: Headers) -> str | None:
     return tag_of(value)
 
 
-class _Tag(_Typed[str | None]):
+def _tag(header: str, field: str, addr_field: str) -> _Hot[str | None]:
     """The tag of From or To (RFC 3261 19.3), read in one Python frame when nothing of the
     header is cached yet: the dialog key reads the From tag of every message."""
+    key, addr_key = (header, field), (header, addr_field)
 
-    __slots__ = ("addr_key",)
-
-    def __init__(self, header: str, addr_field: str) -> None:
-        super().__init__(header, partial(_tag_of, header, addr_field))
-        self.addr_key = (header, addr_field)
-
-    @overload
-    def __get__(self, msg: None, owner: type) -> _Tag: ...
-
-    @overload
-    def __get__(self, msg: _Message, owner: type) -> str | None: ...
-
-    def __get__(self, msg: _Message | None, owner: type) -> str | None | _Tag:
-        if msg is None:
-            return self
+    def read(msg: _Message) -> str | None:
         headers = msg.headers
         cache = headers._cache
-        value = cache.get(self.key, _MISSING)
+        value = cache.get(key, _MISSING)
         if value is _MISSING:
-            if self.addr_key in cache:
-                value = cache[self.key] = self.parse(headers)
+            if addr_key in cache:
+                value = cache[key] = _tag_of(header, addr_field, headers)
                 return value  # type: ignore[no-any-return]
             index = cache.get(_INDEX)
-            raw = (headers.first_values() if index is None else index).get(self.header)
+            raw = (headers.first_values() if index is None else index).get(header)
             if raw is None:
-                raise ParseError(f"Missing {self.header}")
-            value = cache[self.key] = tag_of(raw)
+                raise ParseError(f"Missing {header}")
+            value = cache[key] = tag_of(raw)
         return value  # type: ignore[no-any-return]
+
+    return _Hot(read)
 
 
 class _Message:
@@ -235,14 +214,14 @@ class _Message:
 
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
-    call_id = _First("Call-ID", parse_call_id)
-    cseq = _First("CSeq", CSeq.parse)
-    via = _First("Via", parse_top_via)
+    call_id = _first_value("Call-ID", "call_id", parse_call_id)
+    cseq = _first_value("CSeq", "cseq", CSeq.parse)
+    via = _first_value("Via", "via", parse_top_via)
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
     to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
-    from_tag = _Tag("From", "from_")
-    to_tag = _Tag("To", "to")
+    from_tag = _tag("From", "from_tag", "from_")
+    to_tag = _tag("To", "to_tag", "to")
     contacts = _Typed(
         "Contact", lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)]
     )
@@ -418,7 +397,7 @@ class Response(_Message):
 Message = Request | Response
 
 # What validate() reads, in this order (the first malformed one names the 400).
-_TYPED_FIELDS: tuple[_Typed[Any], ...] = tuple(
+_TYPED_FIELDS: tuple[_Typed[Any] | _Hot[Any], ...] = tuple(
     _Message.__dict__[name]
     for name in (
         "call_id", "cseq", "vias", "via", "from_", "to", "contacts", "max_forwards", "expires",
@@ -473,14 +452,18 @@ def _start_line_error(line: str) -> ParseError:
 
 
 def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response, int | None]:
-    """Start line and raw headers of `head` (without the blank line); the Content-Length.
+    """Start line and raw headers of `head` (without the blank line); the Content-Length."""
+    return _parse_lines(head.decode("utf-8", "surrogateescape").split(newline))
 
-    Hot path: one decode, one split, one `partition(":")` per line and a dict lookup of the
-    raw name. A folded line (RFC 3261 7.3.1), a line without a colon (dropped, so the count
-    falls short) or a name not seen before makes the fast path fail, and `_header_items`
+
+def _parse_lines(lines: list[str]) -> tuple[Request | Response, int | None]:
+    """Start line and raw headers of a head split into lines; the Content-Length.
+
+    Hot path: one `partition(": ")` per line and a dict lookup of the raw name, whose value
+    then rarely needs a copy to strip. A line written "Name:value" makes the count fall
+    short and the lines are split at ":" instead. A folded line (RFC 3261 7.3.1), a line
+    without a colon or a name not seen before makes that fail too, and `_header_items`
     redoes the lines one by one."""
-    text = head.decode("utf-8", "surrogateescape")
-    lines = text.split(newline)
     rest = "".join(lines)  # one copy in C, then two memchr: cheaper than counting CR and LF
     if "\r" in rest or "\n" in rest:
         raise ParseError("Bad line end")  # a lone CR or LF inside a line
@@ -491,15 +474,24 @@ def _parse_head(head: bytes, newline: str = "\r\n") -> tuple[Request | Response,
     try:
         items = [
             (names[raw], value.strip())
-            for raw, colon, value in map(str.partition, lines[1:], repeat(":"))
+            for raw, colon, value in map(str.partition, lines[1:], repeat(": "))
             if colon
         ]
         if len(items) != breaks:
-            items = _header_items(lines)
+            items = [
+                (names[raw], value.strip())
+                for raw, colon, value in map(str.partition, lines[1:], repeat(":"))
+                if colon
+            ]
+            if len(items) != breaks:
+                items = _header_items(lines)
     except KeyError:
         items = _header_items(lines)
     headers._items = items
-    index = dict(reversed(items))  # Headers.first_values(): the typed accessors read it
+    # Headers.first_values(), which the typed accessors read: the first value of each name.
+    index = dict(items)  # the last value of each name; the same when no name repeats
+    if len(index) != len(items):
+        index = dict(reversed(items))
     headers._cache = {_INDEX: index}
     return msg, _content_length(index, items)
 
@@ -571,9 +563,15 @@ def parse_message(data: bytes) -> Request | Response:
     rest of the datagram is the body. Leading CRLFs are skipped (RFC 3261 7.5)."""
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")
-    end = data.find(b"\r\n\r\n")
+    # The last blank line is found from the end, past the body only; it is the first one
+    # unless the head then holds an empty line, and the body rarely has one.
+    end = data.rfind(b"\r\n\r\n")
     if end >= 0:
-        msg, length = _parse_head(data[:end])
+        lines = data[:end].decode("utf-8", "surrogateescape").split("\r\n")
+        if not all(lines):  # an empty line: truthiness in C, cheaper than `"" in lines`
+            end = data.find(b"\r\n\r\n")
+            lines = data[:end].decode("utf-8", "surrogateescape").split("\r\n")
+        msg, length = _parse_lines(lines)
         start = end + 4
     else:
         end = data.find(b"\n\n")  # tolerate bare-LF line ends (RFC 3261 7.5 robustness)
