@@ -63,20 +63,27 @@ transport with `_Port` as its protocol. Both run the same per-packet code and
 work under the stdlib loop and uvloop alike; the only timer is
 `loop.call_later` for the sweep. The ports and value types live in
 pbx.media.relay_port and are re-exported here.
+
+A closed session's legs are parked, still bound and watched, for the next
+session of the same family and bind host (`Relay(pool=...)`, 64 legs by
+default, 0 turns it off); pbx.media.relay_pool says why and what keeps a
+recycled port pair from mixing two calls' media.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import logging
 import socket
 from collections.abc import Callable
 
 from pbx.media.leg_stats import CallQuality
-from pbx.media.ports import PortAllocator, PortPair
+from pbx.media.ports import PortAllocator, PortPair, PortsExhausted
 from pbx.media.relay_poll import EpollReader
+from pbx.media.relay_pool import IDLE, LegPool, ParkedLeg, Retired, _Idle, bind_pair, drain, ssrc_of
 from pbx.media.relay_port import (
     _DYNAMIC_TYPES,
     _MIN_SIZE,
@@ -151,11 +158,11 @@ class RelaySession:
         """
         self._check_open()
         state = self._legs[leg]
-        ip = ipaddress.ip_address(host)
+        ip_version, unspecified = _ip_literal(host)
         version = 6 if state.family == socket.AF_INET6 else 4
-        if ip.version != version:
+        if ip_version != version:
             raise ValueError(f"leg {leg.value} is IPv{version}-only, got {host}")
-        if ip.is_unspecified or rtp_port == 0:
+        if unspecified or rtp_port == 0:
             state.remote = (None, None)
         else:
             rtcp = rtp_port + 1 if rtcp_port is None else rtcp_port
@@ -236,18 +243,24 @@ class RelaySession:
             for port in state.ports():
                 port.source = None
                 port.sendto = None
-                port.close()
-        self._relay._forget(self)
+        relay = self._relay
+        for state in self._legs.values():
+            if not relay._park(state):
+                for port in state.ports():
+                    port.close()
+        relay._forget(self)
         if all(state.open == 0 for state in self._legs.values()):
             if self._all_lost is not None and not self._all_lost.done():
                 self._all_lost.set_result(None)
 
     async def aclose(self) -> None:
-        """close() and wait until every socket is closed and its port pair is free again."""
-        waiter = self._all_lost
+        """close() and wait until every socket is closed (or parked for the next session)
+        and its port pair is free again."""
         self.close()
-        if waiter is not None and not waiter.done():
-            await waiter
+        if any(state.open for state in self._legs.values()):
+            if self._all_lost is None:
+                self._all_lost = asyncio.get_running_loop().create_future()
+            await self._all_lost
 
     # ---- internals ------------------------------------------------------------
 
@@ -298,7 +311,10 @@ class RelaySession:
             if fresh or len(data) < _MIN_SIZE[port.rtcp]:
                 port.rejected += 1
                 return
-            self._latch(port, addr, now)
+            if port.retired is not None and port.retired.refuses(addr, data, port.rtcp, now):
+                port.rejected += 1  # the previous call's stream on a recycled port
+                return
+            self._latch(port, addr, now, data)
         port.packets += 1
         port.octets += len(data)
         port.last_at = now
@@ -313,9 +329,10 @@ class RelaySession:
             return
         port.sendto(data if port.transform is None else port.transform(data), port.target)
 
-    def _latch(self, port: _Port, addr: Address, now: float) -> None:
+    def _latch(self, port: _Port, addr: Address, now: float, data: bytes) -> None:
         old = port.latched
         port.latched = addr
+        port.ssrc = ssrc_of(data, port.rtcp)
         port.stale = False
         port.last_at = now
         kind = "RTCP" if port.rtcp else "RTP"
@@ -391,6 +408,8 @@ class Relay:
     `coalesce` > 0 (seconds, epoll only; off by default) lets a busy relay read its
     sockets on a timer instead of being woken per datagram: less CPU per packet for
     up to that much added latency (`relay_poll.EpollReader._poll`).
+    `pool` is how many closed legs (port pairs with their two sockets) stay bound for
+    the next sessions (pbx.media.relay_pool); 0 closes every leg with its session.
     """
 
     def __init__(
@@ -405,6 +424,7 @@ class Relay:
         clock: Callable[[], float] | None = None,
         sockets: str = "auto",
         coalesce: float = 0.0,
+        pool: int = 64,
     ) -> None:
         if sockets not in _SOCKET_READERS:
             raise ValueError(f"sockets must be one of {', '.join(_SOCKET_READERS)}: {sockets!r}")
@@ -420,6 +440,9 @@ class Relay:
         self._sessions: set[RelaySession] = set()
         self._rota: SweepRota[RelaySession] = SweepRota(sweep_interval, per_tick=sweep_slice)
         self._transports = 0
+        self._pool = LegPool(pool)
+        self._pooled = 0  # sockets parked in the pool or closing from it
+        self._pool_empty: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: EpollReader | None = None
@@ -431,7 +454,13 @@ class Relay:
 
     @property
     def open_transports(self) -> int:
+        """Sockets of open sessions (parked ones are `pooled_transports`)."""
         return self._transports
+
+    @property
+    def pooled_transports(self) -> int:
+        """Sockets parked for the next sessions (at most twice `pool`), or closing from it."""
+        return self._pooled
 
     def clock(self) -> float:
         if self._clock is not None:
@@ -449,20 +478,28 @@ class Relay:
     ) -> RelaySession:
         """Bind two port pairs (one per leg, in that leg's family) and start relaying.
 
+        A leg takes a parked port pair of its family when the pool has one, else it binds.
         `quality=True` measures each leg (pbx.media.leg_stats.CallQuality) for the
         CDR: `session.quality_summary()`. Telephone-events count for loss, not jitter;
         the relay cannot see the SDP, so every dynamic type (96-127) is taken as one.
         """
         if self._closed:
             raise RelayClosed("the relay is closed")
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        if self._pool.loop is not loop:
+            self._flush_pool()  # legs parked on an earlier loop
+            self._pool.loop = loop
         session = RelaySession(self, label)
         if quality:
             session.quality = CallQuality((Leg.A, Leg.B), event_types=_DYNAMIC_TYPES)
-        session._all_lost = self._loop.create_future()
         try:
             for leg, family in ((Leg.A, family_a), (Leg.B, family_b)):
-                await self._open_leg(session, leg, family)
+                if not self._reuse_leg(session, leg, family):
+                    reader = self._reader_for_loop()
+                    if reader is not None:
+                        self._open_leg(session, leg, family, reader)
+                    else:
+                        await self._open_leg_transports(session, leg, family)
         except BaseException:
             self._sessions.add(session)
             session.close()
@@ -472,13 +509,144 @@ class Relay:
         self._arm()
         return session
 
-    async def _open_leg(self, session: RelaySession, leg: Leg, family: int) -> None:
+    def _reuse_leg(self, session: RelaySession, leg: Leg, family: int) -> bool:
+        """Give the leg a parked port pair (drained, handed to the leg's new ports)."""
+        while (parked := self._pool.take(family, self.bind[family])) is not None:
+            if _usable(parked):
+                break
+            self._close_parked(parked)
+        else:
+            return False
+        self.ports.unpark(parked.pair)
+        self._pooled -= 2
+        state = _LegState(leg, family, parked.pair, parked.host, session)
+        state.socks = parked.socks
+        session._add_leg(state)
+        reader = self._reader
+        for sock, handle, port, retired in zip(
+            parked.socks, parked.handles, state.ports(), parked.retired, strict=True
+        ):
+            drain(sock)
+            port.retired = retired
+            if handle is sock:
+                assert reader is not None
+                reader.rebind(sock, port)
+            else:
+                handle.set_protocol(port)
+            port.connection_made(handle)
+            state.open += 1
+        return True
+
+    def _park(self, state: _LegState) -> bool:
+        """Keep a closing session's leg bound for a later session, if the pool has room."""
+        pool, loop = self._pool, self._loop
+        if self._closed or pool.count >= pool.size or state.open != 2 or loop is None:
+            return False
+        rtp, rtcp = state.ports()
+        handles = (rtp.transport, rtcp.transport)
+        if handles[0] is None or handles[1] is None or pool.loop is not loop or loop.is_closed():
+            return False
+        if isinstance(handles[0], socket.socket):
+            reader = self._reader
+            if reader is None or reader.closed or handles[0] is not state.socks[0]:
+                return False
+            for sock in state.socks:
+                reader.rebind(sock, IDLE)
+        else:
+            if any(handle.is_closing() for handle in handles):  # type: ignore[union-attr]
+                return False
+        until = self.clock() + self.latch_timeout
+        retired = tuple(
+            port.retired if port.latched is None else Retired(port.latched, port.ssrc, until)
+            for port in (rtp, rtcp)
+        )
+        parked = ParkedLeg(state.family, state.host, state.pair, state.socks, handles, retired)  # type: ignore[arg-type]
+        if not isinstance(handles[0], socket.socket):
+            idle = _Idle(self._parked_lost_one(parked))
+            for handle in handles:
+                handle.set_protocol(idle)  # type: ignore[union-attr]
+        pool.put(parked)
+        self.ports.park(state.pair)
+        for port in (rtp, rtcp):
+            port.transport = None
+        state.open = 0
+        self._transports -= 2
+        self._pooled += 2
+        return True
+
+    def _parked_lost_one(self, parked: ParkedLeg) -> Callable[[], None]:
+        """A parked transport's connection_lost: the pair is free once both are closed."""
+        left = [2]
+
+        def lost() -> None:
+            self._pooled -= 1
+            left[0] -= 1
+            if left[0] == 0:
+                self.ports.release(parked.pair)
+            self._check_pool_empty()
+
+        return lost
+
+    def _close_parked(self, parked: ParkedLeg) -> None:
+        """Close a parked leg for real: its sockets and, once closed, its port pair."""
+        if parked.handles[0] is not parked.socks[0] and not _loop_closed(self._pool.loop):
+            for handle in parked.handles:
+                handle.close()  # its _Idle's connection_lost frees the pair
+            return
+        reader = self._reader
+        for sock in parked.socks:
+            if reader is not None and not reader.closed and parked.handles[0] is sock:
+                reader.remove(sock)
+            sock.close()
+        self._pooled -= 2
+        self.ports.release(parked.pair)
+        self._check_pool_empty()
+
+    def _flush_pool(self) -> None:
+        for parked in self._pool.take_all():
+            self._close_parked(parked)
+
+    def _check_pool_empty(self) -> None:
+        if self._pooled == 0 and self._pool_empty is not None and not self._pool_empty.done():
+            self._pool_empty.set_result(None)
+
+    def _open_leg(self, session: RelaySession, leg: Leg, family: int, reader: EpollReader) -> None:
+        """Bind a fresh pair for the leg and add its sockets to the epoll set."""
+        state = self._bind_leg(session, leg, family)
+        try:
+            for sock, port in zip(state.socks, state.ports(), strict=True):
+                reader.add(sock, port)
+                port.connection_made(sock)
+                state.open += 1
+        except BaseException:
+            self._abandon(state)
+            raise
+
+    async def _open_leg_transports(self, session: RelaySession, leg: Leg, family: int) -> None:
+        """Bind a fresh pair for the leg and give each socket an asyncio datagram transport."""
+        state = self._bind_leg(session, leg, family)
+        assert self._loop is not None
+        try:
+            for sock, port in zip(state.socks, state.ports(), strict=True):
+                await self._loop.create_datagram_endpoint(_factory(port), sock=sock)
+                state.open += 1
+        except BaseException:
+            self._abandon(state)
+            raise
+
+    def _abandon(self, state: _LegState) -> None:
+        for sock in state.socks[state.open :]:
+            sock.close()  # never handed over; the opened ones close with the session
+        if state.open == 0:
+            self.ports.release(state.pair)
+
+    def _bind_leg(self, session: RelaySession, leg: Leg, family: int) -> _LegState:
+        """A leg on a newly allocated pair, skipping pairs another process has taken."""
         host = self.bind[family]
-        reader = self._reader_for_loop()
         for _attempt in range(min(16, self.ports.capacity)):
-            pair = self.ports.allocate()
+            pair = self._allocate()
             try:
-                socks = _bind_pair(family, host, pair)
+                socks = bind_pair(family, host, pair)
             except OSError as exc:
                 pair_ports = (pair.rtp, pair.rtcp)
                 self.ports.release(pair)
@@ -487,26 +655,22 @@ class Relay:
                 log.info("RTP ports %d/%d busy outside the relay, trying the next", *pair_ports)
                 continue
             state = _LegState(leg, family, pair, host, session)
+            state.socks = tuple(socks)
             session._add_leg(state)
-            try:
-                for sock, port in zip(socks, state.ports(), strict=True):
-                    if reader is not None:
-                        reader.add(sock, port)
-                        port.connection_made(sock)
-                    else:
-                        assert self._loop is not None
-                        await self._loop.create_datagram_endpoint(_factory(port), sock=sock)
-                    state.open += 1
-            except BaseException:
-                for sock in socks[state.open :]:
-                    sock.close()  # never handed over; the opened ones close with the session
-                if state.open == 0:
-                    self.ports.release(pair)
-                raise
-            return
+            return state
         raise OSError(
             errno.EADDRINUSE, f"no bindable RTP port pair in {self.ports.low}-{self.ports.high}"
         )
+
+    def _allocate(self) -> PortPair:
+        """A free pair; when only parked pairs (of another family or host) are left, those."""
+        try:
+            return self.ports.allocate()
+        except PortsExhausted:
+            if not self._pool.count:
+                raise
+            self._flush_pool()
+            return self.ports.allocate()
 
     def _reader_for_loop(self) -> EpollReader | None:
         """The epoll reader of the running loop (made on first use), or None for transports."""
@@ -555,10 +719,11 @@ class Relay:
                 self._timer = None
 
     def close(self) -> None:
-        """Close every session; sockets close on the next loop iteration."""
+        """Close every session and parked leg; sockets close on the next loop iteration."""
         self._closed = True
         for session in list(self._sessions):
             session.close()
+        self._flush_pool()
         if self._reader is not None:
             self._reader.close()
 
@@ -568,6 +733,9 @@ class Relay:
         self.close()
         for session in sessions:
             await session.aclose()
+        if self._pooled:
+            self._pool_empty = asyncio.get_running_loop().create_future()
+            await self._pool_empty
 
 
 _SOCKET_READERS = ("auto", "epoll", "transports")
@@ -577,24 +745,21 @@ def _factory(port: _Port) -> Callable[[], _Port]:
     return lambda: port
 
 
-def _bind_pair(family: int, host: str, pair: PortPair) -> list[socket.socket]:
-    first = _bind(family, host, pair.rtp)
-    try:
-        return [first, _bind(family, host, pair.rtcp)]
-    except BaseException:
-        first.close()
-        raise
+def _usable(parked: ParkedLeg) -> bool:
+    """A parked leg whose transports (if any) are still open."""
+    if parked.handles[0] is parked.socks[0]:
+        return True
+    return not any(handle.is_closing() for handle in parked.handles)
 
 
-def _bind(family: int, host: str, port: int) -> socket.socket:
-    """A non-blocking UDP socket bound to (host, port); IPv6 sockets are v6-only."""
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setblocking(False)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+def _loop_closed(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is None or loop.is_closed()
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(host: str) -> tuple[int, bool]:
+    """(IP version, unspecified?) of an SDP address; ValueError if it is no IP literal.
+
+    Cached: a PBX sees the same few phone and trunk addresses in call after call."""
+    ip = ipaddress.ip_address(host)
+    return ip.version, ip.is_unspecified

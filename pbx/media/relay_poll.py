@@ -115,6 +115,12 @@ class EpollReader:
         self._epoll.register(fd, select.EPOLLIN)
         self._ports[fd] = (sock.recvfrom, port.datagram_received, port)
 
+    def rebind(self, sock: socket.socket, port: PolledPort) -> None:
+        """Hand `sock`'s datagrams to another port (a parked leg's, pbx.media.relay_pool):
+        a dict update, no system call; the socket stays in the set."""
+        fd = sock.fileno()
+        self._ports[fd] = (self._ports[fd][0], port.datagram_received, port)
+
     def remove(self, sock: socket.socket) -> None:
         """Stop reading `sock`; call before closing it (its number may be reused)."""
         fd = sock.fileno()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pbx.media.ports import PortPair
+from pbx.media.relay_pool import Retired
 
 if TYPE_CHECKING:
     from pbx.media.relay import RelaySession
@@ -44,6 +45,10 @@ class Leg(enum.Enum):
     A = "a"
     B = "b"
 
+    # Members are singletons compared by identity, so the identity hash is a valid one,
+    # and a C-level hash: Enum's own hashes the name in Python, for every dict lookup.
+    __hash__ = object.__hash__
+
     @property
     def other(self) -> Leg:
         return Leg.B if self is Leg.A else Leg.A
@@ -56,6 +61,8 @@ class Direction(enum.Enum):
     SENDONLY = "sendonly"
     RECVONLY = "recvonly"
     INACTIVE = "inactive"
+
+    __hash__ = object.__hash__  # see Leg
 
 
 _SENDS = {
@@ -139,6 +146,8 @@ class _Port(asyncio.DatagramProtocol):
         "tap",
         "transform",
         "clock",
+        "ssrc",
+        "retired",
     )
 
     def __init__(self, session: RelaySession, leg: Leg, rtcp: bool) -> None:
@@ -165,6 +174,8 @@ class _Port(asyncio.DatagramProtocol):
         self.tap: Tap | None = None
         self.transform: Transcoder | None = None
         self.clock: Callable[[], float] = _no_clock
+        self.ssrc = b""  # the SSRC of the datagram that latched the port
+        self.retired: Retired | None = None  # a recycled port's previous call (relay_pool)
 
     def connection_made(self, transport: asyncio.BaseTransport | socket.socket) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -222,7 +233,9 @@ class _Port(asyncio.DatagramProtocol):
 class _LegState:
     """What a session knows about one leg: its ports, SDP remote and direction."""
 
-    __slots__ = ("leg", "family", "pair", "host", "rtp", "rtcp", "remote", "direction", "open")
+    __slots__ = (
+        "leg", "family", "pair", "host", "rtp", "rtcp", "remote", "direction", "open", "socks"
+    )  # fmt: skip
 
     def __init__(self, leg: Leg, family: int, pair: PortPair, host: str, session: RelaySession):
         self.leg = leg
@@ -234,6 +247,7 @@ class _LegState:
         self.remote: tuple[Address | None, Address | None] = (None, None)  # (rtp, rtcp) from SDP
         self.direction = Direction.SENDRECV
         self.open = 0
+        self.socks: tuple[socket.socket, ...] = ()  # the bound sockets (RTP, RTCP)
 
     def ports(self) -> tuple[_Port, _Port]:
         return self.rtp, self.rtcp

@@ -107,7 +107,9 @@ async def quiet(p: Phone) -> None:
     assert p.queue.empty()
 
 
-def make_relay(clock: FakeClock | None = None, low: int = LOW, high: int = HIGH) -> Relay:
+def make_relay(
+    clock: FakeClock | None = None, low: int = LOW, high: int = HIGH, pool: int = 64
+) -> Relay:
     return Relay(
         PortAllocator(low, high),
         bind_v4="127.0.0.1",
@@ -115,6 +117,7 @@ def make_relay(clock: FakeClock | None = None, low: int = LOW, high: int = HIGH)
         latch_timeout=5.0,
         sweep_interval=3600.0,
         clock=clock or FakeClock(),
+        pool=pool,
     )
 
 
@@ -352,8 +355,10 @@ def test_tap_sees_rtp_of_both_legs_and_a_failing_tap_is_removed(run: Any) -> Non
 
 
 def test_close_frees_ports_and_transports(run: Any) -> None:
+    """Without a pool (pool=0) a closed session's ports are free at once."""
+
     async def body() -> None:
-        relay = make_relay()
+        relay = make_relay(pool=0)
         session, a, b = await call(relay)
         second = await relay.open_session("call-2")
         ports = [session.local(Leg.A), session.local(Leg.B), second.local(Leg.A)]
@@ -388,6 +393,10 @@ def test_exhausted_range_raises_and_leaks_nothing(run: Any) -> None:
         assert (relay.open_sessions, relay.ports.in_use) == (1, 2)
         await first.aclose()
         assert (relay.open_transports, relay.ports.in_use) == (0, 0)
+        # the failed session's leg A and both of the first call's legs are parked
+        assert (relay.pooled_transports, relay.ports.parked) == (6, 3)
+        await relay.aclose()
+        assert (relay.pooled_transports, relay.ports.parked, relay.ports.in_use) == (0, 0, 0)
 
     run(body)
 

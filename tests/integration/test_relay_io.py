@@ -32,7 +32,7 @@ MODES = [
 ]
 
 
-def relay_with(sockets: str) -> Relay:
+def relay_with(sockets: str, pool: int = 64) -> Relay:
     return Relay(
         PortAllocator(LOW, HIGH),
         bind_v4="127.0.0.1",
@@ -40,6 +40,7 @@ def relay_with(sockets: str) -> Relay:
         sweep_interval=3600.0,
         clock=FakeClock(),
         sockets=sockets,
+        pool=pool,
     )
 
 
@@ -51,10 +52,11 @@ async def call(relay: Relay, label: str = "c") -> tuple[RelaySession, Phone, Pho
     return session, a, b
 
 
+@pytest.mark.parametrize("pool", [0, 64])
 @pytest.mark.parametrize("sockets", MODES)
-def test_forwards_latches_counts_and_closes(run: Any, sockets: str) -> None:
+def test_forwards_latches_counts_and_closes(run: Any, sockets: str, pool: int) -> None:
     async def body() -> None:
-        relay = relay_with(sockets)
+        relay = relay_with(sockets, pool)
         session, a, b = await call(relay)
         expected = EpollReader if sockets == "epoll" else type(None)
         assert type(relay._reader) is expected
@@ -73,9 +75,14 @@ def test_forwards_latches_counts_and_closes(run: Any, sockets: str) -> None:
         assert (relay.open_transports, relay.ports.in_use) == (4, 2)
         await session.aclose()
         assert (relay.open_transports, relay.ports.in_use) == (0, 0)
+        parked = 4 if pool else 0  # both legs' sockets stay bound for the next session
+        assert (relay.pooled_transports, relay.ports.parked) == (parked, parked // 2)
         if relay._reader is not None:
-            assert relay._reader.watched == 0
+            assert relay._reader.watched == parked
         await relay.aclose()
+        assert (relay.pooled_transports, relay.ports.parked, relay.ports.in_use) == (0, 0, 0)
+        if relay._reader is not None:
+            assert relay._reader.closed
 
     run(body)
 
