@@ -42,9 +42,11 @@ _VIA = re.compile(
 # What most phones send (RFC 3261 8.1.1.7, RFC 3581): "SIP/2.0", an upper-case transport, a
 # lower-case host or IPv4 address, a port, a branch and rport before or after it. Via.parse
 # reads it with this regex alone; any other spelling goes to _PLAIN_VIA, then to _VIA.
+# Possessive runs and a look-behind for the host's last character (not "-") spare the
+# regex engine its backtracking bookkeeping; they match what the plain spelling would.
 _COMMON_VIA = re.compile(
-    f"SIP/2\\.0/([A-Z]+) ([a-z0-9_](?:[a-z0-9_.\\-]*[a-z0-9_.])?)(?::([0-9]{{1,5}}))?"
-    f"(;rport)?;branch=([{_T}]+)(;rport)?"
+    f"SIP/2\\.0/([A-Z]++) ([a-z0-9_](?:[a-z0-9_.\\-]*+(?<=[a-z0-9_.]))?)"
+    f"(?::([0-9]{{1,5}}))?(;rport)?;branch=([{_T}]++)(;rport)?"
 )
 _PLAIN_VIA = re.compile(
     f"SIP/2\\.0/([{_T}]+) ([A-Za-z0-9_](?:[A-Za-z0-9_.\\-]*[A-Za-z0-9_.])?)"
@@ -494,7 +496,11 @@ def parse_call_id(value: str) -> str:
 
 
 def parse_top_via(value: str) -> Via:
-    """The first Via of one header line, without parsing the ones after it (hot path)."""
+    """The first Via of one header line, without parsing the ones after it (hot path).
+    The common spelling is tried first, here: it has no comma, so it is the top Via."""
+    match = _COMMON_VIA.fullmatch(value)
+    if match is not None:
+        return _common_via(*match.groups())
     if "," in value:
         items = split_header_values(value)
         if not items:

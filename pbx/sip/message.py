@@ -409,8 +409,8 @@ _TYPED_FIELDS: tuple[_Typed[Any] | _Hot[Any], ...] = tuple(
 # --- parsing and framing (RFC 3261 7, 7.5, 18.3) --------------------------------------------
 
 
-_REQUEST_LINE = re.compile(
-    f'([{grammar.TOKEN_CHARS}]+) ([A-Za-z][A-Za-z0-9+.\\-]*:[^\\s<>"]+) SIP/2\\.0'
+_REQUEST_LINE = re.compile(  # possessive runs: each ends at a character outside its class
+    f'([{grammar.TOKEN_CHARS}]++) ([A-Za-z][A-Za-z0-9+.\\-]*+:[^\\s<>"]++) SIP/2\\.0'
 )
 _STATUS_LINE = re.compile(r"SIP/2\.0 ([1-9][0-9][0-9])(?: (.*))?", re.S)
 

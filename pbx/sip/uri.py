@@ -383,9 +383,11 @@ _PLAIN_ADDRESS = re.compile(
 
 
 # The usual From/To spelling with the tag first among plain parameters: its tag is group 1.
+# Every run is possessive: each is followed by a character outside its class, so the
+# matches are the same and the engine keeps no backtracking state.
 _PLAIN_TAGGED = re.compile(
-    f'(?:(?:"[^"\\\\]*" ?|[^"<>;]*)<[^<>"\\s]*>|[^"<>;\\s]+);tag=([{_T}]+)'
-    f"(?:;[{_T}]+(?:=[{_T}]+)?)*"
+    f'(?:(?:"[^"\\\\]*+" ?|[^"<>;]*+)<[^<>"\\s]*+>|[^"<>;\\s]++);tag=([{_T}]++)'
+    f"(?:;[{_T}]++(?:=[{_T}]++)?)*+"
 )
 
 
