@@ -27,7 +27,7 @@ the final) is a LocalProtocolError.
 
 from __future__ import annotations
 
-from pbx.sip.message import Response
+from pbx.sip.message import Request, Response
 from pbx.sip.timers import TimerName
 from pbx.sip.transaction import (
     Action,
@@ -49,6 +49,9 @@ from pbx.sip.transaction import (
 )
 
 G, H, I, J, L = (TimerName[n] for n in "GHIJL")  # noqa: E741
+
+RELEASED_REQUEST = Request("OPTIONS", "sip:released.invalid")
+"""What a finished non-INVITE server transaction holds instead of its request."""
 
 
 def pass_up_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
@@ -106,7 +109,15 @@ class ServerInviteTransaction(Transaction):
     START = (pass_up_request, send_trying)
 
 
-_NON_INVITE_FINAL: tuple[Step, ...] = (send_response, arm(J))
+def release_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """17.2.2: in Completed a non-INVITE server transaction only answers retransmissions
+    with its last response, so it lets the request go. A registrar keeps 64*T1 = 32 s of
+    finished transactions; their parsed requests were most of what the garbage collector
+    walked again and again, and of the memory they held."""
+    tx.request = RELEASED_REQUEST
+
+
+_NON_INVITE_FINAL: tuple[Step, ...] = (send_response, arm(J), release_request)
 
 NON_INVITE_SERVER: Transitions = {
     (State.TRYING, Input.REQUEST): ((), State.TRYING),
