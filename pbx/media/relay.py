@@ -73,7 +73,6 @@ recycled port pair from mixing two calls' media.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import ipaddress
 import logging
@@ -81,9 +80,9 @@ import socket
 from collections.abc import Callable
 
 from pbx.media.leg_stats import CallQuality
-from pbx.media.ports import PortAllocator, PortPair, PortsExhausted
+from pbx.media.ports import PortAllocator
 from pbx.media.relay_poll import EpollReader
-from pbx.media.relay_pool import IDLE, LegPool, ParkedLeg, Retired, _Idle, bind_pair, drain, ssrc_of
+from pbx.media.relay_pool import LegPool, LegSockets
 from pbx.media.relay_port import (
     _DYNAMIC_TYPES,
     _MIN_SIZE,
@@ -100,6 +99,7 @@ from pbx.media.relay_port import (
     _LegState,
     _no_clock,
     _Port,
+    ssrc_of,
 )
 from pbx.media.relay_sweep import SweepRota
 
@@ -395,7 +395,7 @@ def _latest(first: float | None, second: float | None) -> float | None:
     return max(first, second)
 
 
-class Relay:
+class Relay(LegSockets):
     """All relay sessions of one PBX: the port allocator, binding, and the latch sweep.
 
     `bind_v4`/`bind_v6` are the local addresses legs of each family listen on
@@ -440,9 +440,7 @@ class Relay:
         self._sessions: set[RelaySession] = set()
         self._rota: SweepRota[RelaySession] = SweepRota(sweep_interval, per_tick=sweep_slice)
         self._transports = 0
-        self._pool = LegPool(pool)
-        self._pooled = 0  # sockets parked in the pool or closing from it
-        self._pool_empty: asyncio.Future[None] | None = None
+        self._pool = LegPool(pool, ports)
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: EpollReader | None = None
@@ -460,7 +458,7 @@ class Relay:
     @property
     def pooled_transports(self) -> int:
         """Sockets parked for the next sessions (at most twice `pool`), or closing from it."""
-        return self._pooled
+        return self._pool.pooled
 
     def clock(self) -> float:
         if self._clock is not None:
@@ -487,7 +485,7 @@ class Relay:
             raise RelayClosed("the relay is closed")
         loop = self._loop = asyncio.get_running_loop()
         if self._pool.loop is not loop:
-            self._flush_pool()  # legs parked on an earlier loop
+            self._pool.flush(self._reader)  # legs parked on an earlier loop
             self._pool.loop = loop
         session = RelaySession(self, label)
         if quality:
@@ -508,169 +506,6 @@ class Relay:
         session._rewire()
         self._arm()
         return session
-
-    def _reuse_leg(self, session: RelaySession, leg: Leg, family: int) -> bool:
-        """Give the leg a parked port pair (drained, handed to the leg's new ports)."""
-        while (parked := self._pool.take(family, self.bind[family])) is not None:
-            if _usable(parked):
-                break
-            self._close_parked(parked)
-        else:
-            return False
-        self.ports.unpark(parked.pair)
-        self._pooled -= 2
-        state = _LegState(leg, family, parked.pair, parked.host, session)
-        state.socks = parked.socks
-        session._add_leg(state)
-        reader = self._reader
-        for sock, handle, port, retired in zip(
-            parked.socks, parked.handles, state.ports(), parked.retired, strict=True
-        ):
-            drain(sock)
-            port.retired = retired
-            if handle is sock:
-                assert reader is not None
-                reader.rebind(sock, port)
-            else:
-                handle.set_protocol(port)
-            port.connection_made(handle)
-            state.open += 1
-        return True
-
-    def _park(self, state: _LegState) -> bool:
-        """Keep a closing session's leg bound for a later session, if the pool has room."""
-        pool, loop = self._pool, self._loop
-        if self._closed or pool.count >= pool.size or state.open != 2 or loop is None:
-            return False
-        rtp, rtcp = state.ports()
-        handles = (rtp.transport, rtcp.transport)
-        if handles[0] is None or handles[1] is None or pool.loop is not loop or loop.is_closed():
-            return False
-        if isinstance(handles[0], socket.socket):
-            reader = self._reader
-            if reader is None or reader.closed or handles[0] is not state.socks[0]:
-                return False
-            for sock in state.socks:
-                reader.rebind(sock, IDLE)
-        else:
-            if any(handle.is_closing() for handle in handles):  # type: ignore[union-attr]
-                return False
-        until = self.clock() + self.latch_timeout
-        retired = tuple(
-            port.retired if port.latched is None else Retired(port.latched, port.ssrc, until)
-            for port in (rtp, rtcp)
-        )
-        parked = ParkedLeg(state.family, state.host, state.pair, state.socks, handles, retired)  # type: ignore[arg-type]
-        if not isinstance(handles[0], socket.socket):
-            idle = _Idle(self._parked_lost_one(parked))
-            for handle in handles:
-                handle.set_protocol(idle)  # type: ignore[union-attr]
-        pool.put(parked)
-        self.ports.park(state.pair)
-        for port in (rtp, rtcp):
-            port.transport = None
-        state.open = 0
-        self._transports -= 2
-        self._pooled += 2
-        return True
-
-    def _parked_lost_one(self, parked: ParkedLeg) -> Callable[[], None]:
-        """A parked transport's connection_lost: the pair is free once both are closed."""
-        left = [2]
-
-        def lost() -> None:
-            self._pooled -= 1
-            left[0] -= 1
-            if left[0] == 0:
-                self.ports.release(parked.pair)
-            self._check_pool_empty()
-
-        return lost
-
-    def _close_parked(self, parked: ParkedLeg) -> None:
-        """Close a parked leg for real: its sockets and, once closed, its port pair."""
-        if parked.handles[0] is not parked.socks[0] and not _loop_closed(self._pool.loop):
-            for handle in parked.handles:
-                handle.close()  # its _Idle's connection_lost frees the pair
-            return
-        reader = self._reader
-        for sock in parked.socks:
-            if reader is not None and not reader.closed and parked.handles[0] is sock:
-                reader.remove(sock)
-            sock.close()
-        self._pooled -= 2
-        self.ports.release(parked.pair)
-        self._check_pool_empty()
-
-    def _flush_pool(self) -> None:
-        for parked in self._pool.take_all():
-            self._close_parked(parked)
-
-    def _check_pool_empty(self) -> None:
-        if self._pooled == 0 and self._pool_empty is not None and not self._pool_empty.done():
-            self._pool_empty.set_result(None)
-
-    def _open_leg(self, session: RelaySession, leg: Leg, family: int, reader: EpollReader) -> None:
-        """Bind a fresh pair for the leg and add its sockets to the epoll set."""
-        state = self._bind_leg(session, leg, family)
-        try:
-            for sock, port in zip(state.socks, state.ports(), strict=True):
-                reader.add(sock, port)
-                port.connection_made(sock)
-                state.open += 1
-        except BaseException:
-            self._abandon(state)
-            raise
-
-    async def _open_leg_transports(self, session: RelaySession, leg: Leg, family: int) -> None:
-        """Bind a fresh pair for the leg and give each socket an asyncio datagram transport."""
-        state = self._bind_leg(session, leg, family)
-        assert self._loop is not None
-        try:
-            for sock, port in zip(state.socks, state.ports(), strict=True):
-                await self._loop.create_datagram_endpoint(_factory(port), sock=sock)
-                state.open += 1
-        except BaseException:
-            self._abandon(state)
-            raise
-
-    def _abandon(self, state: _LegState) -> None:
-        for sock in state.socks[state.open :]:
-            sock.close()  # never handed over; the opened ones close with the session
-        if state.open == 0:
-            self.ports.release(state.pair)
-
-    def _bind_leg(self, session: RelaySession, leg: Leg, family: int) -> _LegState:
-        """A leg on a newly allocated pair, skipping pairs another process has taken."""
-        host = self.bind[family]
-        for _attempt in range(min(16, self.ports.capacity)):
-            pair = self._allocate()
-            try:
-                socks = bind_pair(family, host, pair)
-            except OSError as exc:
-                pair_ports = (pair.rtp, pair.rtcp)
-                self.ports.release(pair)
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                log.info("RTP ports %d/%d busy outside the relay, trying the next", *pair_ports)
-                continue
-            state = _LegState(leg, family, pair, host, session)
-            state.socks = tuple(socks)
-            session._add_leg(state)
-            return state
-        raise OSError(
-            errno.EADDRINUSE, f"no bindable RTP port pair in {self.ports.low}-{self.ports.high}"
-        )
-
-    def _allocate(self) -> PortPair:
-        """A free pair; when only parked pairs (of another family or host) are left, those."""
-        try:
-            return self.ports.allocate()
-        except PortsExhausted:
-            if not self._pool.count:
-                raise
-            self._flush_pool()
-            return self.ports.allocate()
 
     def _reader_for_loop(self) -> EpollReader | None:
         """The epoll reader of the running loop (made on first use), or None for transports."""
@@ -723,7 +558,7 @@ class Relay:
         self._closed = True
         for session in list(self._sessions):
             session.close()
-        self._flush_pool()
+        self._pool.flush(self._reader)
         if self._reader is not None:
             self._reader.close()
 
@@ -733,27 +568,10 @@ class Relay:
         self.close()
         for session in sessions:
             await session.aclose()
-        if self._pooled:
-            self._pool_empty = asyncio.get_running_loop().create_future()
-            await self._pool_empty
+        await self._pool.wait_empty()
 
 
 _SOCKET_READERS = ("auto", "epoll", "transports")
-
-
-def _factory(port: _Port) -> Callable[[], _Port]:
-    return lambda: port
-
-
-def _usable(parked: ParkedLeg) -> bool:
-    """A parked leg whose transports (if any) are still open."""
-    if parked.handles[0] is parked.socks[0]:
-        return True
-    return not any(handle.is_closing() for handle in parked.handles)
-
-
-def _loop_closed(loop: asyncio.AbstractEventLoop | None) -> bool:
-    return loop is None or loop.is_closed()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pbx.media.ports import PortPair
-from pbx.media.relay_pool import Retired
 
 if TYPE_CHECKING:
     from pbx.media.relay import RelaySession
@@ -228,6 +227,31 @@ class _Port(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session._port_lost(self)
+
+
+class Retired:
+    """What a recycled port remembers of its previous call: who it latched to, and until when.
+
+    `refuses(addr, data, now)` is asked only when a datagram would latch the port
+    (the slow path), so the hot path never sees it."""
+
+    __slots__ = ("addr", "ssrc", "until")
+
+    def __init__(self, addr: tuple[Any, ...], ssrc: bytes, until: float) -> None:
+        self.addr = addr
+        self.ssrc = ssrc
+        self.until = until
+
+    def refuses(self, addr: tuple[Any, ...], data: bytes, rtcp: bool, now: float) -> bool:
+        """True for the previous call's stream (same source, same SSRC) within the timeout."""
+        if addr != self.addr or now >= self.until:
+            return False
+        return ssrc_of(data, rtcp) == self.ssrc
+
+
+def ssrc_of(data: bytes, rtcp: bool) -> bytes:
+    """The sender's SSRC: RTP fixed header octets 8-11, an RTCP SR/RR's octets 4-7 (RFC 3550)."""
+    return data[4:8] if rtcp else data[8:12]
 
 
 class _LegState:
