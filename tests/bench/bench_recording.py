@@ -15,10 +15,11 @@ How (one process, CPU time from `time.process_time`, loops bounded in time):
   and appending to WAV files in a temp dir. Packets per CPU second of the
   flush is its throughput; /100 is the recorded calls one core keeps up with.
 - *Capacity ratio*: a real `Relay` on the PBX's loop (uvloop where
-  installed) with 100 sessions, fed 20,000 packets/s by a sender process
-  (RTP timestamps follow the sender's clock, as a phone's do); CPU time of
-  this process per relayed packet, without and with a recorder per call
-  flushed every 200 ms as pbx.recording does. Unrecorded / recorded is the
+  installed) with 200 calls shaped like real ones: a sender process plays
+  both phones of each call, one 20 ms packet per phone every 20 ms with its
+  own SSRC, sequence and timestamp (20,000 packets/s in all, spread evenly);
+  CPU time of this process per relayed packet, without and with a recorder
+  per call flushed every FLUSH_INTERVAL as pbx.recording does. Unrecorded / recorded is the
   share of capacity recorded calls keep. Process CPU time counts every thread,
   so the recorder's flushes are in the recorded figure wherever they run; the
   flushes' own CPU in the same window is shown beside it.
@@ -49,6 +50,7 @@ from tests.bench.rows import Row
 COMMAND = ".venv/bin/python -m tests.bench recording"
 PAYLOAD = 160
 BATCH = 10_000
+CALLS = 200  # real-loop runs: 200 calls x 2 phones x 50 packets/s = 20,000 packets/s
 
 
 def packet(pt: int, seq: int, ts: int, ssrc: int, payload: bytes) -> bytes:
@@ -194,44 +196,54 @@ def recorder_throughput(seconds: float, folder: Path, calls: int = 100) -> tuple
 
 SENDER = """
 import json, socket, sys, time
-targets, rate, seconds = json.loads(sys.stdin.readline())
-socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in targets]
-header = bytes([0x80, 0]) + bytes(10)
-sent, start = 0, time.monotonic()
+streams, seconds = json.loads(sys.stdin.readline())
+socks = []
+for _ in range(streams):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    socks.append(sock)
+print(json.dumps([s.getsockname()[1] for s in socks]), flush=True)
+targets = json.loads(sys.stdin.readline())
+payload = bytes([0xFF]) * 160
+sent, tick, start = 0, 0, time.monotonic()
 while time.monotonic() - start < seconds:
-    ts = int((time.monotonic() - start) * 8000) & 0xFFFFFFFF  # the sampling clock
-    for _ in range(max(1, rate // 100 // len(targets))):
-        for i, (sock, port) in enumerate(zip(socks, targets)):
-            seq = sent // len(targets)
-            data = header[:2] + (seq & 0xFFFF).to_bytes(2, "big") + ts.to_bytes(4, "big"
-                ) + i.to_bytes(4, "big") + bytes([0xFF]) * 160
-            try:
-                sock.sendto(data, ("127.0.0.1", port))
-                sent += 1
-            except OSError:
-                pass
-    time.sleep(0.01)
+    # One 20 ms packet per stream per 20 ms, the streams spread over 4 slots of 5 ms
+    # so the relay sees a steady flow, as from phones that did not start together.
+    slot = tick % 4
+    seq = tick // 4
+    for i in range(slot, streams, 4):
+        data = (b"\\x80\\x00" + (seq & 0xFFFF).to_bytes(2, "big")
+                + (seq * 160 & 0xFFFFFFFF).to_bytes(4, "big") + i.to_bytes(4, "big") + payload)
+        try:
+            socks[i].sendto(data, ("127.0.0.1", targets[i]))
+            sent += 1
+        except OSError:
+            pass
+    tick += 1
+    delay = start + tick * 0.005 - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 print(sent, flush=True)
 """
 
 
-def real_relay(
-    record: bool, calls: int, rate: int, seconds: float, folder: Path
-) -> tuple[float, float]:
+def real_relay(record: bool, calls: int, seconds: float, folder: Path) -> tuple[float, float]:
     """CPU seconds of this process (all threads) per relayed packet: a real Relay on the
-    PBX's loop (uvloop where installed), packets from a sender process, with or without
-    recorders flushed every 200 ms; and the flushes' share of it (0.0 unrecorded)."""
+    PBX's loop (uvloop where installed), `calls` calls whose two phones (a sender process)
+    each send 50 packets/s, with or without a recorder per call flushed every
+    FLUSH_INTERVAL; and the flushes' share of it (0.0 unrecorded)."""
     from pbx.net.transport import new_event_loop
 
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(_real_relay(record, calls, rate, seconds, folder))
+        return loop.run_until_complete(_real_relay(record, calls, seconds, folder))
     finally:
         loop.close()
 
 
 async def _real_relay(
-    record: bool, calls: int, rate: int, seconds: float, folder: Path
+    record: bool, calls: int, seconds: float, folder: Path
 ) -> tuple[float, float]:
     import asyncio
     import json
@@ -239,15 +251,22 @@ async def _real_relay(
     import sys
 
     loop = asyncio.get_running_loop()
+    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert sender.stdin is not None and sender.stdout is not None
+    sender.stdin.write(json.dumps([2 * calls, seconds + 1.5]) + "\n")
+    sender.stdin.flush()
+    phones = json.loads(await loop.run_in_executor(None, sender.stdout.readline))
     base = 20000 + 2 * random.randrange(5000)  # room to skip pairs other software holds
     relay = Relay(PortAllocator(base, base + 8 * calls + 63), bind_v4="127.0.0.1")
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
     sessions = []
     recorders: list[Recorder] = []
+    targets: list[int] = []
     for i in range(calls):
         session = await relay.open_session(f"bench-{i}")
-        session.set_remote(Leg.B, "127.0.0.1", sink.getsockname()[1])
+        session.set_remote(Leg.A, "127.0.0.1", phones[2 * i])
+        session.set_remote(Leg.B, "127.0.0.1", phones[2 * i + 1])
+        targets += [session.local(Leg.A).rtp, session.local(Leg.B).rtp]
         if record:
             recorder = Recorder(folder / f"{record}-{i}.wav", write_every=WRITE_EVERY)
             recorder.start(loop.time())
@@ -264,23 +283,22 @@ async def _real_relay(
         timer[0] = loop.call_later(FLUSH_INTERVAL, flush)
 
     timer = [loop.call_later(FLUSH_INTERVAL, flush)]
-    sender = subprocess.Popen([sys.executable, "-c", SENDER], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-    targets = [s.local(Leg.A).rtp for s in sessions]
-    assert sender.stdin is not None
-    sender.stdin.write(json.dumps([targets, rate, seconds + 1.0]) + "\n")
+    sender.stdin.write(json.dumps(targets) + "\n")
     sender.stdin.close()
+
+    def relayed() -> int:
+        return sum(s.stats(leg).packets_in for s in sessions for leg in (Leg.A, Leg.B))
+
     await asyncio.sleep(0.5)  # latching and warm-up
-    before = sum(s.stats(Leg.A).packets_in for s in sessions), time.process_time()
+    before = relayed(), time.process_time()
     flushed[1] = flushed[0]
     await asyncio.sleep(seconds)
-    after = sum(s.stats(Leg.A).packets_in for s in sessions), time.process_time()
+    after = relayed(), time.process_time()
     flush_cpu = flushed[0] - flushed[1]
     timer[0].cancel()
     for recorder in recorders:
         recorder.close(loop.time())
     await relay.aclose()
-    sink.close()
     await loop.run_in_executor(None, sender.wait, 30)
     packets = max(after[0] - before[0], 1)
     return (after[1] - before[1]) / packets, flush_cpu / packets
@@ -296,8 +314,8 @@ def run(quick: bool) -> list[Row]:
     pairs = []
     with tempfile.TemporaryDirectory(prefix="deskpbx-bench-rec-") as tmp:
         for _ in range(1 if quick else 3):  # alternate, so load changes hit both alike
-            pairs.append((real_relay(False, 100, 20000, seconds, Path(tmp)),
-                          real_relay(True, 100, 20000, seconds, Path(tmp))))  # fmt: skip
+            pairs.append((real_relay(False, CALLS, seconds, Path(tmp)),
+                          real_relay(True, CALLS, seconds, Path(tmp))))  # fmt: skip
     (plain, _), (recorded_real, flush_share) = sorted(
         pairs, key=lambda pair: pair[0][0] / pair[1][0]
     )[len(pairs) // 2]
@@ -320,11 +338,14 @@ def run(quick: bool) -> list[Row]:
         Row("recorded calls one core can write", rate / 100, "calls",
             note="recorder alone: 100 packets/s per call", command=COMMAND),
         Row("real relay packet CPU, unrecorded", plain * 1e9, "ns CPU",
-            note="100 calls, 20,000 pkt/s from a sender process, real loop", command=COMMAND),
+            note=f"{CALLS} calls, both phones sending 50 pkt/s (a sender process), real loop",
+            command=COMMAND),
         Row("real relay packet CPU, recorded", recorded_real * 1e9, "ns CPU",
-            note="same, each call tapped into a Recorder flushed every 200 ms", command=COMMAND),
+            note=f"same, each call tapped into a Recorder flushed every {FLUSH_INTERVAL:g} s",
+            command=COMMAND),
         Row("real relay packet CPU, recorded: the recorder's flushes", flush_share * 1e9,
-            "ns CPU", note="flush_recorders every 200 ms, same run, in the figure above",
+            "ns CPU",
+            note=f"flush_recorders every {FLUSH_INTERVAL:g} s, same run, inside the row above",
             command=COMMAND),
         Row("real relay packet CPU, recorded minus unrecorded", (recorded_real - plain) * 1e9,
             "ns CPU", note="the recorder's whole cost: tap on the hot path + flushes",
