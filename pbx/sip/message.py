@@ -493,6 +493,8 @@ def _parse_lines(lines: list[str]) -> tuple[Request | Response, int | None]:
     if len(index) != len(items):
         index = dict(reversed(items))
     headers._cache = {_INDEX: index}
+    if index.get(_CL) == "0" and len(index) == len(items):
+        return msg, 0  # the usual empty body, and no name repeats: nothing more to check
     return msg, _content_length(index, items)
 
 
@@ -563,15 +565,19 @@ def parse_message(data: bytes) -> Request | Response:
     rest of the datagram is the body. Leading CRLFs are skipped (RFC 3261 7.5)."""
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")
-    # The last blank line is found from the end, past the body only; it is the first one
-    # unless the head then holds an empty line, and the body rarely has one.
+    # The last blank line is found from the end, past the body only. It is the first one
+    # unless the body has a blank line too; then the head taken holds an empty line, which
+    # no header line may be, so it fails and the head up to the first one is parsed.
     end = data.rfind(b"\r\n\r\n")
     if end >= 0:
-        lines = data[:end].decode("utf-8", "surrogateescape").split("\r\n")
-        if not all(lines):  # an empty line: truthiness in C, cheaper than `"" in lines`
-            end = data.find(b"\r\n\r\n")
-            lines = data[:end].decode("utf-8", "surrogateescape").split("\r\n")
-        msg, length = _parse_lines(lines)
+        try:
+            msg, length = _parse_head(data[:end])
+        except ParseError:
+            first = data.find(b"\r\n\r\n")
+            if first == end:
+                raise
+            msg, length = _parse_head(data[:first])
+            end = first
         start = end + 4
     else:
         end = data.find(b"\n\n")  # tolerate bare-LF line ends (RFC 3261 7.5 robustness)
