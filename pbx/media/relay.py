@@ -274,24 +274,19 @@ class RelaySession:
     def _rewire(self) -> None:
         """Recompute every port's hot-path fields from latches, SDP, direction, taps and
         transcoders."""
-        if self._closed or len(self._legs) < 2:
+        legs = self._legs
+        if self._closed or len(legs) < 2:
             return
         rtp_tap, rtcp_tap = self._effective_taps()
-        clock = self._relay._clock or (self._relay._loop.time if self._relay._loop else _no_clock)
-        for leg, state in self._legs.items():
-            peer = self._legs[leg.other]
+        relay = self._relay
+        clock = relay._clock or (relay._loop.time if relay._loop else _no_clock)
+        a, b = legs[Leg.A], legs[Leg.B]
+        to_b, to_a = self._transcoders[Leg.A], self._transcoders[Leg.B]
+        for state, peer, transform in ((a, b, to_b), (b, a, to_a)):
             forward = _SENDS[state.direction] and _RECEIVES[peer.direction]
-            for index, (port, out) in enumerate(zip(state.ports(), peer.ports(), strict=True)):
-                port.forward = forward
-                port.sendto = out.transport.sendto if out.transport is not None else None
-                port.target = out.latched if out.latched is not None else peer.remote[index]
-                port.tap = rtcp_tap if port.rtcp else rtp_tap
-                port.transform = None if port.rtcp else self._transcoders[leg]
-                port.plain = port.tap is None and port.transform is None
-                port.clock = clock
-                fast = forward and port.target is not None and port.sendto is not None
-                fast = fast and (port.tap is None or not port.rtcp)
-                port.source = port.latched if fast else None
+            rtp_remote, rtcp_remote = peer.remote
+            _wire(state.rtp, peer.rtp, rtp_remote, forward, rtp_tap, transform, clock)
+            _wire(state.rtcp, peer.rtcp, rtcp_remote, forward, rtcp_tap, None, clock)
 
     def _effective_taps(self) -> tuple[Tap | None, Tap | None]:
         """(RTP, RTCP) taps: the call-quality monitor, if any, in front of the set ones."""
@@ -375,6 +370,29 @@ class RelaySession:
         if all(s.open == 0 for s in self._legs.values()):
             if self._all_lost is not None and not self._all_lost.done():
                 self._all_lost.set_result(None)
+
+
+def _wire(
+    port: _Port,
+    out: _Port,
+    remote: Address | None,
+    forward: bool,
+    tap: Tap | None,
+    transform: Transcoder | None,
+    clock: Callable[[], float],
+) -> None:
+    """Set one port's hot-path fields: where and with what it sends, and whether the
+    hot path may run (a latched source, somewhere to send, no RTCP tap)."""
+    transport = out.transport
+    sendto = port.sendto = transport.sendto if transport is not None else None
+    target = port.target = out.latched if out.latched is not None else remote
+    port.forward = forward
+    port.tap = tap
+    port.transform = transform
+    port.plain = tap is None and transform is None
+    port.clock = clock
+    fast = forward and target is not None and sendto is not None
+    port.source = port.latched if fast and (tap is None or not port.rtcp) else None
 
 
 def _both(first: Tap, then: Tap | None) -> Tap:
