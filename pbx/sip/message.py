@@ -419,7 +419,7 @@ def _parse_start(line: str, headers: Headers) -> Request | Response:
     """Request-Line or Status-Line (RFC 3261 7.1, 7.2, 25.1): one regex on the hot path."""
     match = _REQUEST_LINE.fullmatch(line)
     if match is not None:
-        request = Request.__new__(Request)
+        request = _new(Request)
         request.method, request._uri_text = match.group(1, 2)
         request._uri, request.headers, request.body = None, headers, b""
         return request
@@ -559,6 +559,9 @@ def _content_length(index: dict[str, str], items: list[tuple[str, str]]) -> int 
     return int(value)
 
 
+_CRLF = "\r\n"
+
+
 def parse_message(data: bytes) -> Request | Response:
     """Parse one UDP datagram (RFC 3261 18.3): octets past Content-Length are ignored, a
     Content-Length larger than what arrived is an error, no Content-Length means the
@@ -571,7 +574,7 @@ def parse_message(data: bytes) -> Request | Response:
     end = data.rfind(b"\r\n\r\n")
     if end >= 0:
         try:
-            msg, length = _parse_head(data[:end])
+            msg, length = _parse_lines(data[:end].decode("utf-8", "surrogateescape").split(_CRLF))
         except ParseError:
             first = data.find(b"\r\n\r\n")
             if first == end:

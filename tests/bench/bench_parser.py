@@ -3,7 +3,11 @@
 The transaction layer needs the top Via branch, the CSeq and the Call-ID (RFC 3261
 17.2.3) and the dialog layer the From tag, so each iteration parses one message
 and reads exactly those. Messages are realistic: a REGISTER with digest
-Authorization (~700 bytes) and an INVITE with an SDP offer (~900 bytes).
+Authorization (901 bytes) and an INVITE with an SDP offer (950 bytes). Every
+iteration parses the same bytes afresh; nothing of one parse is kept for the next.
+
+The goal is a sustained rate, so each row's value is the mean over the whole run
+(wall clock); the best 200-call window and the CPU time per message are in the note.
 Run: .venv/bin/python -m tests.bench parser
 """
 
@@ -114,15 +118,15 @@ def run(quick: bool) -> list[Row]:
         rate = _rate(transaction_key, data, seconds)
         rows.append(
             Row(
-                name=f"parse {name} ({len(data)} B) + transaction key, best 200-call window",
-                value=rate["best"],
+                name=f"parse {name} ({len(data)} B) + transaction key, mean over the run",
+                value=rate["mean"],
                 unit="msg/s",
-                goal=f">= {goal:,} msg/s",
-                met=rate["best"] >= goal,
+                goal=f">= {goal:,} msg/s sustained",
+                met=rate["mean"] >= goal,
                 note=(
-                    f"one process; mean {rate['mean']:,.0f} msg/s wall, "
-                    f"{rate['cpu']:,.0f} per CPU-second; load avg {load:.1f} on "
-                    f"{os.cpu_count()} CPUs"
+                    f"one process; {1e6 / rate['cpu']:.1f} us CPU per message "
+                    f"({rate['cpu']:,.0f} per CPU-second); best 200-call window "
+                    f"{rate['best']:,.0f} msg/s; load avg {load:.1f} on {os.cpu_count()} CPUs"
                 ),
                 command=COMMAND,
             )
