@@ -122,8 +122,9 @@ log = logging.getLogger(__name__)
 class RelaySession:
     """The media of one call: two legs, their sockets, latching and counters.
 
-    Create with `await relay.open_session(label)`; end with `close()` (ports
-    are freed once the loop has closed the sockets) or `await aclose()`.
+    Create with `await relay.open_session(label)`; end with `close()` (the legs are
+    parked for a later session, pbx.media.relay_pool, or their ports are freed once the
+    loop has closed the sockets) or `await aclose()`.
     """
 
     def __init__(self, relay: Relay, label: str) -> None:
@@ -234,7 +235,8 @@ class RelaySession:
         )
 
     def close(self) -> None:
-        """Stop relaying; ports go back to the allocator when the loop has closed the sockets."""
+        """Stop relaying; each leg is parked in the relay's pool or closed (its ports go back
+        to the allocator when the loop has closed the sockets)."""
         if self._closed:
             return
         self._closed = True
