@@ -127,7 +127,7 @@ class Via:
         via = _ViaDraft()
         via.protocol, via.transport, via.host = protocol, transport.upper(), host.lower()
         via.port, via.params = port, params
-        via.__class__ = cls
+        via.__class__ = cls  # type: ignore[assignment]
         return via  # type: ignore[return-value]
 
     @property
@@ -211,7 +211,7 @@ def _common_via(
     via = _ViaDraft()
     via.protocol, via.transport, via.host = "SIP/2.0", transport, host
     via.port, via.params = port, params
-    via.__class__ = Via
+    via.__class__ = Via  # type: ignore[assignment]
     return via  # type: ignore[return-value]
 
 
@@ -243,7 +243,7 @@ class CSeq:
             if seq <= MAX_CSEQ:
                 cseq = _CSeqDraft()
                 cseq.seq, cseq.method = seq, method
-                cseq.__class__ = cls
+                cseq.__class__ = cls  # type: ignore[assignment]
                 return cseq  # type: ignore[return-value]
         match = _CSEQ.fullmatch(text)
         if match is None:
