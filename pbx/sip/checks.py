@@ -49,8 +49,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pbx.sip.errors import ParseError
-from pbx.sip.message import Request, Response, validate
+from pbx.sip.message import Request, Response
 from pbx.sip.uri import TelUri, Uri, parse_name_addr
+from pbx.sip.validate import validate
 
 __all__ = [
     "KNOWN_METHODS",

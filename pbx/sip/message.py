@@ -12,8 +12,9 @@ careful path) and frames the body with Content-Length; header values stay raw
 strings. Typed accessors (`msg.via`, `msg.cseq`, ...) are `_Typed` descriptors:
 they parse a value on first read and cache it in the `Headers` object, whose
 mutators drop the cache; a malformed value raises ParseError when read.
-`validate(msg)` reads everything the stack understands, for a UAS that wants
-to reject a bad request up front with a 400 naming the problem."""
+`pbx.sip.validate.validate(msg)` reads everything the stack understands, for
+a UAS that wants to reject a bad request up front with a 400 naming the
+problem; `pbx.sip.framing.StreamParser` frames messages on a stream."""
 
 from __future__ import annotations
 
@@ -42,12 +43,11 @@ from pbx.sip.headers import (
     parse_max_forwards,
     parse_top_via,
 )
-from pbx.sip.uri import SipUri, Uri, parse_name_addr, parse_uri, tag_of
+from pbx.sip.uri import Uri, parse_name_addr, parse_uri, tag_of
 
 __all__ = [
     "COMPACT_FORMS", "LIST_HEADERS", "MAX_BODY", "MAX_HEAD", "REASON_PHRASES", "SIP_VERSION",
-    "Headers", "Message", "Request", "Response", "StreamParser", "canonical_name",
-    "parse_message", "validate",
+    "Headers", "Message", "Request", "Response", "canonical_name", "parse_message",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -595,111 +595,3 @@ def parse_message(data: bytes) -> Request | Response:
     else:
         msg.body = data[start : start + length]
     return msg
-
-
-class StreamParser:
-    """Frames messages on a stream transport (RFC 3261 18.3): Content-Length is required,
-    CRLF keep-alives between messages (RFC 5626 3.5.1) are skipped. After a ParseError
-    the stream cannot be re-synchronised; the transport should close the connection."""
-
-    __slots__ = ("_buffer", "_pending")
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._pending: tuple[Request | Response, int, int] | None = None
-
-    def feed(self, data: bytes) -> list[Request | Response]:
-        self._buffer += data
-        out: list[Request | Response] = []
-        while True:
-            msg = self._next()
-            if msg is None:
-                return out
-            out.append(msg)
-
-    def _next(self) -> Request | Response | None:
-        buffer = self._buffer
-        if self._pending is None:
-            skip = 0
-            while skip < len(buffer) and buffer[skip] in (13, 10):
-                skip += 1
-            if skip:
-                del buffer[:skip]
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
-                    raise ParseError("Message Too Large", 513)
-                return None
-            msg, length = _parse_head(bytes(buffer[:end]))
-            if length is None:
-                raise ParseError("Missing Content-Length")
-            if length > MAX_BODY:
-                raise ParseError("Message Too Large", 513)
-            self._pending = (msg, end + 4, end + 4 + length)
-        msg, start, stop = self._pending
-        if len(buffer) < stop:
-            return None
-        msg.body = bytes(buffer[start:stop])
-        del buffer[:stop]
-        self._pending = None
-        return msg
-
-    @property
-    def buffered(self) -> int:
-        """Octets received but not yet part of a returned message."""
-        return len(self._buffer)
-
-
-# --- full validation for a UAS (RFC 3261 8.2, RFC 4475 3.1.2) ----------------------------------
-
-_DATE = re.compile(
-    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
-    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
-    r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
-)
-_WARNING = re.compile(r'[0-9]{3} \S+ "(?:[^"\\]|\\.)*"')
-
-
-def validate(msg: Request | Response) -> None:
-    """Parse every header the stack understands and check the rules a UAS enforces before
-    acting on a request (RFC 3261 8.1.1 mandatory fields, 8.2.2.3, 20 single-valued
-    fields); raises ParseError naming the first problem. parse_message stays lazy."""
-    headers = msg.headers
-    counts = headers.name_counts()
-    for name in REQUIRED_HEADERS:
-        if name not in counts:
-            raise ParseError(f"Missing {name}")
-    for name in SINGLE_HEADERS:
-        if counts.get(name, 0) > 1:
-            raise ParseError(f"Multiple {name} values")
-    for field in _TYPED_FIELDS:
-        field.__get__(msg, type(msg))  # parses (and caches) what was not read yet
-    if not counts.keys().isdisjoint(_EXTRA_NAMES):
-        _validate_extras(headers)
-    if isinstance(msg, Request):
-        _validate_request(msg)
-
-
-_EXTRA_NAMES = frozenset({"Date", "Min-Expires", "Retry-After", "Warning"})
-
-
-def _validate_extras(headers: Headers) -> None:
-    """Headers the stack does not read but a UAS still refuses when malformed."""
-    for value in headers.raw_values("Date"):
-        if not _DATE.fullmatch(value):
-            raise ParseError("Bad Date")
-    for name in ("Min-Expires", "Retry-After"):
-        for value in headers.raw_values(name):
-            parse_delta(value.split(";", 1)[0].split("(", 1)[0], f"Bad {name}")
-    for value in headers.getall("Warning"):
-        if not _WARNING.fullmatch(value):
-            raise ParseError("Bad Warning")
-
-
-def _validate_request(request: Request) -> None:
-    uri = request.uri
-    if isinstance(uri, SipUri) and uri.headers:
-        # RFC 3261 19.1.1: headers are not allowed in a Request-URI (RFC 4475 escruri)
-        raise ParseError("Bad Request-URI")
-    if request.cseq.method != request.method:
-        raise ParseError("CSeq method does not match")

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from pbx.net.transport import TransportManager
-from pbx.sip.message import Request, Response, StreamParser
+from pbx.sip.framing import StreamParser
+from pbx.sip.message import Request, Response
 from tests.integration.test_net_transport import (
     WAIT,
     Recorder,

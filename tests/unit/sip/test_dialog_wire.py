@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from pbx.sip.checks import check_request
 from pbx.sip.dialog import Dialog, DialogState, LocalEndpoint, build_cancel, build_non2xx_ack
-from pbx.sip.message import Request, parse_message, validate
+from pbx.sip.message import Request, parse_message
+from pbx.sip.validate import validate
 
 LOCAL = LocalEndpoint(contact="<sip:alice@192.0.2.10:5060>", sent_by="192.0.2.10:5060")
 ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "UPDATE")

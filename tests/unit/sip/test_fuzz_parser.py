@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pbx.sip.errors import ParseError
+from pbx.sip.framing import StreamParser
 from pbx.sip.headers import Via
-from pbx.sip.message import StreamParser, parse_message, validate
+from pbx.sip.message import parse_message
 from pbx.sip.uri import params_of, parse_name_addr, parse_uri
+from pbx.sip.validate import validate
 from tests.conftest import rfc4475_path
 
 SYNTHETIC = [

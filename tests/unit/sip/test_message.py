@@ -13,9 +13,9 @@ from pbx.sip.message import (
     Response,
     canonical_name,
     parse_message,
-    validate,
 )
 from pbx.sip.uri import SipUri
+from pbx.sip.validate import validate
 
 INVITE = (
     b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"

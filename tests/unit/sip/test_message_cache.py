@@ -7,7 +7,8 @@ import pytest
 
 from pbx.sip import headers as headers_module
 from pbx.sip.errors import ParseError
-from pbx.sip.message import parse_message, validate
+from pbx.sip.message import parse_message
+from pbx.sip.validate import validate
 
 REGISTER = (
     b"REGISTER sip:pbx.example SIP/2.0\r\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pbx.sip.errors import ParseError
-from pbx.sip.message import MAX_BODY, Request, Response, StreamParser, parse_message
+from pbx.sip.framing import StreamParser
+from pbx.sip.message import MAX_BODY, Request, Response, parse_message
 from tests.conftest import rfc4475_path
 
 REGISTER = (

@@ -15,8 +15,9 @@ import pytest
 
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import CSeq
-from pbx.sip.message import Request, Response, parse_message, validate
+from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.uri import AbsoluteUri, SipUri, TelUri
+from pbx.sip.validate import validate
 from tests.conftest import rfc4475_message
 
 
