@@ -52,6 +52,10 @@ def test_fifty_calls_five_at_a_time_leave_no_state_behind(tmp_path):
         assert pbx.run(lambda: relay.open_sessions) == 0
         pbx.wait_for(lambda: pbx.run(lambda: relay.ports.in_use) == 0, 5)
         assert pbx.run(lambda: relay.open_transports) == 0
+        # Closed legs stay bound for the next calls, but only up to the pool's size (64 legs
+        # of two sockets each), whatever the number of calls before.
+        assert 0 < pbx.run(lambda: relay.pooled_transports) <= 128
+        assert 0 < pbx.run(lambda: relay.ports.parked) <= 64
         # Right after the calls ~100 transactions linger (Timer K/J/D, at most 64*T1 = 3.2 s
         # here); then none may be left.
         pbx.wait_for(lambda: pbx.run(lambda: core.transaction_count) == 0, 10)
