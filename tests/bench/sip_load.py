@@ -511,6 +511,19 @@ def profiled(pid: int, seconds: float, out: Path) -> Iterator[Path | None]:
             spy.wait(5)
 
 
+_IDLE_LEAVES = (("threading.py", "wait"), ("selectors.py", "select"), ("queue.py", "get"))
+
+
+def _idle(stack: str) -> bool:
+    """A sample of a thread that sleeps (the store's flusher waiting for its next batch, an
+    executor thread): py-spy in blocking mode cannot always tell it is idle, and counting it
+    would make the waiting thread look like the server's hottest code."""
+    leaf = stack.rpartition(";")[2]
+    function = leaf.split(" (", 1)[0]
+    source = leaf.rpartition("(")[2].split(":", 1)[0]
+    return any(source.endswith(f) and function.endswith(n) for f, n in _IDLE_LEAVES)
+
+
 def hot_spots(raw: Path | None, top: int = 8) -> list[tuple[str, float, float]]:
     """(function, self share, inclusive share) from py-spy raw stacks, by self time."""
     if raw is None or not raw.exists():
@@ -520,7 +533,7 @@ def hot_spots(raw: Path | None, top: int = 8) -> list[tuple[str, float, float]]:
     samples = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
+        if not count.isdigit() or _idle(stack):
             continue
         n = int(count)
         samples += n
@@ -564,7 +577,7 @@ def area_shares(raw: Path | None) -> list[tuple[str, float]]:
     samples = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
+        if not count.isdigit() or _idle(stack):
             continue
         samples += int(count)
         for name, needles in AREAS:
