@@ -37,6 +37,7 @@ import sqlite_utils
 
 from pbx.sip.digest import compute_ha1
 from pbx.store.api import ApiQueries
+from pbx.store.cdrs import CDR_BATCH_MAX, CDR_BATCH_S, insert_cdrs
 from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
 from pbx.store.location import (
     UPSERT_BINDING,
@@ -73,7 +74,6 @@ EXTENSION_CACHE_SIZE = 10_000
 random numbers cannot grow it without bound."""
 
 _BINDING_ORDER = "extension, q DESC, expires_at DESC, contact"
-_CDR_REAL_COLUMNS = ("start", "answer", "end", "duration", "billsec")
 _COLUMN_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "name": str,
     "enabled": int,
@@ -92,10 +92,17 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
     """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing).
 
     `write_behind` is how many seconds a REGISTER's binding change may wait in memory
-    before it is written (pbx.store.location); 0 writes each one at once.
+    before it is written (pbx.store.location); 0 writes each one at once. `cdr_batch`
+    is the same for CDRs given to `queue_cdr` (pbx.store.cdrs).
     """
 
-    def __init__(self, path: Path | str, *, write_behind: float = WRITE_BEHIND_S) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        write_behind: float = WRITE_BEHIND_S,
+        cdr_batch: float = CDR_BATCH_S,
+    ) -> None:
         self.path = Path(path)
         self._conn = connect(self.path)
         self._db = sqlite_utils.Database(self._conn, execute_plugins=False)
@@ -105,6 +112,8 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         self._wal_watch = WalIndexWatch(self.path)
         self._location = Location()
         self.write_behind = write_behind
+        self.cdr_batch = cdr_batch
+        self._cdrs: list[Cdr] = []  # finished calls not yet written (queue_cdr)
         self._wake = threading.Event()  # wakes a parked flusher thread
         self._parked = True  # no flusher thread polling (none yet, or idle)
         self._flusher: threading.Thread | None = None
@@ -113,12 +122,19 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         self._init_settings()
 
     @classmethod
-    def in_dir(cls, data_dir: Path | str, *, write_behind: float = WRITE_BEHIND_S) -> Store:
+    def in_dir(
+        cls,
+        data_dir: Path | str,
+        *,
+        write_behind: float = WRITE_BEHIND_S,
+        cdr_batch: float = CDR_BATCH_S,
+    ) -> Store:
         """The store of a data directory (what `deskpbx --data-dir DIR` uses)."""
-        return cls(Path(data_dir) / DB_FILENAME, write_behind=write_behind)
+        path = Path(data_dir) / DB_FILENAME
+        return cls(path, write_behind=write_behind, cdr_batch=cdr_batch)
 
     def close(self) -> None:
-        """Write the bindings still in memory, then close the file."""
+        """Write the bindings and CDRs still in memory, then close the file."""
         with self._lock:
             if self._closed:
                 return
@@ -132,18 +148,34 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
                 self._wal_watch.close()
 
     def flush(self) -> None:
-        """Write the pending binding changes now (one transaction); a no-op when none."""
+        """Write the pending binding changes, then the queued CDRs (one transaction each);
+        a no-op when none."""
         with self._lock:
-            pending = self._location.pending
-            if not pending or self._closed:
-                return
-            self._location.pending = {}
-            try:
-                write_pending(self._conn, pending)
-            except sqlite3.Error:
-                # Keep them for the next try; newer changes made meanwhile win.
-                self._location.pending = pending | self._location.pending
-                raise
+            self._flush_bindings()
+            self._flush_cdrs()
+
+    def _flush_bindings(self) -> None:
+        pending = self._location.pending
+        if not pending or self._closed:
+            return
+        self._location.pending = {}
+        try:
+            write_pending(self._conn, pending)
+        except sqlite3.Error:
+            # Keep them for the next try; newer changes made meanwhile win.
+            self._location.pending = pending | self._location.pending
+            raise
+
+    def _flush_cdrs(self) -> None:
+        if not self._cdrs or self._closed:
+            return
+        cdrs, self._cdrs = self._cdrs, []
+        try:
+            with self._transaction() as conn:  # bindings owed before them go first
+                insert_cdrs(conn, cdrs)
+        except sqlite3.Error:
+            self._cdrs[:0] = cdrs  # kept, in order, for the next try
+            raise
 
     def _flush_later(self) -> None:
         """Get the flusher thread polling (started once, woken when parked). Called under
@@ -159,18 +191,27 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
             self._wake.set()
 
     def _flush_loop(self) -> None:
-        """Every `write_behind` seconds, write what is pending; after IDLE_POLLS polls that
-        found nothing, park until a change comes (an idle PBX does not poll)."""
+        """Write pending bindings every `write_behind` seconds and queued CDRs every
+        `cdr_batch` seconds; after IDLE_POLLS polls that found nothing, park until a change
+        comes (an idle PBX does not poll)."""
         idle = 0
-        while not self._stopping.wait(self.write_behind):
+        period = min(t for t in (self.write_behind, self.cdr_batch, 1.0) if t > 0)
+        due = [(self._flush_bindings, self.write_behind), (self._flush_cdrs, self.cdr_batch)]
+        last = [time.monotonic()] * len(due)
+        while not self._stopping.wait(period):
             with self._lock:
                 if self._closed:
                     return
-                idle = 0 if self._location.pending else idle + 1
-                try:
-                    self.flush()
-                except sqlite3.Error:
-                    log.exception("writing registrar bindings failed; will retry")
+                idle = 0 if self._location.pending or self._cdrs else idle + 1
+                now = time.monotonic()
+                for i, (write, every) in enumerate(due):
+                    if now - last[i] < every - period / 2:
+                        continue
+                    last[i] = now
+                    try:
+                        write()
+                    except sqlite3.Error:
+                        log.exception("writing registrar bindings or CDRs failed; will retry")
                 if idle >= IDLE_POLLS:
                     self._parked = True
                     self._wake.clear()
@@ -194,8 +235,8 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """BEGIN IMMEDIATE ... COMMIT under the lock: takes the write lock up front (no upgrade
         deadlock between two processes) and rolls back on any exception."""
         with self._lock:
-            if self._location.pending:
-                self.flush()  # earlier binding changes first, in their own transaction
+            if self._location.pending or self._cdrs:
+                self.flush()  # earlier changes first, in their own transactions
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -225,8 +266,13 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         """Rows of one SELECT as dicts: one statement, where sqlite_utils' query() wraps each
         read in SAVEPOINT/RELEASE (three statements per lookup on the registrar's path)."""
         with self._lock:
+            # A read sees every change made through this Store; queued CDRs are written
+            # only for a read of the CDR table (the routing's binding lookup on every
+            # call would otherwise write each call's CDR on its own).
             if self._location.pending:
-                self.flush()  # a read sees every change made through this Store
+                self._flush_bindings()
+            if self._cdrs and "cdrs" in sql:
+                self._flush_cdrs()
             cursor = self._conn.execute(sql, args)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
@@ -339,7 +385,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._extensions.clear()
-            self.flush()  # bindings too may have changed (an extension removed elsewhere)
+            self._flush_bindings()  # they too may have changed (an extension removed elsewhere)
             self._location.forget()
             self._data_version = version
         return self._extensions
@@ -472,7 +518,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
     def _owe_writes(self) -> None:
         pending = len(self._location.pending)
         if pending >= WRITE_BEHIND_MAX or self.write_behind <= 0:
-            self.flush()
+            self._flush_bindings()
         elif self._parked:
             self._flush_later()
 
@@ -498,7 +544,20 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
         return cursor.rowcount
 
     def active_bindings(self, now: float, extension: str | None = None) -> list[Binding]:
-        """Bindings not expired at `now` (epoch s), highest q first, for one or all extensions."""
+        """Bindings not expired at `now` (epoch s), highest q first, for one or all extensions.
+
+        One extension is answered from memory, loaded once (pbx.store.location keeps it
+        equal to the file; a commit of another connection makes it forget), so routing a
+        call to a registered phone runs no SQL.
+        """
+        if extension is not None:
+            with self._lock:
+                self._fresh_extension_cache()
+                current = self._location.known.get(extension)
+                if current is None and self._known_extension(extension):
+                    current = self._location.known[extension] = load(self._select, extension)
+                if current is not None:
+                    return active(current.values(), now)
         where = "expires_at > ?"
         args: list[float | str] = [now]
         if extension is not None:
@@ -510,7 +569,7 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
     def active_binding_counts(self, now: float) -> dict[str, int]:
         """Number of registered contacts per extension at `now`; absent means none."""
         with self._lock:
-            self.flush()
+            self._flush_bindings()
             cursor = self._conn.execute(
                 "SELECT extension, count(*) FROM bindings WHERE expires_at > ? GROUP BY extension",
                 (now,),
@@ -538,21 +597,30 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
     # -- CDRs -------------------------------------------------------------------------------
 
     def add_cdr(self, cdr: Cdr) -> Cdr:
-        """Store a finished call; the returned copy carries its new id."""
-        row = cdr.to_row()
-        columns = ", ".join(f'"{c}"' for c in row)
-        placeholders = ", ".join(f":{c}" for c in row)
+        """Store a finished call now; the returned copy carries its new id."""
+        [stored] = self.add_cdrs([cdr])
+        return stored
+
+    def add_cdrs(self, cdrs: Sequence[Cdr]) -> list[Cdr]:
+        """Store finished calls in one transaction; copies carrying their new ids, in order."""
+        if not cdrs:
+            return []
         with self._transaction() as conn:
-            cursor = conn.execute(f"INSERT INTO cdrs ({columns}) VALUES ({placeholders})", row)
-        # What get_cdr() would read back, without the SELECT: the row as written, with the
-        # column affinities SQLite applies (REAL columns hold floats, INTEGER ones ints).
-        stored = {**row, "id": int(cursor.lastrowid or 0)}
-        for column in _CDR_REAL_COLUMNS:
-            if isinstance(stored[column], int):
-                stored[column] = float(stored[column])
-        if isinstance(stored["sip_code"], float) and stored["sip_code"].is_integer():
-            stored["sip_code"] = int(stored["sip_code"])
-        return Cdr.from_row(stored)
+            return insert_cdrs(conn, cdrs)
+
+    def queue_cdr(self, cdr: Cdr) -> None:
+        """Store a finished call within `cdr_batch` seconds, batched with others (pbx.store.cdrs).
+
+        Any read or write through this Store, and close(), writes the queue first.
+        """
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            self._cdrs.append(cdr)
+            if len(self._cdrs) >= CDR_BATCH_MAX or self.cdr_batch <= 0:
+                self.flush()
+            elif self._parked:
+                self._flush_later()
 
     def get_cdr(self, cdr_id: int) -> Cdr | None:
         rows = self._rows("cdrs", "id = ?", [cdr_id])
