@@ -390,6 +390,12 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
             self._data_version = version
         return self._extensions
 
+    def _current_data_version(self) -> int:
+        """PRAGMA data_version as of now, run only when the wal-index shows a commit."""
+        with self._lock:
+            self._fresh_extension_cache()
+            return self._data_version
+
     def _extensions_changed(self) -> None:
         """Forget cached extensions after a write on this connection (data_version misses it)."""
         with self._lock:

@@ -82,3 +82,18 @@ def test_trunk_writes_move_the_version(store: Store) -> None:
     assert len(set(versions)) == 4
     store.add_extension("202", "secret123")  # not a trunk write
     assert store.trunks_version() == versions[-1]
+
+
+def test_the_version_costs_no_statement_while_nothing_commits(
+    store: Store, tmp_path: Path
+) -> None:
+    first = store.trunks_version()
+    assert store.trunks_version() == first  # the first read transaction settles the header
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    assert store.trunks_version() == first
+    assert seen == []  # the wal-index header is unchanged: no PRAGMA
+    with Store.in_dir(tmp_path) as other:
+        other.add_trunk(Trunk("gamma", "192.0.2.9"))
+    assert store.trunks_version() != first
+    assert seen == ["PRAGMA data_version"]
