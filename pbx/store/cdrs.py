@@ -12,15 +12,22 @@ file sees it up to `CDR_BATCH_S` late.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pbx.store.rows import Cdr
+from pbx.store.errors import InvalidValue
+from pbx.store.mixin import StoreMixin
+from pbx.store.rows import Cdr, Disposition, parse_enum
 
 CDR_BATCH_S = 0.1
 """Seconds a finished call's CDR may wait in memory before its row is written."""
 
 CDR_BATCH_MAX = 64
 """Queued CDRs that are written at once rather than waiting for the timer."""
+
+MAX_CDR_LIMIT = 10_000
+"""The most CDRs one query returns."""
 
 _REAL_COLUMNS = ("start", "answer", "end", "duration", "billsec")
 
@@ -50,3 +57,77 @@ def insert_cdrs(conn: sqlite3.Connection, cdrs: Sequence[Cdr]) -> list[Cdr]:
             stored["sip_code"] = int(stored["sip_code"])
         stored_rows.append(Cdr.from_row(stored))
     return stored_rows
+
+
+class CdrQueries(StoreMixin):
+    """Mixed into Store: writing (at once or batched) and querying CDRs."""
+
+    if TYPE_CHECKING:
+        _lock: threading.RLock
+        _closed: bool
+        _parked: bool
+        _cdrs: list[Cdr]
+        cdr_batch: float
+
+        def flush(self) -> None: ...
+
+        def _flush_later(self) -> None: ...
+
+    def add_cdr(self, cdr: Cdr) -> Cdr:
+        """Store a finished call now; the returned copy carries its new id."""
+        [stored] = self.add_cdrs([cdr])
+        return stored
+
+    def add_cdrs(self, cdrs: Sequence[Cdr]) -> list[Cdr]:
+        """Store finished calls in one transaction; copies carrying their new ids, in order."""
+        if not cdrs:
+            return []
+        with self._transaction() as conn:
+            return insert_cdrs(conn, cdrs)
+
+    def queue_cdr(self, cdr: Cdr) -> None:
+        """Store a finished call within `cdr_batch` seconds, batched with others (pbx.store.cdrs).
+
+        Any read or write through this Store, and close(), writes the queue first.
+        """
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            self._cdrs.append(cdr)
+            if len(self._cdrs) >= CDR_BATCH_MAX or self.cdr_batch <= 0:
+                self.flush()
+            elif self._parked:
+                self._flush_later()
+
+    def get_cdr(self, cdr_id: int) -> Cdr | None:
+        rows = self._rows("cdrs", "id = ?", [cdr_id])
+        return Cdr.from_row(rows[0]) if rows else None
+
+    def query_cdrs(
+        self,
+        *,
+        limit: int = 50,
+        since: float | None = None,
+        until: float | None = None,
+        caller: str | None = None,
+        callee: str | None = None,
+        disposition: Disposition | str | None = None,
+    ) -> list[Cdr]:
+        """Newest first. `since <= start < until` (epoch s); caller/callee match exactly."""
+        if not 1 <= limit <= MAX_CDR_LIMIT:
+            raise InvalidValue(f"limit must be between 1 and {MAX_CDR_LIMIT}")
+        if disposition is not None:
+            disposition = parse_enum(Disposition, disposition, "disposition").value
+        filters = {
+            "start >= :since": since,
+            "start < :until": until,
+            "caller = :caller": caller,
+            "callee = :callee": callee,
+            "disposition = :disposition": disposition,
+        }
+        clauses = [clause for clause, value in filters.items() if value is not None]
+        args = {"since": since, "until": until, "caller": caller, "callee": callee,
+                "disposition": disposition}  # fmt: skip
+        where = " AND ".join(clauses) or None
+        rows = self._rows("cdrs", where, args, order_by="start DESC, id DESC", limit=limit)
+        return [Cdr.from_row(row) for row in rows]

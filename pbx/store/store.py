@@ -37,7 +37,7 @@ import sqlite_utils
 
 from pbx.sip.digest import compute_ha1
 from pbx.store.api import ApiQueries
-from pbx.store.cdrs import CDR_BATCH_MAX, CDR_BATCH_S, insert_cdrs
+from pbx.store.cdrs import CDR_BATCH_S, CdrQueries, insert_cdrs
 from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
 from pbx.store.location import (
     UPSERT_BINDING,
@@ -54,7 +54,6 @@ from pbx.store.recordings import RecordingQueries
 from pbx.store.rows import (
     Binding,
     Cdr,
-    Disposition,
     Extension,
     PermissionClass,
     RecordPolicy,
@@ -68,7 +67,6 @@ from pbx.store.trunks import TrunkQueries
 DEFAULT_REALM = "deskpbx"
 REALM_KEY = "sip_realm"
 NONCE_SECRET_KEY = "nonce_secret"
-MAX_CDR_LIMIT = 10_000
 EXTENSION_CACHE_SIZE = 10_000
 """Cached lookups (hits and misses) before the cache starts over: a scanner trying
 random numbers cannot grow it without bound."""
@@ -88,7 +86,7 @@ IDLE_POLLS = 100
 """Polls of the flusher thread that find nothing to write before it parks (5 s at 50 ms)."""
 
 
-class Store(TrunkQueries, RecordingQueries, ApiQueries):
+class Store(TrunkQueries, RecordingQueries, ApiQueries, CdrQueries):
     """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing).
 
     `write_behind` is how many seconds a REGISTER's binding change may wait in memory
@@ -599,64 +597,3 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries):
             )
         self._location.forget(extension)
         return cursor.rowcount > 0
-
-    # -- CDRs -------------------------------------------------------------------------------
-
-    def add_cdr(self, cdr: Cdr) -> Cdr:
-        """Store a finished call now; the returned copy carries its new id."""
-        [stored] = self.add_cdrs([cdr])
-        return stored
-
-    def add_cdrs(self, cdrs: Sequence[Cdr]) -> list[Cdr]:
-        """Store finished calls in one transaction; copies carrying their new ids, in order."""
-        if not cdrs:
-            return []
-        with self._transaction() as conn:
-            return insert_cdrs(conn, cdrs)
-
-    def queue_cdr(self, cdr: Cdr) -> None:
-        """Store a finished call within `cdr_batch` seconds, batched with others (pbx.store.cdrs).
-
-        Any read or write through this Store, and close(), writes the queue first.
-        """
-        with self._lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-            self._cdrs.append(cdr)
-            if len(self._cdrs) >= CDR_BATCH_MAX or self.cdr_batch <= 0:
-                self.flush()
-            elif self._parked:
-                self._flush_later()
-
-    def get_cdr(self, cdr_id: int) -> Cdr | None:
-        rows = self._rows("cdrs", "id = ?", [cdr_id])
-        return Cdr.from_row(rows[0]) if rows else None
-
-    def query_cdrs(
-        self,
-        *,
-        limit: int = 50,
-        since: float | None = None,
-        until: float | None = None,
-        caller: str | None = None,
-        callee: str | None = None,
-        disposition: Disposition | str | None = None,
-    ) -> list[Cdr]:
-        """Newest first. `since <= start < until` (epoch s); caller/callee match exactly."""
-        if not 1 <= limit <= MAX_CDR_LIMIT:
-            raise InvalidValue(f"limit must be between 1 and {MAX_CDR_LIMIT}")
-        if disposition is not None:
-            disposition = parse_enum(Disposition, disposition, "disposition").value
-        filters = {
-            "start >= :since": since,
-            "start < :until": until,
-            "caller = :caller": caller,
-            "callee = :callee": callee,
-            "disposition = :disposition": disposition,
-        }
-        clauses = [clause for clause, value in filters.items() if value is not None]
-        args = {"since": since, "until": until, "caller": caller, "callee": callee,
-                "disposition": disposition}  # fmt: skip
-        where = " AND ".join(clauses) or None
-        rows = self._rows("cdrs", where, args, order_by="start DESC, id DESC", limit=limit)
-        return [Cdr.from_row(row) for row in rows]
