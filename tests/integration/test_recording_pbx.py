@@ -158,7 +158,9 @@ def test_a_killed_pbx_leaves_a_playable_recording_repaired_at_restart(tmp_path):
     finally:
         pbx.stop()
     assert repaired is not None and repaired.complete and repaired.repaired
-    assert repaired.duration >= 2.5 and repaired.size == path.stat().st_size
+    # The call lasted 3 s; the format promises that a crash loses at most about a second
+    # (flush interval + reorder window, 0.7 s): what was flushed before the kill is kept.
+    assert repaired.duration >= 3.0 - 1.0 and repaired.size == path.stat().st_size
     assert repaired.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (cdr.call_id, cdr.caller, cdr.callee) == (row.call_id, "1001", "1002")
     assert cdr.disposition is Disposition.ANSWERED and cdr.recording == row.path
