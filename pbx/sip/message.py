@@ -29,21 +29,23 @@ from pbx.sip import grammar
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.grammar import COMPACT_FORMS, REASON_PHRASES
 from pbx.sip.headers import (
+    _COMMON_METHODS,
     _INDEX,  # the first_values() cache key
     LIST_HEADERS,
+    MAX_CSEQ,
     CSeq,
     Headers,
     Via,
+    _CSeqDraft,
     canonical_name,
     checked_header,
-    parse_call_id,
     parse_contacts,
     parse_content_type,
     parse_delta,
     parse_max_forwards,
     parse_top_via,
 )
-from pbx.sip.uri import Uri, parse_name_addr, parse_uri, tag_of
+from pbx.sip.uri import _PLAIN_TAGGED, Uri, parse_name_addr, parse_uri, tag_of
 
 __all__ = [
     "COMPACT_FORMS", "LIST_HEADERS", "MAX_BODY", "MAX_HEAD", "REASON_PHRASES", "SIP_VERSION",
@@ -148,6 +150,54 @@ def _first_value(header: str, field: str, parse_value: Callable[[str], T]) -> _H
     return _Hot(read)
 
 
+def _read_call_id(msg: _Message) -> str:
+    """The Call-ID (RFC 3261 20.8), read in one Python frame: parse_call_id, inlined."""
+    headers = msg.headers
+    cache = headers._cache
+    value = cache.get(_CALL_ID_KEY, _MISSING)
+    if value is _MISSING:
+        index = cache.get(_INDEX)
+        raw = (headers.first_values() if index is None else index).get("Call-ID")
+        if raw is None:
+            raise ParseError("Missing Call-ID")
+        if not raw or " " in raw or "\t" in raw:
+            raise ParseError("Bad Call-ID")
+        value = cache[_CALL_ID_KEY] = raw
+    return value  # type: ignore[no-any-return]
+
+
+def _read_cseq(msg: _Message) -> CSeq:
+    """The CSeq (RFC 3261 20.16), read in one Python frame when it names a common method:
+    CSeq.parse's shortcut, inlined; anything else goes through CSeq.parse."""
+    headers = msg.headers
+    cache = headers._cache
+    value = cache.get(_CSEQ_KEY, _MISSING)
+    if value is _MISSING:
+        index = cache.get(_INDEX)
+        raw = (headers.first_values() if index is None else index).get("CSeq")
+        if raw is None:
+            raise ParseError("Missing CSeq")
+        digits, _, method = raw.partition(" ")
+        if (
+            method in _COMMON_METHODS
+            and digits.isdigit()
+            and digits.isascii()
+            and len(digits) <= 10
+            and int(digits) <= MAX_CSEQ
+        ):
+            value = _CSeqDraft()
+            value.seq, value.method = int(digits), method
+            value.__class__ = CSeq
+        else:
+            value = CSeq.parse(raw)
+        cache[_CSEQ_KEY] = value
+    return value  # type: ignore[no-any-return]
+
+
+_CALL_ID_KEY = ("Call-ID", "call_id")
+_CSEQ_KEY = ("CSeq", "cseq")
+
+
 def _list(name: str, parse: Callable[[str], T]) -> Callable[[Headers], list[T]]:
     def read(headers: Headers) -> list[T]:
         if name not in headers.name_counts():
@@ -198,7 +248,8 @@ def _tag(header: str, field: str, addr_field: str) -> _Hot[str | None]:
             raw = (headers.first_values() if index is None else index).get(header)
             if raw is None:
                 raise ParseError(f"Missing {header}")
-            value = cache[key] = tag_of(raw)
+            match = _PLAIN_TAGGED.fullmatch(raw)  # tag_of's usual case, inlined
+            value = cache[key] = match.group(1) if match is not None else tag_of(raw)
         return value  # type: ignore[no-any-return]
 
     return _Hot(read)
@@ -214,8 +265,8 @@ class _Message:
 
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
-    call_id = _first_value("Call-ID", "call_id", parse_call_id)
-    cseq = _first_value("CSeq", "cseq", CSeq.parse)
+    call_id: _Hot[str] = _Hot(_read_call_id)
+    cseq: _Hot[CSeq] = _Hot(_read_cseq)
     via = _first_value("Via", "via", parse_top_via)
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
@@ -468,19 +519,27 @@ def _parse_lines(lines: list[str]) -> tuple[Request | Response, int | None]:
     if "\r" in rest or "\n" in rest:
         raise ParseError("Bad line end")  # a lone CR or LF inside a line
     headers = _new(Headers)  # Headers._trusted, inlined
-    msg = _parse_start(lines[0], headers)
+    start = lines.pop(0)  # the header lines stay: no copy of the list
+    match = _REQUEST_LINE.fullmatch(start)
+    if match is not None:  # _parse_start's usual case, inlined
+        request = _new(Request)
+        request.method, request._uri_text = match.group(1, 2)
+        request._uri, request.headers, request.body = None, headers, b""
+        msg: Request | Response = request
+    else:
+        msg = _parse_start(start, headers)
     names = _WIRE_NAMES
-    breaks = len(lines) - 1
+    breaks = len(lines)
     try:
         items = [
             (names[raw], value.strip())
-            for raw, colon, value in map(str.partition, lines[1:], repeat(": "))
+            for raw, colon, value in map(str.partition, lines, repeat(": "))
             if colon
         ]
         if len(items) != breaks:
             items = [
                 (names[raw], value.strip())
-                for raw, colon, value in map(str.partition, lines[1:], repeat(":"))
+                for raw, colon, value in map(str.partition, lines, repeat(":"))
                 if colon
             ]
             if len(items) != breaks:
@@ -499,9 +558,10 @@ def _parse_lines(lines: list[str]) -> tuple[Request | Response, int | None]:
 
 
 def _header_items(lines: list[str]) -> list[tuple[str, str]]:
-    """The careful path: unfold continuation lines and check names never seen before."""
+    """The careful path: unfold continuation lines and check names never seen before.
+    `lines` are the header lines, without the start line."""
     items: list[tuple[str, str]] = []
-    for line in lines[1:]:
+    for line in lines:
         if line[:1] in (" ", "\t"):
             if not items:
                 raise ParseError("Bad header folding")
