@@ -383,6 +383,9 @@ class MainWindow(QMainWindow):
 
     def _on_pbx_status(self, event: PbxStatus) -> None:
         self.pbx_label.setText(describe_pbx(event))
+        # Counting the phones made the PBX write its pending bindings (it batches them), so
+        # the directory read now agrees with the count just shown.
+        self._refresh_directory()
 
     def _on_notice(self, event: Notice) -> None:
         self.show_notice(event.text)
@@ -402,10 +405,14 @@ class MainWindow(QMainWindow):
 
     def refresh(self) -> None:
         self.refresh_history()
+        if self.status_fn is not None:  # the directory follows the status (_on_pbx_status)
+            self.bridge.submit(self.status_fn, on_done=self.bridge.publish, on_error=lambda _: None)
+        else:
+            self._refresh_directory()
+
+    def _refresh_directory(self) -> None:
         if self.desk is not None:
             self.directory.set_rows(self.desk.directory())
-        if self.status_fn is not None:
-            self.bridge.submit(self.status_fn, on_done=self.bridge.publish, on_error=lambda _: None)
 
     def refresh_history(self) -> None:
         if self.desk is not None:
