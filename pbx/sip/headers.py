@@ -499,24 +499,8 @@ def parse_top_via(value: str) -> Via:
     """The first Via of one header line, without parsing the ones after it (hot path).
     The common spelling is tried first, here: it has no comma, so it is the top Via."""
     match = _COMMON_VIA.fullmatch(value)
-    if match is not None:  # _common_via, inlined: one frame less on every message
-        transport, host, port_text, rport_first, branch, rport_last = match.groups()
-        if rport_first:
-            params: dict[str, str | None] = {"rport": None, "branch": branch}
-        elif rport_last:
-            params = {"branch": branch, "rport": None}
-        else:
-            params = {"branch": branch}
-        port = None
-        if port_text is not None:
-            port = int(port_text)
-            if port > 65535:
-                raise ParseError("Bad Via sent-by")
-        via = _ViaDraft()
-        via.protocol, via.transport, via.host = "SIP/2.0", transport, host
-        via.port, via.params = port, params
-        via.__class__ = Via  # type: ignore[assignment]
-        return via  # type: ignore[return-value]
+    if match is not None:
+        return _common_via(*match.groups())
     if "," in value:
         items = split_header_values(value)
         if not items:
