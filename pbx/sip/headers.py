@@ -335,7 +335,7 @@ class Headers:
         self._items: list[tuple[str, str]] = (
             [] if items is None else [checked_header(n, v) for n, v in items]
         )
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[Any, Any] = {}  # str and (name, field) tuple keys
 
     @classmethod
     def _trusted(cls, items: list[tuple[str, str]]) -> Headers:

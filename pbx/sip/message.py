@@ -187,7 +187,7 @@ def _read_cseq(msg: _Message) -> CSeq:
         ):
             value = _CSeqDraft()
             value.seq, value.method = int(digits), method
-            value.__class__ = CSeq
+            value.__class__ = CSeq  # type: ignore[assignment]
         else:
             value = CSeq.parse(raw)
         cache[_CSEQ_KEY] = value
