@@ -139,12 +139,13 @@ def _in_process_row(quick: bool) -> Row:
     figure to compare before/after a change on a busy machine."""
     calls = 200 if quick else 1000
     result = calls_cpu.run_measure(calls, budget_s=10.0 if quick else 30.0)
-    best = 1000 * result.best_s
-    ceiling = 1000 / best if best else 0.0
-    return Row("calls: call setup CPU, in-process", best, "ms/call", f"<= {GOAL_CPU_MS} ms/call",
-               best <= GOAL_CPU_MS,
-               f"best block of {calls_cpu.BLOCK} calls, median block "
-               f"{1000 * result.median_s:.2f} ms, over {result.calls} calls fed to "
+    overall = result.ms_per_call
+    ceiling = 1000 / overall if overall else 0.0
+    return Row("calls: call setup CPU, in-process", overall, "ms/call", f"<= {GOAL_CPU_MS} ms/call",
+               overall <= GOAL_CPU_MS,
+               f"CPU over all {result.calls} calls (GC and CDR writes included); best block of "
+               f"{calls_cpu.BLOCK} calls {1000 * result.best_s:.2f} ms, median block "
+               f"{1000 * result.median_s:.2f} ms; fed to "
                f"UdpListener.datagram_received (INVITE, 407, ACK, INVITE+auth, 100, leg B "
                f"INVITE/100/180/200/ACK, 180, 200, ACK, BYE, leg B BYE/200, 200; relay ports "
                f"bound, CDR written); single-thread ceiling {ceiling:,.0f} calls/s",
