@@ -414,7 +414,8 @@ def test_port_busy_outside_the_relay_is_skipped(run: Any) -> None:
     run(body)
 
 
-def _ipv6_loopback() -> bool:
+def ipv6_loopback() -> bool:
+    """Whether this host can bind ::1 (containers often run without IPv6)."""
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
             sock.bind(("::1", 0))
@@ -423,7 +424,7 @@ def _ipv6_loopback() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
 def test_ipv6_leg_and_mixed_families(run: Any) -> None:
     async def body() -> None:
         relay = make_relay()

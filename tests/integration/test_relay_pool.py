@@ -19,7 +19,16 @@ import pytest
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Leg, Relay, RelaySession
 from pbx.media.rtp import RtpPacket
-from tests.integration.test_relay import FakeClock, Phone, phone, quiet, rtp, run, until
+from tests.integration.test_relay import (
+    FakeClock,
+    Phone,
+    ipv6_loopback,
+    phone,
+    quiet,
+    rtp,
+    run,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["run"]  # the loop fixture, parametrised over asyncio and uvloop
@@ -224,16 +233,7 @@ def test_pooled_legs_keep_their_bind_host(run: Any, sockets: str) -> None:
     run(body)
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-            sock.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
 @pytest.mark.parametrize("sockets", MODES)
 def test_pooled_legs_keep_their_family(run: Any, sockets: str) -> None:
     async def body() -> None:
@@ -259,7 +259,7 @@ def test_pooled_legs_keep_their_family(run: Any, sockets: str) -> None:
     run(body)
 
 
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
 def test_a_full_range_takes_back_pairs_parked_for_the_other_family(run: Any) -> None:
     async def body() -> None:
         relay = Relay(
