@@ -29,16 +29,14 @@ from pbx.sip import grammar
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.grammar import COMPACT_FORMS, REASON_PHRASES
 from pbx.sip.headers import (
-    _COMMON_METHODS,
     _INDEX,  # the first_values() cache key
     LIST_HEADERS,
-    MAX_CSEQ,
     CSeq,
     Headers,
     Via,
-    _CSeqDraft,
     canonical_name,
     checked_header,
+    parse_call_id,
     parse_contacts,
     parse_content_type,
     parse_delta,
@@ -150,54 +148,6 @@ def _first_value(header: str, field: str, parse_value: Callable[[str], T]) -> _H
     return _Hot(read)
 
 
-def _read_call_id(msg: _Message) -> str:
-    """The Call-ID (RFC 3261 20.8), read in one Python frame: parse_call_id, inlined."""
-    headers = msg.headers
-    cache = headers._cache
-    value = cache.get(_CALL_ID_KEY, _MISSING)
-    if value is _MISSING:
-        index = cache.get(_INDEX)
-        raw = (headers.first_values() if index is None else index).get("Call-ID")
-        if raw is None:
-            raise ParseError("Missing Call-ID")
-        if not raw or " " in raw or "\t" in raw:
-            raise ParseError("Bad Call-ID")
-        value = cache[_CALL_ID_KEY] = raw
-    return value  # type: ignore[no-any-return]
-
-
-def _read_cseq(msg: _Message) -> CSeq:
-    """The CSeq (RFC 3261 20.16), read in one Python frame when it names a common method:
-    CSeq.parse's shortcut, inlined; anything else goes through CSeq.parse."""
-    headers = msg.headers
-    cache = headers._cache
-    value = cache.get(_CSEQ_KEY, _MISSING)
-    if value is _MISSING:
-        index = cache.get(_INDEX)
-        raw = (headers.first_values() if index is None else index).get("CSeq")
-        if raw is None:
-            raise ParseError("Missing CSeq")
-        digits, _, method = raw.partition(" ")
-        if (
-            method in _COMMON_METHODS
-            and digits.isdigit()
-            and digits.isascii()
-            and len(digits) <= 10
-            and int(digits) <= MAX_CSEQ
-        ):
-            value = _CSeqDraft()
-            value.seq, value.method = int(digits), method
-            value.__class__ = CSeq  # type: ignore[assignment]
-        else:
-            value = CSeq.parse(raw)
-        cache[_CSEQ_KEY] = value
-    return value  # type: ignore[no-any-return]
-
-
-_CALL_ID_KEY = ("Call-ID", "call_id")
-_CSEQ_KEY = ("CSeq", "cseq")
-
-
 def _list(name: str, parse: Callable[[str], T]) -> Callable[[Headers], list[T]]:
     def read(headers: Headers) -> list[T]:
         if name not in headers.name_counts():
@@ -265,8 +215,8 @@ class _Message:
 
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
-    call_id: _Hot[str] = _Hot(_read_call_id)
-    cseq: _Hot[CSeq] = _Hot(_read_cseq)
+    call_id = _first_value("Call-ID", "call_id", parse_call_id)
+    cseq = _first_value("CSeq", "cseq", CSeq.parse)
     via = _first_value("Via", "via", parse_top_via)
     vias = _Typed("Via", lambda h: _vias(h))
     from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))

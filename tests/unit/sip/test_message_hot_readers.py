@@ -1,6 +1,7 @@
 """The transaction-key readers of a parsed message (msg.cseq, msg.call_id, msg.from_tag,
-msg.via: RFC 3261 17.2.3, 20.8, 20.16, 19.3, 20.42) inline the usual case of the header
-parsers; on generated values they agree with those parsers: same value or same error."""
+msg.via: RFC 3261 17.2.3, 20.8, 20.16, 19.3, 20.42) take fast paths for the usual
+spellings; on generated values they agree with the header parsers: same value or same
+error."""
 
 from __future__ import annotations
 
