@@ -43,7 +43,7 @@ from pbx.sip.headers import (
     parse_max_forwards,
     parse_top_via,
 )
-from pbx.sip.uri import _PLAIN_TAGGED, Uri, parse_name_addr, parse_uri, tag_of
+from pbx.sip.uri import Uri, parse_name_addr, parse_uri, tag_of
 
 __all__ = [
     "COMPACT_FORMS", "LIST_HEADERS", "MAX_BODY", "MAX_HEAD", "REASON_PHRASES", "SIP_VERSION",
@@ -182,24 +182,15 @@ def _tag_of(canon: str, field: str, headers: Headers) -> str | None:
 
 
 def _tag(header: str, field: str, addr_field: str) -> _Hot[str | None]:
-    """The tag of From or To (RFC 3261 19.3), read in one Python frame when nothing of the
-    header is cached yet: the dialog key reads the From tag of every message."""
-    key, addr_key = (header, field), (header, addr_field)
+    """The tag of From or To (RFC 3261 19.3), cached under (header, field): the dialog key
+    reads the From tag of every message."""
+    key = (header, field)
 
     def read(msg: _Message) -> str | None:
-        headers = msg.headers
-        cache = headers._cache
+        cache = msg.headers._cache
         value = cache.get(key, _MISSING)
         if value is _MISSING:
-            if addr_key in cache:
-                value = cache[key] = _tag_of(header, addr_field, headers)
-                return value  # type: ignore[no-any-return]
-            index = cache.get(_INDEX)
-            raw = (headers.first_values() if index is None else index).get(header)
-            if raw is None:
-                raise ParseError(f"Missing {header}")
-            match = _PLAIN_TAGGED.fullmatch(raw)  # tag_of's usual case, inlined
-            value = cache[key] = match.group(1) if match is not None else tag_of(raw)
+            value = cache[key] = _tag_of(header, addr_field, msg.headers)
         return value  # type: ignore[no-any-return]
 
     return _Hot(read)
