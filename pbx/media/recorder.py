@@ -5,11 +5,11 @@ Theory of operation
 The relay calls `Recorder.tap(leg, datagram, arrival)` for every RTP packet
 of a tapped call (pbx.media.relay `Tap`). That is the relay's hot path, so
 `tap` only appends to its leg's lists and returns (a closure over the lists'
-bound appends; `sink(leg)` hands those appends to a relay that would rather
-call them directly). Everything else happens
-in `pbx.media.recorder_batch.flush_recorders(recorders, now)` (or
+bound appends). Everything else happens in
+`pbx.media.recorder_batch.flush_recorders(recorders, now)` (or
 `Recorder.flush(now)` for one), which the owner (pbx.recording.
-RecordingManager) calls every ~200 ms from a periodic task, never per packet:
+RecordingManager) calls every FLUSH_INTERVAL (0.5 s) from a periodic task,
+never per packet:
 
 1. *Ingest*: each queued packet is parsed (RFC 3550 §5.1). PCMU (static
    payload type 0) and PCMA (8) are decoded to 16-bit samples (RFC 3551 §6);
@@ -222,15 +222,6 @@ class Recorder:
                 stamp_a(arrival)
 
         return tap
-
-    def sink(self, leg: Leg) -> tuple[Callable[[bytes], None], Callable[[float], None]]:
-        """What `tap(leg, data, arrival)` does for one leg, as two C-level callables:
-        `put(data)` then `stamp(arrival)`, in that order, on the loop that flushes.
-
-        For a relay that wants to skip the Python call of the tap on its hot path (it
-        binds these once per tapped port); the same lists, so both ways mix freely."""
-        channel = leg is _LEG_B
-        return self._queues[channel].append, self._times[channel].append
 
     # ---- the owner's side ------------------------------------------------------
 

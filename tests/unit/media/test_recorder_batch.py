@@ -200,32 +200,3 @@ def test_a_stalled_flush_grows_the_ring_and_loses_nothing(tmp_path: Path) -> Non
     assert steady.stats == stalled.stats and steady.stats.late == 0
     frames, _rate = read_frames(stalled.path)
     assert np.abs(frames[8000:24000]).max(axis=0).min() > 8000  # audio through the stall
-
-
-def test_a_relay_may_feed_the_legs_sinks_instead_of_the_tap(tmp_path: Path) -> None:
-    """`sink(leg)` gives the tap's two appends: packets fed that way, or mixed with `tap`,
-    across flushes of both paths, make the same file as the tap alone."""
-    packets = trace(11)
-    by_tap, by_sink = Recorder(tmp_path / "tap.wav"), Recorder(tmp_path / "sink.wav")
-    sinks = {leg: by_sink.sink(leg) for leg in (Leg.A, Leg.B)}
-    for recorder in (by_tap, by_sink):
-        recorder.start(10.0)
-    queue = list(packets)
-    for tick in range(1, 20):
-        now = 10.0 + tick * 0.2
-        while queue and queue[0][2] <= now:
-            leg, data, at = queue.pop(0)
-            by_tap.tap(leg, data, at)
-            if tick % 2:
-                put, stamp = sinks[leg]
-                put(data)
-                stamp(at)
-            else:
-                by_sink.tap(leg, data, at)
-        assert flush_recorders([by_tap, by_sink], now) == {}
-    for recorder in (by_tap, by_sink):
-        recorder.close(14.0)
-    assert by_sink.path.read_bytes() == by_tap.path.read_bytes()
-    assert by_sink.stats == by_tap.stats and by_tap.stats.decoded > 250
-    frames, _rate = read_frames(by_sink.path)
-    assert np.abs(frames[8000:16000]).max(axis=0).min() > 8000  # both legs' tones
