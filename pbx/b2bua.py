@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
@@ -66,6 +65,7 @@ from pbx.net.local_address import LocalAddresses, family_of
 from pbx.net.transport import SipEndpoint
 from pbx.sip.dialog import Dialog, DialogId
 from pbx.sip.digest_server import DigestServer
+from pbx.sip.entropy import token_hex
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
@@ -178,7 +178,7 @@ class B2bua:
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
         """Answer a request; a final answer outside a dialog gets a To tag (8.2.6.2)."""
-        tag = secrets.token_hex(6) if status > 100 and ev.request.to_tag is None else None
+        tag = token_hex(6) if status > 100 and ev.request.to_tag is None else None
         response = ev.request.make_response(status, reason, to_tag=tag, headers=headers or ())
         self._respond(ev.tx, response)
 
@@ -243,13 +243,13 @@ class B2bua:
             return None
         assert ev.tx is not None
         call = Call(
-            label=secrets.token_hex(8),
+            label=token_hex(8),
             caller=caller,
             callee=callee,
             a_invite=request,
             a_tx=ev.tx,
             a_peer=self._peer(ev.source, ev.transport),
-            a_tag=secrets.token_hex(6),
+            a_tag=token_hex(6),
             a_offer=SessionDescription.parse(request.body),
             start=self.wall(),
             x_headers={name: value for name, value in request.headers if is_x_header(name)},

@@ -9,10 +9,9 @@ send, and the B2BUA sends it.
 
 from __future__ import annotations
 
-import secrets
-
 from pbx.registrar import extension_ha1
 from pbx.sip.digest_server import DigestServer
+from pbx.sip.entropy import token_hex
 from pbx.sip.message import Request, Response
 from pbx.store import Store
 
@@ -40,7 +39,7 @@ class CallerAuth:
         from_user = getattr(request.from_.uri, "user", None)
         if result.username is None or result.username != from_user:
             reason = "Forbidden (From does not match the authenticated user)"
-            return request.make_response(403, reason, to_tag=secrets.token_hex(6))
+            return request.make_response(403, reason, to_tag=token_hex(6))
         return result.username
 
     def _ha1(self, username: str, realm: str, algorithm: str) -> str | None:
@@ -48,7 +47,7 @@ class CallerAuth:
 
     @staticmethod
     def _challenge(request: Request, challenges: list[str]) -> Response:
-        response = request.make_response(407, to_tag=secrets.token_hex(6))
+        response = request.make_response(407, to_tag=token_hex(6))
         for value in challenges:
             response.headers.add("Proxy-Authenticate", value)
         return response

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import secrets
 from dataclasses import dataclass, field
 
 from pbx.media.relay import Leg, RelaySession
 from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint
+from pbx.sip.entropy import random_bytes
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import AUXILIARY, Codec, LocalSession, SessionDescription, rewrite_for_relay
@@ -162,7 +162,7 @@ class Call:
         assert self.relay is not None
         session = self.sessions.get(side)
         if session is None:
-            session = LocalSession(media_host, secrets.randbelow(2**31) + 1)
+            session = LocalSession(media_host, _session_id())
             self.sessions[side] = session
         body = rewrite_for_relay(sdp, media_host, self.relay.local(side.leg).rtp)
         return bytes(session.describe(body))
@@ -207,6 +207,12 @@ class Call:
             media_stats=self.media_stats,
             recording=self.recording,
         )
+
+
+def _session_id() -> int:
+    """A random o= session id in 1..2**31 (RFC 8866 5.2 asks for an NTP-like unique number;
+    31 bits keep it a positive int32 for picky phones), from the pooled OS entropy."""
+    return (int.from_bytes(random_bytes(4), "big") & 0x7FFFFFFF) + 1
 
 
 #: How a callee's final answer is reported in the CDR, in FreePBX terms. 600 and 603

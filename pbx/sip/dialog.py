@@ -39,11 +39,11 @@ where `now` (monotonic seconds) is an argument.
 from __future__ import annotations
 
 import enum
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pbx.sip import transaction
+from pbx.sip.entropy import token_hex
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.message import Request, Response
 from pbx.sip.uri import NameAddr, SipUri, Uri
@@ -81,12 +81,12 @@ NOT_IN_REQUEST_URI = frozenset({"method"})
 
 def new_branch() -> str:
     """A fresh RFC 3261 branch (8.1.1.7): the magic cookie plus 64 random bits."""
-    return BRANCH_COOKIE + secrets.token_hex(8)
+    return BRANCH_COOKIE + token_hex(8)
 
 
 def new_tag() -> str:
     """A fresh From/To tag with at least 32 bits of randomness (19.3)."""
-    return secrets.token_hex(6)
+    return token_hex(6)
 
 
 class DialogState(enum.Enum):
