@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import time
 
+from app.dialogs.widgets import button, message_label, named_edit
 from app.models import DirectoryEntry, DirectoryModel
 from app.qt import (
     QFormLayout,
     QHBoxLayout,
-    QLabel,
-    QLineEdit,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -41,25 +40,16 @@ class ExtensionsPage(QWidget):
         self.table.setAccessibleName("Extensions")
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.clicked.connect(lambda index: self.edit(index.row()))
-        self.number = QLineEdit(self)
-        self.number.setAccessibleName("Extension number")
-        self.name = QLineEdit(self)
-        self.name.setAccessibleName("Extension name")
-        self.password = QLineEdit(self)
-        self.password.setAccessibleName("Extension password")
+        self.number = named_edit(self, "Extension number")
+        self.name = named_edit(self, "Extension name")
+        self.password = named_edit(self, "Extension password")
         self.password.setPlaceholderText("leave empty to keep the current password")
         self.generate = QPushButton("Generate", self)
         self.generate.setAccessibleName("Generate a strong password")
         self.generate.clicked.connect(lambda: self.password.setText(strong_password()))
-        self.save_button = QPushButton("Save extension", self)
-        self.save_button.setAccessibleName("Save extension")
-        self.save_button.clicked.connect(self.save)
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setAccessibleName("Remove extension")
-        self.remove_button.clicked.connect(self.remove)
-        self.message = QLabel("", self)
-        self.message.setWordWrap(True)
-        self.message.setAccessibleName("Extension message")
+        self.save_button = button(self, "Save extension", "Save extension", self.save)
+        self.remove_button = button(self, "Remove", "Remove extension", self.remove)
+        self.message = message_label(self, "Extension message")
         form = QFormLayout()
         form.addRow("Number", self.number)
         form.addRow("Name", self.name)

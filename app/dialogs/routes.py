@@ -7,17 +7,8 @@ typo is reported here in plain words instead of failing calls later.
 
 from __future__ import annotations
 
-from app.qt import (
-    QComboBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from app.dialogs.widgets import button, form_of, message_label, named_edit
+from app.qt import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 from pbx.routing import PatternError, compile_pattern
 from pbx.store import Store, StoreError
 from pbx.store.trunks import Route
@@ -36,30 +27,21 @@ class RoutesPage(QWidget):
         self.order.setAccessibleName("Routes in the order they are tried")
         self.names = QComboBox(self)
         self.names.setAccessibleName("Route")
-        self.name = self._edit("Route name")
-        self.patterns = self._edit("Dial patterns")
+        self.name = named_edit(self, "Route name")
+        self.patterns = named_edit(self, "Dial patterns")
         self.patterns.setPlaceholderText("e.g. 9|NXXNXXXXXX, 011.")
-        self.trunks = self._edit("Trunks in failover order")
+        self.trunks = named_edit(self, "Trunks in failover order")
         self.strip = QSpinBox(self)
         self.strip.setRange(0, 20)
         self.strip.setAccessibleName("Digits to strip")
-        self.prepend = self._edit("Digits to prepend")
-        self.add_button = QPushButton("Add route", self)
-        self.add_button.clicked.connect(self.add)
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setAccessibleName("Remove route")
-        self.remove_button.clicked.connect(self.remove)
-        self.first_button = QPushButton("Try first", self)
-        self.first_button.setAccessibleName("Move route first")
-        self.first_button.clicked.connect(self.move_first)
-        self.message = QLabel("", self)
-        self.message.setWordWrap(True)
-        self.message.setAccessibleName("Route message")
-        form = QFormLayout()
-        for label, widget in (("Name", self.name), ("Patterns", self.patterns),
-                              ("Trunks", self.trunks), ("Strip", self.strip),
-                              ("Prepend", self.prepend)):  # fmt: skip
-            form.addRow(label, widget)
+        self.prepend = named_edit(self, "Digits to prepend")
+        self.add_button = button(self, "Add route", "Add route", self.add)
+        self.remove_button = button(self, "Remove", "Remove route", self.remove)
+        self.first_button = button(self, "Try first", "Move route first", self.move_first)
+        self.message = message_label(self, "Route message")
+        form = form_of((("Name", self.name), ("Patterns", self.patterns),
+                        ("Trunks", self.trunks), ("Strip", self.strip),
+                        ("Prepend", self.prepend)))  # fmt: skip
         row = QHBoxLayout()
         row.addWidget(self.names, 1)
         row.addWidget(self.first_button)
@@ -71,11 +53,6 @@ class RoutesPage(QWidget):
         layout.addWidget(self.add_button)
         layout.addWidget(self.message)
         self.reload()
-
-    def _edit(self, name: str) -> QLineEdit:
-        edit = QLineEdit(self)
-        edit.setAccessibleName(name)
-        return edit
 
     def reload(self) -> None:
         routes = self.store.list_routes()

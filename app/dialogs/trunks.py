@@ -11,18 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.qt import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from app.dialogs.widgets import button, form_of, message_label, named_edit
+from app.qt import QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 from app.trunk_probe import check_host, probe_trunk
 from pbx.store import Store, StoreError
 from pbx.store.trunks import Trunk
@@ -39,8 +29,8 @@ class TrunksPage(QWidget):
         self.names = QComboBox(self)
         self.names.setAccessibleName("Trunks")
         self.names.currentTextChanged.connect(self.load)
-        self.name = self._edit("Trunk name")
-        self.host = self._edit("Carrier host")
+        self.name = named_edit(self, "Trunk name")
+        self.host = named_edit(self, "Carrier host")
         self.port = QSpinBox(self)
         self.port.setRange(1, 65535)
         self.port.setValue(5060)
@@ -48,26 +38,18 @@ class TrunksPage(QWidget):
         self.transport = QComboBox(self)
         self.transport.addItems(["UDP", "TCP"])
         self.transport.setAccessibleName("Transport")
-        self.username = self._edit("Trunk user name")
-        self.password = self._edit("Trunk password")
+        self.username = named_edit(self, "Trunk user name")
+        self.password = named_edit(self, "Trunk password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.register = QCheckBox("Register with the carrier", self)
-        self.prefix = self._edit("Dial prefix")
-        self.save_button = QPushButton("Save trunk", self)
-        self.save_button.setAccessibleName("Save trunk")
-        self.save_button.clicked.connect(self.save)
-        self.test_button = QPushButton("Test", self)
-        self.test_button.setAccessibleName("Test trunk")
-        self.test_button.clicked.connect(self.test)
-        self.message = QLabel("", self)
-        self.message.setWordWrap(True)
-        self.message.setAccessibleName("Trunk message")
-        form = QFormLayout()
-        for label, widget in (("Name", self.name), ("Host", self.host), ("Port", self.port),
-                              ("Transport", self.transport), ("User name", self.username),
-                              ("Password", self.password), ("", self.register),
-                              ("Prefix", self.prefix)):  # fmt: skip
-            form.addRow(label, widget)
+        self.prefix = named_edit(self, "Dial prefix")
+        self.save_button = button(self, "Save trunk", "Save trunk", self.save)
+        self.test_button = button(self, "Test", "Test trunk", self.test)
+        self.message = message_label(self, "Trunk message")
+        form = form_of((("Name", self.name), ("Host", self.host), ("Port", self.port),
+                        ("Transport", self.transport), ("User name", self.username),
+                        ("Password", self.password), ("", self.register),
+                        ("Prefix", self.prefix)))  # fmt: skip
         buttons = QHBoxLayout()
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.save_button)
@@ -77,11 +59,6 @@ class TrunksPage(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.message)
         self.reload()
-
-    def _edit(self, name: str) -> QLineEdit:
-        edit = QLineEdit(self)
-        edit.setAccessibleName(name)
-        return edit
 
     def reload(self) -> None:
         self.names.blockSignals(True)
