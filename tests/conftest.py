@@ -7,6 +7,8 @@ into it; tests that need them skip with a clear reason when the folder is absent
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,16 @@ def rfc4475_dir() -> Path:
     if folder is None:
         pytest.skip(f"RFC 4475 torture messages not found at {RFC4475_DIR}")
     return folder
+
+
+@pytest.fixture
+def local_time_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time pinned to UTC, for tables that print local time and tests that expect
+    exact text; skips where time.tzset is missing (it is POSIX only)."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is POSIX only; the table prints local time")
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

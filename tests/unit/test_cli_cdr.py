@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +14,7 @@ from pbx.store import Cdr, Disposition, HangupSide, Store
 T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The table shows local time; pin it so the expected text is exact."""
-    if not hasattr(time, "tzset"):
-        pytest.skip("time.tzset is POSIX only; the table prints local time")
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("local_time_utc")
 
 
 def run(tmp_path: Path, *argv: str) -> int:

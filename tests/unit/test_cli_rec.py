@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +19,7 @@ from pbx.store import Store
 T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if not hasattr(time, "tzset"):
-        pytest.skip("time.tzset is POSIX only; the table prints local time")
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("local_time_utc")
 
 
 def run(tmp_path: Path, *argv: str) -> int:
