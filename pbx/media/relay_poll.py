@@ -10,13 +10,14 @@ is the only thing the loop watches (`loop.add_reader`). When it is readable,
 `epoll.poll(0)` call and, for each, reads one datagram with `recvfrom` and
 hands it to the port's `datagram_received`, the same per-packet code the
 transport path runs. The set is level-triggered, so a socket with more
-datagrams queued is simply reported again on the next round (when a whole
-batch is ready the relay is behind, and then each socket gives up to `DEEP`
-datagrams a round, since its next one is most likely waiting), and a busy
-relay never holds the loop for long: 64 datagrams are under a
-millisecond of work (`DEEP` times that when behind), so SIP and timers on
-the same loop wait no longer than that, while the round's fixed cost (one
-`epoll.poll`, one loop iteration) is spread over many datagrams.
+datagrams queued is simply reported again on the next round; a second read
+from the same socket in one round happens only while it pays, i.e. when
+queues are several datagrams deep (see `_round`: a read that finds the
+socket empty costs as much as one that relays a datagram). A busy relay
+never holds the loop for long: 64 datagrams are under a millisecond of work
+(`DEEP` times that when far behind), so SIP and timers on the same loop wait
+no longer than that, while the round's fixed cost (one `epoll.poll`, one
+loop iteration) is spread over many datagrams.
 
 Sending is the socket's own non-blocking `sendto`: a datagram the kernel
 cannot take right now (ENOBUFS/EAGAIN) is dropped and reported to the port's
@@ -49,7 +50,10 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65536  # whole UDP datagrams; recvfrom costs the same for 2 KiB or 64 KiB
-DEEP = 4  # datagrams read per ready socket in a round when the relay is behind
+DEEP = 4  # datagrams read per ready socket in a round when deep reads pay (far behind)
+PROBE = 8  # sockets read deep to test whether deep reads pay, when the relay is behind
+PROBE_EVERY = 8  # every how many whole-batch rounds a probe runs
+PAYS = 2  # deep reads pay while they get at least this many extra datagrams per empty read
 _Recv = Callable[[int], tuple[bytes, Any]]
 _Handle = Callable[[bytes, Any], None]
 
@@ -65,7 +69,10 @@ class PolledPort(Protocol):
 class EpollReader:
     """All relay sockets of one event loop in one epoll set; see the module docstring."""
 
-    __slots__ = ("loop", "batch", "coalesce", "_epoll", "_ports", "_closed", "_last", "_held")
+    __slots__ = (
+        "loop", "batch", "coalesce", "_epoll", "_ports", "_closed", "_last", "_held", "_deep",
+        "_behind",
+    )  # fmt: skip
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, batch: int = 64, coalesce: float = 0.0
@@ -79,6 +86,8 @@ class EpollReader:
         # fd -> (socket.recvfrom, port.datagram_received, port): bound once, not per datagram
         self._ports: dict[int, tuple[_Recv, _Handle, PolledPort]] = {}
         self._closed = False
+        self._deep = False  # read up to DEEP datagrams per socket (see _round)
+        self._behind = 0  # whole-batch rounds in a row
         try:
             loop.add_reader(self._epoll.fileno(), self._ready)
         except BaseException:
@@ -176,30 +185,81 @@ class EpollReader:
     def _round(self) -> int:
         """Up to `batch` ready sockets; how many sockets were ready.
 
-        One datagram per socket while the relay keeps up (a second read would
-        mostly end in EAGAIN, a wasted system call); up to `DEEP` per socket when
-        the whole batch was ready, i.e. queues are building up and a socket's
-        next datagram is most likely already there."""
-        ports, size = self._ports, MAX_DATAGRAM
+        One datagram per ready socket a round, as a rule: the set is level-triggered,
+        so a socket with more queued is reported again next round, while a read that
+        finds its socket empty costs a system call and an exception (1.5 us CPU, as
+        much as a successful read). Reading up to DEEP per socket whenever a whole
+        batch was ready (the earlier rule) mostly hit EAGAIN after one datagram:
+        at 50 packets/s per socket a relay behind by under 20 ms has about one
+        datagram per socket, and the wasted reads (13-18 us CPU per relayed packet
+        instead of 10) kept a relay that fell behind from ever catching up.
+        Deep reads do pay when queues are several datagrams deep (an overloaded
+        relay: a socket's queued datagrams read back to back, caches warm), so a
+        relay that keeps getting whole batches probes now and then (`PROBE`
+        sockets read deep every `PROBE_EVERY` whole-batch rounds) and reads deep
+        while that gets at least `PAYS` extra datagrams per empty read."""
         events = self._epoll.poll(0, self.batch)
-        depth = DEEP if len(events) == self.batch else 1
+        count = len(events)
+        if count < self.batch:  # keeping up
+            self._deep = False
+            self._behind = 0
+            self._read(events)
+        elif self._deep:
+            self._deep = self._read_deep(events)
+        else:
+            self._behind += 1
+            if self._behind % PROBE_EVERY:
+                self._read(events)
+            else:
+                self._deep = self._read_deep(events[:PROBE])
+                self._read(events[PROBE:])
+        return count
+
+    def _read(self, events: list[tuple[int, int]]) -> None:
+        """One datagram from each ready socket, handed to its port."""
+        ports, size = self._ports, MAX_DATAGRAM
         for fd, _events in events:
             entry = ports.get(fd)
             if entry is None:
                 continue
             recvfrom, handle, port = entry
-            for _read in range(depth):
+            try:
+                data, addr = recvfrom(size)
+            except BlockingIOError:
+                continue
+            except OSError as exc:  # an ICMP error queued on the socket
+                port.error_received(exc)
+                continue
+            try:
+                handle(data, addr)
+            except OSError as exc:  # the send failed (no route, buffer full)
+                port.error_received(exc)
+            except Exception:  # a bug must not stop every other call's media
+                log.exception("relay socket %d: datagram handling failed", fd)
+
+    def _read_deep(self, events: list[tuple[int, int]]) -> bool:
+        """Up to DEEP datagrams from each ready socket; whether that paid (see `_round`)."""
+        ports, size = self._ports, MAX_DATAGRAM
+        extra = empty = 0
+        for fd, _events in events:
+            entry = ports.get(fd)
+            if entry is None:
+                continue
+            recvfrom, handle, port = entry
+            for read in range(DEEP):
                 try:
                     data, addr = recvfrom(size)
                 except BlockingIOError:
+                    empty += read > 0
                     break
-                except OSError as exc:  # an ICMP error queued on the socket
+                except OSError as exc:
                     port.error_received(exc)
                     break
+                extra += read > 0
                 try:
                     handle(data, addr)
-                except OSError as exc:  # the send failed (no route, buffer full)
+                except OSError as exc:
                     port.error_received(exc)
-                except Exception:  # a bug must not stop every other call's media
+                except Exception:
                     log.exception("relay socket %d: datagram handling failed", fd)
-        return len(events)
+        return extra >= PAYS * empty

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import select
+import socket
 from typing import Any
 
 import pytest
@@ -240,20 +241,81 @@ def test_reader_keeping_up_reads_one_datagram_per_ready_socket_a_round() -> None
     assert reader.closed
 
 
+class _CountingSocket(socket.socket):
+    """A UDP socket that counts the reads that found it empty (EAGAIN)."""
+
+    empty_reads = 0
+
+    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, Any]:
+        try:
+            return super().recvfrom(size, flags)
+        except BlockingIOError:
+            _CountingSocket.empty_reads += 1
+            raise
+
+
+def _behind_reader(sockets: int, each: int) -> tuple[Any, ...]:
+    """A reader with batch 2 over counting sockets with `each` datagrams queued."""
+    _CountingSocket.empty_reads = 0
+    loop = asyncio.new_event_loop()
+    reader = EpollReader(loop, batch=2)
+    got: list[tuple[int, bytes]] = []
+    socks = []
+    for index in range(sockets):
+        sock = _CountingSocket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        reader.add(sock, _Recorder(index, got))
+        socks.append(sock)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _queue(sender, socks, range(each))
+    return loop, reader, got, socks, sender
+
+
+def _queue(sender: socket.socket, socks: list[Any], numbers: range) -> None:
+    for index, sock in enumerate(socks):
+        for n in numbers:
+            sender.sendto(bytes([index, n]), sock.getsockname())
+
+
 @skip_without_epoll
-def test_reader_that_is_behind_reads_deeper_per_socket_and_bounds_the_round() -> None:
-    loop, reader, got, socks, sender = _queued_reader(batch=2, sockets=3, each=10)
+def test_reader_behind_by_one_datagram_per_socket_never_reads_a_socket_empty() -> None:
+    loop, reader, got, socks, sender = _behind_reader(sockets=5, each=1)
     try:
-        reader._ready()  # a full batch of 2 ready sockets: up to DEEP (4) from each
-        assert len(got) == 2 * relay_poll.DEEP
-        assert len({index for index, _data in got}) == 2  # the third waits for its turn
+        assert reader._round() == 2  # a whole batch: behind, but one datagram per socket
+        assert len(got) == 2
         rounds = 1
-        while len(got) < 30 and rounds < 20:
-            reader._ready()
+        while reader._round() and rounds < 20:
             rounds += 1
-        assert sorted(got) == [(i, bytes([i, n])) for i in range(3) for n in range(10)]
-        for index in range(3):  # each socket's datagrams stay in order
-            assert [d for i, d in got if i == index] == [bytes([index, n]) for n in range(10)]
+        assert sorted(got) == [(i, bytes([i, 0])) for i in range(5)]
+        assert rounds == 3  # 2 + 2 + 1 sockets
+        assert _CountingSocket.empty_reads == 0  # no second read that would end in EAGAIN
+    finally:
+        _close_all(loop, reader, socks, sender)
+
+
+@skip_without_epoll
+def test_reader_far_behind_reads_deep_only_while_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_poll, "PROBE_EVERY", 2)
+    deep = relay_poll.DEEP
+    loop, reader, got, socks, sender = _behind_reader(sockets=2, each=2 + deep)
+    try:
+        reader._round()  # first whole batch: one datagram per socket
+        assert len(got) == 2
+        reader._round()  # second whole batch: a probe reads deep, and it paid
+        assert len(got) == 2 + 2 * deep and _CountingSocket.empty_reads == 0
+        reader._round()  # still deep: one datagram left each, then both reads find nothing
+        assert len(got) == 2 * (2 + deep) and _CountingSocket.empty_reads == 2
+        assert reader._round() == 0
+        _queue(sender, socks, range(2 + deep, 4 + deep))
+        reader._round()  # deep reads stopped paying: one datagram per socket again
+        assert len(got) == 2 * (3 + deep) and _CountingSocket.empty_reads == 2
+        reader._round()  # the next probe reads each socket's last one and an empty read
+        assert len(got) == 2 * (4 + deep) and _CountingSocket.empty_reads == 4
+        assert reader._round() == 0
+        for index in range(2):  # every datagram, each socket's in order
+            mine = [data for i, data in got if i == index]
+            assert mine == [bytes([index, n]) for n in range(4 + deep)]
     finally:
         _close_all(loop, reader, socks, sender)
 
