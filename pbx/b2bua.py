@@ -60,7 +60,7 @@ from pbx.call import (
     sdp_of,
 )
 from pbx.config import PbxConfig
-from pbx.media.relay import Leg, Relay
+from pbx.media.relay import Leg, Relay, RelaySession
 from pbx.net.local_address import LocalAddresses, family_of
 from pbx.net.transport import SipEndpoint
 from pbx.sip.dialog import Dialog, DialogId
@@ -85,6 +85,11 @@ SDP = "application/sdp"
 DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE"})
 PEER_CACHE_SIZE = 4096  # flows whose Peer is kept; a scan of many sources cannot grow it further
 _is_x_header = is_x_header  # its former home's name
+
+
+def _has_audio(call: Call) -> bool:
+    """The caller offered an active audio stream (RFC 3264 6: port 0 declines one)."""
+    return any(m.kind == "audio" and m.port for m in call.a_offer.media)
 
 
 class B2bua:
@@ -233,7 +238,7 @@ class B2bua:
         call = self._new_call(ev, caller, callee)
         if call is not None:
             log.info("[%s] %s -> %s (%d contacts)", call.label, caller, callee, len(bindings))
-            self._spawn(self._setup(call, bindings))
+            self._start(call, bindings)
 
     def _new_call(self, ev: RequestReceived, caller: str, callee: str) -> Call | None:
         """A Call for this INVITE, or None after answering 488 (no SDP offer)."""
@@ -273,6 +278,31 @@ class B2bua:
         if not task.cancelled() and task.exception() is not None:
             log.error("call task failed", exc_info=task.exception())
 
+    def _start(self, call: Call, bindings: list[Binding]) -> None:
+        """Bind the relay and fork the INVITE. With the relay's epoll sockets (the usual
+        case) the ports are taken at once and the callee's INVITE leaves while the caller's
+        is handled: no task, no extra loop turn per call. Otherwise a task awaits them."""
+        if not _has_audio(call):
+            self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
+            return
+        try:
+            session = self.relay.open_session_now(
+                call.label, family_of(call.a_peer.media_host), socket.AF_INET,
+                quality=self.quality,
+            )  # fmt: skip
+        except OSError as exc:
+            self._no_ports(call, exc)
+            return
+        if session is None:
+            self._spawn(self._setup(call, bindings))
+            return
+        try:
+            self._connected(call, session, bindings)
+        except Exception:
+            log.exception("[%s] call setup failed", call.label)
+            self._fail(call, 500, "Server Internal Error", Disposition.FAILED)
+            self._finish(call)
+
     async def _setup(self, call: Call, bindings: list[Binding]) -> None:
         """Bind the relay, fork the INVITE; a failure here still ends the call (500)."""
         try:
@@ -283,7 +313,7 @@ class B2bua:
             self._finish(call)
 
     async def _connect(self, call: Call, bindings: list[Binding]) -> None:
-        if not any(m.kind == "audio" and m.port for m in call.a_offer.media):
+        if not _has_audio(call):
             self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
             return
         try:
@@ -292,12 +322,19 @@ class B2bua:
                 quality=self.quality,
             )  # fmt: skip
         except OSError as exc:
-            log.error("[%s] no RTP ports: %s", call.label, exc)
-            self._fail(call, 503, "No Media Ports", Disposition.FAILED)
+            self._no_ports(call, exc)
             return
         if call.ended:  # cancelled (or the PBX stopped) while the ports were bound
             session.close()
             return
+        self._connected(call, session, bindings)
+
+    def _no_ports(self, call: Call, exc: OSError) -> None:
+        log.error("[%s] no RTP ports: %s", call.label, exc)
+        self._fail(call, 503, "No Media Ports", Disposition.FAILED)
+
+    def _connected(self, call: Call, session: RelaySession, bindings: list[Binding]) -> None:
+        """The relay is bound: point leg A at the caller's media and ring every contact."""
         call.relay = session
         if not call.set_remote(Leg.A, call.a_offer):
             self._fail(call, 488, "Unusable Media Address", Disposition.FAILED)

@@ -86,7 +86,7 @@ class TrunkCalls:
         log.info("[%s] %s -> %s via route %s", call.label, caller, digits, plan.route)
         call.route_record_policy = self.route_record_policy(plan.route)
         self.cursors[call.label] = self.dialer.attempts(plan)
-        b._spawn(b._setup(call, []))
+        b._start(call, [])
 
     def route_record_policy(self, name: str) -> RecordPolicy | None:
         """The recording policy of the outbound route a call took (pbx.recording combines it)."""
@@ -184,7 +184,7 @@ class TrunkCalls:
         if len(waves) > 1:
             self.waves[call.label] = (waves[1:], target.ring_timeout)
         log.info("[%s] trunk %s: %s -> DID %s", call.label, trunk.name, caller, target.did)
-        b._spawn(b._setup(call, waves[0]))
+        b._start(call, waves[0])
 
     def connected(self, call: Call) -> None:
         """Leg A's media is set: send the first trunk INVITE, arm the next ring-group wave."""

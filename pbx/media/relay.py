@@ -501,27 +501,59 @@ class Relay(LegSockets):
         CDR: `session.quality_summary()`. Telephone-events count for loss, not jitter;
         the relay cannot see the SDP, so every dynamic type (96-127) is taken as one.
         """
+        now = self.open_session_now(label, family_a, family_b, quality=quality)
+        if now is not None:
+            return now
+        session = self._new_session(label, quality)
+        try:
+            for leg, family in ((Leg.A, family_a), (Leg.B, family_b)):
+                if not self._reuse_leg(session, leg, family):
+                    await self._open_leg_transports(session, leg, family)
+        except BaseException:
+            self._sessions.add(session)
+            session.close()
+            raise
+        return self._started(session)
+
+    def open_session_now(
+        self,
+        label: str,
+        family_a: int = socket.AF_INET,
+        family_b: int = socket.AF_INET,
+        *,
+        quality: bool = False,
+    ) -> RelaySession | None:
+        """`open_session()` without a coroutine, for a caller already on the loop: with the
+        epoll reader (the usual case) nothing is awaited, so a call setup needs no task of
+        its own. None when the legs bind through asyncio transports (sockets="transports");
+        then `await open_session()`. Raises OSError like it when no ports are free."""
         if self._closed:
             raise RelayClosed("the relay is closed")
         loop = self._loop = asyncio.get_running_loop()
         if self._pool.loop is not loop:
             self._pool.flush(self._reader)  # legs parked on an earlier loop
             self._pool.loop = loop
-        session = RelaySession(self, label)
-        if quality:
-            session.quality = CallQuality((Leg.A, Leg.B), event_types=_DYNAMIC_TYPES)
+        reader = self._reader_for_loop()
+        if reader is None:
+            return None
+        session = self._new_session(label, quality)
         try:
             for leg, family in ((Leg.A, family_a), (Leg.B, family_b)):
                 if not self._reuse_leg(session, leg, family):
-                    reader = self._reader_for_loop()
-                    if reader is not None:
-                        self._open_leg(session, leg, family, reader)
-                    else:
-                        await self._open_leg_transports(session, leg, family)
+                    self._open_leg(session, leg, family, reader)
         except BaseException:
             self._sessions.add(session)
             session.close()
             raise
+        return self._started(session)
+
+    def _new_session(self, label: str, quality: bool) -> RelaySession:
+        session = RelaySession(self, label)
+        if quality:
+            session.quality = CallQuality((Leg.A, Leg.B), event_types=_DYNAMIC_TYPES)
+        return session
+
+    def _started(self, session: RelaySession) -> RelaySession:
         self._sessions.add(session)
         session._rewire()
         self._arm()
