@@ -199,6 +199,7 @@ def run(quick: bool) -> list[Row]:
         rows = relay_rows(best, at_goal, direct)
         rows.append(fallback_row(load, seconds, at_goal))
         rows += coalesce_rows(load, seconds, results, at_goal, direct)
+        rows += backlog_rows(quick)
         rows += rtpengine_rows(load, levels, seconds, started + budget, best, at_goal)
     return rows
 
@@ -275,6 +276,27 @@ def coalesce_rows(
                         f"Relay(coalesce=0.001), off by default; loss "
                         f"{100 * result['loss']:.3f} %, p99 {result['p99_us']:.0f} us "
                         f"(added {added99:.2f} ms){versus}" + _diagnostics(result),
+                        COMMAND))  # fmt: skip
+    return rows
+
+
+def backlog_rows(quick: bool) -> list[Row]:
+    """CPU per packet of the epoll reader draining a backlog queued on every RTP socket of
+    600 calls, in one pinned process (relay_server --backlog): no load generator and no
+    wake-ups, so it holds on a shared host. Depth 1 is a relay behind by under 20 ms
+    (50 packets/s per socket), depth 4 one far behind."""
+    rows = []
+    for depth in (1, 4):
+        command = [sys.executable, "-m", "tests.bench.relay_server", "--cpu", str(RELAY_CPU)]
+        command += ["--backlog", str(GOAL_CALLS), "--depth", str(depth)]
+        command += ["--reps", "5" if quick else "15"]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, timeout=120, check=True)
+        figures = json.loads(done.stdout)
+        rows.append(Row(f"relay CPU per packet draining a backlog of {depth} per socket",
+                        figures["best_us"], "us", "", None,
+                        f"{GOAL_CALLS} calls, {depth} datagram(s) queued on each RTP socket, "
+                        f"drained by the epoll reader in-process; best of fills, median "
+                        f"{figures['median_us']:.1f} us",
                         COMMAND))  # fmt: skip
     return rows
 
