@@ -54,7 +54,7 @@ DEEP = 4  # datagrams read per ready socket in a round when deep reads pay (far 
 PROBE = 8  # sockets read deep to test whether deep reads pay, when the relay is behind
 PROBE_EVERY = 8  # every how many whole-batch rounds a probe runs
 PAYS = 2  # deep reads pay while they get at least this many extra datagrams per empty read
-_Recv = Callable[[int], tuple[bytes, Any]]
+_Recv = Callable[[int], Any]  # recvfrom -> (data, addr); on a connected socket recv -> data
 _Handle = Callable[[bytes, Any], None]
 
 
@@ -83,8 +83,9 @@ class EpollReader:
         self._last = -1.0  # loop time of the last round, when coalescing
         self._held: asyncio.TimerHandle | None = None
         self._epoll = select.epoll()
-        # fd -> (socket.recvfrom, port.datagram_received, port): bound once, not per datagram
-        self._ports: dict[int, tuple[_Recv, _Handle, PolledPort]] = {}
+        # fd -> (socket.recvfrom, port.datagram_received, port, None), or for a connected
+        # socket (socket.recv, ..., its peer): bound once, not per datagram
+        self._ports: dict[int, tuple[_Recv, _Handle, PolledPort, Any]] = {}
         self._closed = False
         self._deep = False  # read up to DEEP datagrams per socket (see _round)
         self._behind = 0  # whole-batch rounds in a row
@@ -122,13 +123,27 @@ class EpollReader:
         """Start reading `sock` (non-blocking, bound) for `port`."""
         fd = sock.fileno()
         self._epoll.register(fd, select.EPOLLIN)
-        self._ports[fd] = (sock.recvfrom, port.datagram_received, port)
+        self._ports[fd] = (sock.recvfrom, port.datagram_received, port, None)
+
+    def add_connected(self, sock: socket.socket, port: PolledPort, peer: Any) -> None:
+        """Read `sock`, connected to `peer`, for `port` (or, already read, note its new peer).
+
+        The kernel gives a connected UDP socket only its peer's datagrams, so the
+        reader takes them with `recv` and hands them on with `peer` as the source:
+        no address to fetch and convert per datagram (0.5 us CPU of a 1.8 us
+        `recvfrom`). The caller must not leave datagrams of an earlier peer queued
+        when it re-connects (pbx.media.relay_port drains them)."""
+        fd = sock.fileno()
+        if fd not in self._ports:
+            self._epoll.register(fd, select.EPOLLIN)
+        self._ports[fd] = (sock.recv, port.datagram_received, port, peer)
 
     def rebind(self, sock: socket.socket, port: PolledPort) -> None:
         """Hand `sock`'s datagrams to another port (a parked leg's, pbx.media.relay_pool):
         a dict update, no system call; the socket stays in the set."""
         fd = sock.fileno()
-        self._ports[fd] = (self._ports[fd][0], port.datagram_received, port)
+        recv, _handle, _port, peer = self._ports[fd]
+        self._ports[fd] = (recv, port.datagram_received, port, peer)
 
     def remove(self, sock: socket.socket) -> None:
         """Stop reading `sock`; call before closing it (its number may be reused)."""
@@ -222,9 +237,12 @@ class EpollReader:
             entry = ports.get(fd)
             if entry is None:
                 continue
-            recvfrom, handle, port = entry
+            recv, handle, port, peer = entry
             try:
-                data, addr = recvfrom(size)
+                if peer is None:
+                    data, addr = recv(size)
+                else:
+                    data, addr = recv(size), peer
             except BlockingIOError:
                 continue
             except OSError as exc:  # an ICMP error queued on the socket
@@ -245,10 +263,13 @@ class EpollReader:
             entry = ports.get(fd)
             if entry is None:
                 continue
-            recvfrom, handle, port = entry
+            recv, handle, port, peer = entry
             for read in range(DEEP):
                 try:
-                    data, addr = recvfrom(size)
+                    if peer is None:
+                        data, addr = recv(size)
+                    else:
+                        data, addr = recv(size), peer
                 except BlockingIOError:
                     empty += read > 0
                     break

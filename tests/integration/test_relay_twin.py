@@ -145,3 +145,67 @@ def test_transports_have_no_twin(run: Any) -> None:
         await relay.aclose()
 
     run(body)
+
+
+def test_what_the_old_peer_left_on_the_twin_is_rejected_when_it_relatches(run: Any) -> None:
+    async def body() -> None:
+        relay = make_relay(FakeClock())
+        session, a, b = await latched_call(relay)
+        la, lb = session.local(Leg.A), session.local(Leg.B)
+        moved = await phone()
+        relay.sweep(1001.0)
+        relay.sweep(1006.0)  # the latch is stale
+        moved.send(rtp(3), "127.0.0.1", la.rtp)  # the port's own socket: re-latches ...
+        a.send(rtp(4), "127.0.0.1", la.rtp)  # ... while A's datagram waits on the twin
+        assert await b.recv() == (rtp(3), ("127.0.0.1", lb.rtp))
+        await until_done(lambda: session.stats(Leg.A).rejected == 1)
+        await quiet(b)  # A's datagram did not pass as the new peer's
+        stats = session.stats(Leg.A)
+        assert (stats.packets_in, stats.latched) == (2, ("127.0.0.1", moved.port))
+        await relay.aclose()
+
+    run(body)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.got: list[tuple[bytes, Any]] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.append((data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        raise AssertionError(exc)
+
+
+def test_the_reader_takes_a_connected_sockets_source_from_its_peer() -> None:
+    import asyncio
+
+    from pbx.media.relay_poll import EpollReader
+
+    loop = asyncio.new_event_loop()
+    reader = EpollReader(loop)
+    sink = _Sink()
+    first, second = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for s in (first, second, sock):
+            s.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sock.connect(first.getsockname())
+        reader.add_connected(sock, sink, ("peer", 1))
+        first.sendto(b"one", sock.getsockname())
+        second.sendto(b"stranger", sock.getsockname())  # the kernel drops it: not the peer
+        assert reader._round() == 1
+        assert sink.got == [(b"one", ("peer", 1))]
+        sock.connect(second.getsockname())
+        reader.add_connected(sock, sink, ("peer", 2))  # a new peer: no second registration
+        second.sendto(b"two", sock.getsockname())
+        assert reader._round() == 1 and reader.watched == 1
+        assert sink.got[-1] == (b"two", ("peer", 2))
+    finally:
+        reader.remove(sock)
+        reader.close()
+        for s in (first, second, sock):
+            s.close()
+        loop.close()
