@@ -7,7 +7,8 @@ bookkeeping around `sendto`, an extra read per socket) adds to the relay's own w
 Here every relay socket sits in one `select.epoll` set whose file descriptor
 is the only thing the loop watches (`loop.add_reader`). When it is readable,
 `EpollReader._ready` takes up to `batch` ready sockets from the set in one
-`epoll.poll(0)` call and, for each, reads one datagram with `recvfrom` and
+`epoll.poll(0)` call and, for each, reads one datagram with `recvfrom` (with
+`recv` from a socket connected to a latched phone, `add_connected`) and
 hands it to the port's `datagram_received`, the same per-packet code the
 transport path runs. The set is level-triggered, so a socket with more
 datagrams queued is simply reported again on the next round; a second read
