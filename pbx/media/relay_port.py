@@ -17,11 +17,19 @@ import asyncio
 import enum
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pbx.media.ports import PortPair
+
+try:
+    import resource
+except ImportError:  # not on Windows; nor is the epoll reader that twins need
+    _TWINS = False
+else:
+    _TWINS = hasattr(socket, "SO_REUSEPORT")
 
 if TYPE_CHECKING:
     from pbx.media.relay import RelaySession
@@ -264,6 +272,8 @@ class _Port(asyncio.DatagramProtocol):
         if reader is None or reader.closed or not isinstance(base, socket.socket) or not _TWINS:
             return  # transports (or no reader): no twin, the port's socket does it all
         twin = self._twin
+        if twin is None and reader.watched >= twin_budget():
+            return  # file descriptors are for calls first
         try:
             if twin is None:
                 twin = _bind_twin(base)
@@ -364,8 +374,19 @@ class _Port(asyncio.DatagramProtocol):
         self.session._port_lost(self)
 
 
-_TWINS = hasattr(socket, "SO_REUSEPORT")
 TWIN_DRAIN_MAX = 64  # datagrams of an old peer read off a twin that re-connects (a bound)
+
+
+def twin_budget() -> int:
+    """How many sockets the relay's epoll set may hold before latched ports stop getting
+    twins: half the process's file descriptor limit, so twins never take the descriptors
+    that new calls' ports (or SIP, or the store) need (a desktop's soft limit is often
+    1,024: 256 calls' four sockets)."""
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return 0
+    return sys.maxsize if soft == resource.RLIM_INFINITY else soft // 2
 
 
 def _bind_twin(base: socket.socket) -> socket.socket:

@@ -209,3 +209,31 @@ def test_the_reader_takes_a_connected_sockets_source_from_its_peer() -> None:
         for s in (first, second, sock):
             s.close()
         loop.close()
+
+
+def test_no_twin_past_half_the_fd_limit(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbx.media import relay_port
+
+    async def body() -> None:
+        relay = make_relay()
+        first, a, b = await latched_call(relay)  # 4 sockets in the set, then 2 twins
+        assert relay._reader is not None and relay._reader.watched == 6
+        monkeypatch.setattr(relay_port, "twin_budget", lambda: 10)  # 6 + 4 new: no room left
+        second, c, d = await latched_call(relay)  # forwards without twins
+        assert twin_peer(second, Leg.A) is None and twin_peer(second, Leg.B) is None
+        assert relay._reader.watched == 10
+        c.send(rtp(3), "127.0.0.1", second.local(Leg.A).rtp)
+        assert await d.recv() == (rtp(3), ("127.0.0.1", second.local(Leg.B).rtp))
+        assert twin_peer(first, Leg.A) == ("127.0.0.1", a.port)  # the first call keeps its own
+        await relay.aclose()
+
+    run(body)
+
+
+def test_the_budget_is_half_the_soft_descriptor_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from pbx.media import relay_port
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 4096))
+    assert relay_port.twin_budget() == 512
