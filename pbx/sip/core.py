@@ -227,7 +227,8 @@ class SipCore:
         cls = ServerInviteTransaction if request.method == "INVITE" else ServerNonInviteTransaction
         destination = response_destination(request.via, source, transport)
         tx = cls(key, request, destination, transport, transport in RELIABLE, self.config)
-        tx.to_tags.add(request.to_tag)
+        if key.__class__ is LegacyServerKey:
+            tx.to_tags = frozenset((request.to_tag,))
         self._transactions[key] = tx
         self._apply(tx, tx.start(now), source, now)
 
@@ -317,7 +318,7 @@ class SipCore:
             raise LocalProtocolError(f"no live server transaction {tx_key}")
         event = sent_input(response.status)
         if isinstance(tx_key, LegacyServerKey):
-            tx.to_tags.add(response.to_tag)
+            tx.to_tags = tx.to_tags | {response.to_tag}
         self._apply(tx, tx.handle(event, now, response), tx.destination, now)
         self.handle_timers(now)
 
@@ -414,7 +415,8 @@ class SipCore:
         self, tx: Transaction, action: Action, source: tuple[str, int], now: float
     ) -> None:
         assert isinstance(action, Transmit)
-        data = bytes(action.message)
+        message = action.message
+        data = message if isinstance(message, bytes) else bytes(message)
         self._outgoing.append(Outgoing(data, tx.destination, tx.transport, tx.key))
 
     def _on_pass_up(
@@ -524,6 +526,8 @@ class SipCore:
 _TOP_VIA = ("Via", "via")
 """Where the message keeps its parsed top Via: the (header, field) key of the `via` field in
 the header's parse cache (pbx.sip.message; test_core_via_cache proves the two agree)."""
+_ALL_VIAS = ("Via", "vias")
+"""The same for the `vias` field (every Via value, parsed)."""
 
 
 def _stamp(request: Request, source: tuple[str, int]) -> None:
@@ -539,10 +543,14 @@ def _stamp(request: Request, source: tuple[str, int]) -> None:
         return
     headers = request.headers
     text = str(new_top)
-    if headers.name_counts().get("Via") != 1 or "," in (headers.get("Via") or ""):
+    alone = headers.name_counts().get("Via") == 1 and "," not in (headers.get("Via") or "")
+    if not alone:
         text = ", ".join([text, *headers.getall("Via")[1:]])  # more Vias follow the top one
     headers.set("Via", text)
-    headers._cache[_TOP_VIA] = new_top
+    cache = headers._cache
+    cache[_TOP_VIA] = new_top
+    if alone:  # the whole Via list is the stamped one: validate() need not split it again
+        cache[_ALL_VIAS] = [new_top]
 
 
 def _check_request(request: Request) -> None:

@@ -126,11 +126,17 @@ _STATUS_CLASS = {
 # ---------------------------------------------------------------- actions
 
 
+NO_TAGS: frozenset[str | None] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class Transmit:
-    """Send `message` to the transaction's peer (a retransmission is just another one)."""
+    """Send `message` to the transaction's peer (a retransmission is just another one).
 
-    message: Request | Response
+    Bytes are a message already serialized: what a finished non-INVITE server transaction
+    keeps of its final response (pbx.sip.transaction_server.send_final)."""
+
+    message: Request | Response | bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,14 +369,17 @@ class Transaction:
         self.state = self.INITIAL
         self.timers: dict[TimerName, float] = {}
         self.intervals: dict[TimerName, float] = {}
-        self.last_response: Response | None = None
+        #: the last response sent (server); bytes once a non-INVITE one is final
+        self.last_response: Response | bytes | None = None
         #: client INVITE: the ACK built for the first 300-699 (17.1.1.3)
         self.ack: Request | None = None
         #: client INVITE: the TU asked to cancel (9.1) / the CANCEL went out
         self.cancel_requested = False
         self.cancel_sent = False
-        #: server, RFC 2543 matching: To tags a request of this transaction may carry
-        self.to_tags: set[str | None] = set()
+        #: server, RFC 2543 matching: To tags a request of this transaction may carry (the
+        #: core replaces the shared empty frozenset for legacy keys only: an RFC 3261 branch
+        #: matches without tags, and a set per transaction is one more object to collect)
+        self.to_tags: frozenset[str | None] = NO_TAGS
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.method} {self.state.value} {self.key}>"
@@ -417,6 +426,13 @@ class Transaction:
 # ---------------------------------------------------------------- steps shared by the machines
 
 
+BACKOFF_TIMERS = frozenset({TimerName.A, TimerName.E, TimerName.G})
+"""The retransmission timers, whose next interval grows from the last (17.1.1.2, 17.1.2.2,
+17.2.1). Only they are kept in `Transaction.intervals`: a wait timer's (J, K, ...) interval
+is never read again, and an empty dict is one object less for the collector to track in
+each of the 64*T1 = 32 s of finished transactions a loaded registrar holds."""
+
+
 def arm(*names: TimerName) -> Step:
     """Arm each named timer with its initial interval, unless this transport skips it."""
 
@@ -425,7 +441,8 @@ def arm(*names: TimerName) -> Step:
             interval = tx.config.initial(name, tx.reliable)
             if interval is None:
                 continue
-            tx.intervals[name] = interval
+            if name in BACKOFF_TIMERS:
+                tx.intervals[name] = interval
             _set_timer(tx, name, now + interval, out)
 
     step.__name__ = f"arm_{'_'.join(n.value for n in names)}"

@@ -109,6 +109,21 @@ class ServerInviteTransaction(Transaction):
     START = (pass_up_request, send_trying)
 
 
+def send_final(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """17.2.2: the final response of a non-INVITE, kept as the bytes it went out as.
+
+    In Completed the transaction only answers retransmissions with this response until
+    Timer J, so it needs its wire form and nothing else: the parsed Response (headers,
+    their list and caches) would be several more objects in each of the 64*T1 = 32 s of
+    finished transactions a loaded registrar holds, which every full collection walks. The
+    core serializes bytes by returning them as they are, so this is the only serialization.
+    """
+    assert isinstance(message, Response)
+    data = bytes(message)
+    tx.last_response = data
+    out.append(Transmit(data))
+
+
 def release_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """17.2.2: in Completed a non-INVITE server transaction only answers retransmissions
     with its last response, so it lets the request go. A registrar keeps 64*T1 = 32 s of
@@ -117,7 +132,7 @@ def release_request(tx: Transaction, now: float, message: Msg, out: list[Action]
     tx.request = RELEASED_REQUEST
 
 
-_NON_INVITE_FINAL: tuple[Step, ...] = (send_response, arm(J), release_request)
+_NON_INVITE_FINAL: tuple[Step, ...] = (send_final, arm(J), release_request)
 
 NON_INVITE_SERVER: Transitions = {
     (State.TRYING, Input.REQUEST): ((), State.TRYING),

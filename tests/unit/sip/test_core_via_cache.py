@@ -89,3 +89,30 @@ def test_rfc4475_requests_keep_a_cache_equal_to_a_fresh_parse() -> None:
                 assert event.request.via == _reparsed_top(event.request), path.name
                 checked += 1
     assert checked >= 15  # the valid requests of the corpus reach the TU
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("via", VIAS)
+def test_cached_via_list_equals_a_fresh_parse(via: str, source: tuple[str, int]) -> None:
+    """The core also keeps the whole Via list parsed when the stamped Via is the only one;
+    it must equal what the rewritten text parses to, for one Via and for several."""
+    request = _received(_request(via), source)
+    fresh = parse_message(bytes(request)).vias
+    assert request.vias == fresh
+    assert len(fresh) == via.count("SIP/2.0") + via.count("SIP / 2.0")
+    assert request.vias[0] is request.via  # the top one is the stamped Via itself
+
+
+def test_a_lone_stamped_via_needs_no_second_split() -> None:
+    """One Via: the parsed list is in the cache before anyone reads it (validate() reads
+    every Via of every request), holding exactly the stamped top Via."""
+    request = _received(_request(VIAS[0]), ("203.0.113.7", 41234))
+    cached = request.headers._cache.get(("Via", "vias"))
+    assert cached == [request.via]
+    assert cached[0].received == "203.0.113.7" and cached[0].rport == 41234
+
+
+def test_several_vias_are_split_on_first_read() -> None:
+    request = _received(_request(VIAS[6]), ("203.0.113.7", 41234))
+    assert ("Via", "vias") not in request.headers._cache
+    assert [v.host for v in request.vias] == ["10.0.0.3", "10.0.0.4"]

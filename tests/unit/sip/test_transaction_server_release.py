@@ -12,6 +12,7 @@ import gc
 import pytest
 
 from pbx.sip.events import RequestReceived
+from pbx.sip.timers import TimerName
 from pbx.sip.transaction import State
 from pbx.sip.transaction_server import RELEASED_REQUEST
 from tests.unit.sip.test_transaction_support import ALICE, Driver, make_request, reply
@@ -59,3 +60,37 @@ def test_the_released_request_is_freed_once_the_tu_lets_go() -> None:
     gc.collect()
     assert not any(getattr(o, "headers", None) is headers for o in gc.get_referrers(headers))
     assert d.core.transaction_state(key) is State.COMPLETED
+
+
+def test_a_finished_transaction_keeps_only_the_wire_form_of_its_answer() -> None:
+    """In Completed only the final response's bytes are kept (and sent again on a
+    retransmission): no parsed Response, no To-tag set for an RFC 3261 branch, no
+    interval for the wait timer J. Each would be one more object the collector tracks in
+    every one of the 32 s of finished transactions a loaded registrar holds."""
+    d = Driver()
+    request = make_request("REGISTER")
+    d.receive(request, source=ALICE)
+    [event] = d.take_events()
+    tx = d.core._transactions[event.tx]
+    d.core.send_response(event.tx, reply(event.request, 200), 0.0)
+    d.drain()
+    [answer] = d.take_sent()
+    assert tx.last_response == answer.out.data
+    assert isinstance(tx.last_response, bytes)
+    assert tx.to_tags == frozenset()
+    assert tx.intervals == {} and not gc.is_tracked(tx.intervals)
+    assert list(tx.timers) == [TimerName.J]
+    d.receive(request, source=ALICE)
+    [again] = d.take_sent()
+    assert again.out.data is tx.last_response  # sent as kept, not serialized again
+
+
+def test_an_invite_transaction_still_backs_off_its_retransmissions() -> None:
+    """The retransmission timers keep their intervals (Timer G doubles up to T2)."""
+    d = Driver()
+    d.receive(make_request("INVITE"), source=ALICE)
+    [event] = d.take_events()
+    tx = d.core._transactions[event.tx]
+    d.core.send_response(event.tx, reply(event.request, 486), 0.0)
+    assert tx.intervals == {TimerName.G: d.core.config.t1}
+    assert tx.timers[TimerName.G] == d.core.config.t1
