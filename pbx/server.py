@@ -29,7 +29,7 @@ from pbx.net.transport import SipEndpoint, new_event_loop
 from pbx.qualify import Qualifier
 from pbx.recording import RecordingManager, RecordingSettings
 from pbx.registrar import Registrar, RegistrarConfig
-from pbx.sip.checks import check_request
+from pbx.sip.checks import check_request_against, uas_policy
 from pbx.sip.core import SipCore
 from pbx.sip.digest_server import DigestServer
 from pbx.sip.events import (
@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 ACCEPT = "application/sdp"
 SUPPORTED = ""
 METHODS = tuple(m.strip() for m in ALLOW.split(","))
+UAS_POLICY = uas_policy(
+    allowed_methods=METHODS,
+    accepted_content_types=(ACCEPT, "application/dtmf-relay", "application/dtmf"),
+)
+"""What every request is checked against (RFC 3261 8.2), built once rather than per request."""
 PURGE_INTERVAL = 60.0
 
 
@@ -184,11 +189,7 @@ class Pbx:
         assert self.endpoint is not None
         request = ev.request
         if request.method != "ACK":
-            error = check_request(
-                request,
-                allowed_methods=METHODS,
-                accepted_content_types=(ACCEPT, "application/dtmf-relay", "application/dtmf"),
-            )
+            error = check_request_against(request, UAS_POLICY)
             if error is not None:
                 if ev.tx is not None:
                     self.endpoint.send_response(ev.tx, error)

@@ -59,7 +59,9 @@ __all__ = [
     "UasPolicy",
     "check_register",
     "check_request",
+    "check_request_against",
     "check_response",
+    "uas_policy",
     "unknown_auth_schemes",
     "uri_scheme",
 ]
@@ -144,6 +146,34 @@ def check_request(
     )
     if to_tag is not None:
         policy = dataclasses.replace(policy, to_tag=to_tag)
+    return check_request_against(request, policy)
+
+
+def uas_policy(
+    *,
+    allowed_methods: Iterable[str],
+    supported_extensions: Iterable[str] = (),
+    accepted_content_types: Iterable[str] = ("application/sdp",),
+    local_schemes: Iterable[str] = ("sip", "sips", "tel"),
+    response_content_types: Iterable[str] = ("application/sdp",),
+    forwards: bool = True,
+) -> UasPolicy:
+    """The policy check_request builds from these arguments (same defaults), for a server
+    that asks the same question of every request and builds it once (see
+    check_request_against). Its to_tag is None: every reply draws a fresh tag."""
+    return _policy(
+        tuple(allowed_methods),
+        tuple(supported_extensions),
+        tuple(accepted_content_types),
+        tuple(local_schemes),
+        tuple(response_content_types),
+        forwards,
+    )
+
+
+def check_request_against(request: Request, policy: UasPolicy) -> Response | None:
+    """check_request with the policy built already (uas_policy): the rows of _CHECKS in
+    order, the first answer wins; a ParseError becomes its status and reason (8.2)."""
     for check in _CHECKS:
         try:
             response = check(request, policy)
