@@ -164,7 +164,8 @@ class Call:
         if session is None:
             session = LocalSession(media_host, _session_id())
             self.sessions[side] = session
-        body = rewrite_for_relay(sdp, media_host, self.relay.local(side.leg).rtp)
+        port = self.relay.local(side.leg).rtp
+        body = rewrite_for_relay(sdp, media_host, port, origin=session.origin)
         return bytes(session.describe(body))
 
     def set_remote(self, leg: Leg, sdp: SessionDescription) -> bool:

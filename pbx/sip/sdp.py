@@ -32,6 +32,10 @@ _PROTO = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+(?:/[!#$%&'*+\-.0-9A-Z^_`a-z
 _FORBIDDEN = re.compile(r"[\x00\r]")
 _is_digits = _DIGITS.fullmatch
 _is_token = _TOKEN.fullmatch
+# a=rtpmap as phones write it (one blank, RFC 8866 6.6); other spellings take the general path
+_RTPMAP_FAST = re.compile(
+    r"(\S+) ([!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+)/([0-9]{1,19})(?:/([0-9]{1,19}))?"
+).fullmatch
 
 
 class Direction(enum.Enum):
@@ -355,8 +359,9 @@ def _parse_media_line(value: str) -> _MediaLine:
     count = _int(count_text, "m= port count") if sep else None
     port = _int(port_text, "m= port", 65535)
     fmts = parts[3:]
-    for fmt in fmts:
-        _token(fmt, "m= format")
+    if not _is_token("".join(fmts)):  # tokens joined are one token: one match for all
+        for fmt in fmts:
+            _token(fmt, "m= format")
     if len(set(fmts)) != len(fmts):
         raise ParseError(f"SDP: m= lists a format twice: {value!r}")
     return _MediaLine(_token(parts[0], "media"), port, _proto(parts[2]), fmts, count)
@@ -402,13 +407,25 @@ class _Section:
         """One a= line: a direction, an attribute the PBX interprets, or one kept verbatim."""
         name, sep, rest = value.partition(":")
         if not sep:
-            # "a=sendrecv " with a trailing blank is common enough to forgive.
-            name = _token(name.rstrip(" \t"), "attribute name")
-            if name in _DIRECTIONS:
-                self.set_once("direction", _DIRECTIONS[name])
+            direction = _DIRECTIONS.get(name)  # the usual "a=sendrecv": a token already
+            if direction is None:
+                # "a=sendrecv " with a trailing blank is common enough to forgive.
+                name = _token(name.rstrip(" \t"), "attribute name")
+                direction = _DIRECTIONS.get(name)
+            if direction is not None:
+                self.set_once("direction", direction)
             else:
                 self.add("attributes", Attribute(name))
             return
+        if name == "rtpmap" and self.media is not None:
+            # The usual "8 PCMA/8000" in one match, with the checks of _parse_rtpmap.
+            match = _RTPMAP_FAST(rest)
+            if match is not None:
+                pt, encoding, rate, channels = match.groups()
+                parsed = Encoding(encoding, int(rate), int(channels) if channels else None)
+                if not self.format_attr(pt, "rtpmap", parsed):
+                    self.add("attributes", Attribute(name, rest))
+                return
         _token(name, "attribute name")
         handler = _MEDIA_ATTRS.get(name) if self.media else None
         if handler is None or not self._interpret(handler, rest):
@@ -575,43 +592,66 @@ def _conn_text(c: Connection) -> str:
     return f"{c.nettype} {c.addrtype} {c.address}"
 
 
-def _media_lines(m: Media) -> list[str]:
+def _media_lines(m: Media, out: list[str]) -> None:
+    """Append one m= section's lines to `out`, in the order of RFC 8866 section 5."""
+    add = out.append
     port = f"{m.port}" if m.port_count is None else f"{m.port}/{m.port_count}"
-    out = [f"m={m.kind} {port} {m.proto} {' '.join(f.fmt for f in m.formats)}"]
-    out += [f"i={m.title}"] if m.title is not None else []
-    out += [f"c={_conn_text(m.connection)}"] if m.connection else []
-    out += [f"b={b.bwtype}:{b.value}" for b in m.bandwidths]
-    out += [f"k={m.key}"] if m.key is not None else []
+    add(f"m={m.kind} {port} {m.proto} {' '.join([f.fmt for f in m.formats])}")
+    if m.title is not None:
+        add(f"i={m.title}")
+    if m.connection:
+        add(f"c={_conn_text(m.connection)}")
+    for b in m.bandwidths:
+        add(f"b={b.bwtype}:{b.value}")
+    if m.key is not None:
+        add(f"k={m.key}")
     for f in m.formats:
-        out += [f"a=rtpmap:{f.fmt} {f.encoding}"] if f.encoding else []
-        out += [f"a=fmtp:{f.fmt} {f.params}"] if f.params is not None else []
-    out += [f"a=ptime:{m.ptime}"] if m.ptime is not None else []
-    out += [f"a=maxptime:{m.maxptime}"] if m.maxptime is not None else []
+        if f.encoding:
+            add(f"a=rtpmap:{f.fmt} {f.encoding}")
+        if f.params is not None:
+            add(f"a=fmtp:{f.fmt} {f.params}")
+    if m.ptime is not None:
+        add(f"a=ptime:{m.ptime}")
+    if m.maxptime is not None:
+        add(f"a=maxptime:{m.maxptime}")
     if m.rtcp is not None:
         tail = f" {_conn_text(m.rtcp.connection)}" if m.rtcp.connection else ""
-        out.append(f"a=rtcp:{m.rtcp.port}{tail}")
-    out += [f"a={a}" for a in m.attributes]
-    out += [f"a={m.direction.value}"] if m.direction else []
-    return out
+        add(f"a=rtcp:{m.rtcp.port}{tail}")
+    for a in m.attributes:
+        add(f"a={a}")
+    if m.direction:
+        add(f"a={m.direction.value}")
 
 
 def serialize(sd: SessionDescription) -> str:
     """Wire form: v o s i u e p c b t r z k a, then each m= section (RFC 8866 section 5)."""
     out = [f"v={sd.version}", f"o={_origin_text(sd.origin)}", f"s={sd.name}"]
-    out += [f"i={sd.info}"] if sd.info is not None else []
-    out += [f"u={sd.uri}"] if sd.uri is not None else []
-    out += [f"e={e}" for e in sd.emails] + [f"p={p}" for p in sd.phones]
-    out += [f"c={_conn_text(sd.connection)}"] if sd.connection else []
-    out += [f"b={b.bwtype}:{b.value}" for b in sd.bandwidths]
+    add = out.append
+    if sd.info is not None:
+        add(f"i={sd.info}")
+    if sd.uri is not None:
+        add(f"u={sd.uri}")
+    out += [f"e={e}" for e in sd.emails]
+    out += [f"p={p}" for p in sd.phones]
+    if sd.connection:
+        add(f"c={_conn_text(sd.connection)}")
+    for b in sd.bandwidths:
+        add(f"b={b.bwtype}:{b.value}")
     for t in sd.timings:
-        out += [f"t={t.start} {t.stop}"] + [f"r={r}" for r in t.repeats]
-    out += [f"z={sd.zone}"] if sd.zone is not None else []
-    out += [f"k={sd.key}"] if sd.key is not None else []
-    out += [f"a={a}" for a in sd.attributes]
-    out += [f"a={sd.direction.value}"] if sd.direction else []
+        add(f"t={t.start} {t.stop}")
+        out += [f"r={r}" for r in t.repeats]
+    if sd.zone is not None:
+        add(f"z={sd.zone}")
+    if sd.key is not None:
+        add(f"k={sd.key}")
+    for a in sd.attributes:
+        add(f"a={a}")
+    if sd.direction:
+        add(f"a={sd.direction.value}")
     for m in sd.media:
-        out += _media_lines(m)
-    return "\r\n".join(out) + "\r\n"
+        _media_lines(m, out)
+    add("")
+    return "\r\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -819,7 +859,7 @@ class LocalSession:
 
     def describe(self, sd: SessionDescription) -> SessionDescription:
         """Stamp `sd` with our origin, bumping the version if it differs from the last one."""
-        body = _copy(sd, origin=self.origin)
+        body = sd if sd.origin is self.origin else _copy(sd, origin=self.origin)
         if self._last is not None and body != self._last:
             self.origin = replace(self.origin, session_version=self.origin.session_version + 1)
             body = _copy(sd, origin=self.origin)
@@ -854,6 +894,8 @@ def rewrite_for_relay(
     address: str,
     ports: int | Mapping[int, int],
     rtcp_ports: Mapping[int, int] | None = None,
+    *,
+    origin: Origin | None = None,
 ) -> SessionDescription:
     """Copy of `sd` whose media goes through the relay at `address`.
 
@@ -864,7 +906,8 @@ def rewrite_for_relay(
     right IP4/IP6 address type; media-level c= lines go, the session c= covers all. An RFC 2543
     hold (c=0.0.0.0) becomes an explicit sendonly/inactive attribute, so the hold survives the
     new address (RFC 3264 section 8.4). The B2BUA stamps the result with the outgoing leg's
-    LocalSession.describe, so each peer sees one o= identity whose version tracks changes.
+    LocalSession.describe, so each peer sees one o= identity whose version tracks changes;
+    passing that session's `origin` here saves describe() a second copy.
     """
     if isinstance(ports, int):
         first = next((i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port), None)
@@ -886,8 +929,9 @@ def rewrite_for_relay(
             m.key, m.ptime, m.maxptime, rtcp, direction, attrs,
         ))  # fmt: skip
     attrs = tuple(a for a in sd.attributes if a.name not in _ICE_ATTRIBUTES)
-    o = sd.origin
-    origin = Origin(o.username, o.session_id, o.session_version, address, atype, o.nettype)
+    if origin is None:
+        o = sd.origin
+        origin = Origin(o.username, o.session_id, o.session_version, address, atype, o.nettype)
     return _copy(sd, origin=origin, connection=conn, media=tuple(media), attributes=attrs)
 
 

@@ -279,6 +279,22 @@ def test_relay_rewrite_media_connection_and_rtcp() -> None:
     assert "a=rtcp" not in str(dropped)
 
 
+def test_relay_rewrite_stamps_a_local_sessions_origin_that_describe_keeps() -> None:
+    offer = sample("microsip")
+    session = LocalSession("10.9.9.9", 77)
+    relayed = rewrite_for_relay(offer, "10.9.9.9", 30000, origin=session.origin)
+    assert relayed.origin is session.origin
+    first = session.describe(relayed)
+    assert first == relayed and first.origin.session_version == 77
+    again = session.describe(rewrite_for_relay(offer, "10.9.9.9", 30000, origin=session.origin))
+    assert again.origin.session_version == 77  # nothing changed: no new version
+    moved = rewrite_for_relay(offer, "10.9.9.9", 30002, origin=session.origin)
+    bumped = session.describe(moved)
+    assert bumped.origin.session_version == 78 and bumped.media[0].port == 30002
+    unstamped = rewrite_for_relay(offer, "10.9.9.9", 30002)  # describe() stamps it instead
+    assert session.describe(unstamped).origin.session_version == 78
+
+
 def test_relay_rewrite_ipv6_and_ice_attributes() -> None:
     offer = parse(
         offer_text(

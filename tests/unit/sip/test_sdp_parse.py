@@ -459,3 +459,47 @@ def test_rfc4475_body_without_s_and_t_is_rejected() -> None:
     body = rfc4475_message("mismatch02").split(b"\r\n\r\n", 1)[1]
     with pytest.raises(ParseError, match="o= and s= lines are required"):
         parse(body)
+
+
+def _audio(lines: str) -> Media:
+    text = f"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n{lines}"
+    return SessionDescription.parse(text).media[0]
+
+
+@pytest.mark.parametrize(
+    "rtpmap",
+    ["96 opus/48000/2", "96  opus/48000/2", "96\topus/48000/2", " 96 opus/48000/2 "],
+)
+def test_rtpmap_spellings_read_alike(rtpmap: str) -> None:
+    media = _audio(f"m=audio 4000 RTP/AVP 96 0\r\na=rtpmap:{rtpmap}\r\na=rtpmap:0 PCMU/8000\r\n")
+    assert [f.encoding for f in media.formats] == [
+        Encoding("opus", 48000, 2), Encoding("PCMU", 8000),
+    ]  # fmt: skip
+    assert media.attributes == ()
+
+
+@pytest.mark.parametrize(
+    ("rtpmap", "kept"),
+    [
+        ("97 opus/48000", "97 opus/48000"),  # a format the m= line does not list
+        ("0 PCMU/8000", "0 PCMU/8000"),  # a second rtpmap for one format
+        ("96 opus/x", "96 opus/x"),  # a clock rate that is no number
+        ("96 op@us/48000", "96 op@us/48000"),  # an encoding name that is no token
+    ],
+)
+def test_unusable_rtpmaps_stay_verbatim_attributes(rtpmap: str, kept: str) -> None:
+    media = _audio(f"m=audio 4000 RTP/AVP 96 0\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:{rtpmap}\r\n")
+    assert Attribute("rtpmap", kept) in media.attributes
+    assert media.formats[1].encoding == Encoding("PCMU", 8000)
+
+
+def test_a_bad_m_line_format_is_named_in_the_error() -> None:
+    with pytest.raises(ParseError, match=r"bad m= format: 'x@y'"):
+        _audio("m=audio 4000 RTP/AVP 0 x@y 8\r\n")
+
+
+def test_directions_with_and_without_a_trailing_blank() -> None:
+    assert _audio("m=audio 4000 RTP/AVP 0\r\na=recvonly\r\n").direction is Direction.RECVONLY
+    assert _audio("m=audio 4000 RTP/AVP 0\r\na=inactive \r\n").direction is Direction.INACTIVE
+    with pytest.raises(ParseError, match="duplicate direction"):
+        _audio("m=audio 4000 RTP/AVP 0\r\na=sendonly\r\na=recvonly\r\n")
