@@ -21,9 +21,19 @@ after `log.info("DeskPBX ... listening")`, or `serve()` after `pbx.start()`).
 from __future__ import annotations
 
 import gc
+import logging
 from dataclasses import dataclass
 
-__all__ = ["GC_THRESHOLDS", "GcSettings", "restore_gc", "tune_gc"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "GC_THRESHOLDS",
+    "OPEN_FILES_WANTED",
+    "GcSettings",
+    "raise_open_file_limit",
+    "restore_gc",
+    "tune_gc",
+]
 
 GC_THRESHOLDS = (50_000, 20, 100)
 """Young-generation allocations before a collection (CPython default 700), and how many
@@ -53,3 +63,39 @@ def restore_gc(settings: GcSettings) -> None:
     """Undo tune_gc(): previous thresholds, frozen objects back under collection."""
     gc.set_threshold(*settings.previous_thresholds)
     gc.unfreeze()
+
+
+OPEN_FILES_WANTED = 16_384
+"""File descriptors `deskpbx serve` asks for: each relayed call holds four sockets (RTP and
+RTCP on both legs), a latched leg may add a connected twin, the relay keeps a pool of
+parked port pairs, and phones on TCP hold a connection each. 600 calls need about 5,000."""
+
+
+def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int | None:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (never above the hard limit); the new
+    soft limit, or None where the platform has no such limit (Windows).
+
+    Why: desktops start processes with a low soft limit (1,024 on most Linux
+    distributions, 256 on macOS) and a much higher hard one, and a process may raise
+    its own soft limit up to the hard one; servers such as rtpengine and nginx do this
+    at start. Without it the relay refuses calls (EMFILE) long before the CPU is busy.
+    macOS caps the soft limit at OPEN_MAX (10,240) even when the hard limit says
+    unlimited, so a refused raise is retried there before giving up.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: handles are not limited this way
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft >= ceiling:
+        return soft
+    for target in (ceiling, min(ceiling, 10_240)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            continue
+        log.debug("open file limit raised from %d to %d", soft, target)
+        return target
+    log.warning("open file limit stays at %d: calls are limited to about %d", soft, soft // 8)
+    return soft
