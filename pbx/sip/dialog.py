@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pbx.sip import transaction
 from pbx.sip.entropy import token_hex
 from pbx.sip.errors import LocalProtocolError
+from pbx.sip.headers import Headers, checked_header
 from pbx.sip.message import Request, Response
 from pbx.sip.uri import NameAddr, SipUri, Uri
 
@@ -66,6 +67,7 @@ __all__ = [
 
 BRANCH_COOKIE = "z9hG4bK"  # RFC 3261 8.1.1.7
 DEFAULT_MAX_FORWARDS = 70  # RFC 3261 8.1.1.6
+_MAX_FORWARDS = str(DEFAULT_MAX_FORWARDS)
 T1 = 0.5  # RFC 3261 17.1.1.1, seconds
 T2 = 4.0
 
@@ -401,9 +403,11 @@ class Dialog:
                 remote = remote.with_tag(self.id.remote_tag)
             self._from_to = (str(self.local_uri.with_tag(self.id.local_tag)), str(remote))
         via = f"SIP/2.0/{self.local.transport} {self.local.sent_by};branch={branch or new_branch()}"
+        # Canonical names, and values that are ours or were parsed from the peer's messages
+        # (whose parser refused CR/LF): only what the caller adds is checked again.
         headers: list[tuple[str, str]] = [
-            ("Via", via),
-            ("Max-Forwards", str(DEFAULT_MAX_FORWARDS)),
+            checked_header("Via", via),
+            ("Max-Forwards", _MAX_FORWARDS),
             ("From", self._from_to[0]),
             ("To", self._from_to[1]),
             ("Call-ID", self.id.call_id),
@@ -411,11 +415,11 @@ class Dialog:
         ]
         headers += [("Route", route) for route in routes]
         if method in CARRIES_CONTACT:
-            headers.append(("Contact", self.local.contact))
-        headers += list(extra)
+            headers.append(checked_header("Contact", self.local.contact))
+        headers += [checked_header(name, value) for name, value in extra]
         if body and content_type:
-            headers.append(("Content-Type", content_type))
-        return Request(method, uri, headers, body)
+            headers.append(checked_header("Content-Type", content_type))
+        return Request(method, uri, Headers._trusted(headers), body)
 
 
 def _scheme(uri: Uri) -> str:

@@ -15,7 +15,7 @@ from pbx.sip.dialog import (
     build_non2xx_ack,
 )
 from pbx.sip.errors import LocalProtocolError
-from pbx.sip.message import Request, Response
+from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.uri import SipUri
 
 ALICE = LocalEndpoint(contact="<sip:alice@192.0.2.10:5060>", sent_by="192.0.2.10:5060")
@@ -486,3 +486,19 @@ def test_2xx_from_a_branch_whose_early_dialog_was_ended_is_redundant() -> None:
     bye = late.dialog.bye()  # 13.2.2.4: ACK it, then end it
     assert (ack.to_tag, bye.to_tag) == ("b1", "b1")
     assert table.get(late.dialog.id) is late.dialog
+
+
+def test_in_dialog_requests_check_what_the_caller_adds_and_keep_canonical_names() -> None:
+    _, dialog = uac_dialog()
+    with pytest.raises(LocalProtocolError, match="CR or LF"):
+        dialog.bye(headers=[("User-Agent", "evil\r\nX-Injected: 1")])
+    with pytest.raises(LocalProtocolError, match="CR or LF in the value of Content-Type"):
+        dialog.info(b"Signal=1\r\n", "application/dtmf-relay\r\nX: 1")
+    with pytest.raises(LocalProtocolError, match="bad header name"):
+        dialog.bye(headers=[("User Agent", "DeskPBX")])
+    bye = dialog.bye(headers=[("user-agent", "DeskPBX")])
+    names = [name for name, _ in bye.headers]
+    assert names == ["Via", "Max-Forwards", "From", "To", "Call-ID", "CSeq", "Route", "Route",
+                     "User-Agent"]  # fmt: skip
+    assert bye.max_forwards == 70 and bye.headers.get("User-Agent") == "DeskPBX"
+    assert parse_message(bytes(bye)).headers.getall("Route") == bye.headers.getall("Route")
