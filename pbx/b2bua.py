@@ -376,14 +376,14 @@ class B2bua:
 
     def on_response(self, ev: ResponseReceived) -> None:
         response = ev.response
-        if ev.tx is not None and ev.tx in self.forwarder.pending:
-            self.forwarder.on_response(ev.tx, response)
-            return
-        if self.control.on_response(ev) or self.refer.on_response(ev):
-            return
+        # A client transaction belongs to one table only, and most responses answer a fork:
+        # that table is asked first (each lookup hashes the transaction key again).
         call = self._by_fork.get(ev.tx) if ev.tx is not None else None
         if call is None:
-            self.forwarder.ack_stray(response)
+            if ev.tx is not None and ev.tx in self.forwarder.pending:
+                self.forwarder.on_response(ev.tx, response)
+            elif not (self.control.on_response(ev) or self.refer.on_response(ev)):
+                self.forwarder.ack_stray(response)
             return
         fork = call.forks[ev.tx]  # type: ignore[index]
         status = response.status
