@@ -35,13 +35,19 @@ def validate(msg: Request | Response) -> None:
     for name in SINGLE_HEADERS:
         if counts.get(name, 0) > 1:
             raise ParseError(f"Multiple {name} values")
-    for field in _TYPED_FIELDS:
-        field.__get__(msg, type(msg))  # parses (and caches) what was not read yet
+    cls = type(msg)
+    for field, header in _FIELDS_BY_HEADER:
+        if header is None or header in counts:  # an absent header reads as None or []
+            field.__get__(msg, cls)  # parses (and caches) what was not read yet
     if not counts.keys().isdisjoint(_EXTRA_NAMES):
         _validate_extras(headers)
     if isinstance(msg, Request):
         _validate_request(msg)
 
+
+_FIELDS_BY_HEADER = tuple((field, getattr(field, "header", None)) for field in _TYPED_FIELDS)
+"""Each typed field with the header it is read from (None: a mandatory header's hot reader,
+always read). A field of an absent header has nothing to refuse, so validate() skips it."""
 
 _EXTRA_NAMES = frozenset({"Date", "Min-Expires", "Retry-After", "Warning"})
 
