@@ -575,9 +575,9 @@ class B2bua:
             # A recorded call's CDR is written at once: after a SIGKILL only a recording
             # without its CDR is recovered (server.recover_cdrs). Others wait for a batch.
             if call.recording is None:
-                self.store.queue_cdr(call.to_cdr())
+                call.cdr_id = self.store.queue_cdr(call.to_cdr()).id
             else:
-                self.store.add_cdr(call.to_cdr())
+                call.cdr_id = self.store.add_cdr(call.to_cdr()).id
         except Exception:  # a CDR failure must not take the PBX down
             log.exception("[%s] could not write the CDR", call.label)
         self._notify(self.on_call_ended, call)

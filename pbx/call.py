@@ -119,6 +119,8 @@ class Call:
     sessions: dict[Side, LocalSession] = field(default_factory=dict)
     #: The recording's path for the CDR (pbx.recording.RecordingManager.on_call_ended).
     recording: str | None = None
+    #: The row id of the call's CDR once it is stored or queued (pbx.store.cdrs).
+    cdr_id: int | None = None
     #: Click-to-call: leg A is our own INVITE to the caller's phones (pbx.b2bua_control),
     #: ringing as `a_forks`; no response is ever sent on `a_tx`.
     originated: bool = False
@@ -207,6 +209,7 @@ class Call:
             x_headers=dict(self.x_headers),
             media_stats=self.media_stats,
             recording=self.recording,
+            id=self.cdr_id,
         )
 
 

@@ -198,8 +198,10 @@ class CallEventSource:
 
     def on_call_ended(self, call: Call) -> None:
         self._rung.discard(call.label)
-        cdr = call.to_cdr()
-        stored = self.store.find_cdr_of_call(cdr.call_id, cdr.start) if self.store else None
+        cdr = call.to_cdr()  # carries the stored row's id (B2bua._finish sets call.cdr_id)
+        stored = None
+        if cdr.id is None and self.store is not None:  # its CDR was written another way
+            stored = self.store.find_cdr_of_call(cdr.call_id, cdr.start)
         self.bus.publish(
             CallEnded(
                 call=call.label,

@@ -7,10 +7,18 @@ in memory (at most `CDR_BATCH_S` seconds or `CDR_BATCH_MAX` rows) and
 Store writes the queue first, as does `Store.close()` (SIGTERM, `aclose()`), so
 this process never sees a call without its CDR; another process reading the
 file sees it up to `CDR_BATCH_S` late.
+
+A queued CDR gets its row id when it is queued, not when it is written: the
+PBX is the only writer of the table, so ids are handed out from the highest
+one the file has seen (AUTOINCREMENT's sequence included, so a deleted row's
+id is never given again). The `call.ended` event can then name the CDR a
+client may fetch (`GET /api/v1/cdrs/{id}` writes the queue first) without
+forcing the batch out per call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -59,10 +67,20 @@ def insert_cdrs(conn: sqlite3.Connection, cdrs: Sequence[Cdr]) -> list[Cdr]:
     return stored_rows
 
 
+def _highest_cdr_id(conn: sqlite3.Connection) -> int:
+    """The highest id the cdrs table has used: its rows and AUTOINCREMENT's sequence."""
+    row = conn.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM cdrs), 0),"
+        " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'cdrs'), 0))"
+    ).fetchone()
+    return int(row[0])
+
+
 class CdrQueries(StoreMixin):
     """Mixed into Store: writing (at once or batched) and querying CDRs."""
 
     if TYPE_CHECKING:
+        _conn: sqlite3.Connection
         _lock: threading.RLock
         _closed: bool
         _parked: bool
@@ -72,6 +90,9 @@ class CdrQueries(StoreMixin):
         def flush(self) -> None: ...
 
         def _flush_later(self) -> None: ...
+
+    _next_cdr_id: int | None = None
+    """The id the next queued CDR gets; None until the first one reads the table."""
 
     def add_cdr(self, cdr: Cdr) -> Cdr:
         """Store a finished call now; the returned copy carries its new id."""
@@ -83,21 +104,37 @@ class CdrQueries(StoreMixin):
         if not cdrs:
             return []
         with self._transaction() as conn:
-            return insert_cdrs(conn, cdrs)
+            stored = insert_cdrs(conn, cdrs)
+            if self._next_cdr_id is not None:  # still under the lock
+                highest = max(cdr.id or 0 for cdr in stored)
+                self._next_cdr_id = max(self._next_cdr_id, highest + 1)
+            return stored
 
-    def queue_cdr(self, cdr: Cdr) -> None:
-        """Store a finished call within `cdr_batch` seconds, batched with others (pbx.store.cdrs).
+    def queue_cdr(self, cdr: Cdr) -> Cdr:
+        """Store a finished call within `cdr_batch` seconds, batched with others (pbx.store.cdrs);
+        the copy returned carries the id its row will have.
 
         Any read or write through this Store, and close(), writes the queue first.
         """
         with self._lock:
             if self._closed:
                 raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if cdr.id is None:
+                cdr = dataclasses.replace(cdr, id=self._allot_cdr_id())
             self._cdrs.append(cdr)
             if len(self._cdrs) >= CDR_BATCH_MAX or self.cdr_batch <= 0:
                 self.flush()
             elif self._parked:
                 self._flush_later()
+            return cdr
+
+    def _allot_cdr_id(self) -> int:
+        """The next row id (the caller holds the lock); see the module docstring."""
+        next_id = self._next_cdr_id
+        if next_id is None:
+            next_id = _highest_cdr_id(self._conn) + 1
+        self._next_cdr_id = next_id + 1
+        return next_id
 
     def get_cdr(self, cdr_id: int) -> Cdr | None:
         rows = self._rows("cdrs", "id = ?", [cdr_id])

@@ -49,6 +49,7 @@ class FakeCall:
     b_peer: Any = None
     relay: Any = None
     forks: int = 1
+    cdr_id: int | None = None
 
     @property
     def a_invite(self) -> Any:
@@ -61,7 +62,7 @@ class FakeCall:
         return Cdr.from_times(
             call_id=self.a_invite.call_id, caller=self.caller, callee=self.callee,
             start=self.start, answer=self.answer, end=self.start + 30,
-            disposition=Disposition.ANSWERED, x_headers=dict(self.x_headers),
+            disposition=Disposition.ANSWERED, x_headers=dict(self.x_headers), id=self.cdr_id,
         )  # fmt: skip
 
 

@@ -227,6 +227,29 @@ def test_call_event_source_maps_states_once_and_ends_with_the_stored_cdr(tmp_pat
     store.close()
 
 
+def test_call_ended_names_a_queued_cdr_without_writing_the_batch(tmp_path) -> None:
+    """The B2BUA queues an unrecorded call's CDR (written within 100 ms, in a batch); the
+    event carries the id the row gets, and publishing it does not force the batch out."""
+    from pbx.store import Store
+
+    store = Store.in_dir(tmp_path, cdr_batch=3600.0)
+    reader = Store.in_dir(tmp_path)  # another connection sees what is written
+    bus = EventBus()
+    events: list[object] = []
+    bus.subscribe(lambda event, sequence: events.append(event))
+    b2bua = type("B", (), {"on_call_ended": None, "on_call_state": None})()
+    CallEventSource(bus, store, lambda: WALL + 1).attach(b2bua)
+    call = FakeCall("c7", "1001", "1002", answer=WALL + 2)
+    call.cdr_id = store.queue_cdr(call.to_cdr()).id
+    b2bua.on_call_ended(call)
+    assert reader.query_cdrs() == []  # the batch still waits
+    [ended] = events
+    assert ended.cdr["id"] == call.cdr_id  # type: ignore[attr-defined]
+    assert store.get_cdr(call.cdr_id).to_public_dict() == ended.cdr  # type: ignore[attr-defined, union-attr]
+    reader.close()
+    store.close()
+
+
 async def test_webhooks_over_the_api(api: Api, receiver: Receiver) -> None:
     response = await api.post("/api/v1/webhooks", json={"url": receiver.url,
                               "events": ["call.ringing"], "description": "CRM"})  # fmt: skip

@@ -101,3 +101,30 @@ def test_a_closed_store_refuses_a_cdr(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(Exception, match="closed"):
         store.queue_cdr(_cdr(1))
+
+
+def test_a_queued_cdr_knows_the_id_its_row_gets(store: Store, other: Store) -> None:
+    first = store.add_cdr(_cdr(1))
+    queued = [store.queue_cdr(_cdr(n)) for n in (2, 3)]
+    assert [c.id for c in queued] == [first.id + 1, first.id + 2]
+    assert other.get_cdr(queued[0].id) is None  # not written yet
+    assert [store.get_cdr(c.id) for c in queued] == queued  # the read writes the queue
+
+
+def test_ids_stay_in_order_when_queued_and_direct_writes_mix(store: Store) -> None:
+    a = store.queue_cdr(_cdr(1))
+    b = store.add_cdr(_cdr(2))  # a recorded call: written at once, after the queue
+    c = store.queue_cdr(_cdr(3))
+    assert a.id is not None and b.id == a.id + 1 and c.id == b.id + 1
+    assert [store.get_cdr(x.id).call_id for x in (a, b, c)] == ["call-1", "call-2", "call-3"]
+
+
+def test_a_deleted_rows_id_is_not_given_again(tmp_path: Path) -> None:
+    with Store.in_dir(tmp_path, cdr_batch=3600.0) as store:
+        ids = [c.id for c in store.add_cdrs([_cdr(1), _cdr(2), _cdr(3)])]
+        with store._transaction() as conn:
+            conn.execute("DELETE FROM cdrs WHERE id = ?", (ids[-1],))
+    with Store.in_dir(tmp_path, cdr_batch=3600.0) as store:
+        queued = store.queue_cdr(_cdr(4))
+        assert queued.id == ids[-1] + 1
+        assert store.get_cdr(queued.id) == queued
