@@ -24,19 +24,24 @@ that keeps its address simply stays latched.
 Hot path: `_Port.datagram_received` compares the source with the latched
 address, checks the version bits (RFC 3550 §5.1) and calls the other leg's
 socket's `sendto` with a precomputed target; two counter increments are the
-only other work. A port with a tap or a transcoder stays on the hot path but
-takes one extra call (`_Port._featured`): it reads the clock once, hands the
-datagram to the tap and sends the transcoded packet. Everything unusual
-(first packets, foreign sources, drops, RTCP while an RTCP tap is set) goes
-to `RelaySession._slow_path`, which recomputes the hot-path fields in
-`_rewire`. An untapped port reads no clock per packet: a sweep every
-`sweep_interval` seconds notices which ports saw packets, which gives
-`last_packet_at` to within one sweep and drives latch expiry. The sweep is
-spread over the interval in slices of at most 50 sessions
+only other work. On the epoll path a latched RTP port also gets a twin
+(pbx.media.relay_port): a second socket on the same port, connected to the
+latched phone, which the kernel hands that phone's datagrams and through which
+the other leg answers it with `send` (no route lookup or address conversion
+per datagram); every other source still reaches the port's own socket, so
+latching and re-latching work as described above. A port with a tap or a
+transcoder stays on the hot path but takes one extra call (`_Port._featured`):
+it reads the clock once, hands the datagram to the tap and sends the
+transcoded packet. Everything unusual (first packets, foreign sources, drops,
+RTCP while an RTCP tap is set) goes to `RelaySession._slow_path`, which
+recomputes the hot-path fields in `_rewire`. An untapped port reads no clock
+per packet: a sweep every `sweep_interval` seconds notices which ports saw
+packets, which gives `last_packet_at` to within one sweep and drives latch
+expiry. The sweep is spread over the interval in slices of at most 50 sessions
 (`relay_sweep.SweepRota`), so no timer callback holds the loop, and with it
-every call's RTP, for more than a slice's worth of work. Unless the
-B2BUA sets transcoders, the payload is never parsed or altered, so RFC 4733
-telephone-events, comfort noise and SRTP pass through untouched.
+every call's RTP, for more than a slice's worth of work. Unless the B2BUA sets
+transcoders, the payload is never parsed or altered, so RFC 4733 telephone-
+events, comfort noise and SRTP pass through untouched.
 
 Features for the rest of the PBX, all off the hot path's common case:
 
@@ -57,7 +62,9 @@ receives, a sendonly leg's packets are forwarded but nothing goes to it.
 
 Reading the sockets (`Relay(sockets=...)`): on Linux all of a relay's
 sockets sit in one epoll set that a single loop reader drains in bounded
-batches (pbx.media.relay_poll; it saves the per-socket transport machinery);
+batches, one datagram per ready socket a round and deeper only while a backlog
+makes that pay (pbx.media.relay_poll; it saves the per-socket transport
+machinery);
 elsewhere, or with sockets="transports", each socket is an asyncio datagram
 transport with `_Port` as its protocol. Both run the same per-packet code and
 work under the stdlib loop and uvloop alike; the only timer is
