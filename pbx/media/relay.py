@@ -40,8 +40,8 @@ packets, which gives `last_packet_at` to within one sweep and drives latch
 expiry. The sweep is spread over the interval in slices of at most 50 sessions
 (`relay_sweep.SweepRota`), so no timer callback holds the loop, and with it
 every call's RTP, for more than a slice's worth of work. Unless the B2BUA sets
-transcoders, the payload is never parsed or altered, so RFC 4733 telephone-
-events, comfort noise and SRTP pass through untouched.
+transcoders, the payload is never parsed or altered, so RFC 4733
+telephone-events, comfort noise and SRTP pass through untouched.
 
 Features for the rest of the PBX, all off the hot path's common case:
 
