@@ -44,7 +44,7 @@ from pbx.sip.message import Request, Response
 from pbx.store import Cdr, Disposition, HangupSide, Store
 from pbx.store.recordings import Recording
 from pbx.trunks import TrunkManager
-from pbx.tuning import tune_gc
+from pbx.tuning import raise_open_file_limit, tune_gc
 
 if TYPE_CHECKING:
     from pbx.api.app import ApiServer
@@ -289,6 +289,7 @@ def recover_cdrs(store: Store, repaired: list[Recording]) -> list[Cdr]:
 
 async def serve(config: PbxConfig, ready: Callable[[Pbx], None] | None = None) -> int:
     """Run until SIGTERM/SIGINT; then stop taking calls, end active ones, exit 0."""
+    raise_open_file_limit()  # before the relay binds: it sizes its connected twins by it
     pbx = Pbx(config)
     await pbx.start()
     tune_gc()  # a process of its own: freeze start-up objects, collect less often
@@ -325,6 +326,7 @@ def run_in_thread(config: PbxConfig) -> tuple[asyncio.AbstractEventLoop, Pbx, th
     `asyncio.run_coroutine_threadsafe(pbx.aclose(), loop).result()`, then
     `loop.call_soon_threadsafe(loop.stop)` and `thread.join()`.
     """
+    raise_open_file_limit()  # the app's process: calls need sockets (pbx.tuning)
     loop = new_event_loop()
     pbx = Pbx(config)
     started: Future[None] = Future()
