@@ -346,7 +346,21 @@ def _diagnostics(result: dict[str, Any]) -> str:
         f"{1e6 * relay['system_seconds'] / packets:.1f} us per packet; "
         f"{relay.get('sleeps', 0) / packets:.2f} wake-ups per packet; loop late by up to "
         f"{relay['loop_late_max_ms']:.1f} ms; GC runs {relay['gc_gen0']:.0f}/"
-        f"{relay['gc_gen1']:.0f}/{relay['gc_gen2']:.0f}, longest {relay['gc_max_ms']:.1f} ms)"
+        f"{relay['gc_gen1']:.0f}/{relay['gc_gen2']:.0f}, longest {relay['gc_max_ms']:.1f} ms"
+        f"{_stalls(relay)})"
+    )
+
+
+def _stalls(relay: dict[str, Any]) -> str:
+    """Who held the loop: our callbacks (longest reader round, sweep tick, late wake-up while
+    running) or the scheduler (time runnable but waiting for the CPU, from schedstat)."""
+    if "round_max_ms" not in relay:
+        return ""
+    return (
+        f"; longest reader round {relay['round_max_ms']:.1f} ms, sweep tick "
+        f"{relay['sweep_max_ms']:.2f} ms; late while running up to {relay['late_own_max_ms']:.1f}"
+        f" ms, while waiting for the CPU up to {relay['late_sched_max_ms']:.1f} ms; "
+        f"{1000 * relay['sched_waited_s']:.0f} ms run-queue wait in all"
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import gc
 import json
 import os
@@ -31,27 +32,107 @@ from collections.abc import Callable
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Leg, Relay, RelaySession
 
+LAG_BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""Upper bounds of the histograms' buckets; a last bucket holds everything longer."""
+
+
+class Histogram:
+    """Counts of durations (seconds) per LAG_BUCKETS_MS bucket, and the longest."""
+
+    __slots__ = ("counts", "longest")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LAG_BUCKETS_MS) + 1)
+        self.longest = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LAG_BUCKETS_MS, 1000 * seconds)] += 1
+        if seconds > self.longest:
+            self.longest = seconds
+
+    def figures(self, name: str) -> dict[str, float]:
+        labels = [f"le{b:g}ms" for b in LAG_BUCKETS_MS] + [f"gt{LAG_BUCKETS_MS[-1]:g}ms"]
+        pairs = zip(labels, self.counts, strict=True)
+        out: dict[str, float] = {f"{name}_{label}": n for label, n in pairs}
+        out[f"{name}_max_ms"] = 1000 * self.longest
+        return out
+
+
+def _schedstat() -> Callable[[], tuple[float, float]]:
+    """(seconds on the CPU, seconds runnable but waiting for it) of this thread so far,
+    from /proc/thread-self/schedstat; zeros where the kernel has none."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return lambda: (0.0, 0.0)
+
+    def read() -> tuple[float, float]:
+        ran, waited, _slices = os.pread(fd, 128, 0).split()
+        return int(ran) / 1e9, int(waited) / 1e9
+
+    return read
+
 
 class PauseWatch:
-    """Diagnostics of what holds the relay's loop: the longest late wake-up of a 10 ms
-    probe timer (sweep ticks, GC, anything that blocks) and the garbage collector's
-    runs per generation with the longest one. The probe costs 100 wake-ups a second."""
+    """Diagnostics of what holds the relay's loop.
+
+    - A 10 ms probe timer: how late each wake-up is (histogram `late`), and whether
+      the thread spent that lateness waiting for the CPU (the kernel's run-queue
+      delay from schedstat: another process had the core, `late_sched`) or running
+      (our own callbacks held the loop, `late_own`).
+    - How long each epoll reader round (`round`) and each latch sweep tick (`sweep`)
+      takes, and each garbage collection per generation (`gc`).
+    The probe costs 100 wake-ups and schedstat reads a second."""
 
     PERIOD = 0.01
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, relay: Relay) -> None:
         self.loop = loop
         self.late_max = 0.0
+        self.late = Histogram()
+        self.late_own = Histogram()
+        self.late_sched = Histogram()
+        self.rounds = Histogram()
+        self.sweeps = Histogram()
+        self.gcs = Histogram()
         self.gc_runs = [0, 0, 0]
-        self.gc_max = 0.0
         self._gc_start = 0.0
+        self._sched = _schedstat()
+        self._sched_start = self._sched()
+        self._sched_last = self._sched_start
         self._due = loop.time() + self.PERIOD
         self._handle = loop.call_at(self._due, self._probe)
         gc.callbacks.append(self._on_gc)
+        self._time_callbacks(relay)
+
+    def _time_callbacks(self, relay: Relay) -> None:
+        reader = relay._reader
+        if reader is not None and not reader.coalesce:
+            fd = reader._epoll.fileno()
+            self.loop.remove_reader(fd)
+            self.loop.add_reader(fd, self._timed(reader._ready, self.rounds))
+        relay._on_timer = self._timed(relay._on_timer, self.sweeps)  # type: ignore[method-assign]
+
+    @staticmethod
+    def _timed(callback: Callable[[], object], into: Histogram) -> Callable[[], None]:
+        clock, add = time.perf_counter, into.add
+
+        def timed() -> None:
+            started = clock()
+            callback()
+            add(clock() - started)
+
+        return timed
 
     def _probe(self) -> None:
         now = self.loop.time()
-        self.late_max = max(self.late_max, now - self._due)
+        late = now - self._due
+        sched = self._sched()
+        waited = sched[1] - self._sched_last[1]
+        self._sched_last = sched
+        self.late_max = max(self.late_max, late)
+        self.late.add(late)
+        (self.late_sched if waited >= late / 2 else self.late_own).add(late)
         self._due = now + self.PERIOD
         self._handle = self.loop.call_at(self._due, self._probe)
 
@@ -60,20 +141,29 @@ class PauseWatch:
             self._gc_start = time.perf_counter()
             return
         self.gc_runs[info["generation"]] += 1
-        self.gc_max = max(self.gc_max, time.perf_counter() - self._gc_start)
+        self.gcs.add(time.perf_counter() - self._gc_start)
 
     def stop(self) -> None:
         self._handle.cancel()
         gc.callbacks.remove(self._on_gc)
 
     def figures(self) -> dict[str, float]:
-        return {
+        sched = self._sched()
+        out = {
             "loop_late_max_ms": 1000 * self.late_max,
             "gc_gen0": self.gc_runs[0],
             "gc_gen1": self.gc_runs[1],
             "gc_gen2": self.gc_runs[2],
-            "gc_max_ms": 1000 * self.gc_max,
+            "gc_max_ms": 1000 * self.gcs.longest,
+            "sched_ran_s": sched[0] - self._sched_start[0],
+            "sched_waited_s": sched[1] - self._sched_start[1],
         }
+        for name, hist in (
+            ("late", self.late), ("late_own", self.late_own), ("late_sched", self.late_sched),
+            ("round", self.rounds), ("sweep", self.sweeps), ("gc", self.gcs),
+        ):  # fmt: skip
+            out.update(hist.figures(name))
+        return out
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -104,7 +194,7 @@ async def serve(args: argparse.Namespace) -> dict[str, float]:
         targets += [session.local(Leg.A).rtp, session.local(Leg.B).rtp]
         sessions.append(session)
     print(json.dumps({"targets": targets}), flush=True)
-    watch = PauseWatch(loop)
+    watch = PauseWatch(loop, relay)
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = time.process_time()
     await loop.run_in_executor(None, sys.stdin.read)
