@@ -393,15 +393,15 @@ def _wire(
     """Set one port's hot-path fields: where and with what it sends, and whether the
     hot path may run (a latched source, somewhere to send, no RTCP tap)."""
     transport = out.transport
-    sendto = port.sendto = transport.sendto if transport is not None else None
-    target = port.target = out.latched if out.latched is not None else remote
+    sendto = transport.sendto if transport is not None else None
+    target = out.latched if out.latched is not None else remote
     port.forward = forward
     port.tap = tap
     port.transform = transform
     port.plain = tap is None and transform is None
     port.clock = clock
     fast = forward and target is not None and sendto is not None
-    port.source = port.latched if fast and (tap is None or not port.rtcp) else None
+    port.set_path(sendto, target, port.latched if fast and (tap is None or not port.rtcp) else None)
 
 
 def _both(first: Tap, then: Tap | None) -> Tap:

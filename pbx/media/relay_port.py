@@ -227,6 +227,19 @@ class _Port(asyncio.DatagramProtocol):
             self._close_twin()
         self._route()
 
+    def set_path(
+        self, sendto: Callable[..., object] | None, target: Address | None, source: Address | None
+    ) -> None:
+        """Set `sendto`, `target` and `source` together, working out the send call once.
+
+        Why: a latch rewires all four ports of the session (pbx.media.relay._rewire);
+        setting the three properties one by one worked the send call out three times
+        per port (13 `_route` calls per latch), and when 600 calls start at once the
+        latches are what holds the relay's loop."""
+        self._sendto = sendto
+        self._target = target
+        self.source = source
+
     @property
     def sendto(self) -> Callable[..., object] | None:
         """The `sendto` of the socket (or transport) this port forwards through."""
