@@ -7,7 +7,9 @@ from SDP), prints one JSON line `{"targets": [...]}` (the relay port each
 phone sends to), relays
 until stdin closes, then prints the summed relay counters, the CPU seconds
 (user and system) the process used meanwhile and pause diagnostics
-(`PauseWatch`) as a JSON line.
+(`PauseWatch`) as a JSON line. Like `deskpbx serve`, it raises its open file limit
+before binding and tunes the collector (`pbx.tuning.tune_gc`) before the calls
+open (`--gc default` leaves CPython's settings, for comparison).
 
 `--backlog CALLS` measures instead, in this one process, the CPU per packet
 of the epoll reader draining a backlog (`backlog`): no load generator, no
@@ -31,6 +33,7 @@ from collections.abc import Callable
 
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Leg, Relay, RelaySession
+from pbx.tuning import raise_open_file_limit, tune_gc
 
 LAG_BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Upper bounds of the histograms' buckets; a last bucket holds everything longer."""
@@ -187,6 +190,8 @@ async def serve(args: argparse.Namespace) -> dict[str, float]:
     targets: list[int] = []
     loop = asyncio.get_running_loop()
     phones = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+    if args.gc == "serve":
+        tune_gc()  # as `deskpbx serve` does once it listens, before any call
     for i in range(0, len(phones), 2):
         session = await relay.open_session(f"bench-{i // 2}")
         session.set_remote(Leg.A, "127.0.0.1", phones[i])
@@ -294,7 +299,15 @@ def main() -> int:
     parser.add_argument("--backlog", type=int, default=0, help="calls: measure a backlog drain")
     parser.add_argument("--depth", type=int, default=1, help="datagrams queued per socket")
     parser.add_argument("--reps", type=int, default=10, help="backlog fills measured")
+    parser.add_argument(
+        "--gc",
+        choices=["serve", "default"],
+        default="serve",
+        help="serve: pbx.tuning.tune_gc() before the calls, as `deskpbx serve`; default: "
+        "CPython's collector settings",
+    )
     args = parser.parse_args()
+    raise_open_file_limit()  # as `deskpbx serve` does before the relay binds (twin budget)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:

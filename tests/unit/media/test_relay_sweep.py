@@ -64,3 +64,17 @@ def test_reset_and_empty_rounds() -> None:
 def test_rejects_nonsense_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="interval must be > 0"):
         SweepRota(**kwargs)  # type: ignore[arg-type]
+
+
+def test_relay_sweeps_600_calls_in_ticks_of_at_most_12_sessions() -> None:
+    """The relay's own rota: a tick at 600 calls walks 12 sessions (50 ticks a second),
+    not 50, so no sweep tick holds the loop for more than some 60 us of work."""
+    from pbx.media.ports import PortAllocator
+    from pbx.media.relay import Relay
+
+    relay = Relay(PortAllocator(40000, 40099))
+    rota = relay._rota
+    slices = [rota.take(range(600)) for _ in range(50)]
+    assert {len(part) for part in slices} == {12}
+    assert rota.delay() == pytest.approx(1.0 / 50)
+    relay.close()
