@@ -29,6 +29,7 @@ from pbx.net.transport import SipEndpoint, new_event_loop
 from pbx.qualify import Qualifier
 from pbx.recording import RecordingManager, RecordingSettings
 from pbx.registrar import Registrar, RegistrarConfig
+from pbx.registrar_lane import RegisterLane
 from pbx.sip.checks import check_request_against, uas_policy
 from pbx.sip.core import SipCore
 from pbx.sip.digest_server import DigestServer
@@ -65,8 +66,16 @@ PURGE_INTERVAL = 60.0
 class Pbx:
     """One running PBX. `await start()`, then `await aclose()`."""
 
-    def __init__(self, config: PbxConfig, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: PbxConfig,
+        *,
+        wall: Callable[[], float] = time.time,
+        register_lane: bool = True,
+    ) -> None:
         self.config = config
+        self.register_lane = register_lane
+        """Plain UDP REGISTERs take pbx.registrar_lane (False: every request takes the core)."""
         self.wall = wall
         self.started_at = 0.0
         self.store: Store | None = None
@@ -120,6 +129,8 @@ class Pbx:
             self.auth,
             RegistrarConfig(config.min_expires, config.max_expires, config.default_expires),
         )
+        if self.register_lane:
+            self.endpoint.udp_lane = RegisterLane(self.registrar, self.core, self.wall).handle
         self.trunks = TrunkManager(  # registrations with carriers and their OPTIONS qualify
             self.endpoint,
             store,

@@ -71,6 +71,8 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 
 SUPPORTED_TRANSPORTS = ("UDP", "TCP")
 
+UdpLane = Callable[[bytes, tuple[str, int], float], "tuple[bytes, tuple[str, int], int] | None"]
+"""(datagram, source, now) -> (answer bytes, destination, status) or None (see SipEndpoint)."""
 DataCallback = Callable[[bytes, tuple[str, int], str, Hashable | None], None]
 ErrorCallback = Callable[[], None]
 
@@ -427,6 +429,9 @@ class SipEndpoint:
         )
         self.on_response_sent: Callable[[int], None] | None = None
         """Observer of each response status the TU sends (the API's metrics)."""
+        self.udp_lane: UdpLane | None = None
+        """Answers some UDP datagrams before the core sees them (pbx.registrar_lane);
+        None from it hands the datagram to the core as usual."""
         self._flushing = False
 
     async def start(self) -> None:
@@ -474,8 +479,23 @@ class SipEndpoint:
     ) -> None:
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("<<< %s %s:%s\n%s", transport, *source[:2], _printable(data))
-        self.core.receive(data, source, transport, self.now())
+        now = self.now()
+        if self.udp_lane is not None and transport == "UDP":
+            answer = self.udp_lane(data, source, now)
+            if answer is not None:
+                self._send_lane_answer(*answer)
+                return
+        self.core.receive(data, source, transport, now)
         self.flush()
+
+    def _send_lane_answer(self, data: bytes, destination: tuple[str, int], status: int) -> None:
+        """Send what the lane answered, traced and counted as the core's answer would be
+        (status 0: a resent answer, which the metrics do not count again)."""
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug(">>> UDP %s:%s\n%s", *destination[:2], _printable(data))
+        self.transports.send(data, destination, "UDP")
+        if status and self.on_response_sent is not None:
+            self.on_response_sent(status)
 
     def _closed(self, event: ConnectionClosed) -> None:
         if self.on_closed is None:

@@ -382,6 +382,10 @@ class SipCore:
 
     # ------------------------------------------------------------ introspection
 
+    def has_transaction(self, key: TransactionKey) -> bool:
+        """Whether a transaction with this key is alive (a request matching it is its own)."""
+        return key in self._transactions
+
     @property
     def transaction_count(self) -> int:
         return len(self._transactions)
@@ -551,6 +555,10 @@ def _stamp(request: Request, source: tuple[str, int]) -> None:
     cache[_TOP_VIA] = new_top
     if alone:  # the whole Via list is the stamped one: validate() need not split it again
         cache[_ALL_VIAS] = [new_top]
+
+
+stamp_parsed = _stamp
+"""The core's Via stamping for a request parsed elsewhere (the REGISTER lane)."""
 
 
 def _check_request(request: Request) -> None:

@@ -8,7 +8,9 @@ bench_register: REGISTER, 401, REGISTER with MD5 qop=auth credentials, 200 (RFC 
 §22.4). The figure is the process CPU of a round (all threads, the last bindings written)
 less this thread's CPU building requests and answering challenges (the client's work).
 
-    .venv/bin/python -m tests.bench.register_cpu [count] [--profile FILE]
+    .venv/bin/python -m tests.bench.register_cpu [count] [--profile FILE] [--no-lane]
+
+(--no-lane: every REGISTER takes the full path, pbx.registrar_lane off, for comparison)
 
 prints "registration CPU, in-process: N us" (best of three bounded runs).
 """
@@ -98,7 +100,9 @@ def _authorization(user: str, realm: str, nonce: str, uri: str) -> str:
     )
 
 
-async def _measure(data_dir: Path, count: int, rounds: int, profile: str | None) -> Figure:
+async def _measure(
+    data_dir: Path, count: int, rounds: int, profile: str | None, lane: bool = True
+) -> Figure:
     from pbx.config import PbxConfig
     from pbx.net.transport import Listen
     from pbx.server import Pbx
@@ -114,7 +118,7 @@ async def _measure(data_dir: Path, count: int, rounds: int, profile: str | None)
         data_dir=data_dir, listen=(Listen("127.0.0.1", 0, ("UDP",)),), rtp_ports=(40000, 40999),
         auth_algorithms=("MD5",), qualify_interval=0, http=None,
     )  # fmt: skip
-    pbx = Pbx(config)
+    pbx = Pbx(config, register_lane=lane)
     await pbx.start()
     settings = tune_gc()
     try:
@@ -211,10 +215,12 @@ def _expect(data: bytes, status: bytes, pattern: re.Pattern[bytes] | None) -> by
     return match.group(1)
 
 
-def measure(count: int = 3_000, rounds: int = 3, profile: str | None = None) -> Figure:
+def measure(
+    count: int = 3_000, rounds: int = 3, profile: str | None = None, lane: bool = True
+) -> Figure:
     """Best-of-`rounds` server CPU per registration over `count` registrations each."""
     with tempfile.TemporaryDirectory(prefix="register-cpu-") as tmp:
-        return asyncio.run(_measure(Path(tmp), count, rounds, profile))
+        return asyncio.run(_measure(Path(tmp), count, rounds, profile, lane))
 
 
 def main(argv: list[str]) -> int:
@@ -223,8 +229,10 @@ def main(argv: list[str]) -> int:
         at = argv.index("--profile")
         profile = argv[at + 1]
         del argv[at : at + 2]
+    lane = "--no-lane" not in argv
+    argv = [arg for arg in argv if arg != "--no-lane"]
     count = int(argv[0]) if argv else 3_000
-    figure = measure(count, profile=profile)
+    figure = measure(count, profile=profile, lane=lane)
     print(f"registration CPU, in-process: {figure.cpu_us:.1f} us "
           f"(best of 3 x {figure.registrations} registrations)")  # fmt: skip
     return 0

@@ -1,0 +1,157 @@
+"""The REGISTER fast lane: a plain UDP REGISTER answered without the generic machinery.
+
+Why: a registrar's load is almost all REGISTERs of one shape (a phone refreshing its
+binding, challenged once, RFC 3261 §10.2, §22.4), and Kamailio-style registrars answer
+them statelessly. The full path pays, per REGISTER, for the transaction object and its
+actions and events (§17.2.2), the UAS policy checks of §8.2 (which can only pass for
+such a request) and the endpoint's flush. This lane takes a REGISTER it fully
+understands straight from the datagram to `Registrar.handle` (§10.3, the same code the
+full path calls, so bindings, notifications, nonce replay checks and logs are the
+full path's) and keeps only what §17.2.2 asks of a non-INVITE server transaction over
+UDP: the final response's bytes, resent as they are to a retransmission (same branch
+and sent-by, §17.2.3) for 64*T1.
+
+Everything else goes to the full path unchanged, so conformance stays the full path's:
+TCP (the lane is only wired for UDP), a datagram that does not parse, a body, a header
+outside `LANE_HEADERS` or repeated (except Contact), more than one Via, a Via that is not
+UDP or has no RFC 3261 branch, a Request-URI that is not a plain `sip:` URI, a CSeq
+method other than REGISTER, Max-Forwards 0, any header the validation of §8.2 would
+refuse (the lane reads the same typed fields and declines on ParseError), and a request
+that matches a live full-path transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+from pbx.registrar import Registrar
+from pbx.sip.core import SipCore, response_destination, stamp_parsed
+from pbx.sip.errors import ParseError
+from pbx.sip.message import Request, parse_message
+from pbx.sip.transaction import ServerKey, is_rfc3261_branch
+from pbx.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+LANE_HEADERS = frozenset(
+    {
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Authorization", "Max-Forwards",
+        "Expires", "User-Agent", "Content-Length", "Allow", "Supported",
+    }
+)  # fmt: skip
+"""Header fields a REGISTER may carry and still take the lane: the registrar reads them or
+no UAS check looks at them (Allow, Supported, User-Agent)."""
+
+_REPEATABLE = frozenset({"Contact"})
+
+_PREFIX = b"REGISTER sip:"
+
+
+class LaneAnswer(NamedTuple):
+    """What to send for one datagram; `status` is 0 for a resent answer (a retransmission)."""
+
+    data: bytes
+    destination: Address
+    status: int
+
+
+class RegisterLane:
+    """Answers common-shape UDP REGISTERs itself; `handle` returns None for the rest."""
+
+    def __init__(
+        self,
+        registrar: Registrar,
+        core: SipCore,
+        wall: Callable[[], float],
+        *,
+        lifetime: float | None = None,
+    ) -> None:
+        self.registrar = registrar
+        self.core = core
+        self.wall = wall
+        self.lifetime = 64 * core.config.t1 if lifetime is None else lifetime
+        """Seconds an answer is kept for retransmissions (Timer J, §17.2.2)."""
+        self._answers: dict[tuple[str, str, int], tuple[float, LaneAnswer]] = {}
+        self._expiry: deque[tuple[float, tuple[str, str, int]]] = deque()
+        self.answered = 0
+        self.resent = 0
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def handle(self, data: bytes, source: Address, now: float) -> LaneAnswer | None:
+        """The answer to one UDP datagram from `source`, or None: the full path takes it."""
+        if not data.startswith(_PREFIX):
+            return None
+        self._expire(now)
+        request = _understood(data)
+        if request is None:
+            return None
+        via = request.via
+        host, port = via.sent_by
+        key = (via.branch or "", host.lower(), port)
+        kept = self._answers.get(key)
+        if kept is not None:
+            self.resent += 1
+            return kept[1]._replace(status=0)
+        if self.core.has_transaction(ServerKey(key[0], (key[1], port), "REGISTER")):
+            return None
+        stamp_parsed(request, source)
+        response = self.registrar.handle(request, source, "UDP", now, self.wall())
+        answer = LaneAnswer(
+            bytes(response), response_destination(request.via, source, "UDP"), response.status
+        )
+        expires = now + self.lifetime
+        self._answers[key] = (expires, answer)
+        self._expiry.append((expires, key))
+        self.answered += 1
+        return answer
+
+    def _expire(self, now: float) -> None:
+        """Forget answers whose 64*T1 has passed (oldest first: `now` only grows)."""
+        expiry, answers = self._expiry, self._answers
+        while expiry and expiry[0][0] <= now:
+            deadline, key = expiry.popleft()
+            kept = answers.get(key)
+            if kept is not None and kept[0] == deadline:
+                del answers[key]
+
+
+def _understood(data: bytes) -> Request | None:
+    """The parsed REGISTER when every part of it is one the lane handles as the full path
+    would; None otherwise (see the module docstring for the rules)."""
+    try:
+        request = parse_message(data)
+        if not isinstance(request, Request) or request.method != "REGISTER" or request.body:
+            return None
+        counts = request.headers.name_counts()
+        if not LANE_HEADERS.issuperset(counts):
+            return None
+        for name, count in counts.items():
+            if count > 1 and name not in _REPEATABLE:
+                return None
+        if counts.get("Via") != 1 or "," in (request.headers.get("Via") or ""):
+            return None
+        uri = request.uri
+        if not isinstance(uri, SipUri) or uri.scheme != "sip" or uri.headers:
+            return None
+        via = request.via
+        if via.transport.upper() != "UDP" or not is_rfc3261_branch(via.branch):
+            return None
+        if request.cseq.method != "REGISTER" or request.max_forwards == 0:
+            return None
+        # the typed fields validate() parses (§8.2): a ParseError sends it to the full path
+        request.vias  # noqa: B018
+        request.from_  # noqa: B018
+        request.to  # noqa: B018
+        request.call_id  # noqa: B018
+        request.contacts  # noqa: B018
+        request.expires  # noqa: B018
+    except ParseError:
+        return None
+    return request
