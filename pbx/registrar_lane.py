@@ -146,7 +146,7 @@ def _understood(data: bytes) -> Request | None:
         if request.cseq.method != "REGISTER" or request.max_forwards == 0:
             return None
         # the typed fields validate() parses (§8.2): a ParseError sends it to the full path
-        request.vias  # noqa: B018
+        # (`vias` is the top Via here: one Via value, no comma, read above)
         request.from_  # noqa: B018
         request.to  # noqa: B018
         request.call_id  # noqa: B018
