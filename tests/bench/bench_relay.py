@@ -360,7 +360,9 @@ def _stalls(relay: dict[str, Any]) -> str:
         f"; longest reader round {relay['round_max_ms']:.1f} ms, sweep tick "
         f"{relay['sweep_max_ms']:.2f} ms; late while running up to {relay['late_own_max_ms']:.1f}"
         f" ms, while waiting for the CPU up to {relay['late_sched_max_ms']:.1f} ms; "
-        f"{1000 * relay['sched_waited_s']:.0f} ms run-queue wait in all"
+        f"{1000 * relay['sched_waited_s']:.0f} ms run-queue wait in all; rounds behind (a "
+        f"whole batch ready) {relay['behind_rounds_warmup']:.0f} in the warm-up, "
+        f"{relay['behind_rounds_later']:.0f} later, the last {relay['behind_last_s']:.2f} s in"
     )
 
 
