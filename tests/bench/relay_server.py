@@ -51,6 +51,10 @@ class Histogram:
         self.counts = [0] * (len(LAG_BUCKETS_MS) + 1)
         self.longest = 0.0
 
+    def clear(self) -> None:
+        self.counts[:] = [0] * len(self.counts)
+        self.longest = 0.0
+
     def add(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(LAG_BUCKETS_MS, 1000 * seconds)] += 1
         if seconds > self.longest:
@@ -90,6 +94,9 @@ class PauseWatch:
       takes, and each garbage collection per generation (`gc`).
     - How many reader rounds found a whole batch of ready sockets (the relay was
       behind) within the warm-up and after it, and when the last one was.
+    Once the warm-up is over (WARMUP seconds after the first datagram) everything but
+    the behind counts starts afresh, so the figures cover the generator's window;
+    GC runs per generation still count from the start.
     The probe costs 100 wake-ups and schedstat reads a second; timing a round about
     0.4 us CPU (some 0.3 % of a 600-call relay's CPU)."""
 
@@ -112,6 +119,7 @@ class PauseWatch:
         self._due = loop.time() + self.PERIOD
         self._handle = loop.call_at(self._due, self._probe)
         gc.callbacks.append(self._on_gc)
+        self.measuring = False  # the warm-up is over (see _warmed_up)
         self.behind_warmup = 0
         self.behind_later = 0
         self.behind_last = 0.0
@@ -136,19 +144,31 @@ class PauseWatch:
             started = clock()
             count = reader._round()
             add(clock() - started)
+            if not first[0]:
+                if not count:
+                    return
+                first[0] = started
+            since = started - first[0]
+            if since >= WARMUP and not self.measuring:
+                self._warmed_up()
             if count >= batch:
-                if not first[0]:
-                    first[0] = started
-                since = started - first[0]
                 self.behind_last = since
                 if since < WARMUP:
                     self.behind_warmup += 1
                 else:
                     self.behind_later += 1
-            elif count and not first[0]:
-                first[0] = started
 
         return timed
+
+    def _warmed_up(self) -> None:
+        """The load generator's warm-up is over: the histograms and the run-queue wait start
+        afresh, so they describe the window whose latencies the generator measures."""
+        self.measuring = True
+        for hist in (self.late, self.late_own, self.late_sched, self.rounds, self.sweeps):
+            hist.clear()
+        self.gcs.clear()
+        self.late_max = 0.0
+        self._sched_start = self._sched()
 
     @staticmethod
     def _timed(callback: Callable[[], object], into: Histogram) -> Callable[[], None]:
@@ -194,6 +214,7 @@ class PauseWatch:
             "gc_max_ms": 1000 * self.gcs.longest,
             "sched_ran_s": sched[0] - self._sched_start[0],
             "sched_waited_s": sched[1] - self._sched_start[1],
+            "after_warmup": self.measuring,
             "behind_rounds_warmup": self.behind_warmup,
             "behind_rounds_later": self.behind_later,
             "behind_last_s": self.behind_last,
