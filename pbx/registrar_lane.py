@@ -22,7 +22,6 @@ that matches a live full-path transaction.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
@@ -33,8 +32,6 @@ from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, parse_message
 from pbx.sip.transaction import ServerKey, is_rfc3261_branch
 from pbx.sip.uri import SipUri
-
-log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 

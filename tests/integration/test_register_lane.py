@@ -316,9 +316,7 @@ async def test_retransmission_gets_the_same_bytes_unprocessed(sides: tuple[Side,
         register("h1").replace("From: <sip:", "From: <tel:"),
     ],
 )
-async def test_unusual_requests_take_the_full_path(
-    sides: tuple[Side, Side], template: str
-) -> None:
+async def test_unusual_requests_take_the_full_path(sides: tuple[Side, Side], template: str) -> None:
     answer, taken = exchange(sides, template, authorised=False)
     assert not taken
     assert answer.startswith("SIP/2.0 ")
