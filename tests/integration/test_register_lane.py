@@ -10,6 +10,7 @@ counters prove which requests it took.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -343,3 +344,33 @@ async def test_request_of_a_live_full_path_transaction_stays_there(
     assert lane.lane is not None and lane.lane.answered == 0
     again, _ = lane.feed(data)  # same branch and sent-by: the transaction answers
     assert lane.lane.answered == 0 and again == first
+
+
+def _variant(rng: random.Random, n: int, cseq: int) -> str:
+    """A REGISTER with generated header-name case, spacing, contact parameters and extras."""
+    contact = f"<sip:1001@10.9.{n}.{rng.randint(1, 254)}:{rng.choice([5060, 5062, 41234])}>"
+    params = rng.sample(
+        [";expires=" + str(rng.choice([0, 59, 60, 61, 300, 7200])), ";q=0.7",
+         ';+sip.instance="<urn:uuid:00000000-0000-0000-0000-00000000000' + str(n % 10) + '>"'],
+        rng.randint(0, 3),
+    )  # fmt: skip
+    extra = rng.sample(["Allow: INVITE, ACK, BYE", "Supported: path, gruu"], rng.randint(0, 2))
+    text = register(
+        f"v{n}-{cseq}", cseq, call_id=f"var-{n}@phone", contacts=(contact + "".join(params),),
+        expires=rng.choice([None, "0", "120", "3600", "86400"]), extra=tuple(extra),
+    )  # fmt: skip
+    for name in ("Via", "From", "To", "Call-ID", "CSeq", "Contact", "Expires", "Max-Forwards"):
+        spelled = rng.choice([name, name.lower(), name.upper()])
+        text = text.replace(f"\r\n{name}: ", f"\r\n{spelled}:{rng.choice([' ', '  ', ''])}", 1)
+    return text
+
+
+async def test_generated_variants_are_answered_alike(sides: tuple[Side, Side]) -> None:
+    rng = random.Random(3261)
+    statuses = set()
+    for n in range(24):
+        challenge(sides, _variant(rng, n, 1))
+        answer, taken = exchange(sides, _variant(rng, n, 2))
+        assert taken
+        statuses.add(answer[8:11])
+    assert statuses >= {"200", "423"}
