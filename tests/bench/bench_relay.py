@@ -356,8 +356,13 @@ def _stalls(relay: dict[str, Any]) -> str:
     running) or the scheduler (time runnable but waiting for the CPU, from schedstat)."""
     if "round_max_ms" not in relay:
         return ""
+    rounds = (
+        f"longest reader round {relay['round_max_ms']:.1f} ms"
+        if relay.get("rounds_timed", True)
+        else "reader rounds not timed (transports or coalescing)"
+    )
     return (
-        f"; longest reader round {relay['round_max_ms']:.1f} ms, sweep tick "
+        f"; {rounds}, sweep tick "
         f"{relay['sweep_max_ms']:.2f} ms; late while running up to {relay['late_own_max_ms']:.1f}"
         f" ms, while waiting for the CPU up to {relay['late_sched_max_ms']:.1f} ms; "
         f"{1000 * relay['sched_waited_s']:.0f} ms run-queue wait in all; rounds behind (a "

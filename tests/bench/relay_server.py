@@ -127,6 +127,7 @@ class PauseWatch:
 
     def _time_callbacks(self, relay: Relay) -> None:
         reader = relay._reader
+        self.rounds_timed = reader is not None and not reader.coalesce
         if reader is not None and not reader.coalesce:
             fd = reader._epoll.fileno()
             self.loop.remove_reader(fd)
@@ -215,6 +216,7 @@ class PauseWatch:
             "sched_ran_s": sched[0] - self._sched_start[0],
             "sched_waited_s": sched[1] - self._sched_start[1],
             "after_warmup": self.measuring,
+            "rounds_timed": self.rounds_timed,
             "behind_rounds_warmup": self.behind_warmup,
             "behind_rounds_later": self.behind_later,
             "behind_last_s": self.behind_last,
