@@ -45,6 +45,9 @@ class PbxConfig:
     #: The HTTP API's address; None runs no API (`serve` defaults to 127.0.0.1:8080).
     http: tuple[str, int] | None = None
     user_agent: str = "DeskPBX"
+    #: Plain UDP REGISTERs take the registrar's fast lane (pbx.registrar_lane); False sends
+    #: every request through the transaction layer (`serve --register-lane off`).
+    register_lane: bool = True
     timers: TimerConfig = field(default_factory=TimerConfig)
     extra: dict[str, str] = field(default_factory=dict)
 

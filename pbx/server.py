@@ -71,10 +71,10 @@ class Pbx:
         config: PbxConfig,
         *,
         wall: Callable[[], float] = time.time,
-        register_lane: bool = True,
+        register_lane: bool | None = None,
     ) -> None:
         self.config = config
-        self.register_lane = register_lane
+        self.register_lane = config.register_lane if register_lane is None else register_lane
         """Plain UDP REGISTERs take pbx.registrar_lane (False: every request takes the core)."""
         self.wall = wall
         self.started_at = 0.0

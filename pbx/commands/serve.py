@@ -36,6 +36,11 @@ def register(subparsers: Any) -> None:
         help="HTTP API address (default 127.0.0.1:8080; a bare port stays on 127.0.0.1; "
         "'off' runs no API)",
     )  # fmt: skip
+    serve.add_argument(
+        "--register-lane", choices=("on", "off"), default="on",
+        help="answer plain UDP REGISTERs on the registrar's fast lane (default on; 'off' "
+        "sends every request through the transaction layer)",
+    )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
@@ -107,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         public_address=args.public_address,
         no_answer_timeout=args.no_answer_timeout,
         qualify_interval=args.qualify_interval,
+        register_lane=args.register_lane == "on",
         min_expires=args.min_expires,
         max_expires=args.max_expires,
         default_expires=min(3600, args.max_expires),

@@ -88,9 +88,9 @@ async def _side(tmp: Path, lane: bool) -> Side:
         store.add_extension("1002", "other-secret", "Bob")
     config = PbxConfig(
         data_dir=tmp, listen=(Listen("127.0.0.1", 0, ("UDP",)),), rtp_ports=(41000, 41099),
-        auth_algorithms=("MD5",), qualify_interval=0, http=None,
+        auth_algorithms=("MD5",), qualify_interval=0, http=None, register_lane=lane,
     )  # fmt: skip
-    pbx = Pbx(config, wall=lambda: WALL, register_lane=lane)
+    pbx = Pbx(config, wall=lambda: WALL)
     await pbx.start()
     wire = _Recorder()
     assert pbx.endpoint is not None

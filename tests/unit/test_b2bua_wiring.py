@@ -70,6 +70,13 @@ def test_serve_passes_recording_settings_to_the_recording_manager() -> None:
     assert default == RecordingSettings(None, None, "*1")
 
 
+def test_serve_register_lane_is_on_unless_turned_off() -> None:
+    assert _serve().register_lane is True
+    assert _serve("--register-lane", "off").register_lane is False
+    with pytest.raises(SystemExit):  # argparse: only on/off
+        _serve("--register-lane", "maybe")
+
+
 @pytest.mark.parametrize(
     "args",
     [
