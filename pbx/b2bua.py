@@ -282,8 +282,7 @@ class B2bua:
         """Bind the relay and fork the INVITE. With the relay's epoll sockets (the usual
         case) the ports are taken at once and the callee's INVITE leaves while the caller's
         is handled: no task, no extra loop turn per call. Otherwise a task awaits them."""
-        if not _has_audio(call):
-            self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
+        if not self._check_audio(call):
             return
         try:
             session = self.relay.open_session_now(
@@ -299,22 +298,30 @@ class B2bua:
         try:
             self._connected(call, session, bindings)
         except Exception:
-            log.exception("[%s] call setup failed", call.label)
-            self._fail(call, 500, "Server Internal Error", Disposition.FAILED)
-            self._finish(call)
+            self._setup_failed(call)
 
     async def _setup(self, call: Call, bindings: list[Binding]) -> None:
         """Bind the relay, fork the INVITE; a failure here still ends the call (500)."""
         try:
             await self._connect(call, bindings)
         except Exception:
-            log.exception("[%s] call setup failed", call.label)
-            self._fail(call, 500, "Server Internal Error", Disposition.FAILED)
-            self._finish(call)
+            self._setup_failed(call)
+
+    def _setup_failed(self, call: Call) -> None:
+        """A bug in call set-up ends the call with 500 and a CDR (called from an except)."""
+        log.exception("[%s] call setup failed", call.label)
+        self._fail(call, 500, "Server Internal Error", Disposition.FAILED)
+        self._finish(call)
+
+    def _check_audio(self, call: Call) -> bool:
+        """False, after answering 488, when the caller's offer has no audio to relay."""
+        if _has_audio(call):
+            return True
+        self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
+        return False
 
     async def _connect(self, call: Call, bindings: list[Binding]) -> None:
-        if not _has_audio(call):
-            self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
+        if not self._check_audio(call):
             return
         try:
             session = await self.relay.open_session(
