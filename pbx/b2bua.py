@@ -282,7 +282,8 @@ class B2bua:
         """Bind the relay and fork the INVITE. With the relay's epoll sockets (the usual
         case) the ports are taken at once and the callee's INVITE leaves while the caller's
         is handled: no task, no extra loop turn per call. Otherwise a task awaits them."""
-        if not self._check_audio(call):
+        if not _has_audio(call):
+            self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
             return
         try:
             session = self.relay.open_session_now(
@@ -301,9 +302,21 @@ class B2bua:
             self._setup_failed(call)
 
     async def _setup(self, call: Call, bindings: list[Binding]) -> None:
-        """Bind the relay, fork the INVITE; a failure here still ends the call (500)."""
+        """The relay binds through asyncio transports: await the ports, then fork the
+        INVITE; a failure here still ends the call (500)."""
         try:
-            await self._connect(call, bindings)
+            try:
+                session = await self.relay.open_session(
+                    call.label, family_of(call.a_peer.media_host), socket.AF_INET,
+                    quality=self.quality,
+                )  # fmt: skip
+            except OSError as exc:
+                self._no_ports(call, exc)
+                return
+            if call.ended:  # cancelled (or the PBX stopped) while the ports were bound
+                session.close()
+                return
+            self._connected(call, session, bindings)
         except Exception:
             self._setup_failed(call)
 
@@ -312,29 +325,6 @@ class B2bua:
         log.exception("[%s] call setup failed", call.label)
         self._fail(call, 500, "Server Internal Error", Disposition.FAILED)
         self._finish(call)
-
-    def _check_audio(self, call: Call) -> bool:
-        """False, after answering 488, when the caller's offer has no audio to relay."""
-        if _has_audio(call):
-            return True
-        self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
-        return False
-
-    async def _connect(self, call: Call, bindings: list[Binding]) -> None:
-        if not self._check_audio(call):
-            return
-        try:
-            session = await self.relay.open_session(
-                call.label, family_of(call.a_peer.media_host), socket.AF_INET,
-                quality=self.quality,
-            )  # fmt: skip
-        except OSError as exc:
-            self._no_ports(call, exc)
-            return
-        if call.ended:  # cancelled (or the PBX stopped) while the ports were bound
-            session.close()
-            return
-        self._connected(call, session, bindings)
 
     def _no_ports(self, call: Call, exc: OSError) -> None:
         log.error("[%s] no RTP ports: %s", call.label, exc)
