@@ -136,13 +136,13 @@ def check_request(
     `to_tag` goes into the To of the error response when the request has no To
     tag (8.2.6.2); a random one is made when not given.
     """
-    policy = _policy(
-        tuple(allowed_methods),
-        tuple(supported_extensions),
-        tuple(accepted_content_types),
-        tuple(local_schemes),
-        tuple(response_content_types),
-        forwards,
+    policy = uas_policy(
+        allowed_methods=allowed_methods,
+        supported_extensions=supported_extensions,
+        accepted_content_types=accepted_content_types,
+        local_schemes=local_schemes,
+        response_content_types=response_content_types,
+        forwards=forwards,
     )
     if to_tag is not None:
         policy = dataclasses.replace(policy, to_tag=to_tag)
