@@ -357,7 +357,7 @@ class _Port(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
-            if addr == self.source and data[0] >> 6 == 2:
+            if addr == self._source and data[0] >> 6 == 2:  # the slot: no property call
                 self.packets += 1
                 self.octets += len(data)
                 if self.plain:

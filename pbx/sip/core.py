@@ -212,7 +212,7 @@ class SipCore:
     ) -> None:
         try:
             _check_request(request)
-            _stamp(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
+            stamp_parsed(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
             key = server_key(request)
         except ParseError as exc:
             self._reject_request(request, exc, source, transport)
@@ -534,7 +534,7 @@ _ALL_VIAS = ("Via", "vias")
 """The same for the `vias` field (every Via value, parsed)."""
 
 
-def _stamp(request: Request, source: tuple[str, int]) -> None:
+def stamp_parsed(request: Request, source: tuple[str, int]) -> None:
     """pbx.sip.transport.stamp_request, keeping the stamped Via parsed.
 
     Rewriting the Via header drops its parsed value, and the transaction key, the response
@@ -555,10 +555,6 @@ def _stamp(request: Request, source: tuple[str, int]) -> None:
     cache[_TOP_VIA] = new_top
     if alone:  # the whole Via list is the stamped one: validate() need not split it again
         cache[_ALL_VIAS] = [new_top]
-
-
-stamp_parsed = _stamp
-"""The core's Via stamping for a request parsed elsewhere (the REGISTER lane)."""
 
 
 def _check_request(request: Request) -> None:
