@@ -136,7 +136,7 @@ async def start_api(
     ctx = make_context(pbx, bus=bus, webhooks=webhooks)
     b2bua = getattr(pbx, "b2bua", None)
     if b2bua is not None:
-        source = CallEventSource(ctx.bus, ctx.store, ctx.wall)
+        source = CallEventSource(ctx.bus, ctx.wall)
         source.attach(b2bua, getattr(pbx, "recordings", None))
     ctx.reload_webhooks()
     runner = web.AppRunner(build_app(ctx), access_log=None)

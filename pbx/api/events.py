@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from pbx.call import Call
-    from pbx.store import Store
     from pbx.store.recordings import Recording
 
 log = logging.getLogger(__name__)
@@ -139,9 +138,8 @@ class CallEventSource:
     manager's `on_finished` (chained likewise) when there is one.
     """
 
-    def __init__(self, bus: EventBus, store: Store | None, wall: Callable[[], float]) -> None:
+    def __init__(self, bus: EventBus, wall: Callable[[], float]) -> None:
         self.bus = bus
-        self.store = store
         self.wall = wall
         self._rung: set[str] = set()
 
@@ -199,9 +197,6 @@ class CallEventSource:
     def on_call_ended(self, call: Call) -> None:
         self._rung.discard(call.label)
         cdr = call.to_cdr()  # carries the stored row's id (B2bua._finish sets call.cdr_id)
-        stored = None
-        if cdr.id is None and self.store is not None:  # its CDR was written another way
-            stored = self.store.find_cdr_of_call(cdr.call_id, cdr.start)
         self.bus.publish(
             CallEnded(
                 call=call.label,
@@ -209,6 +204,6 @@ class CallEventSource:
                 caller=cdr.caller,
                 callee=cdr.callee,
                 at=cdr.end,
-                cdr=(stored or cdr).to_public_dict(),
+                cdr=cdr.to_public_dict(),
             )
         )

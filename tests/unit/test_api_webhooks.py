@@ -206,7 +206,7 @@ def test_call_event_source_maps_states_once_and_ends_with_the_stored_cdr(tmp_pat
     bus = EventBus()
     events: list[object] = []
     bus.subscribe(lambda event, sequence: events.append(event))
-    source = CallEventSource(bus, store, lambda: WALL + 1)
+    source = CallEventSource(bus, lambda: WALL + 1)
     b2bua = type("B", (), {"on_call_ended": None, "on_call_state": None})()
     source.attach(b2bua)
     call = FakeCall("c9", "1001", "1002", x_headers={"X-Crm-Id": "5"})
@@ -217,6 +217,7 @@ def test_call_event_source_maps_states_once_and_ends_with_the_stored_cdr(tmp_pat
     call.state, call.answer = CallState.CONNECTED, WALL + 2
     b2bua.on_call_state(call)
     stored = store.add_cdr(call.to_cdr())
+    call.cdr_id = stored.id  # what B2bua._finish does with the stored row
     b2bua.on_call_ended(call)
     assert [type(e).__name__ for e in events] == ["CallRinging", "CallAnswered", "CallEnded"]
     assert events[0] == CallRinging(call="c9", call_id="c9@test", caller="1001", callee="1002",
@@ -238,7 +239,7 @@ def test_call_ended_names_a_queued_cdr_without_writing_the_batch(tmp_path) -> No
     events: list[object] = []
     bus.subscribe(lambda event, sequence: events.append(event))
     b2bua = type("B", (), {"on_call_ended": None, "on_call_state": None})()
-    CallEventSource(bus, store, lambda: WALL + 1).attach(b2bua)
+    CallEventSource(bus, lambda: WALL + 1).attach(b2bua)
     call = FakeCall("c7", "1001", "1002", answer=WALL + 2)
     call.cdr_id = store.queue_cdr(call.to_cdr()).id
     b2bua.on_call_ended(call)
@@ -292,7 +293,7 @@ def test_recording_ready_is_published_when_the_manager_finishes_a_file() -> None
     earlier: list[str] = []
     manager = SimpleNamespace(on_finished=lambda label, rec: earlier.append(label))
     b2bua = type("B", (), {"on_call_ended": None})()
-    CallEventSource(bus, None, lambda: WALL + 5).attach(b2bua, manager)
+    CallEventSource(bus, lambda: WALL + 5).attach(b2bua, manager)
     row = Recording(id=3, call_id="c9@x", path="/data/recordings/2027/01/01/c9.wav",
                     start=WALL, duration=12.5, size=200_044, sha256="ab" * 32,
                     complete=True)  # fmt: skip
