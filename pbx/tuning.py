@@ -90,7 +90,7 @@ def raise_open_file_limit(wanted: int = OPEN_FILES_WANTED) -> int | None:
     ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft >= ceiling:
         return soft
-    for target in (ceiling, min(ceiling, 10_240)):
+    for target in dict.fromkeys((ceiling, min(ceiling, 10_240))):  # OPEN_MAX: once, if lower
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
