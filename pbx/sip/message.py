@@ -19,6 +19,7 @@ problem; `pbx.sip.framing.StreamParser` frames messages on a stream."""
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Callable, Iterable
 from itertools import repeat
@@ -78,6 +79,23 @@ def _optional(parse: Callable[[str], T], canon: str) -> Callable[[Headers], T | 
 
 _MISSING = object()
 _TOP_VIA_KEY = ("Via", "via")
+
+PARSED_VALUES = 4096
+"""Header values each parse cache keeps. SIP repeats its header lines: both REGISTERs of a
+registration (and every refresh) carry the phone's To and Contact, and every message of a
+call its From, To and CSeq; a parsed value is immutable, so a line seen again reuses it
+(least recently used first out: an office's phones and calls fit many times over)."""
+
+
+def _memo(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` with its results kept per header value (PARSED_VALUES of them); a value
+    that does not parse raises every time, as before."""
+    return functools.lru_cache(maxsize=PARSED_VALUES)(parse)
+
+
+_name_addr = _memo(parse_name_addr)
+_contacts = _memo(lambda value: tuple(parse_contacts(value)))
+_cseq = _memo(CSeq.parse)
 
 
 class _Typed(Generic[T]):
@@ -207,20 +225,20 @@ class _Message:
     # Typed header values (RFC 3261 20): a missing mandatory header or a malformed value
     # raises ParseError when read. call_id, cseq, via and from_tag make the transaction key.
     call_id = _first_value("Call-ID", "call_id", parse_call_id)
-    cseq = _first_value("CSeq", "cseq", CSeq.parse)
+    cseq = _first_value("CSeq", "cseq", _cseq)
     via = _first_value("Via", "via", parse_top_via)
     vias = _Typed("Via", lambda h: _vias(h))
-    from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
-    to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
+    from_ = _Typed("From", lambda h: _name_addr(_required(h, "From")))
+    to = _Typed("To", lambda h: _name_addr(_required(h, "To")))
     from_tag = _tag("From", "from_tag", "from_")
     to_tag = _tag("To", "to_tag", "to")
     contacts = _Typed(
-        "Contact", lambda h: [c for v in h.raw_values("Contact") for c in parse_contacts(v)]
+        "Contact", lambda h: [c for v in h.raw_values("Contact") for c in _contacts(v)]
     )
     max_forwards = _Typed("Max-Forwards", _optional(parse_max_forwards, "Max-Forwards"))
     expires = _Typed("Expires", _optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"))
-    routes = _Typed("Route", _list("Route", parse_name_addr))
-    record_routes = _Typed("Record-Route", _list("Record-Route", parse_name_addr))
+    routes = _Typed("Route", _list("Route", _name_addr))
+    record_routes = _Typed("Record-Route", _list("Record-Route", _name_addr))
     content_type = _Typed("Content-Type", _optional(parse_content_type, "Content-Type"))
 
     def start_line(self) -> str:
