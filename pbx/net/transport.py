@@ -507,8 +507,11 @@ class SipEndpoint:
         self.flush()
 
     def flush(self) -> None:
-        """Send what the core queued, hand its events to the handler, re-arm the timer.
+        """Hand the core's events to the handler, send what the core queued, re-arm the timer.
 
+        Events go first: a TU that answers a new INVITE at once (a 407 challenge, a 404)
+        does so before the core's queue is drained, so the core drops the 100 Trying it
+        would otherwise send (RFC 3261 17.2.1); everything queued still leaves in order.
         Re-entrant: a handler that answers from inside `handler(event)` calls
         back into `flush`, which returns at once; the outer loop picks the new
         messages up.
@@ -518,7 +521,13 @@ class SipEndpoint:
         self._flushing = True
         try:
             while True:
-                outgoing, events = self.core.pop_outgoing(), self.core.pop_events()
+                events = self.core.pop_events()
+                for event in events:
+                    try:
+                        self.handler(event)
+                    except Exception:  # the TU's bug must not wedge the endpoint
+                        log.exception("event handler failed on %r", event)
+                outgoing = self.core.pop_outgoing()
                 if not outgoing and not events:
                     break
                 for out in outgoing:
@@ -531,11 +540,6 @@ class SipEndpoint:
                         out.data, out.destination, out.transport,
                         on_error=self._error_callback(out.tx),
                     )
-                for event in events:
-                    try:
-                        self.handler(event)
-                    except Exception:  # the TU's bug must not wedge the endpoint
-                        log.exception("event handler failed on %r", event)
         finally:
             self._flushing = False
         self.timers.rearm()

@@ -76,6 +76,7 @@ from pbx.sip.transaction import (
     ClientKey,
     Input,
     LegacyServerKey,
+    OfferTrying,
     PassUp,
     ReportTimeout,
     ReportTransportError,
@@ -95,7 +96,11 @@ from pbx.sip.transaction import (
     timer_input,
 )
 from pbx.sip.transaction_client import ClientInviteTransaction, ClientNonInviteTransaction
-from pbx.sip.transaction_server import ServerInviteTransaction, ServerNonInviteTransaction
+from pbx.sip.transaction_server import (
+    ServerInviteTransaction,
+    ServerNonInviteTransaction,
+    trying,
+)
 from pbx.sip.transport import stamped_via
 
 RELIABLE = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
@@ -169,6 +174,7 @@ class SipCore:
         self._heap = TimerHeap()
         self._outgoing: list[Outgoing] = []
         self._events: list[Event] = []
+        self._trying: list[Transaction] = []  # new INVITEs whose 100 waits for pop_outgoing
         self._handlers: dict[type, Callable[[Transaction, Action, tuple[str, int], float], None]]
         self._handlers = {
             Transmit: self._on_transmit,
@@ -178,14 +184,29 @@ class SipCore:
             ReportTimeout: self._on_timeout,
             ReportTransportError: self._on_transport_error,
             SendCancel: self._on_send_cancel,
+            OfferTrying: self._on_offer_trying,
             Terminate: self._on_terminate,
         }
 
     # ------------------------------------------------------------ draining
 
     def pop_outgoing(self) -> list[Outgoing]:
+        """What to send, in order; first the 100 Trying of each new INVITE the TU has not
+        answered yet (17.2.1: a TU that answered before this call needed none)."""
+        if self._trying:
+            self._release_trying()
         out, self._outgoing = self._outgoing, []
         return out
+
+    def _release_trying(self) -> None:
+        pending, self._trying = self._trying, []
+        queued, self._outgoing = self._outgoing, []
+        for tx in pending:
+            response = trying(tx)
+            if response is not None:
+                self._outgoing.append(Outgoing(bytes(response), tx.destination, tx.transport,
+                                               tx.key))  # fmt: skip
+        self._outgoing += queued
 
     def pop_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -461,6 +482,11 @@ class SipCore:
         )
         self._transactions[key] = ctx
         self._apply(ctx, ctx.start(now), tx.destination, now)
+
+    def _on_offer_trying(
+        self, tx: Transaction, action: Action, source: tuple[str, int], now: float
+    ) -> None:
+        self._trying.append(tx)
 
     def _on_terminate(
         self, tx: Transaction, action: Action, source: tuple[str, int], now: float

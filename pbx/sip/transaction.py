@@ -177,6 +177,12 @@ class SendCancel:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferTrying:
+    """A new INVITE wants a 100 Trying unless the TU answers it first (17.2.1): the core
+    sends it at its next pop_outgoing() if no response has gone out by then."""
+
+
+@dataclass(frozen=True, slots=True)
 class Terminate:
     """The transaction reached Terminated and must be destroyed now."""
 
@@ -189,6 +195,7 @@ Action = (
     | ReportTimeout
     | ReportTransportError
     | SendCancel
+    | OfferTrying
     | Terminate
 )
 

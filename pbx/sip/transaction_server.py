@@ -3,8 +3,12 @@
 Theory of operation
 -------------------
 Each class is a table (see pbx.sip.transaction). The server INVITE machine
-passes the INVITE up and answers 100 Trying at once (17.2.1: the TU is not
-known to answer within 200 ms):
+passes the INVITE up and offers a 100 Trying (17.2.1: it MUST be sent unless the
+TU is known to answer within 200 ms). The core sends that 100 at its next
+pop_outgoing() unless the TU has answered by then: a TU handed the INVITE before
+the shell drains the outgoing queue, which answers at once (407, 404, 486, ...),
+saves a message the caller does not need; one that answers later still quenches
+the caller's retransmissions with a 100 sent before Timer A fires.
 
     Proceeding --TU 2xx--> Accepted --Timer L--> Terminated
       | INVITE again: resend the last 1xx      INVITE again: absorbed (6026 7.1)
@@ -33,6 +37,7 @@ from pbx.sip.transaction import (
     Action,
     Input,
     Msg,
+    OfferTrying,
     PassUp,
     State,
     Step,
@@ -58,10 +63,21 @@ def pass_up_request(tx: Transaction, now: float, message: Msg, out: list[Action]
     out.append(PassUp(tx.request))
 
 
-def send_trying(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
-    """17.2.1: quench INVITE retransmissions with a 100 (To tag not added)."""
-    tx.last_response = tx.request.make_response(100)
-    out.append(Transmit(tx.last_response))
+_OFFER_TRYING = OfferTrying()
+
+
+def offer_trying(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """17.2.1: ask the core for a 100, sent unless the TU answers first (see trying())."""
+    out.append(_OFFER_TRYING)
+
+
+def trying(tx: Transaction) -> Response | None:
+    """The 100 Trying that quenches INVITE retransmissions (17.2.1, To tag not added), now
+    the last response; None when the TU has answered already or the transaction is over."""
+    if tx.last_response is not None or tx.state is not State.PROCEEDING:
+        return None
+    response = tx.last_response = tx.request.make_response(100)
+    return response
 
 
 def send_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
@@ -106,7 +122,7 @@ class ServerInviteTransaction(Transaction):
 
     TRANSITIONS = INVITE_SERVER
     INITIAL = State.PROCEEDING
-    START = (pass_up_request, send_trying)
+    START = (pass_up_request, offer_trying)
 
 
 def send_final(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
