@@ -277,7 +277,7 @@ class SipCore:
         """
         tx = self._transactions.get(key)
         if tx is None and isinstance(key, LegacyServerKey) and key.to_tag is not None:
-            tx = self._transactions.get(dataclasses.replace(key, to_tag=None))
+            tx = self._transactions.get(key._replace(to_tag=None))
             if tx is not None and key.to_tag not in tx.to_tags:
                 tx = None
         if isinstance(tx, ServerInviteTransaction):
@@ -369,7 +369,7 @@ class SipCore:
         """The live INVITE server transaction a received CANCEL names (9.2), if any."""
         if not isinstance(cancel_key, ServerKey | LegacyServerKey):
             return None
-        key = dataclasses.replace(cancel_key, method="INVITE")
+        key = cancel_key._replace(method="INVITE")
         tx = self._transactions.get(key)
         return key if isinstance(tx, ServerInviteTransaction) else None
 

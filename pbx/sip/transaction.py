@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.message import Headers, Request, Response
@@ -203,16 +203,20 @@ Action = (
 # ---------------------------------------------------------------- keys
 
 
-@dataclass(frozen=True, slots=True)
-class ClientKey:
+# Keys are named tuples, not frozen dataclasses: each message builds one or two and hashes
+# them several times (the transaction table, the timer heap's liveness checks, the TU's own
+# tables), and a tuple's hash and equality run in C where a dataclass's run Python code.
+# The three kinds have different lengths, so no key of one kind equals a key of another.
+
+
+class ClientKey(NamedTuple):
     """17.1.3: a response matches on the top Via branch and the CSeq method."""
 
     branch: str
     method: str
 
 
-@dataclass(frozen=True, slots=True)
-class ServerKey:
+class ServerKey(NamedTuple):
     """17.2.3: branch, sent-by of the top Via, and method (ACK counts as INVITE)."""
 
     branch: str
@@ -220,8 +224,7 @@ class ServerKey:
     method: str
 
 
-@dataclass(frozen=True, slots=True)
-class LegacyServerKey:
+class LegacyServerKey(NamedTuple):
     """17.2.3 fallback for RFC 2543 peers (no magic cookie in the branch).
 
     An ACK carries the To tag of our response while the INVITE it acknowledges
