@@ -25,10 +25,16 @@ never per packet:
    audio. When a stream's timestamps and arrival times disagree by more than
    `resync` seconds (a new SSRC, a timestamp jump after hold, a phone whose
    clock runs away) the stream is anchored again.
-3. *The ring*: a placed packet is decoded at once into a ring of frames that
-   holds the audio between the end of the file and a few seconds ahead
-   (`RING`; it grows if a stall ever needs more), so overlapping packets
-   overwrite in arrival order and nothing waits in per-packet objects.
+3. *The buffer ahead*: a placed packet is decoded at once into a buffer of
+   frames that starts at the end of the file and holds a few seconds ahead
+   (`AHEAD`; it grows if a stall ever needs more), so overlapping packets
+   overwrite in arrival order and nothing waits in per-packet objects. After
+   each append the audio still ahead (about `window`) slides to the buffer's
+   start. Why not a ring: with a ring each stream's packets straddle its end
+   every few seconds (the batch then places those recorders packet by
+   packet), the write is two stretches, and every flush touches a new part
+   of it, so 200 calls cycle 25 MB of rings through the caches; the buffer's
+   front is the only part in use, some 20 KB a call, warm from the last flush.
 4. *Writing*: audio up to `now - window` is final: frames from the end of
    the file to there are written with silence wherever no packet landed (loss,
    a leg that starts late, silence suppression), so both channels stay in
@@ -41,7 +47,7 @@ never per packet:
 
 Batching (pbx.media.recorder_batch): in the steady state of a call the
 packets of *all* recorders of a tick are parsed, placed and decoded in one
-vectorised numpy pass, and land in each ring with one assignment per
+vectorised numpy pass, and land in each buffer with one assignment per
 recorder; a recorder whose queue holds anything else that tick takes the
 per-packet path below, with the same results.
 
@@ -73,7 +79,7 @@ PCMU = 0
 PCMA = 8
 WINDOW = 0.2
 RESYNC = 1.0
-RING = 2.0  # seconds of audio a recorder holds past the end of its file (grows when needed)
+AHEAD = 2.0  # seconds of audio a recorder holds past the end of its file (grows when needed)
 EVENT_TYPES = frozenset(range(96, 128))
 EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 §3.2 event codes 0-15
 _FIXED = struct.Struct("!BBHII")
@@ -195,9 +201,11 @@ class Recorder:
         self._offset = 0
         self._limit: int | None = None
         self._streams: list[_Stream | None] = [None, None]  # by channel
-        # frames [written, written + _frames) live at ring slot (frame % _frames), interleaved
-        self._frames = round(RING * rate)
-        self._ring = np.zeros(2 * self._frames, dtype=np.int16)
+        # frame f of [written, written + _frames) lives at buffer frame f - written
+        # (samples interleaved A, B); frames from `_high` on are silence
+        self._frames = round(AHEAD * rate)
+        self._buffer = np.zeros(2 * self._frames, dtype=np.int16)
+        self._high = 0
         self._windows: dict[int, np.ndarray] = {}
         self._events: dict[Leg, int] = {}
         self._counts = {"packets": 0, "decoded": 0, "late": 0, "malformed": 0}
@@ -249,7 +257,7 @@ class Recorder:
         self.recording = True
         self._origin, self._offset, self._limit = now, self.written, None
         self._streams = [None, None]
-        self._ring.fill(0)  # audio after the pause point belongs to no segment
+        self._clear_ahead()  # audio after the pause point belongs to no segment
 
     def stop(self, now: float) -> None:
         """Pause: audio that arrives after `now` is not recorded; what came before is kept."""
@@ -354,7 +362,7 @@ class Recorder:
     def _place(
         self, channel: int, pt: int, ts: int, ssrc: int, arrival: float, payload: bytes
     ) -> None:
-        """Decode a packet's payload into the ring at its file position."""
+        """Decode a packet's payload into the buffer at its file position."""
         self._counts["decoded"] += 1
         offset = self._offset
         # the packet's audio ended when it arrived; G.711 has one octet per sample
@@ -376,7 +384,7 @@ class Recorder:
         if pos + len(payload) <= self.written:
             self._counts["late"] += 1
             return
-        self._ring_put(channel, pos, np.asarray(self.decoders[pt](payload), dtype=np.int16))
+        self._put(channel, pos, np.asarray(self.decoders[pt](payload), dtype=np.int16))
 
     def _event(self, leg: Leg, ts: int, arrival: float, payload: bytes) -> None:
         code, flags, _duration = _EVENT.unpack_from(payload)
@@ -387,73 +395,75 @@ class Recorder:
             self.on_digit(DigitReceived(leg, EVENT_DIGITS[code], arrival))
 
     def _write_until(self, horizon: int) -> None:
-        """Append frames [written, horizon) from the ring (silence where nothing landed:
-        loss, a late leg) and clear their slots for the audio that follows."""
+        """Append frames [written, horizon) from the buffer (silence where nothing landed:
+        loss, a late leg), then slide the audio already placed past `horizon` to the
+        buffer's start and clear what it leaves behind.
+
+        The stretch to write always starts at the buffer's start, so it is one slice
+        and one pwrite; only [0, `_high`) ever holds audio, so the slide and the clearing
+        touch the written stretch plus the `window` of audio still ahead, never the
+        whole buffer."""
         writer, written = self._writer, self.written
         if writer is None or horizon <= written:
             return
-        count = horizon - written
-        slot = written % self._frames
-        if slot + count <= self._frames:  # one stretch of the ring: the steady state
-            part = self._ring[2 * slot : 2 * (slot + count)]
-            writer.append_bytes(part)
-            part.fill(0)
-        else:
-            spans = self._spans(written, min(count, self._frames))
-            parts = [self._ring[a:b] for a, b in spans]
-            if count > self._frames:  # longer than the ring: nothing can have landed there
-                parts.append(np.zeros(2 * (count - self._frames), dtype=np.int16))
-            writer.append_bytes(np.concatenate(parts))
-            for a, b in spans:
-                self._ring[a:b] = 0
+        count, buffer = horizon - written, self._buffer
+        if count <= self._frames:
+            writer.append_bytes(buffer[: 2 * count])
+        else:  # longer than the buffer: nothing can have landed past it (it grows first)
+            writer.append_bytes(
+                np.concatenate([buffer, np.zeros(2 * count - len(buffer), np.int16)])
+            )
+        held = self._high - written  # frames [0, held) of the buffer may hold audio
+        if held > count:  # audio placed past the horizon: move it to the start
+            buffer[: 2 * (held - count)] = buffer[2 * count : 2 * held]
+            buffer[2 * (held - count) : 2 * held] = 0
+        elif held > 0:
+            buffer[: 2 * held] = 0
         self.written = horizon
+        if self._high < horizon:
+            self._high = horizon
 
-    # ---- the ring ------------------------------------------------------------------
+    # ---- the buffer ahead of the file ----------------------------------------------
 
-    def _spans(self, start: int, count: int) -> list[tuple[int, int]]:
-        """Ring sample ranges of frames [start, start + count), count <= the ring's frames."""
-        slot = start % self._frames
-        first = min(count, self._frames - slot)
-        spans = [(2 * slot, 2 * (slot + first))]
-        if first < count:
-            spans.append((0, 2 * (count - first)))
-        return spans
+    def _clear_ahead(self) -> None:
+        """Forget every frame placed past the file's end (a new segment starts)."""
+        held = self._high - self.written
+        if held > 0:
+            self._buffer[: 2 * held] = 0
+        self._high = self.written
 
-    def _ring_put(self, channel: int, pos: int, samples: np.ndarray) -> None:
+    def _put(self, channel: int, pos: int, samples: np.ndarray) -> None:
         """Place one channel's samples for frames [pos, pos + n); frames already in the
         file are skipped (the part of a packet that is late)."""
-        lo, hi = max(pos, self.written), pos + len(samples)
+        written = self.written
+        lo, hi = max(pos, written), pos + len(samples)
         if hi <= lo:
             return
-        if hi - self.written > self._frames:
-            self._grow(hi - self.written)
-        samples = samples[lo - pos :]
-        at = 0
-        for a, b in self._spans(lo, hi - lo):
-            part = (b - a) // 2
-            self._ring[a + channel : b : 2] = samples[at : at + part]
-            at += part
+        if hi - written > self._frames:
+            self._grow(hi - written)
+        self._buffer[2 * (lo - written) + channel : 2 * (hi - written) : 2] = samples[lo - pos :]
+        if hi > self._high:
+            self._high = hi
 
     def _grow(self, needed: int) -> None:
         """Hold at least `needed` frames past the file's end (a stalled loop, a far anchor)."""
-        spans = self._spans(self.written, self._frames)
-        old = np.concatenate([self._ring[a:b] for a, b in spans])
+        old = self._buffer
+        held = min(2 * max(self._high - self.written, 0), len(old))
         self._frames = max(2 * self._frames, needed + self.rate)
-        self._ring = np.zeros(2 * self._frames, dtype=np.int16)
+        self._buffer = np.zeros(2 * self._frames, dtype=np.int16)
+        self._buffer[:held] = old[:held]
         self._windows.clear()
-        at = 0
-        for a, b in self._spans(self.written, len(old) // 2):
-            self._ring[a:b] = old[at : at + b - a]
-            at += b - a
         log.info("recorder %s holds %d frames ahead", self.path.name, self._frames)
 
     def _window(self, size: int) -> np.ndarray:
-        """A writable view whose row q is `size` samples of one channel from ring sample q
-        (q = 2 * slot + channel): the batch places a packet with one row assignment."""
+        """A writable view whose row q is `size` samples of one channel from buffer sample q
+        (q = 2 * (frame - written) + channel): the batch places a packet with one row
+        assignment."""
         view = self._windows.get(size)
         if view is None:
-            step = self._ring.strides[0]
-            rows = len(self._ring) - 2 * (size - 1)
-            view = as_strided(self._ring, shape=(rows, size), strides=(step, 2 * step))
+            buffer = self._buffer
+            step = buffer.strides[0]
+            rows = len(buffer) - 2 * (size - 1)
+            view = as_strided(buffer, shape=(rows, size), strides=(step, 2 * step))
             self._windows[size] = view
         return view

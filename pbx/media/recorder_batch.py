@@ -15,12 +15,12 @@ recorders of a tick are handled together (`_Batch`):
   use) a group of calls at a time (`_GROUP` packets: one lookup for many
   calls, yet scratch small enough for the allocator to reuse: call-wide
   multi-megabyte temporaries cost fresh pages, i.e. page faults, every
-  tick), and each recorder's packets land in its frame ring with one row
-  assignment through a strided window over the ring; late packets are
+  tick), and each recorder's packets land in its buffer of frames ahead of
+  the file with one row assignment through a strided window over it; late packets are
   counted and dropped.
 
 Costs that stay per call and tick: the file append (one pwrite of the final
-stretch of the ring, which is the kernel's page-cache work) and a handful of
+stretch of the buffer, which is the kernel's page-cache work) and a handful of
 numpy calls; everything else is per packet and vectorised.
 
 A recorder whose queue holds anything else this tick (its first packets, a
@@ -200,7 +200,7 @@ def _move_streams(
 
 
 class _Placement:
-    """Where each accepted packet lands: its ring row, and whether it is late or odd."""
+    """Where each accepted packet lands: its buffer row, and whether it is late or odd."""
 
     def __init__(
         self,
@@ -214,11 +214,11 @@ class _Placement:
         self.payload = payload
         self.channel, self.position = channel, position
         self.late = position + payload <= written
-        slot = position % frames
-        # a row that wraps round the ring or starts inside the file goes one by one
-        self.fits = (slot + payload <= frames) & (position >= written)
-        self.fits &= position + payload <= written + frames
-        self.row = 2 * slot + channel
+        ahead = position - written  # the packet's first frame in the buffer
+        # a row that starts inside the file or ends past the buffer goes one by one
+        self.fits = (ahead >= 0) & (ahead + payload <= frames)
+        self.end = position + payload
+        self.row = 2 * ahead + channel
 
     def apply(
         self, recorders: list[Recorder], raw: np.ndarray, pt: np.ndarray, bounds: list[int]
@@ -226,10 +226,11 @@ class _Placement:
         """Count each recorder's packets, decode them a group of recorders at a time (one
         table lookup per group of up to `_GROUP` packets: few numpy calls, and scratch
         small enough that the allocator reuses it instead of mapping fresh pages every
-        tick) and put each recorder's rows into its ring with one assignment."""
+        tick) and put each recorder's rows into its buffer with one assignment."""
         starts = bounds[0:-1:2]
         clean = np.logical_and.reduceat(self.fits, starts).tolist()
         late = np.add.reduceat(self.late, starts).tolist() if self.late.any() else None
+        ends = np.maximum.reduceat(self.end, starts).tolist()  # where each one's audio ends
         size = self.payload
         self._payloads, self._types = raw[:, 12:], pt
         self._pairs = self._payloads.view(np.uint16) if size % 2 == 0 and _LITTLE else None
@@ -251,6 +252,8 @@ class _Placement:
                     window = recorder._window(size)
                 if clean[index]:
                     window[row[first:end]] = samples[first - base : end - base]
+                    if ends[index] > recorder._high:
+                        recorder._high = ends[index]
                     continue
                 if late is not None:
                     counted["late"] += late[index]
@@ -268,14 +271,18 @@ class _Placement:
     def _place_odd(
         self, recorder: Recorder, window: np.ndarray, first: int, end: int, samples: np.ndarray
     ) -> None:
-        """A recorder with late or ring-crossing packets: late ones are dropped, the rows
-        that fit go in one assignment, then the crossing ones one by one."""
+        """A recorder with late packets or packets past its buffer: late ones are dropped,
+        the rows that fit go in one assignment, then the others one by one (the buffer
+        may grow for them, so the rows placed already count in `_high` first)."""
         keep = np.flatnonzero(~self.late[first:end])
-        fits = self.fits[first:end][keep]
-        window[self.row[first:end][keep[fits]]] = samples[keep[fits]]
-        for i in keep[~fits].tolist():
+        fits = keep[self.fits[first:end][keep]]
+        if len(fits):
+            window[self.row[first:end][fits]] = samples[fits]
+            recorder._high = max(recorder._high, int(self.end[first:end][fits].max()))
+        keep = keep[~self.fits[first:end][keep]]
+        for i in keep.tolist():
             at = first + i
-            recorder._ring_put(int(self.channel[at]), int(self.position[at]), samples[i])
+            recorder._put(int(self.channel[at]), int(self.position[at]), samples[i])
 
 
 def _groups(bounds: list[int]) -> list[tuple[int, int]]:
