@@ -114,8 +114,9 @@ class _Batch:
         queues need the per-packet path."""
         recorders = self.recorders
         queues = [queue for r in recorders for queue in r._queues]
-        counts = list(map(len, queues))
-        datas = list(itertools.chain.from_iterable(queues))
+        counts = [len(queue) >> 1 for queue in queues]  # datagram, arrival, datagram, ...
+        entries = list(itertools.chain.from_iterable(queues))
+        datas: list[bytes] = entries[0::2]  # type: ignore[assignment]
         total = len(datas)
         size = len(datas[0])
         joined = b"".join(datas)
@@ -129,8 +130,7 @@ class _Batch:
         head = np.frombuffer(joined, dtype=_header_type(size))
         ts = head["ts"].astype(np.int64)
         pt = head["second"] & 0x7F
-        times = itertools.chain.from_iterable(t for r in recorders for t in r._times)
-        arrival = np.fromiter(times, dtype=np.float64, count=total)
+        arrival = np.array(entries[1::2], dtype=np.float64)
         state = _State(recorders)
         origin, offset = state.origin[owner], state.offset[owner]
         # an unanchored stream has ssrc -1, which no 32-bit SSRC equals
@@ -147,9 +147,6 @@ class _Batch:
         # the packets are taken: empty the tap's lists and move each stream on
         for queue in queues:
             queue.clear()
-        for r in recorders:
-            for times_list in r._times:
-                times_list.clear()
         bounds = [0, *itertools.accumulate(counts)]
         _move_streams(state.streams, counts, ts, ext, bounds)
         raw = np.frombuffer(joined, dtype=np.uint8).reshape(total, size)
