@@ -395,10 +395,10 @@ def _is_wildcard(host: str) -> bool:
 class SipEndpoint:
     """Listeners + SIP core + timer service; events go to one handler (aioquic style).
 
-    Requests get Via `received`/`rport` stamped (RFC 3261 18.2.1, RFC 3581 4)
-    so the TU sees where a request really came from and every response
-    carries the stamped Via back. The core stamps the message it parses, so
-    the endpoint passes the bytes on untouched.
+    Requests that start a server transaction get Via `received`/`rport` stamped
+    (RFC 3261 18.2.1, RFC 3581 4) so every response carries the stamped Via back
+    (the TU learns where any request came from from the event's `source`). The
+    core stamps the message it parses, so the endpoint passes the bytes on untouched.
     """
 
     def __init__(

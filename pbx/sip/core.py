@@ -11,9 +11,12 @@ shell feeds it and drains it:
     for event in core.pop_events(): tu.handle(event)   # RequestReceived, ...
     loop.call_at(core.next_deadline(), ...)    # then core.handle_timers(now)
 
-The core stamps `received`/`rport` on a request's top Via as it parses it
-(pbx.sip.transport.stamp_request, RFC 3261 18.2.1, RFC 3581); responses then
-go where `response_destination` says (18.2.2). Incoming requests are matched
+The core stamps `received`/`rport` on the top Via of each request that starts a
+server transaction (pbx.sip.transport.stamp_request, RFC 3261 18.2.1, RFC 3581);
+responses then go where `response_destination` says (18.2.2). An ACK and a
+retransmission, which get no response of their own, are matched on the Via as
+it came (their branch and sent-by do not change with the stamp), except from
+RFC 2543 peers, whose key holds the whole stamped top Via. Incoming requests are matched
 to server transactions (17.2.3: branch, sent-by and method; RFC 2543 peers
 without a usable magic cookie on Request-URI, tags, Call-ID, CSeq and top
 Via). A retransmission is absorbed (or answered with the last response) by
@@ -233,7 +236,9 @@ class SipCore:
     ) -> None:
         try:
             _check_request(request)
-            stamp_parsed(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
+            legacy = not is_rfc3261_branch(request.via.branch)
+            if legacy:  # the key holds the whole top Via: stamped, as the INVITE's was
+                stamp_parsed(request, source)  # 18.2.1, RFC 3581 4: on the parsed message
             key = server_key(request)
         except ParseError as exc:
             self._reject_request(request, exc, source, transport)
@@ -245,6 +250,14 @@ class SipCore:
         if tx is not None:
             self._apply(tx, tx.handle(Input.REQUEST, now, request), source, now)
             return
+        if not legacy:
+            # Stamped only now: `received`/`rport` serve the responses (18.2.2), which come
+            # from the transaction's first request; an ACK or a retransmission gets none.
+            try:
+                stamp_parsed(request, source)
+            except ParseError as exc:
+                self._reject_request(request, exc, source, transport)
+                return
         cls = ServerInviteTransaction if request.method == "INVITE" else ServerNonInviteTransaction
         destination = response_destination(request.via, source, transport)
         tx = cls(key, request, destination, transport, transport in RELIABLE, self.config)
