@@ -46,6 +46,7 @@ from pbx.sip.transaction import (
     cap_at_t2,
     expire,
     pass_up,
+    release_request,
     report_timeout,
     report_transport_error,
 )
@@ -86,8 +87,12 @@ def request_cancel(tx: Transaction, now: float, message: Msg, out: list[Action])
 
 
 _INVITE_1XX: tuple[Step, ...] = (cancel(A, B), pass_up, send_cancel)
-_INVITE_2XX: tuple[Step, ...] = (cancel(A, B, GUARD), pass_up, arm(M))
-_INVITE_FAILURE: tuple[Step, ...] = (cancel(A, B, GUARD), send_ack, pass_up, arm(D))
+# Past its final response a client INVITE sends only the ACK it built (17.1.1.3) or nothing
+# (RFC 6026 7.2), and a non-INVITE nothing: the request goes (see release_request).
+_INVITE_2XX: tuple[Step, ...] = (cancel(A, B, GUARD), pass_up, arm(M), release_request)
+_INVITE_FAILURE: tuple[Step, ...] = (
+    cancel(A, B, GUARD), send_ack, pass_up, arm(D), release_request
+)
 _ABORT: tuple[Step, ...] = (report_transport_error,)
 
 INVITE_CLIENT: Transitions = {
@@ -129,7 +134,7 @@ class ClientInviteTransaction(Transaction):
     is_client = True
 
 
-_NON_INVITE_FINAL: tuple[Step, ...] = (cancel(E, F), pass_up, arm(K))
+_NON_INVITE_FINAL: tuple[Step, ...] = (cancel(E, F), pass_up, arm(K), release_request)
 
 NON_INVITE_CLIENT: Transitions = {
     (State.TRYING, Input.TIMER_E): ((send_request, backoff(E)), State.TRYING),

@@ -31,9 +31,10 @@ the final) is a LocalProtocolError.
 
 from __future__ import annotations
 
-from pbx.sip.message import Request, Response
+from pbx.sip.message import Response
 from pbx.sip.timers import TimerName
 from pbx.sip.transaction import (
+    RELEASED_REQUEST,
     Action,
     Input,
     Msg,
@@ -49,15 +50,14 @@ from pbx.sip.transaction import (
     cancel,
     expire,
     pass_up,
+    release_request,
     report_timeout,
     report_transport_error,
 )
 
+__all__ = ["RELEASED_REQUEST", "ServerInviteTransaction", "ServerNonInviteTransaction", "trying"]
+
 G, H, I, J, L = (TimerName[n] for n in "GHIJL")  # noqa: E741
-
-RELEASED_REQUEST = Request("OPTIONS", "sip:released.invalid")
-"""What a finished non-INVITE server transaction holds instead of its request."""
-
 
 def pass_up_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     out.append(PassUp(tx.request))
@@ -86,10 +86,48 @@ def send_response(tx: Transaction, now: float, message: Msg, out: list[Action]) 
     out.append(Transmit(message))
 
 
+def send_accepted(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """RFC 6026 7.1: the first 2xx moves the INVITE to Accepted, where it only absorbs
+    INVITE retransmissions, passes ACKs up and sends the 2xx the TU retransmits (13.3.1.4)
+    until Timer L. It needs neither the INVITE nor the 2xx for that, so it keeps neither
+    for those 64*T1 = 32 s (see release_request)."""
+    assert isinstance(message, Response)
+    out.append(Transmit(message))
+    tx.request = RELEASED_REQUEST
+    tx.last_response = None
+
+
 def resend_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """17.2.1, 17.2.2: a retransmitted request gets the most recent response again."""
     if tx.last_response is not None:
         out.append(Transmit(tx.last_response))
+
+
+def transmit(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """Send what the TU gives without keeping it (a 2xx retransmission in Accepted)."""
+    assert isinstance(message, Response)
+    out.append(Transmit(message))
+
+
+def forget_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """17.2.1: Confirmed only absorbs ACKs and INVITEs until Timer I; nothing is resent."""
+    tx.last_response = None
+
+
+def send_final(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+    """17.2.1, 17.2.2: a final response that will only ever be sent again as it is, kept as
+    the bytes it went out as: a non-INVITE's until Timer J, an INVITE's 300-699 for Timer G
+    and retransmitted INVITEs until the ACK.
+
+    The parsed Response (headers, their list and caches) would be several more objects in
+    each finished transaction (a loaded registrar holds 64*T1 = 32 s of them), which every
+    full collection walks. The core sends bytes as they are, so this is the only
+    serialization, however often the response is resent.
+    """
+    assert isinstance(message, Response)
+    data = bytes(message)
+    tx.last_response = data
+    out.append(Transmit(data))
 
 
 _ABORT: tuple[Step, ...] = (report_transport_error,)
@@ -97,18 +135,20 @@ _ABORT: tuple[Step, ...] = (report_transport_error,)
 INVITE_SERVER: Transitions = {
     (State.PROCEEDING, Input.REQUEST): ((resend_response,), State.PROCEEDING),
     (State.PROCEEDING, Input.SEND_1XX): ((send_response,), State.PROCEEDING),
-    (State.PROCEEDING, Input.SEND_2XX): ((send_response, arm(L)), State.ACCEPTED),
-    (State.PROCEEDING, Input.SEND_FAILURE): ((send_response, arm(G, H)), State.COMPLETED),
+    (State.PROCEEDING, Input.SEND_2XX): ((send_accepted, arm(L)), State.ACCEPTED),
+    (State.PROCEEDING, Input.SEND_FAILURE): (
+        (send_final, arm(G, H), release_request), State.COMPLETED
+    ),
     (State.PROCEEDING, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
     (State.COMPLETED, Input.REQUEST): ((resend_response,), State.COMPLETED),
-    (State.COMPLETED, Input.ACK): ((cancel(G, H), arm(I)), State.CONFIRMED),
+    (State.COMPLETED, Input.ACK): ((cancel(G, H), arm(I), forget_response), State.CONFIRMED),
     (State.COMPLETED, Input.TIMER_G): ((resend_response, backoff(G)), State.COMPLETED),
     (State.COMPLETED, Input.TIMER_H): ((report_timeout(H),), State.TERMINATED),
     (State.COMPLETED, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
     # Confirmed absorbs retransmitted ACKs and INVITEs (17.2.1).
     (State.CONFIRMED, Input.TIMER_I): ((expire(I),), State.TERMINATED),
     (State.ACCEPTED, Input.ACK): ((pass_up,), State.ACCEPTED),
-    (State.ACCEPTED, Input.SEND_2XX): ((send_response,), State.ACCEPTED),
+    (State.ACCEPTED, Input.SEND_2XX): ((transmit,), State.ACCEPTED),
     (State.ACCEPTED, Input.TIMER_L): ((expire(L),), State.TERMINATED),
     # The 2xx belongs to the TU now; it hears of the failure and Timer L still cleans up.
     (State.ACCEPTED, Input.TRANSPORT_ERROR): (_ABORT, State.ACCEPTED),
@@ -123,29 +163,6 @@ class ServerInviteTransaction(Transaction):
     TRANSITIONS = INVITE_SERVER
     INITIAL = State.PROCEEDING
     START = (pass_up_request, offer_trying)
-
-
-def send_final(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
-    """17.2.2: the final response of a non-INVITE, kept as the bytes it went out as.
-
-    In Completed the transaction only answers retransmissions with this response until
-    Timer J, so it needs its wire form and nothing else: the parsed Response (headers,
-    their list and caches) would be several more objects in each of the 64*T1 = 32 s of
-    finished transactions a loaded registrar holds, which every full collection walks. The
-    core serializes bytes by returning them as they are, so this is the only serialization.
-    """
-    assert isinstance(message, Response)
-    data = bytes(message)
-    tx.last_response = data
-    out.append(Transmit(data))
-
-
-def release_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
-    """17.2.2: in Completed a non-INVITE server transaction only answers retransmissions
-    with its last response, so it lets the request go. A registrar keeps 64*T1 = 32 s of
-    finished transactions; their parsed requests were most of what the garbage collector
-    walked again and again, and of the memory they held."""
-    tx.request = RELEASED_REQUEST
 
 
 _NON_INVITE_FINAL: tuple[Step, ...] = (send_final, arm(J), release_request)
