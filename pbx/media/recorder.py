@@ -217,30 +217,32 @@ class Recorder:
         """The relay `Tap` (`self.tap`): queue the packet and then its arrival on its leg's
         list and return. Per-leg lists let the batch take each stream without sorting.
 
-        Why one list per leg and default arguments: the relay runs the taps of hundreds
-        of calls in turn, so each packet finds its call's objects out of the CPU caches,
-        and every object the tap touches costs a miss. With the datagram and its arrival
-        on one list, and the list's bound `append`s (emptied in place, never replaced)
-        and the leg as defaults instead of closure cells, a packet touches the function,
-        its defaults, one bound method and one list: in a relay of 200 recorded and 200
-        plain calls, 0.25-0.4 us less CPU per recorded packet than a closure over
-        separate lists of datagrams and of times (about 1.4 us over an untapped packet)."""
+        Why one list per leg, held as a default argument: the relay runs the taps of
+        hundreds of calls in turn, so each packet finds its call's objects out of the CPU
+        caches, and every object the tap touches costs a miss. With the datagram and its
+        arrival on one list (emptied in place, never replaced), and the lists and the
+        leg as defaults instead of closure cells over bound `append`s, a packet touches
+        the function, its defaults and one list. In one relay of 200 recorded and 200
+        plain calls (tests.bench recording, paired) each step saved CPU per recorded
+        packet, same minutes: one list per leg instead of separate lists of datagrams
+        and of times, and defaults instead of cells, about 0.3 us; the lists instead of
+        their bound `append`s, about 0.2 us more."""
         first, second = self._queues
 
         def tap(
             leg: Leg,
             data: bytes,
             arrival: float,
-            put_a: Callable[[bytes | float], None] = first.append,
-            put_b: Callable[[bytes | float], None] = second.append,
+            queue_a: list[bytes | float] = first,
+            queue_b: list[bytes | float] = second,
             leg_b: Leg = _LEG_B,
         ) -> None:
             if leg is leg_b:
-                put_b(data)
-                put_b(arrival)
+                queue_b.append(data)
+                queue_b.append(arrival)
             else:
-                put_a(data)
-                put_a(arrival)
+                queue_a.append(data)
+                queue_a.append(arrival)
 
         return tap
 
