@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass, field
 
 from pbx.media.relay import Leg, RelaySession
-from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint
+from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint, new_branch
 from pbx.sip.entropy import random_bytes
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
@@ -271,7 +271,9 @@ def fork_invite(call: Call, contact: str, peer: Peer, sdp: bytes, user_agent: st
     here = peer.local.sent_by
     max_forwards = 70 if a.max_forwards is None else min(70, a.max_forwards)
     headers = [
-        ("Via", f"SIP/2.0/{peer.transport} {here}"),
+        # The branch is ours to pick (8.1.1.7): with it the core need not parse and rewrite
+        # the Via to add one before the INVITE leaves.
+        ("Via", f"SIP/2.0/{peer.transport} {here};branch={new_branch()}"),
         ("Max-Forwards", str(max(0, max_forwards - 1))),
         ("From", f"{caller_id}<sip:{call.caller}@{here}>;tag={call.a_tag}"),
         ("To", f"<sip:{call.callee}@{here}>"),

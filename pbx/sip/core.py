@@ -511,12 +511,12 @@ class SipCore:
 
     def _ensure_branch(self, request: Request) -> None:
         """8.1.1.7: our requests carry a unique branch with the magic cookie."""
-        vias = request.headers.getall("Via")
-        if not vias:
+        if "Via" not in request.headers:
             raise LocalProtocolError("a request needs a top Via naming us before it is sent")
-        top = request.via
+        top = request.via  # parsed once: client_key() reads the same value next
         if is_rfc3261_branch(top.branch):
             return
+        vias = request.headers.getall("Via")
         vias[0] = str(dataclasses.replace(top, params={**top.params, "branch": self._new_branch()}))
         request.headers.set("Via", ", ".join(vias))
 
