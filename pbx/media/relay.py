@@ -30,8 +30,8 @@ latched phone, which the kernel hands that phone's datagrams and through which
 the other leg answers it with `send` (no route lookup or address conversion
 per datagram); every other source still reaches the port's own socket, so
 latching and re-latching work as described above. A port with a tap or a
-transcoder stays on the hot path but takes one extra call (`_Port._featured`):
-it reads the clock once, hands the datagram to the tap and sends the
+transcoder stays on the hot path and takes its other branch, in the same
+function: it reads the clock once, hands the datagram to the tap and sends the
 transcoded packet. Everything unusual (first packets, foreign sources, drops,
 RTCP while an RTCP tap is set) goes to `RelaySession._slow_path`, which
 recomputes the hot-path fields in `_rewire`. An untapped port reads no clock

@@ -362,23 +362,21 @@ class _Port(asyncio.DatagramProtocol):
                 self.octets += len(data)
                 if self.plain:
                     self._send(data, self._to)  # type: ignore[misc]
-                else:
-                    self._featured(data)
+                    return
+                # a tapped or transcoding port: tap, rewrite, send (inline, not a method call:
+                # every packet of a recorded call comes here)
+                tap = self.tap
+                if tap is not None:
+                    try:
+                        tap(self.leg, data, self.clock())
+                    except Exception:
+                        self.session._tap_failed(self)
+                transform = self.transform
+                self._send(data if transform is None else transform(data), self._to)  # type: ignore[misc]
                 return
         except IndexError:  # an empty datagram; the slow path rejects it
             pass
         self.session._slow_path(self, data, addr)
-
-    def _featured(self, data: bytes) -> None:
-        """The hot path of a tapped or transcoded port: tap, rewrite, send."""
-        tap = self.tap
-        if tap is not None:
-            try:
-                tap(self.leg, data, self.clock())
-            except Exception:
-                self.session._tap_failed(self)
-        transform = self.transform
-        self._send(data if transform is None else transform(data), self._to)  # type: ignore[misc]
 
     def error_received(self, exc: Exception) -> None:
         log.debug("[%s] leg %s socket error: %s", self.session.label, self.leg.value, exc)
