@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 The relay calls `Recorder.tap(leg, datagram, arrival)` for every RTP packet
 of a tapped call (pbx.media.relay `Tap`). That is the relay's hot path, so
-`tap` only appends to its leg's lists and returns (a closure over the lists'
-bound appends). Everything else happens in
+`tap` only appends the datagram and its arrival to its leg's list and returns
+(see `Recorder._new_tap` for why it is shaped as it is). Everything else happens in
 `pbx.media.recorder_batch.flush_recorders(recorders, now)` (or
 `Recorder.flush(now)` for one), which the owner (pbx.recording.
 RecordingManager) calls every FLUSH_INTERVAL (0.5 s) from a periodic task,
