@@ -156,6 +156,10 @@ class ArmTimer:
 
 @dataclass(frozen=True, slots=True)
 class CancelTimer:
+    """Kept for callers that name it; the machines no longer emit it: a timer is cancelled by
+    leaving `Transaction.timers`, and the core's heap skips an entry whose transaction no
+    longer holds that deadline (lazy cancellation), so the action had nothing to do."""
+
     name: TimerName
 
 
@@ -186,6 +190,11 @@ class OfferTrying:
 class Terminate:
     """The transaction reached Terminated and must be destroyed now."""
 
+
+TERMINATE = Terminate()
+REPORT_TRANSPORT_ERROR = ReportTransportError()
+SEND_CANCEL = SendCancel()
+"""The field-less actions: immutable, so one instance of each serves every transaction."""
 
 Action = (
     Transmit
@@ -418,10 +427,8 @@ class Transaction:
             step(self, now, message, out)
         self.state = next_state
         if next_state is State.TERMINATED:
-            for name in list(self.timers):
-                out.append(CancelTimer(name))
-            self.timers.clear()
-            out.append(Terminate())
+            self.timers.clear()  # the heap's entries go stale: cancelled lazily
+            out.append(TERMINATE)
         return out
 
     def time_left(self, now: float) -> dict[str, float]:
@@ -483,10 +490,12 @@ def cap_at_t2(name: TimerName) -> Step:
 
 
 def cancel(*names: TimerName) -> Step:
+    """Disarm the named timers: their heap entries go stale and are skipped (lazily)."""
+
     def step(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
+        timers = tx.timers
         for name in names:
-            if tx.timers.pop(name, None) is not None:
-                out.append(CancelTimer(name))
+            timers.pop(name, None)
 
     step.__name__ = f"cancel_{'_'.join(n.value for n in names)}"
     return step
@@ -533,7 +542,7 @@ def pass_up(tx: Transaction, now: float, message: Msg, out: list[Action]) -> Non
 
 
 def report_transport_error(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
-    out.append(ReportTransportError())
+    out.append(REPORT_TRANSPORT_ERROR)
 
 
 def _set_timer(tx: Transaction, name: TimerName, deadline: float, out: list[Action]) -> None:

@@ -30,10 +30,10 @@ from __future__ import annotations
 from pbx.sip.message import Response
 from pbx.sip.timers import TimerName
 from pbx.sip.transaction import (
+    SEND_CANCEL,
     Action,
     Input,
     Msg,
-    SendCancel,
     State,
     Step,
     Transaction,
@@ -77,7 +77,7 @@ def send_cancel(tx: Transaction, now: float, message: Msg, out: list[Action]) ->
     if not tx.cancel_requested or tx.cancel_sent:
         return
     tx.cancel_sent = True
-    out.append(SendCancel())
+    out.append(SEND_CANCEL)
     arm(GUARD)(tx, now, message, out)
 
 
