@@ -67,6 +67,11 @@ class Admitted:
     refusal: Refusal | None = None
 
 
+AUTHENTICATE = Admitted(Admission.AUTHENTICATE)
+REFUSED = Admitted(Admission.REFUSE, refusal=FORBIDDEN)
+"""The gate's two verdicts without a trunk, shared (immutable) instead of built per INVITE."""
+
+
 @dataclass(frozen=True, slots=True)
 class InboundTarget:
     """Where a DID rings: `waves` of extension numbers, each rung for `ring_timeout` s."""
@@ -178,8 +183,8 @@ class InboundGate:
         from_user = getattr(request.from_.uri, "user", None)
         extension = self.store.find_extension(from_user) if from_user else None
         if extension is not None and extension.enabled:
-            return Admitted(Admission.AUTHENTICATE)
-        return Admitted(Admission.REFUSE, refusal=FORBIDDEN)
+            return AUTHENTICATE
+        return REFUSED
 
     def route(self, trunk: Trunk, request: Request) -> InboundTarget | Refusal:
         """Where the DID of this trunk call rings; 404 for an unknown DID."""

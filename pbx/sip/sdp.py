@@ -932,7 +932,12 @@ def rewrite_for_relay(
     if origin is None:
         o = sd.origin
         origin = Origin(o.username, o.session_id, o.session_version, address, atype, o.nettype)
-    return _copy(sd, origin=origin, connection=conn, media=tuple(media), attributes=attrs)
+    # Positional, in field order (3 us less than _copy's keywords, twice a call; the
+    # relay-rewrite tests check that every other field survives).
+    return SessionDescription(
+        origin, sd.name, conn, tuple(media), sd.timings, sd.direction, sd.bandwidths, attrs,
+        sd.info, sd.uri, sd.emails, sd.phones, sd.zone, sd.key, sd.version,
+    )  # fmt: skip
 
 
 def _copy(sd: SessionDescription, **changes: object) -> SessionDescription:
