@@ -82,9 +82,10 @@ _TOP_VIA_KEY = ("Via", "via")
 
 PARSED_VALUES = 4096
 """Header values each parse cache keeps. SIP repeats its header lines: both REGISTERs of a
-registration (and every refresh) carry the phone's To and Contact, and every message of a
-call its From, To and CSeq; a parsed value is immutable, so a line seen again reuses it
-(least recently used first out: an office's phones and calls fit many times over)."""
+registration (and every refresh) carry the phone's Contact, and every message of a
+transaction its CSeq; a parsed value is immutable, so a line seen again reuses it (least
+recently used first out: an office's phones and calls fit many times over). Name-addrs
+(From, To, Route) have pbx.sip.uri's memo."""
 
 
 def _memo(parse: Callable[[str], T]) -> Callable[[str], T]:
@@ -93,7 +94,6 @@ def _memo(parse: Callable[[str], T]) -> Callable[[str], T]:
     return functools.lru_cache(maxsize=PARSED_VALUES)(parse)
 
 
-_name_addr = _memo(parse_name_addr)
 _contacts = _memo(lambda value: tuple(parse_contacts(value)))
 _cseq = _memo(CSeq.parse)
 
@@ -228,8 +228,8 @@ class _Message:
     cseq = _first_value("CSeq", "cseq", _cseq)
     via = _first_value("Via", "via", parse_top_via)
     vias = _Typed("Via", lambda h: _vias(h))
-    from_ = _Typed("From", lambda h: _name_addr(_required(h, "From")))
-    to = _Typed("To", lambda h: _name_addr(_required(h, "To")))
+    from_ = _Typed("From", lambda h: parse_name_addr(_required(h, "From")))
+    to = _Typed("To", lambda h: parse_name_addr(_required(h, "To")))
     from_tag = _tag("From", "from_tag", "from_")
     to_tag = _tag("To", "to_tag", "to")
     contacts = _Typed(
@@ -237,8 +237,8 @@ class _Message:
     )
     max_forwards = _Typed("Max-Forwards", _optional(parse_max_forwards, "Max-Forwards"))
     expires = _Typed("Expires", _optional(lambda v: parse_delta(v, "Bad Expires"), "Expires"))
-    routes = _Typed("Route", _list("Route", _name_addr))
-    record_routes = _Typed("Record-Route", _list("Record-Route", _name_addr))
+    routes = _Typed("Route", _list("Route", parse_name_addr))
+    record_routes = _Typed("Record-Route", _list("Record-Route", parse_name_addr))
     content_type = _Typed("Content-Type", _optional(parse_content_type, "Content-Type"))
 
     def start_line(self) -> str:

@@ -187,7 +187,7 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
-MEMO_SIZE = 2048
+MEMO_SIZE = 4096
 """Texts each parse memo holds before it starts over (a flood of distinct URIs cannot
 grow it)."""
 _URI_MEMO: dict[str, Uri] = {}
@@ -424,11 +424,32 @@ def parse_name_addr(text: str) -> NameAddr:
     """Parse a name-addr (`"A" <uri>;p`) or addr-spec (`uri;p`) with header params."""
     addr = _NAME_ADDR_MEMO.get(text)
     if addr is None:
-        addr = _parse_name_addr(text)
+        addr = _tagged(text) or _parse_name_addr(text)
         if len(_NAME_ADDR_MEMO) >= MEMO_SIZE:
             _NAME_ADDR_MEMO.clear()
         _NAME_ADDR_MEMO[text] = addr
     return addr
+
+
+def _tagged(text: str) -> NameAddr | None:
+    """A From or To with a tag is new text in every call (RFC 3261 19.3), while the address
+    in front of `;tag=` is the same for each call a phone makes or takes: when the tag
+    is the last parameter, written plainly, the address is parsed (or found in the memo)
+    on its own and the tag added, which is what parsing the whole text gives. None: the
+    whole text is to be parsed (it also words any error)."""
+    head, mark, tag = text.rpartition(";tag=")
+    if not mark or not _TAG_VALUE.fullmatch(tag):
+        return None
+    try:
+        base = parse_name_addr(head)
+    except ParseError:
+        return None
+    if "tag" in base.params:
+        return None
+    return NameAddr(base.display, base.uri, {**base.params, "tag": tag})
+
+
+_TAG_VALUE = re.compile(f"[{_T}]+")
 
 
 def _parse_name_addr(text: str) -> NameAddr:
