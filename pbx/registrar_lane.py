@@ -126,13 +126,15 @@ def _understood(data: bytes) -> Request | None:
         request = parse_message(data)
         if not isinstance(request, Request) or request.method != "REGISTER" or request.body:
             return None
-        counts = request.headers.name_counts()
-        if not LANE_HEADERS.issuperset(counts):
+        headers = request.headers
+        index = headers.first_values()  # built once, read again by every typed field below
+        if not LANE_HEADERS.issuperset(index):
             return None
-        for name, count in counts.items():
-            if count > 1 and name not in _REPEATABLE:
-                return None
-        if counts.get("Via") != 1 or "," in (request.headers.get("Via") or ""):
+        if len(index) != len(headers):  # a header repeated: only Contact may be
+            for name, count in headers.name_counts().items():
+                if count > 1 and name not in _REPEATABLE:
+                    return None
+        if "," in index.get("Via", ","):  # one Via value, present
             return None
         uri = request.uri
         if not isinstance(uri, SipUri) or uri.scheme != "sip" or uri.headers:

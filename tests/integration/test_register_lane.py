@@ -312,6 +312,7 @@ async def test_retransmission_gets_the_same_bytes_unprocessed(sides: tuple[Side,
         register("h1").replace("REGISTER sip:", "REGISTER sips:"),
         register("h1").replace("CSeq: 1 REGISTER", "CSeq: 1 OPTIONS"),
         register("h1").replace("Max-Forwards: 70", "Max-Forwards: 70\r\nMax-Forwards: 69"),
+        register("h1", extra=("Via: SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKh2",)),  # two lines
         register("h1").replace("Expires: 3600", "Expires: soon"),
         register("h1", contacts=("<sip:1001@10.0.0.1",)),
         register("h1").replace("From: <sip:", "From: <tel:"),
