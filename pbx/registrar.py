@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from operator import attrgetter
 
 from pbx.sip.digest_server import AuthResult, DigestServer
 from pbx.sip.entropy import token_hex
@@ -29,7 +30,7 @@ from pbx.sip.errors import ParseError
 from pbx.sip.headers import Contact
 from pbx.sip.message import Request, Response
 from pbx.sip.uri import SipUri
-from pbx.store import Binding, Store
+from pbx.store import Binding, Extension, Store
 
 log = logging.getLogger(__name__)
 
@@ -138,43 +139,48 @@ class Registrar:
     ) -> Response:
         cfg = self.config
         header_expires = request.expires
-        planned: list[tuple[str, int, Contact]] = []
+        if header_expires is None:
+            header_expires = cfg.default_expires
+        call_id, seq = request.call_id, request.cseq.seq
+        user_agent = request.headers.get("User-Agent") or ""
+        transport = transport.upper()
+        changes: list[tuple[str, Binding | None]] = []
         for contact in contacts:
             expires = contact.expires
             if expires is None:
-                expires = header_expires if header_expires is not None else cfg.default_expires
+                expires = header_expires
             if 0 < expires < cfg.min_expires:
+                # §10.3 step 7: the whole request is refused, the bindings built so far
+                # are thrown away unused.
                 response = request.make_response(423, to_tag=_tag())
                 response.headers.add("Min-Expires", str(cfg.min_expires))
                 return response
-            planned.append((str(contact.uri), min(expires, cfg.max_expires), contact))
-        call_id, seq = request.call_id, request.cseq.seq
-        user_agent = request.headers.get("User-Agent") or ""
-        changes: list[tuple[str, Binding | None]] = []
-        for uri, expires, contact in planned:
-            binding = None
-            if expires != 0:
-                binding = Binding(
-                    extension=aor,
-                    contact=uri,
-                    source_host=source[0],
-                    source_port=source[1],
-                    transport=transport.upper(),
-                    expires_at=wall + expires,
-                    q=contact.q if contact.q is not None else 1.0,
-                    call_id=call_id,
-                    cseq=seq,
-                    user_agent=user_agent,
-                    instance_id=(contact.params.get("+sip.instance") or "").strip('"'),
-                )
+            uri = str(contact.uri)
+            if expires == 0:
+                changes.append((uri, None))
+                continue
+            binding = Binding(
+                extension=aor,
+                contact=uri,
+                source_host=source[0],
+                source_port=source[1],
+                transport=transport,
+                expires_at=wall + min(expires, cfg.max_expires),
+                q=contact.q if contact.q is not None else 1.0,
+                call_id=call_id,
+                cseq=seq,
+                user_agent=user_agent,
+                instance_id=(contact.params.get("+sip.instance") or "").strip('"'),
+            )
             changes.append((uri, binding))
         bindings = self.store.apply_registration(aor, changes, call_id, seq, wall)
         if bindings is None:
             return request.make_response(500, "Out-of-order REGISTER", to_tag=_tag())
-        self._notify(aor, wall, bindings)
+        if self.on_change is not None:
+            self._notify(aor, wall, bindings)
         response = self._ok(request, aor, wall, bindings)
         if auth.authentication_info:
-            response.headers.add("Authentication-Info", str(auth.authentication_info))
+            response.headers.add("Authentication-Info", auth.authentication_info)
         return response
 
     def _ok(
@@ -227,4 +233,12 @@ def extension_ha1(
     extension = store.find_extension(username)
     if extension is None or not extension.enabled or realm != our_realm:
         return None
-    return {"MD5": extension.ha1_md5, "SHA-256": extension.ha1_sha256}.get(algorithm.upper())
+    field = _HA1_FIELDS.get(algorithm.upper())
+    return None if field is None else field(extension)
+
+
+#: The Extension field holding the HA1 of each digest algorithm (RFC 7616 §3.4.2, RFC 8760).
+_HA1_FIELDS: dict[str, Callable[[Extension], str]] = {
+    "MD5": attrgetter("ha1_md5"),
+    "SHA-256": attrgetter("ha1_sha256"),
+}

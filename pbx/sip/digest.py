@@ -42,6 +42,7 @@ __all__ = [
     "parse_authentication_info",
     "parse_challenges",
     "parse_credentials",
+    "quote_param",
     "session_ha1",
 ]
 
@@ -93,6 +94,10 @@ _CONSTRUCTORS = {
 }
 
 
+#: The non-sess spellings the server and client use, whose A1 is the stored HA1 as is.
+_PLAIN_CONSTRUCTORS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
 def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
     """Return hex H(username:realm:password) (RFC 7616 §3.4.2, A1 for the non-sess case).
 
@@ -135,6 +140,27 @@ def compute_response(
     without qop it is the RFC 2069 form KD(HA1, nonce:HA2).  For "auth-int" A2
     includes H(body) (RFC 7616 §3.4.3).  An empty `method` yields rspauth (§3.5).
     """
+    new = _PLAIN_CONSTRUCTORS.get(algorithm)
+    if new is None or qop != "auth":
+        return _general_response(ha1, algorithm, method, uri, nonce, qop, nc, cnonce, body)
+    # The usual case (stored HA1, qop=auth) with the hash constructor called directly: the
+    # same two hashes as below, without four Python-level calls per response.
+    ha2 = new(f"{method}:{uri}".encode()).hexdigest()
+    return new(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+
+
+def _general_response(
+    ha1: str,
+    algorithm: str,
+    method: str,
+    uri: str,
+    nonce: str,
+    qop: str | None,
+    nc: str | None,
+    cnonce: str | None,
+    body: bytes,
+) -> str:
+    """compute_response for every algorithm spelling and qop (RFC 7616 §3.4.1-§3.4.3)."""
     a1 = session_ha1(ha1, algorithm, nonce, cnonce or "")
     a2 = f"{method}:{uri}"
     if qop == "auth-int":
@@ -387,7 +413,7 @@ def _unquoted(quoted: str) -> str:
 # --------------------------------------------------------------------------- serializing
 
 
-def _quote(value: str) -> str:
+def quote_param(value: str) -> str:
     """quoted-string with `\\` and `"` escaped (RFC 3261 §25.1 quoted-pair)."""
     if "\r" in value or "\n" in value:
         raise ValueError("auth param values cannot contain CR or LF")
@@ -398,7 +424,7 @@ def _quote(value: str) -> str:
 
 def format_auth(scheme: str, params: Iterable[tuple[str, str, bool]]) -> str:
     """Serialize `scheme name=value, ...`; each param is (name, value, quoted)."""
-    parts = [f"{name}={_quote(value) if quoted else value}" for name, value, quoted in params]
+    parts = [f"{name}={quote_param(value) if quoted else value}" for name, value, quoted in params]
     return f"{scheme} {', '.join(parts)}" if parts else scheme
 
 
@@ -409,10 +435,19 @@ def _flag(value: str | None) -> bool:
 def _require(auth: AuthParams, names: tuple[str, ...]) -> dict[str, str]:
     """The params as a dict, after checking the mandatory ones are there."""
     fields = dict(auth.params)
+    _require_names(fields, names)
+    return fields
+
+
+def _require_names(fields: dict[str, str], names: tuple[str, ...]) -> None:
     missing = [name for name in names if name not in fields]
     if missing:
         raise ParseError(f"Bad auth header: Digest without {', '.join(missing)}")
-    return fields
+
+
+#: The params credentials cannot do without (RFC 7616 §3.4), in the order errors name them.
+_CREDENTIAL_ORDER = ("username", "realm", "nonce", "uri", "response")
+_CREDENTIAL_NAMES = frozenset(_CREDENTIAL_ORDER)
 
 
 # --------------------------------------------------------------------------- typed values
@@ -481,22 +516,30 @@ class Credentials:
 
     @classmethod
     def from_params(cls, auth: AuthParams) -> Credentials:
-        fields = _require(auth, ("username", "realm", "nonce", "uri", "response"))
+        return cls.from_fields(dict(auth.params))
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> Credentials:
+        """Credentials from their params by (lower-case) name; ParseError when a mandatory
+        one is missing (RFC 7616 §3.4) or nc is not 8 hex digits."""
+        if not fields.keys() >= _CREDENTIAL_NAMES:
+            _require_names(fields, _CREDENTIAL_ORDER)
         nc = fields.get("nc")
         if nc is not None and not _NC.fullmatch(nc):
             raise ParseError("Bad auth header: nc must be 8 hex digits")
+        userhash = fields.get("userhash")
         return cls(
-            username=fields.get("username") or "",
-            realm=fields.get("realm") or "",
-            nonce=fields.get("nonce") or "",
-            uri=fields.get("uri") or "",
-            response=fields.get("response") or "",
-            algorithm=fields.get("algorithm") or "MD5",
-            cnonce=fields.get("cnonce"),
-            nc=nc,
-            qop=fields.get("qop"),
-            opaque=fields.get("opaque"),
-            userhash=_flag(fields.get("userhash")),
+            fields["username"],
+            fields["realm"],
+            fields["nonce"],
+            fields["uri"],
+            fields["response"],
+            fields.get("algorithm") or "MD5",
+            fields.get("cnonce"),
+            nc,
+            fields.get("qop"),
+            fields.get("opaque"),
+            userhash is not None and userhash.lower() == "true",
         )
 
     def __str__(self) -> str:
@@ -540,7 +583,7 @@ class AuthenticationInfo:
             ("nc", self.nc, False),
         )
         return ", ".join(
-            f"{name}={_quote(value) if quoted else value}"
+            f"{name}={quote_param(value) if quoted else value}"
             for name, value, quoted in table
             if value is not None
         )
@@ -553,7 +596,15 @@ def parse_challenges(value: str) -> list[Challenge | AuthParams]:
 
 def parse_credentials(value: str) -> Credentials | AuthParams:
     """Parse an Authorization/Proxy-Authorization value (RFC 3261 §22.4, §25.1)."""
-    auth = parse_auth(value)
+    match = _SIMPLE_AUTH.fullmatch(value)
+    if match is not None and match.group(1).lower() == "digest":
+        # The fast path of parse_auth, straight into the fields dict: no AuthParams and
+        # no pairs tuple built only to be turned into a dict.
+        found = _SIMPLE_PARAMS.findall(match.group(2))
+        fields = {name.lower(): token or _unquoted(quoted) for name, quoted, token in found}
+        if len(fields) == len(found):
+            return Credentials.from_fields(fields)
+    auth = parse_auth(value)  # other schemes, other spellings, and every error's wording
     return Credentials.from_params(auth) if auth.is_digest else auth
 
 

@@ -57,6 +57,7 @@ from pbx.sip.digest import (
     compute_response,
     hash_hex,
     parse_credentials,
+    quote_param,
 )
 from pbx.sip.entropy import random_bytes as pooled_random_bytes
 from pbx.sip.errors import ParseError
@@ -214,6 +215,10 @@ class DigestServer:
         self._mac_key = hashlib.blake2b(self._secret).digest() if long_secret else self._secret
         self._realm_tail = self.realm.encode() + b"\x00"
         self._challenges: dict[tuple[str, bool], tuple[str, str]] = {}
+        #: The algorithm params _PRECHECKS accepts, in the spellings phones use.
+        self._accepted_spellings = frozenset(
+            spelling for a in self.algorithms for spelling in (a, a.upper(), a.lower())
+        )
 
     # ------------------------------------------------------------------ nonces
 
@@ -321,13 +326,27 @@ class DigestServer:
         """Everything decidable without the HA1, in RFC 7616 §3.4 order: the first failure,
         or the nonce's issue time when all pass (so the MAC is checked once per request).
         Rows are lazy: a failure's reason is worded only when it is the answer."""
-        for failed, status, reason in _PRECHECKS:
-            if failed(self, creds, request_uri):
-                return status, reason(creds, request_uri)
+        if not self._passes_prechecks(creds, request_uri):
+            for failed, status, reason in _PRECHECKS:
+                if failed(self, creds, request_uri):
+                    return status, reason(creds, request_uri)
         issued = self.nonce_issued(creds.nonce, context)
         if issued is None:
             return AuthStatus.INVALID_NONCE, "nonce not issued by this server"
         return issued
+
+    def _passes_prechecks(self, creds: Credentials, request_uri: str | None) -> bool:
+        """True when no row of _PRECHECKS can fail: the credentials a phone sends, checked
+        in one expression. False sends them through the rows, which find the failure (or
+        pass all the same, for an algorithm spelled in a case not listed here)."""
+        return (
+            creds.realm == self.realm
+            and creds.algorithm in self._accepted_spellings
+            and creds.qop in self.qop_options
+            and creds.nc is not None
+            and bool(creds.cnonce)
+            and (request_uri is None or self._uri_match(creds.uri, request_uri))
+        )
 
     def _check_digest(
         self,
@@ -371,22 +390,26 @@ class DigestServer:
                 creds.username,
                 f"nc {creds.nc} already used with this nonce",
             )
-        info = AuthenticationInfo(
+        rspauth = compute_response(
+            ha1 or "",
+            algorithm,
+            "",
+            creds.uri,
+            creds.nonce,
             qop=creds.qop,
-            rspauth=compute_response(
-                ha1 or "",
-                algorithm,
-                "",
-                creds.uri,
-                creds.nonce,
-                qop=creds.qop,
-                nc=creds.nc,
-                cnonce=creds.cnonce,
-            ),
-            cnonce=creds.cnonce,
             nc=creds.nc,
+            cnonce=creds.cnonce,
         )
-        return AuthResult(AuthStatus.OK, creds.username, (), str(info), "")
+        info = _authentication_info(creds.qop, rspauth, creds.cnonce, creds.nc)
+        return AuthResult(AuthStatus.OK, creds.username, (), info, "")
+
+
+def _authentication_info(qop: str | None, rspauth: str, cnonce: str | None, nc: str | None) -> str:
+    """str(AuthenticationInfo(...)) of an accepted request (RFC 7616 §3.5), written directly
+    when qop, cnonce and nc are all there (rspauth is hex and needs no quoting)."""
+    if qop is None or cnonce is None or nc is None:
+        return str(AuthenticationInfo(qop=qop, rspauth=rspauth, cnonce=cnonce, nc=nc))
+    return f'qop={qop}, rspauth="{rspauth}", cnonce={quote_param(cnonce)}, nc={nc}'
 
 
 _Check = Callable[[DigestServer, Credentials, "str | None"], bool]
