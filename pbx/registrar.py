@@ -101,8 +101,9 @@ class Registrar:
         contacts = request.contacts
         if not contacts:
             return self._ok(request, aor_user, wall)
-        if any(c.is_star for c in contacts):
-            return self._remove_all(request, aor_user, contacts, wall)
+        for contact in contacts:
+            if contact.is_star:
+                return self._remove_all(request, aor_user, contacts, wall)
         return self._update(request, aor_user, contacts, source, transport, wall, result)
 
     # ------------------------------------------------------------------ pieces

@@ -365,7 +365,9 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries, CdrQueries):
     def find_extension(self, number: str) -> Extension | None:
         """The extension `number`, or None; from the cache while the file is unchanged."""
         with self._lock:
-            cache = self._fresh_extension_cache()
+            if self._wal_watch.maybe_changed():  # _fresh_extension_cache, one call less
+                self._check_data_version()
+            cache = self._extensions
             try:
                 return cache[number]
             except KeyError:
@@ -381,15 +383,19 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries, CdrQueries):
         """The extension cache, emptied first when another connection has committed since it
         was filled (PRAGMA data_version moves then; our own commits do not move it). The
         PRAGMA is skipped while the wal-index header shows no commit at all (WalIndexWatch)."""
-        if not self._wal_watch.maybe_changed():
-            return self._extensions
+        if self._wal_watch.maybe_changed():
+            self._check_data_version()
+        return self._extensions
+
+    def _check_data_version(self) -> None:
+        """Forget what the memory holds when PRAGMA data_version says another connection
+        committed since the last look."""
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._extensions.clear()
             self._flush_bindings()  # they too may have changed (an extension removed elsewhere)
             self._location.forget()
             self._data_version = version
-        return self._extensions
 
     def _current_data_version(self) -> int:
         """PRAGMA data_version as of now, run only when the wal-index shows a commit."""
