@@ -25,7 +25,7 @@ from email.utils import formatdate
 from operator import attrgetter
 
 from pbx.sip.digest_server import AuthResult, DigestServer
-from pbx.sip.entropy import token_hex
+from pbx.sip.entropy import random_bytes
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Contact
 from pbx.sip.message import Request, Response
@@ -213,7 +213,7 @@ def _http_date(second: int) -> str:
 
 def _tag() -> str:
     """A To tag for our answer (RFC 3261 8.2.6.2: every final response carries one)."""
-    return token_hex(6)
+    return random_bytes(6).hex()  # token_hex(6), one call less
 
 
 def _user_of(uri: object) -> str:

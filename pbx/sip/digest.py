@@ -601,7 +601,10 @@ def parse_credentials(value: str) -> Credentials | AuthParams:
         # The fast path of parse_auth, straight into the fields dict: no AuthParams and
         # no pairs tuple built only to be turned into a dict.
         found = _SIMPLE_PARAMS.findall(match.group(2))
-        fields = {name.lower(): token or _unquoted(quoted) for name, quoted, token in found}
+        fields = {
+            name.lower(): token or (quoted if "\\" not in quoted else _unquoted(quoted))
+            for name, quoted, token in found
+        }
         if len(fields) == len(found):
             return Credentials.from_fields(fields)
     auth = parse_auth(value)  # other schemes, other spellings, and every error's wording
