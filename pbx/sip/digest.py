@@ -211,6 +211,13 @@ _SIMPLE_AUTH = re.compile(
     rf"({_simple_param('(?:')}(?:,{_simple_param('(?:')})*)"
 )
 _SIMPLE_PARAMS = re.compile(_SIMPLE_PARAM)
+#: The scheme and blanks in front of _SIMPLE_AUTH's params.
+_SCHEME = re.compile(rf"[ \t]*({_TOKEN.pattern})[ \t]+")
+#: _SIMPLE_AUTH's params in one findall instead of a fullmatch then a findall: each match is
+#: one param with the comma after it (when more text follows) or the end; anything else is
+#: taken whole by the last branch, whose match has an empty name. So a result without an
+#: empty name tiles the text exactly as `param *("," param)`, the language of _SIMPLE_AUTH.
+_TILED_PARAMS = re.compile(rf"{_SIMPLE_PARAM}(?:,(?=[\s\S])|\Z)|[\s\S]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,16 +603,16 @@ def parse_challenges(value: str) -> list[Challenge | AuthParams]:
 
 def parse_credentials(value: str) -> Credentials | AuthParams:
     """Parse an Authorization/Proxy-Authorization value (RFC 3261 §22.4, §25.1)."""
-    match = _SIMPLE_AUTH.fullmatch(value)
-    if match is not None and match.group(1).lower() == "digest":
-        # The fast path of parse_auth, straight into the fields dict: no AuthParams and
-        # no pairs tuple built only to be turned into a dict.
-        found = _SIMPLE_PARAMS.findall(match.group(2))
+    scheme = _SCHEME.match(value)
+    if scheme is not None and scheme.group(1).lower() == "digest":
+        # The fast path of parse_auth in one regex pass, straight into the fields dict (see
+        # _TILED_PARAMS): no AuthParams, no pairs tuple built only to become a dict.
+        found = _TILED_PARAMS.findall(value, scheme.end())
         fields = {
             name.lower(): token or (quoted if "\\" not in quoted else _unquoted(quoted))
             for name, quoted, token in found
         }
-        if len(fields) == len(found):
+        if found and "" not in fields and len(fields) == len(found):
             return Credentials.from_fields(fields)
     auth = parse_auth(value)  # other schemes, other spellings, and every error's wording
     return Credentials.from_params(auth) if auth.is_digest else auth
