@@ -31,6 +31,7 @@ from pbx.sip.headers import Contact
 from pbx.sip.message import Request, Response
 from pbx.sip.uri import SipUri
 from pbx.store import Binding, Extension, Store
+from pbx.store.rows import new_binding
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class Registrar:
             if expires == 0:
                 changes.append((uri, None))
                 continue
-            binding = Binding(
+            binding = new_binding(  # Binding(...), without the frozen dataclass's toll
                 extension=aor,
                 contact=uri,
                 source_host=source[0],
