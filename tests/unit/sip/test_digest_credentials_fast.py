@@ -7,6 +7,8 @@ the scanner. Differential tests: same Credentials, same AuthParams, same error w
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +45,9 @@ def test_sipp_credentials_parse_to_their_fields() -> None:
         "1000", "deskpbx", "AAAB-x_y", "sip:127.0.0.1:5060", "0123abcd", "MD5",
         "6b8b4567", "00000001", "auth", None, False,
     )  # fmt: skip
+    assert type(creds) is Credentials and hash(creds) == hash(dataclasses.replace(creds))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        creds.nc = "00000002"  # type: ignore[misc, union-attr]
 
 
 @pytest.mark.parametrize(
