@@ -44,6 +44,7 @@ __all__ = [
     "parse_authentication_info",
     "parse_challenges",
     "parse_credentials",
+    "quick_constructor",
     "quote_param",
     "session_ha1",
 ]
@@ -575,7 +576,7 @@ class Credentials:
         return format_auth("Digest", params)
 
 
-def _quick_constructor(cls: type[T]) -> Callable[..., T]:
+def quick_constructor(cls: type[T]) -> Callable[..., T]:
     """`cls(...)` for a frozen slotted dataclass without __post_init__, at the cost of a plain
     one: a slotted twin with the same fields is filled, then turned into a `cls` by __class__
     assignment (CPython allows it between classes of one slot layout). The frozen __init__
@@ -598,7 +599,7 @@ def _quick_constructor(cls: type[T]) -> Callable[..., T]:
     return build
 
 
-_new_credentials = _quick_constructor(Credentials)
+_new_credentials = quick_constructor(Credentials)
 """Credentials(...) with every field given positionally, for the parse of each request."""
 
 

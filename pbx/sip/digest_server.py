@@ -57,6 +57,7 @@ from pbx.sip.digest import (
     compute_response,
     hash_hex,
     parse_credentials,
+    quick_constructor,
     quote_param,
 )
 from pbx.sip.entropy import random_bytes as pooled_random_bytes
@@ -120,6 +121,10 @@ class AuthResult:
     @property
     def ok(self) -> bool:
         return self.status is AuthStatus.OK
+
+
+_new_result = quick_constructor(AuthResult)
+"""AuthResult(...) with every field given positionally, made once per verify()."""
 
 
 class ReplayCache:
@@ -312,7 +317,7 @@ class DigestServer:
     ) -> AuthResult:
         stale = status in _STALE_STATUSES
         challenges = tuple(self.challenge(now, stale=stale, context=context))
-        return AuthResult(status, username, challenges, None, reason)
+        return _new_result(status, username, challenges, None, reason)
 
     # ------------------------------------------------------------------ verification
 
@@ -425,7 +430,7 @@ class DigestServer:
             cnonce=creds.cnonce,
         )
         info = _authentication_info(creds.qop, rspauth, creds.cnonce, creds.nc)
-        return AuthResult(AuthStatus.OK, creds.username, (), info, "")
+        return _new_result(AuthStatus.OK, creds.username, (), info, "")
 
 
 def _authentication_info(qop: str | None, rspauth: str, cnonce: str | None, nc: str | None) -> str:
