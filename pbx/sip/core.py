@@ -586,10 +586,14 @@ def stamp_parsed(request: Request, source: tuple[str, int]) -> None:
         return
     headers = request.headers
     text = str(new_top)
-    alone = headers.name_counts().get("Via") == 1 and "," not in (headers.get("Via") or "")
-    if not alone:
-        text = ", ".join([text, *headers.getall("Via")[1:]])  # more Vias follow the top one
-    headers.set("Via", text)
+    index = headers.first_values()
+    alone = "," not in index.get("Via", ",") and (
+        len(index) == len(headers) or headers.name_counts().get("Via") == 1
+    )  # one Via value on one line (the counts are needed only when some header repeats)
+    if alone:
+        headers.replace_first("Via", text)
+    else:  # more Vias follow the top one: one line holds them all
+        headers.set("Via", ", ".join([text, *headers.getall("Via")[1:]]))
     cache = headers._cache
     cache[_TOP_VIA] = new_top
     if alone:  # the whole Via list is the stamped one: validate() need not split it again

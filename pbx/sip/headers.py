@@ -191,6 +191,19 @@ class _ViaDraft:
     params: dict[str, str | None]
 
 
+def built_via(
+    protocol: str, transport: str, host: str, port: int | None, params: dict[str, str | None]
+) -> Via:
+    """A Via from parts that came out of a parsed Via (stamping received/rport, RFC 3261
+    18.2.1), filled like the parsers fill theirs (see _ViaDraft): nothing to check."""
+    via = _ViaDraft()
+    via.protocol, via.transport, via.host, via.port, via.params = (
+        protocol, transport, host, port, params
+    )  # fmt: skip
+    via.__class__ = Via  # type: ignore[assignment]
+    return via  # type: ignore[return-value]
+
+
 def _common_via(
     transport: str, host: str, port_text: str | None, rport_first: str | None, branch: str,
     rport_last: str | None,
@@ -410,6 +423,32 @@ class Headers:
             out.append((canon, value))
         self._items = out
         self._changed(canon)
+
+    def replace_first(self, canon: str, value: str) -> None:
+        """Give the first `canon` line `value`, keeping any later ones: for a value the stack
+        built from a parsed one (a stamped top Via) under a canonical name. Cheaper than
+        set(), which checks the name and drops the indexes: here the first-values index
+        is updated and the name counts stay true."""
+        if "\r" in value or "\n" in value:
+            raise LocalProtocolError(f"CR or LF in the value of {canon}")
+        items = self._items.copy()  # the list may be shared with a message built from it
+        for i, (key, _) in enumerate(items):
+            if key == canon:
+                items[i] = (canon, value)
+                break
+        else:
+            items.append((canon, value))
+            self._items = items
+            self._changed(canon)  # a new line: both indexes change
+            return
+        self._items = items
+        cache = self._cache
+        stale = [key for key in cache if key.__class__ is tuple and key[0] == canon]
+        for key in stale:
+            del cache[key]
+        index = cache.get(_INDEX)
+        if index is not None:
+            cache[_INDEX] = {**index, canon: value}
 
     def remove(self, name: str) -> None:
         canon = canonical_name(name)

@@ -28,7 +28,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from pbx.sip.errors import LocalProtocolError
-from pbx.sip.headers import Via
+from pbx.sip.headers import Via, built_via
 from pbx.sip.message import Request
 from pbx.sip.uri import NameAddr, SipUri, Uri
 
@@ -139,9 +139,9 @@ def stamp_params(via: Via, source: tuple[str, int]) -> dict[str, str | None]:
 def stamped_via(via: Via, source: tuple[str, int]) -> Via | None:
     """The stamped copy of `via`, or None when nothing needs to change."""
     params = stamp_params(via, source)
-    if params == dict(via.params):
+    if params == via.params:
         return None
-    return Via(via.protocol, via.transport, via.host, via.port, params)
+    return built_via(via.protocol, via.transport, via.host, via.port, params)
 
 
 def stamp_request(request: Request, source: tuple[str, int]) -> bool:
