@@ -21,14 +21,14 @@ Everything here is sans-IO: no clock, no sockets.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TypeVar
 
+from pbx.frozen import quick_constructor
 from pbx.sip.errors import ParseError
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "parse_authentication_info",
     "parse_challenges",
     "parse_credentials",
-    "quick_constructor",
     "quote_param",
     "session_ha1",
 ]
@@ -574,29 +573,6 @@ class Credentials:
         if self.userhash:
             params.append(("userhash", "true", False))
         return format_auth("Digest", params)
-
-
-def quick_constructor(cls: type[T]) -> Callable[..., T]:
-    """`cls(...)` for a frozen slotted dataclass without __post_init__, at the cost of a plain
-    one: a slotted twin with the same fields is filled, then turned into a `cls` by __class__
-    assignment (CPython allows it between classes of one slot layout). The frozen __init__
-    sets each field through object.__setattr__, about 1,900 instructions a field.
-    pbx.store.rows.quick_constructor is the store's copy (the store may not be imported here).
-    """
-    twin = dataclasses.make_dataclass(
-        f"_{cls.__name__}Draft",
-        [(f.name, f.type, field(default=f.default)) for f in dataclasses.fields(cls)],  # type: ignore[arg-type]
-        slots=True,
-    )
-    if twin.__slots__ != getattr(cls, "__slots__", None) or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} cannot be built through a twin")
-
-    def build(*args: object) -> T:
-        draft = twin(*args)
-        draft.__class__ = cls
-        return draft  # type: ignore[no-any-return]
-
-    return build
 
 
 _new_credentials = quick_constructor(Credentials)

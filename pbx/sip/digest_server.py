@@ -47,6 +47,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pbx.frozen import quick_constructor
 from pbx.sip.digest import (
     SUPPORTED_ALGORITHMS,
     AuthenticationInfo,
@@ -57,7 +58,6 @@ from pbx.sip.digest import (
     compute_response,
     hash_hex,
     parse_credentials,
-    quick_constructor,
     quote_param,
 )
 from pbx.sip.entropy import random_bytes as pooled_random_bytes

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from pbx.store.rows import Binding, new_binding, quick_constructor
+from pbx.frozen import quick_constructor
+from pbx.store.rows import Binding, new_binding
 
 ARGS = dict(extension="1000", contact="sip:1000@10.0.0.5:5060", source_host="192.0.2.7",
             source_port=40123, transport="UDP", expires_at=1_700_003_600.0, q=0.5,
