@@ -28,6 +28,7 @@ from app.bridge import Bridge
 from app.qt import QApplication, QIcon, QMessageBox, QSocketNotifier, QTimer
 from app.settings import AppSettings, load_settings
 from app.window import MainWindow
+from pbx.tuning import lean_log_records
 
 if TYPE_CHECKING:
     from app.dialogs.settings import SettingsDialog
@@ -203,6 +204,7 @@ def build(
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    lean_log_records()
     args = parse_args(argv)
     from platformdirs import user_config_dir, user_data_dir
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from pbx import __version__
 from pbx.commands import COMMAND_MODULES, UsageError
+from pbx.tuning import lean_log_records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    lean_log_records()
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

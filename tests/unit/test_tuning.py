@@ -10,7 +10,13 @@ import sys
 
 import pytest
 
-from pbx.tuning import GC_THRESHOLDS, raise_open_file_limit, restore_gc, tune_gc
+from pbx.tuning import (
+    GC_THRESHOLDS,
+    lean_log_records,
+    raise_open_file_limit,
+    restore_gc,
+    tune_gc,
+)
 
 
 def test_tune_gc_freezes_start_up_objects_and_raises_thresholds() -> None:
@@ -107,3 +113,32 @@ def test_a_refused_raise_keeps_the_limit_and_says_so(
 def test_no_resource_module_means_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "resource", None)  # import raises ImportError (Windows)
     assert raise_open_file_limit() is None
+
+
+def test_lean_log_records_keep_the_cli_format_and_skip_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("pbx.test.lean")
+    logger.addHandler(handler := Keep())
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("before")
+        lean_log_records()
+        logger.info("call %s -> %s", "1001", "1003")
+    finally:
+        logger.removeHandler(handler)
+    before, after = records
+    assert before.funcName == "test_lean_log_records_keep_the_cli_format_and_skip_the_caller"
+    assert after.funcName == "(unknown function)" and after.lineno == 0
+    assert after.thread is None and after.process is None
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    assert formatter.format(after).endswith(" INFO pbx.test.lean: call 1001 -> 1003")
