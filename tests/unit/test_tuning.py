@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import subprocess
 import sys
 
@@ -46,6 +47,7 @@ def test_cycles_are_still_collected_after_tuning() -> None:
 
 
 # ---------------------------------------------------------------- open file limit
+
 
 def test_open_file_limit_is_raised_to_what_the_relay_needs() -> None:
     """In a child process (the limit is process-wide): soft 1,024 goes up to the wanted
@@ -118,8 +120,12 @@ def test_no_resource_module_means_no_limit(monkeypatch: pytest.MonkeyPatch) -> N
 def test_lean_log_records_keep_the_cli_format_and_skip_the_caller(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
-        monkeypatch.setattr(logging, name, getattr(logging, name))
+    # as logging starts out (another test may have run the CLI's entry point already)
+    monkeypatch.setattr(
+        logging, "_srcfile", os.path.normcase(logging.addLevelName.__code__.co_filename)
+    )
+    for name in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, True)
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
