@@ -26,7 +26,6 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from pbx.frozen import quick_constructor
 from pbx.sip.errors import ParseError
@@ -47,8 +46,6 @@ __all__ = [
     "quote_param",
     "session_ha1",
 ]
-
-T = TypeVar("T")
 
 #: Digest algorithm base name (upper-cased, without "-sess") -> hashlib name.
 #: RFC 7616 §3.4.1 and RFC 8760 §2 (SHA-512-256 is not offered by SIP phones today).
@@ -195,9 +192,9 @@ _PARAM = re.compile(
 )
 _QUOTED_PAIR = re.compile(r"\\(.)")
 #: Fast path for a whole Authorization value as phones write it: `scheme SP name=value
-#: *("," name=value)` with blanks but no folding, no empty list items, no token68. One
-#: fullmatch and one findall replace the scanner; anything else (and every error) takes
-#: the scanner, so results and error texts are the scanner's.
+#: *("," name=value)` with blanks but no folding, no empty list items, no token68 (see
+#: _simple_params); anything else (and every error) takes the scanner, so results and
+#: error texts are the scanner's.
 
 
 def _simple_param(group: str) -> str:
@@ -210,17 +207,12 @@ def _simple_param(group: str) -> str:
 
 
 _SIMPLE_PARAM = _simple_param("(")
-_SIMPLE_AUTH = re.compile(
-    rf"[ \t]*({_TOKEN.pattern})[ \t]+"
-    rf"({_simple_param('(?:')}(?:,{_simple_param('(?:')})*)"
-)
-_SIMPLE_PARAMS = re.compile(_SIMPLE_PARAM)
-#: The scheme and blanks in front of _SIMPLE_AUTH's params.
+#: The scheme and blanks in front of the params.
 _SCHEME = re.compile(rf"[ \t]*({_TOKEN.pattern})[ \t]+")
-#: _SIMPLE_AUTH's params in one findall instead of a fullmatch then a findall: each match is
-#: one param with the comma after it (when more text follows) or the end; anything else is
-#: taken whole by the last branch, whose match has an empty name. So a result without an
-#: empty name tiles the text exactly as `param *("," param)`, the language of _SIMPLE_AUTH.
+#: The params in one findall: each match is one param with the comma after it (when more
+#: text follows) or the end; anything else is taken whole by the last branch, whose match
+#: has an empty name. So a result without an empty name tiles the text exactly as
+#: `param *("," param)`.
 _TILED_PARAMS = re.compile(rf"{_SIMPLE_PARAM}(?:,(?=[\s\S])|\Z)|[\s\S]+")
 
 
@@ -403,18 +395,28 @@ def _scan_auth(value: str) -> AuthParams:
     return _parse_one(scan, many=False)
 
 
-def _parse_simple_auth(value: str) -> AuthParams | None:
-    """The usual spelling in one regex pass (see _SIMPLE_AUTH); None for the scanner."""
-    match = _SIMPLE_AUTH.fullmatch(value)
-    if match is None:
+def _simple_params(value: str) -> tuple[str, list[tuple[str, str, str]]] | None:
+    """(scheme, [(name, quoted, token), ...]) when `value` is the usual spelling (see
+    _TILED_PARAMS); None for the scanner."""
+    scheme = _SCHEME.match(value)
+    if scheme is None:
         return None
-    params = tuple(
-        (name.lower(), token or _unquoted(quoted))
-        for name, quoted, token in _SIMPLE_PARAMS.findall(match.group(2))
-    )
+    found = _TILED_PARAMS.findall(value, scheme.end())
+    if not found or not found[-1][0]:  # the catch-all branch takes the rest: it comes last
+        return None
+    return scheme.group(1), found
+
+
+def _parse_simple_auth(value: str) -> AuthParams | None:
+    """The usual spelling in one regex pass (see _simple_params); None for the scanner."""
+    simple = _simple_params(value)
+    if simple is None:
+        return None
+    scheme, found = simple
+    params = tuple((name.lower(), token or _unquoted(quoted)) for name, quoted, token in found)
     if len({name for name, _ in params}) != len(params):
         return None  # the scanner words the duplicate-param error
-    return AuthParams(match.group(1), params)
+    return AuthParams(scheme, params)
 
 
 def _unquoted(quoted: str) -> str:
@@ -611,16 +613,16 @@ def parse_challenges(value: str) -> list[Challenge | AuthParams]:
 
 def parse_credentials(value: str) -> Credentials | AuthParams:
     """Parse an Authorization/Proxy-Authorization value (RFC 3261 §22.4, §25.1)."""
-    scheme = _SCHEME.match(value)
-    if scheme is not None and scheme.group(1).lower() == "digest":
-        # The fast path of parse_auth in one regex pass, straight into the fields dict (see
-        # _TILED_PARAMS): no AuthParams, no pairs tuple built only to become a dict.
-        found = _TILED_PARAMS.findall(value, scheme.end())
+    simple = _simple_params(value)
+    if simple is not None and simple[0].lower() == "digest":
+        # parse_auth's fast path straight into the fields dict: no AuthParams, no pairs
+        # tuple built only to become a dict
+        found = simple[1]
         fields = {
             name.lower(): token or (quoted if "\\" not in quoted else _unquoted(quoted))
             for name, quoted, token in found
         }
-        if found and "" not in fields and len(fields) == len(found):
+        if len(fields) == len(found):
             return Credentials.from_fields(fields)
     auth = parse_auth(value)  # other schemes, other spellings, and every error's wording
     return Credentials.from_params(auth) if auth.is_digest else auth
