@@ -380,11 +380,16 @@ class Headers:
         cache = self._cache
         if not cache:
             return
+        self._drop_parsed(canon)
+        cache.pop(_INDEX, None)
+        cache.pop(_COUNTS, None)
+
+    def _drop_parsed(self, canon: str) -> None:
+        """Drop the typed values read from header `canon` (keys are (canon, field))."""
+        cache = self._cache
         stale = [key for key in cache if key.__class__ is tuple and key[0] == canon]
         for key in stale:
             del cache[key]
-        cache.pop(_INDEX, None)
-        cache.pop(_COUNTS, None)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.first_values().get(canonical_name(name), default)
@@ -442,10 +447,8 @@ class Headers:
             self._changed(canon)  # a new line: both indexes change
             return
         self._items = items
+        self._drop_parsed(canon)
         cache = self._cache
-        stale = [key for key in cache if key.__class__ is tuple and key[0] == canon]
-        for key in stale:
-            del cache[key]
         index = cache.get(_INDEX)
         if index is not None:
             cache[_INDEX] = {**index, canon: value}
