@@ -91,7 +91,7 @@ def _measure(
     server_cores, generator = load.cpu_split()
     callers = load.users(CALLERS)
     inject = load.auth_csv(workdir, [[c, load.auth_field(c), CALLEE] for c in callers])
-    seconds, steps, confirm, budget = (2.0, 5, 0, 25.0) if quick else (5.0, 8, 1, 75.0)
+    seconds, steps, confirm, budget = (2.0, 7, 0, 35.0) if quick else (5.0, 11, 1, 110.0)
     spots = ""
     factory = lambda: load.start_pbx(  # noqa: E731
         workdir, [*callers, CALLEE], rtp_ports=RTP_PORTS, cores=server_cores,

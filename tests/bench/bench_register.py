@@ -65,7 +65,7 @@ def _measure(
 ) -> tuple[load.Search, str]:
     """Rate search against one server; returns it and a hot-spot summary (DeskPBX only)."""
     _, generator = load.cpu_split()
-    seconds, steps, confirm, budget = (2.0, 5, 0, 20.0) if quick else (5.0, 8, 1, 60.0)
+    seconds, steps, confirm, budget = (2.0, 7, 0, 30.0) if quick else (5.0, 12, 1, 100.0)
     _log(f"   {name}: {seconds:.0f} s per step, x1.5 from {start:.0f}/s")
     spots = ""
     with load.running(factory) as child:

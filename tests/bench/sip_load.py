@@ -8,8 +8,9 @@ the server is pinned to core 0 and SIPp to core 1, so the two do not steal each 
 A rate search steps SIPp's call rate (-r) up from a start value, each step a bounded number of
 calls in a bounded time, and keeps the highest rate with zero failed calls at which the server
 kept pace. Over UDP, overload is a cliff (timer A/E retransmissions pile onto a server
-already behind), so a step that is not clean ends the search; the best rate is then run again
-to check it was not luck. Every loop here is bounded in count and in wall time.
+already behind), so the search climbs by a factor until a step is not clean, then bisects
+between the last clean rate and that one until they are within 10 %; the best rate is then
+run again to check it was not luck. Every loop here is bounded in count and in wall time.
 
 Environment knobs (all optional): DESKPBX_BENCH_WHAT_IF=rcvbuf adds rows for the
 PBX with a suggested change applied at start-up (see WHAT_IFS); DESKPBX_BENCH_KEEP=1 keeps the
@@ -41,6 +42,8 @@ SIPP = shutil.which("sipp")
 # own length, scheduling gaps on a shared machine); later means the server built a backlog.
 KEEP_PACE = 1.1
 KEEP_PACE_SLACK_S = 0.5
+PRECISION = 1.1
+"""A rate search stops once the highest clean rate is within 10 % of the lowest failing one."""
 SIPP_SOCKET_BUFFER = 4 * 1024 * 1024  # bytes; SIPp's 64 KiB default drops datagrams in bursts
 
 
@@ -432,10 +435,17 @@ def search_rate(
     max_steps: int,
     budget_s: float,
     confirm: int = 1,
+    precision: float = PRECISION,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> Search:
-    """Step the offered rate up by `factor` until a step is not clean, then once halfway back
-    (or down by `factor` until one is clean, when the start rate already is not).
+    """Step the offered rate up by `factor` until a step is not clean (or down by `factor`
+    until one is, when the start rate already is not), then bisect (geometric midpoints)
+    between the highest clean rate and the lowest rate that was not, until they are within
+    `precision` of each other.
+
+    Why bisect: with x1.5 steps alone, two servers whose real ceilings differ by 40 % can read
+    the same figure (both stop at the same step), and a ratio of such figures hides progress
+    or loss. Each halving costs one step, so x1.5 narrows to within 10 % in three.
 
     At most `max_steps` steps plus `confirm` reruns, and no new step after `budget_s`. The best
     rate is rerun `confirm` times; if a rerun is not clean, the best falls back to the next
@@ -443,7 +453,9 @@ def search_rate(
     """
     result = Search()
     deadline = time.monotonic() + budget_s
-    rate, failed_at, clean_seen = start, None, False
+    rate = start
+    clean_top: float | None = None  # highest rate with a clean step
+    failed_low: float | None = None  # lowest rate above it whose step was not clean
     for _ in range(max_steps):
         if time.monotonic() > deadline:
             break
@@ -454,17 +466,13 @@ def search_rate(
             f"{outcome.achieved:8.0f}/s achieved, "
             f"server CPU {outcome.cpu_per_call_ms:.2f} ms/call")  # fmt: skip
         if outcome.clean:
-            clean_seen = True
-            if failed_at is not None:
-                break  # clean just below a step that was not: done
-            rate *= factor
-        elif not clean_seen:
-            failed_at, rate = rate, rate / factor  # not even the start was clean: step down
-        elif failed_at is None:
-            failed_at = rate
-            rate = (rate / factor + rate) / 2  # halfway between the last clean rate and this one
+            clean_top = rate if clean_top is None else max(clean_top, rate)
         else:
+            failed_low = rate if failed_low is None else min(failed_low, rate)
+        next_rate = _next_rate(clean_top, failed_low, factor, precision)
+        if next_rate is None:
             break
+        rate = next_rate
     clean = sorted((s for s in result.steps if s.clean), key=lambda s: s.rate, reverse=True)
     for candidate in clean:
         if time.monotonic() > deadline + budget_s / 2:
@@ -479,6 +487,20 @@ def search_rate(
             result.best_runs = [candidate, *reruns]
             break
     return result
+
+
+def _next_rate(
+    clean_top: float | None, failed_low: float | None, factor: float, precision: float
+) -> float | None:
+    """The next rate to offer, or None when the search has its answer."""
+    if failed_low is None:
+        assert clean_top is not None
+        return clean_top * factor  # still climbing
+    if clean_top is None:
+        return failed_low / factor  # not even the start was clean: step down
+    if failed_low <= clean_top * precision:
+        return None
+    return (clean_top * failed_low) ** 0.5
 
 
 # -- profiling ----------------------------------------------------------------------------------
