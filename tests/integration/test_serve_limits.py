@@ -7,16 +7,11 @@ limit in /proc/PID/limits (Linux; skipped elsewhere).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.pbx_harness import rtp_block
-from tests.integration.ports import free_port
+from tests.integration.serve_process import running_serve
 
 resource = pytest.importorskip("resource", reason="RLIMIT_NOFILE is POSIX only")
 
@@ -45,24 +40,5 @@ def test_serve_raises_the_soft_open_file_limit(tmp_path: Path) -> None:
     expected = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(OPEN_FILES_WANTED, hard)
     if expected <= 1024:
         pytest.skip(f"the hard limit ({hard}) leaves nothing to raise")
-    low, high = rtp_block()
-    args = [
-        sys.executable, "-c", "import sys; from pbx.cli import main; sys.exit(main())",
-        "--data-dir", str(tmp_path), "serve", "--sip", f"127.0.0.1:{free_port()}",
-        "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0", "--http", "off",
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_low_limit, env=env)  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 20
-        line = ""
-        while "listening on" not in line and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "deskpbx serve exited before listening"
-        assert "listening on" in line
-        assert _soft_open_files(proc.pid) == expected
-    finally:
-        proc.terminate()
-        proc.wait(15)
+    with running_serve(tmp_path, preexec_fn=_low_limit, listen_timeout=20) as serve:
+        assert _soft_open_files(serve.proc.pid) == expected

@@ -8,51 +8,18 @@ process exits 0 either way.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from pbx.store import Disposition, HangupSide, Store
-from tests.integration.pbx_harness import PASSWORDS, rtp_block
+from tests.integration.pbx_harness import PASSWORDS
 from tests.integration.ports import free_port
+from tests.integration.serve_process import running_serve
 from tests.integration.test_b2bua_support import callee, caller, needs_sipp, register
 
 pytestmark = [pytest.mark.integration, needs_sipp]
-
-
-@dataclass
-class ServeProcess:
-    """A `deskpbx serve` subprocess; `address` makes it usable by the SIPp helpers."""
-
-    proc: subprocess.Popen[str]
-    port: int
-    data_dir: Path
-    lines: list[str]
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def wait_log(self, text: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not logged in time:\n" + "".join(self.lines[-30:]))
-
-    def cdrs(self):  # type: ignore[no-untyped-def]
-        with Store.in_dir(self.data_dir) as store:
-            return store.query_cdrs(limit=100)
 
 
 @pytest.fixture
@@ -62,27 +29,8 @@ def serve(tmp_path):
     with Store.in_dir(data_dir) as store:
         for number, password in PASSWORDS.items():
             store.add_extension(number, password, f"Phone {number}")
-    port = free_port()
-    low, high = rtp_block()
-    args = [
-        sys.executable, "-c", "import sys; from pbx.cli import main; sys.exit(main())",
-        "--data-dir", str(data_dir), "serve", "--sip", f"127.0.0.1:{port}",
-        "--rtp-ports", f"{low}-{high}", "--qualify-interval", "0", "--http", "off",
-    ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
-    reader.start()
-    running = ServeProcess(proc, port, data_dir, lines)
-    try:
-        running.wait_log("listening on")
+    with running_serve(data_dir) as running:
         yield running
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        reader.join(5)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
