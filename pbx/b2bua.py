@@ -353,12 +353,16 @@ class B2bua:
         self._by_fork[tx] = call
 
     def _on_cancel(self, ev: RequestReceived) -> None:
-        invite_tx = self.sip.core.invite_for_cancel(ev.tx) if ev.tx is not None else None
-        if invite_tx is None:
+        """RFC 3261 9.2: a CANCEL that matches a transaction of any method gets 200; only
+        an INVITE still unanswered is ended (487). Nothing matched: 481."""
+        target = self.sip.core.cancel_target(ev.tx, self.sip.now()) if ev.tx is not None else None
+        if target is None:
             self._reply(ev, 481)
             return
         self._reply(ev, 200)
-        call = self._by_a_tx.get(invite_tx)
+        if target.method != "INVITE":
+            return
+        call = self._by_a_tx.get(target)
         if call is None or call.answered or call.a_final_sent:
             return
         log.info("[%s] cancelled by the caller", call.label)

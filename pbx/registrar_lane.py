@@ -11,6 +11,11 @@ full path's) and keeps only what §17.2.2 asks of a non-INVITE server transactio
 UDP: the final response's bytes, resent as they are to a retransmission (same branch
 and sent-by, §17.2.3) for 64*T1.
 
+A CANCEL naming a kept answer (same branch and sent-by) names a live transaction (§9.2):
+the lane tells the core so (`kept_request`, registered with `SipCore.add_answer_keeper`)
+and the CANCEL, which takes the full path, gets 200. A registrar that raises gets its
+REGISTER answered 500 (§21.5.1), kept like any answer, and the traceback logged.
+
 Everything else goes to the full path unchanged, so conformance stays the full path's:
 TCP (the lane is only wired for UDP), a datagram that does not parse, a body, a header
 outside `LANE_HEADERS` or repeated (except Contact), more than one Via, a Via that is not
@@ -22,16 +27,19 @@ that matches a live full-path transaction.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
 from pbx.registrar import Registrar
-from pbx.sip.core import SipCore, response_destination, stamp_parsed
+from pbx.sip.core import SipCore, new_tag, response_destination, stamp_parsed
 from pbx.sip.errors import ParseError
-from pbx.sip.message import Request, parse_message
+from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.transaction import ServerKey, is_rfc3261_branch
 from pbx.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
@@ -77,6 +85,7 @@ class RegisterLane:
         self._expiry: deque[tuple[float, tuple[str, str, int]]] = deque()
         self.answered = 0
         self.resent = 0
+        core.add_answer_keeper(self.kept_request)
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -99,7 +108,10 @@ class RegisterLane:
         if self.core.has_transaction(ServerKey(key[0], (key[1], port), "REGISTER")):
             return None
         stamp_parsed(request, source)
-        response = self.registrar.handle(request, source, "UDP", now, self.wall())
+        try:
+            response = self.registrar.handle(request, source, "UDP", now, self.wall())
+        except Exception:  # the registrar's bug: answered, not left to time out (§21.5.1)
+            response = _server_error(request)
         answer = LaneAnswer(
             bytes(response), response_destination(request.via, source, "UDP"), response.status
         )
@@ -109,6 +121,14 @@ class RegisterLane:
         self.answered += 1
         return answer
 
+    def kept_request(self, cancel: ServerKey, now: float) -> ServerKey | None:
+        """The REGISTER a CANCEL with key `cancel` names while its answer is kept (§9.2:
+        same branch and sent-by, any method), or None."""
+        kept = self._answers.get((cancel.branch, cancel.sent_by[0], cancel.sent_by[1]))
+        if kept is None or kept[0] <= now:
+            return None
+        return cancel._replace(method="REGISTER")
+
     def _expire(self, now: float) -> None:
         """Forget answers whose 64*T1 has passed (oldest first: `now` only grows)."""
         expiry, answers = self._expiry, self._answers
@@ -117,6 +137,13 @@ class RegisterLane:
             kept = answers.get(key)
             if kept is not None and kept[0] == deadline:
                 del answers[key]
+
+
+def _server_error(request: Request) -> Response:
+    """500 for a REGISTER the registrar failed on; the traceback goes to the log."""
+    log.exception("registrar failed on REGISTER %s", request.call_id)
+    tag = new_tag() if request.to_tag is None else None
+    return request.make_response(500, "Server Internal Error", to_tag=tag)
 
 
 def _understood(data: bytes) -> Request | None:

@@ -25,7 +25,8 @@ messages sent, events handed to ONE handler callable (the registrar/B2BUA
 layer), the single timer handle re-armed. An optional `on_closed` callable
 hears `ConnectionClosed` when a TCP connection goes away. The handler answers
 through the endpoint's `send_*` methods, which feed the core and flush the
-same way.
+same way. A handler that raises on a request it has not answered yet has it
+answered 500 (RFC 3261 21.5.1) and its traceback logged.
 
 `new_event_loop()` gives a uvloop loop where uvloop exists, else asyncio's.
 """
@@ -43,9 +44,9 @@ from dataclasses import dataclass
 from pbx.net.tcp import FrameError, TcpConnection, TcpTransport, head_without_length
 from pbx.net.timers import TimerService
 from pbx.net.udp import UdpListener, open_udp_listener
-from pbx.sip.core import SipCore
+from pbx.sip.core import SipCore, new_tag
 from pbx.sip.errors import ParseError
-from pbx.sip.events import Event
+from pbx.sip.events import Event, RequestReceived
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.sip.transport import (
@@ -527,6 +528,7 @@ class SipEndpoint:
                         self.handler(event)
                     except Exception:  # the TU's bug must not wedge the endpoint
                         log.exception("event handler failed on %r", event)
+                        self._answer_failed(event)
                 outgoing = self.core.pop_outgoing()
                 if not outgoing and not events:
                     break
@@ -543,6 +545,20 @@ class SipEndpoint:
         finally:
             self._flushing = False
         self.timers.rearm()
+
+    def _answer_failed(self, event: Event) -> None:
+        """500 for a request the handler raised on before answering it (RFC 3261 21.5.1), so
+        the phone is not left retransmitting until its transaction times out. ACK gets none."""
+        if not isinstance(event, RequestReceived) or event.tx is None:
+            return
+        if event.request.method == "ACK" or not self.core.awaits_final(event.tx):
+            return
+        try:
+            tag = new_tag() if event.request.to_tag is None else None
+            response = event.request.make_response(500, "Server Internal Error", to_tag=tag)
+            self.send_response(event.tx, response)
+        except Exception:
+            log.exception("could not answer 500 to %r", event)
 
     def _error_callback(self, tx: TransactionKey | None) -> ErrorCallback | None:
         if tx is None:

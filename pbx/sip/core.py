@@ -38,7 +38,10 @@ transaction (the ACK for a 2xx, 13.2.2.4) with `send_stateless`.
 CANCEL (9.1) is built here: `cancel(tx, now)` on a client INVITE sends a
 CANCEL as its own non-INVITE client transaction, keyed ClientKey(branch,
 "CANCEL"), as soon as a provisional response has arrived. At the UAS,
-`invite_for_cancel(key)` finds the INVITE a received CANCEL names (9.2).
+`invite_for_cancel(key)` finds the INVITE a received CANCEL names and
+`cancel_target(key, now)` the server transaction of any method it names (9.2),
+also one answered outside the table by a keeper (`add_answer_keeper`: the
+REGISTER lane keeps its answers for 64*T1 itself).
 
 Timers live in one heap (pbx.sip.timers.TimerHeap) so `next_deadline()` is
 cheap. Zero-length timers (D, I, J, K on reliable transports) fire before the
@@ -112,6 +115,13 @@ RELIABLE = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 _ERROR_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
 """Headers a stateless error response copies from the request (8.2.6.2)."""
 
+MAX_SERVER_METHODS = 64
+"""Methods remembered for CANCEL matching (9.2); a flood of invented ones stops there."""
+
+AnswerKeeper = Callable[[ServerKey, float], "ServerKey | None"]
+"""(CANCEL's key, now) -> the key of a request answered and still kept outside the
+transaction table that the CANCEL names (same branch and sent-by), or None."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
@@ -178,6 +188,8 @@ class SipCore:
         self._outgoing: list[Outgoing] = []
         self._events: list[Event] = []
         self._trying: list[Transaction] = []  # new INVITEs whose 100 waits for pop_outgoing
+        self._server_methods: set[str] = set()  # methods of server transactions, for 9.2
+        self._keepers: list[AnswerKeeper] = []
         self._handlers: dict[type, Callable[[Transaction, Action, tuple[str, int], float], None]]
         self._handlers = {
             Transmit: self._on_transmit,
@@ -258,6 +270,9 @@ class SipCore:
             except ParseError as exc:
                 self._reject_request(request, exc, source, transport)
                 return
+        methods = self._server_methods
+        if request.method not in methods and len(methods) < MAX_SERVER_METHODS:
+            methods.add(request.method)
         cls = ServerInviteTransaction if request.method == "INVITE" else ServerNonInviteTransaction
         destination = response_destination(request.via, source, transport)
         tx = cls(key, request, destination, transport, transport in RELIABLE, self.config)
@@ -385,6 +400,41 @@ class SipCore:
         key = cancel_key._replace(method="INVITE")
         tx = self._transactions.get(key)
         return key if isinstance(tx, ServerInviteTransaction) else None
+
+    def cancel_target(self, cancel_key: TransactionKey, now: float) -> TransactionKey | None:
+        """The server transaction a received CANCEL names, of any method (9.2), or None.
+
+        The CANCEL matches like any request (17.2.3) except for the method; an INVITE is
+        looked at first. A non-INVITE one (a REGISTER in Completed, Timer J) matches as
+        well: the TU answers such a CANCEL 200 and nothing else happens. Requests a keeper
+        answered outside the table (`add_answer_keeper`) count as long as it keeps them.
+        """
+        if not isinstance(cancel_key, ServerKey | LegacyServerKey):
+            return None
+        invite = self.invite_for_cancel(cancel_key)
+        if invite is not None:
+            return invite
+        for method in self._server_methods - _NOT_CANCELLED:
+            key = cancel_key._replace(method=method)
+            tx = self._transactions.get(key)
+            if tx is not None and not tx.is_client:
+                return key
+        if isinstance(cancel_key, ServerKey):
+            for keeper in self._keepers:
+                kept = keeper(cancel_key, now)
+                if kept is not None:
+                    return kept
+        return None
+
+    def add_answer_keeper(self, keeper: AnswerKeeper) -> None:
+        """Let `cancel_target` see requests answered outside the transaction table."""
+        self._keepers.append(keeper)
+
+    def awaits_final(self, tx_key: TransactionKey) -> bool:
+        """Whether server transaction `tx_key` is alive and has sent no final response yet
+        (the shell answers 500 for a TU that failed on its request, 21.5.1)."""
+        tx = self._transactions.get(tx_key)
+        return tx is not None and not tx.is_client and tx.state in _AWAITING_FINAL
 
     def transport_error(self, tx_key: TransactionKey | None, now: float) -> None:
         """The shell could not send a message of `tx_key` (17.1.4, 17.2.4)."""
@@ -565,6 +615,11 @@ class SipCore:
         self._outgoing.append(Outgoing(bytes(response), destination, transport))
         return True
 
+
+_NOT_CANCELLED = frozenset({"CANCEL", "ACK"})
+"""Methods a CANCEL never names: its own transaction shares the branch (9.1)."""
+_AWAITING_FINAL = frozenset({State.TRYING, State.PROCEEDING})
+"""Server transaction states before a final response (17.2.1, 17.2.2)."""
 
 _TOP_VIA = ("Via", "via")
 """Where the message keeps its parsed top Via: the (header, field) key of the `via` field in
