@@ -501,12 +501,17 @@ class UserAgent:
                     None)  # fmt: skip
 
     def _on_cancel(self, ev: RequestReceived) -> None:
-        invite_tx = self.sip.core.invite_for_cancel(ev.tx) if ev.tx is not None else None
-        self.reply(ev.tx, ev.request.make_response(200 if invite_tx else 481))
+        """RFC 3261 9.2: 200 to a CANCEL that names a live transaction of any method (an
+        OPTIONS still kept for retransmissions too), 481 when none; only an INVITE ends."""
+        target = self.sip.core.cancel_target(ev.tx, self.sip.now()) if ev.tx is not None else None
+        self.reply(ev.tx, ev.request.make_response(200 if target else 481))
+        invite_tx = target if target is not None and target.method == "INVITE" else None
+        if invite_tx is None:
+            return
         call = next((c for c in self.calls if c.invite_tx == invite_tx), None)
         if call is not None:
             call.cancelled()
-        elif invite_tx is not None:
+        else:
             self._cancelled.add(invite_tx)
 
     async def _incoming(self, ev: RequestReceived) -> None:

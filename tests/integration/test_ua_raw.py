@@ -221,3 +221,37 @@ async def test_behind_a_nat_the_contact_becomes_the_address_the_registrar_saw():
         await alice.ua.aclose()
         assert registrar.transport is not None
         registrar.transport.close()
+
+
+def _out_of_dialog(method: str, peer: RawPeer, ua_port: int, branch: str, cseq: str) -> bytes:
+    return (
+        f"{method} sip:1002@127.0.0.1:{ua_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:9999@127.0.0.1>;tag=raw-cancel\r\n"
+        "To: <sip:1002@127.0.0.1>\r\n"
+        "Call-ID: raw-cancel@test\r\n"
+        f"CSeq: {cseq}\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def test_a_cancel_of_an_answered_options_gets_200_and_a_stray_one_481():
+    """RFC 3261 9.2: the CANCEL matches the OPTIONS transaction (kept 64*T1 after its 200)
+    whatever its method, so it is answered 200 and nothing else happens."""
+    bob = await start_phone("1002", free_port())
+    peer = await open_peer()
+    try:
+        assert peer.transport is not None
+        port, to = bob.ua.local_port, ("127.0.0.1", bob.ua.local_port)
+        peer.transport.sendto(_out_of_dialog("OPTIONS", peer, port, "z9hG4bK-opt", "1 OPTIONS"), to)
+        assert (await peer.next_message()).status == 200
+        peer.transport.sendto(_out_of_dialog("CANCEL", peer, port, "z9hG4bK-opt", "1 CANCEL"), to)
+        answer = await peer.next_message()
+        assert answer.status == 200 and answer.cseq.method == "CANCEL"
+        peer.transport.sendto(_out_of_dialog("CANCEL", peer, port, "z9hG4bK-none", "1 CANCEL"), to)
+        assert (await peer.next_message()).status == 481
+        assert bob.ua.calls == []
+    finally:
+        await bob.ua.aclose()
+        peer.transport.close()
