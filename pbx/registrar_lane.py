@@ -33,10 +33,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pbx.registrar import Registrar
-from pbx.sip.core import SipCore, new_tag, response_destination, stamp_parsed
+from pbx.sip.core import SipCore, new_tag, response_destination
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.transaction import ServerKey, is_rfc3261_branch
+from pbx.sip.transport import stamp_parsed
 from pbx.sip.uri import SipUri
 
 log = logging.getLogger(__name__)

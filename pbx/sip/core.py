@@ -73,7 +73,8 @@ from pbx.sip.events import (
     TransportErrorOccurred,
 )
 from pbx.sip.headers import Via
-from pbx.sip.message import Headers, Request, Response, canonical_name, parse_message
+from pbx.sip.message import Request, Response, parse_message
+from pbx.sip.stateless_errors import error_response, header_lines
 from pbx.sip.timers import TimerConfig, TimerHeap, TimerName
 from pbx.sip.transaction import (
     Action,
@@ -107,13 +108,10 @@ from pbx.sip.transaction_server import (
     ServerNonInviteTransaction,
     trying,
 )
-from pbx.sip.transport import stamped_via
+from pbx.sip.transport import stamp_parsed
 
 RELIABLE = frozenset({"TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
 """Transports that retransmit for us: timers A, E, G are not armed (17.1.1.2)."""
-
-_ERROR_COPY = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
-"""Headers a stateless error response copies from the request (8.2.6.2)."""
 
 MAX_SERVER_METHODS = 64
 """Methods remembered for CANCEL matching (9.2); a flood of invented ones stops there."""
@@ -579,7 +577,7 @@ class SipCore:
         method = lines[0].split(" ", 1)[0] if lines else ""
         replied = False
         if lines and not lines[0].startswith("SIP/") and method != "ACK":
-            replied = self._reply_error(_header_lines(lines[1:]), exc, source, transport)
+            replied = self._reply_error(header_lines(lines[1:]), exc, source, transport)
         self._events.append(MessageRejected(source, transport, exc.status, exc.reason, replied))
 
     def _reject_request(
@@ -598,20 +596,14 @@ class SipCore:
         transport: str,
     ) -> bool:
         """Queue `exc.status exc.reason` copying Via/From/To/Call-ID/CSeq raw; False if no Via."""
-        copied = [(name, value) for name, value in items if name in _ERROR_COPY]
-        vias = [value for name, value in copied if name == "Via"]
-        if not vias:
+        made = error_response(items, exc, self._new_tag)
+        if made is None:
             return False
-        copied = [
-            (name, value + f";tag={self._new_tag()}" if name == "To" and "tag=" not in value
-             else value)
-            for name, value in copied
-        ]  # fmt: skip
+        response, top_via = made
         try:
-            destination = response_destination(Via.parse(vias[0].split(",")[0]), source, transport)
+            destination = response_destination(Via.parse(top_via), source, transport)
         except ParseError:
             destination = source
-        response = Response(exc.status, exc.reason, Headers(copied))
         self._outgoing.append(Outgoing(bytes(response), destination, transport))
         return True
 
@@ -621,40 +613,6 @@ _NOT_CANCELLED = frozenset({"CANCEL", "ACK"})
 _AWAITING_FINAL = frozenset({State.TRYING, State.PROCEEDING})
 """Server transaction states before a final response (17.2.1, 17.2.2)."""
 
-_TOP_VIA = ("Via", "via")
-"""Where the message keeps its parsed top Via: the (header, field) key of the `via` field in
-the header's parse cache (pbx.sip.message; test_core_via_cache proves the two agree)."""
-_ALL_VIAS = ("Via", "vias")
-"""The same for the `vias` field (every Via value, parsed)."""
-
-
-def stamp_parsed(request: Request, source: tuple[str, int]) -> None:
-    """pbx.sip.transport.stamp_request, keeping the stamped Via parsed.
-
-    Rewriting the Via header drops its parsed value, and the transaction key, the response
-    destination and the response's Via would parse the new text again; the stamped Via is
-    the value that text parses to, so it goes back into the message's cache.
-    """
-    top = request.via
-    new_top = stamped_via(top, source)
-    if new_top is None:
-        return
-    headers = request.headers
-    text = str(new_top)
-    index = headers.first_values()
-    alone = "," not in index.get("Via", ",") and (
-        len(index) == len(headers) or headers.name_counts().get("Via") == 1
-    )  # one Via value on one line (the counts are needed only when some header repeats)
-    if alone:
-        headers.replace_first("Via", text)
-    else:  # more Vias follow the top one: one line holds them all
-        headers.set("Via", ", ".join([text, *headers.getall("Via")[1:]]))
-    cache = headers._cache
-    cache[_TOP_VIA] = new_top
-    if alone:  # the whole Via list is the stamped one: validate() need not split it again
-        cache[_ALL_VIAS] = [new_top]
-
-
 def _check_request(request: Request) -> None:
     """The header fields every request must carry for the core to match it (8.1.1, 8.2)."""
     if request.cseq.method != request.method:
@@ -662,17 +620,3 @@ def _check_request(request: Request) -> None:
     request.from_  # noqa: B018 - read to validate
     request.to  # noqa: B018
     request.call_id  # noqa: B018
-
-
-def _header_lines(lines: list[str]) -> list[tuple[str, str]]:
-    """Best-effort (canonical name, value) pairs of a header block that did not parse."""
-    items: list[tuple[str, str]] = []
-    for line in lines:
-        if line[:1] in (" ", "\t") and items:
-            name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}")
-            continue
-        name, colon, value = line.partition(":")
-        if colon and name.strip():
-            items.append((canonical_name(name), value.strip()))
-    return items

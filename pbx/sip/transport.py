@@ -163,6 +163,40 @@ def stamp_request(request: Request, source: tuple[str, int]) -> bool:
     return True
 
 
+_TOP_VIA = ("Via", "via")
+"""Where the message keeps its parsed top Via: the (header, field) key of the `via` field in
+the header's parse cache (pbx.sip.message; test_core_via_cache proves the two agree)."""
+_ALL_VIAS = ("Via", "vias")
+"""The same for the `vias` field (every Via value, parsed)."""
+
+
+def stamp_parsed(request: Request, source: tuple[str, int]) -> None:
+    """stamp_request, keeping the stamped Via parsed.
+
+    Rewriting the Via header drops its parsed value, and the transaction key, the response
+    destination and the response's Via would parse the new text again; the stamped Via is
+    the value that text parses to, so it goes back into the message's cache.
+    """
+    top = request.via
+    new_top = stamped_via(top, source)
+    if new_top is None:
+        return
+    headers = request.headers
+    text = str(new_top)
+    index = headers.first_values()
+    alone = "," not in index.get("Via", ",") and (
+        len(index) == len(headers) or headers.name_counts().get("Via") == 1
+    )  # one Via value on one line (the counts are needed only when some header repeats)
+    if alone:
+        headers.replace_first("Via", text)
+    else:  # more Vias follow the top one: one line holds them all
+        headers.set("Via", ", ".join([text, *headers.getall("Via")[1:]]))
+    cache = headers._cache
+    cache[_TOP_VIA] = new_top
+    if alone:  # the whole Via list is the stamped one: validate() need not split it again
+        cache[_ALL_VIAS] = [new_top]
+
+
 # --- rule 2: where a response goes ------------------------------------------
 
 
