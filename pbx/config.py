@@ -42,6 +42,9 @@ class PbxConfig:
     nonce_lifetime: float = 300.0
     max_message_size: int = 65535
     tcp_idle_timeout: float = 600.0
+    #: SO_RCVBUF bytes asked for on the SIP UDP sockets, so a burst that arrives while the
+    #: loop is busy waits instead of being dropped (pbx.net.udp); 0 keeps the system's.
+    udp_receive_buffer: int = 4 * 1024 * 1024
     #: The HTTP API's address; None runs no API (`serve` defaults to 127.0.0.1:8080).
     http: tuple[str, int] | None = None
     user_agent: str = "DeskPBX"

@@ -104,6 +104,7 @@ class Pbx:
             config.listen,
             max_message_size=config.max_message_size,
             idle_timeout=config.tcp_idle_timeout,
+            udp_receive_buffer=config.udp_receive_buffer,
         )
         try:
             await self.endpoint.start()
@@ -165,6 +166,21 @@ class Pbx:
                 raise
             self.endpoint.on_response_sent = self.api.metrics.count_response
         log.info("DeskPBX %s listening on %s", __version__, self.describe_listeners())
+        self._check_receive_buffers()
+
+    def _check_receive_buffers(self) -> None:
+        """Say so when the system granted the SIP UDP sockets less receive buffer than
+        configured: bursts beyond it are dropped, and only a raised cap helps."""
+        assert self.endpoint is not None
+        wanted = self.config.udp_receive_buffer
+        granted = self.endpoint.transports.udp_receive_buffers.values()
+        smallest = min(granted, default=wanted)
+        if wanted > 0 and 0 < smallest < wanted:
+            log.info(
+                "SIP UDP receive buffer is %d KiB, less than the %d KiB asked for: the system "
+                "caps it (on Linux raise sysctl net.core.rmem_max)", smallest // 1024,
+                wanted // 1024,
+            )  # fmt: skip
 
     def describe_listeners(self) -> str:
         assert self.endpoint is not None

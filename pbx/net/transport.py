@@ -162,9 +162,12 @@ class TransportManager:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         on_closed: Callable[[ConnectionClosed], None] | None = None,
+        udp_receive_buffer: int = 0,
     ) -> None:
         self.loop = loop
         self.listen = tuple(listen)
+        self.udp_receive_buffer = udp_receive_buffer
+        """SO_RCVBUF bytes asked for on each UDP socket (0: the system's default)."""
         self._on_closed = on_closed
         self.max_message_size = max_message_size
         self._on_data = on_data
@@ -221,7 +224,10 @@ class TransportManager:
         for transport in transports:
             try:
                 if transport == "UDP":
-                    listener = await open_udp_listener(self.loop, host, port, self._datagram)
+                    listener = await open_udp_listener(
+                        self.loop, host, port, self._datagram,
+                        receive_buffer=self.udp_receive_buffer,
+                    )  # fmt: skip
                     opened.append(listener)
                     port = listener.local_address[1]
                 else:
@@ -240,6 +246,11 @@ class TransportManager:
             "UDP": [listener.local_address for listener in self._udp],
             "TCP": self.tcp.local_addresses,
         }
+
+    @property
+    def udp_receive_buffers(self) -> dict[tuple[str, int], int]:
+        """Receive-buffer bytes the kernel granted, per UDP listener address."""
+        return {listener.local_address: listener.receive_buffer for listener in self._udp}
 
     # --- sending --------------------------------------------------------------------
 
@@ -412,6 +423,7 @@ class SipEndpoint:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         on_closed: Callable[[ConnectionClosed], None] | None = None,
+        udp_receive_buffer: int = 0,
     ) -> None:
         self.loop = loop
         self.core = core
@@ -424,6 +436,7 @@ class SipEndpoint:
             max_message_size=max_message_size,
             idle_timeout=idle_timeout,
             on_closed=self._closed,
+            udp_receive_buffer=udp_receive_buffer,
         )
         self.timers = TimerService(
             loop, core, after_fire=self.flush, granularity=TIMER_GRANULARITY

@@ -58,6 +58,7 @@ def test_http_port_in_use(tmp_path):
         (("--sip", "127.0.0.1:99999"), "outside 1-65535"),
         (("--sip", "[::1"), "missing ']'"),
         (("--auth-algorithms", "SHA-1"), "use SHA-256 and/or MD5"),
+        (("--udp-receive-buffer", "-1"), "--udp-receive-buffer must be 0"),
     ],
 )
 def test_malformed_options(tmp_path, args, expected):
