@@ -1,6 +1,7 @@
 """A real PBX (UDP on 127.0.0.1:0) whose listener's transport records what it sends instead of
 sending it: datagrams go in through `UdpListener.datagram_received`, the answers are read back
-at once, with no timing involved (the approach of test_register_lane.py). No tests here."""
+at once, with no timing involved. Shared by the REGISTER lane's differential test and the
+CANCEL and handler-failure tests. No tests here."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pbx.store import Binding, Store
 WALL = 1_800_000_000.0
 SOURCE = ("127.0.0.1", 6000)
 USER, PASSWORD = "1001", "secret-1001"
-_NONCE = re.compile(r'nonce="([^"]+)"')
+NONCE = re.compile(r'nonce="([^"]+)"')
 
 
 class Recorder:
@@ -66,7 +67,7 @@ class WiredPbx:
         self.pbx.endpoint.transports._udp[0].datagram_received(data, SOURCE)
         answers = [sent for sent, _ in self.wire.sent[before:]]
         for answer in answers:
-            found = _NONCE.search(answer.decode())
+            found = NONCE.search(answer.decode())
             if found and answer.startswith(b"SIP/2.0 401"):
                 self.nonce = found.group(1)
         return answers
@@ -75,6 +76,13 @@ class WiredPbx:
         """The one answer to one datagram."""
         [answer] = self.feed(data)
         return answer
+
+    def answer_and_address(self, data: bytes) -> tuple[bytes, object]:
+        """The one answer to one datagram and where it was sent."""
+        before = len(self.wire.sent)
+        answer = self.answer(data)
+        assert len(self.wire.sent) == before + 1
+        return answer, self.wire.sent[-1][1]
 
     def bindings(self) -> list[Binding]:
         assert self.pbx.store is not None
@@ -100,12 +108,22 @@ class WiredPbx:
         return answer
 
 
-async def start(tmp: Path, *, lane: bool) -> WiredPbx:
+async def start(
+    tmp: Path,
+    *,
+    lane: bool,
+    rtp_ports: tuple[int, int] = (41100, 41199),
+    more_extensions: tuple[tuple[str, str, str], ...] = (),
+) -> WiredPbx:
+    """A PBX with extension 1001 (and `more_extensions`: number, password, name) whose UDP
+    listener records what it sends; `lane` turns the REGISTER lane on or off."""
     tmp.mkdir()
     with Store.in_dir(tmp) as store:
         store.add_extension(USER, PASSWORD, "Alice")
+        for number, password, name in more_extensions:
+            store.add_extension(number, password, name)
     config = PbxConfig(
-        data_dir=tmp, listen=(Listen("127.0.0.1", 0, ("UDP",)),), rtp_ports=(41100, 41199),
+        data_dir=tmp, listen=(Listen("127.0.0.1", 0, ("UDP",)),), rtp_ports=rtp_ports,
         auth_algorithms=("MD5",), qualify_interval=0, http=None, register_lane=lane,
     )  # fmt: skip
     pbx = Pbx(config, wall=lambda: WALL)

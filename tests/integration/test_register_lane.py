@@ -13,91 +13,23 @@ import hashlib
 import random
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from pbx.config import PbxConfig
-from pbx.net.transport import Listen
-from pbx.registrar import Registered
-from pbx.registrar_lane import RegisterLane
-from pbx.server import Pbx
-from pbx.store import Store
+from tests.integration.recorded_pbx import NONCE, PASSWORD, USER, WALL, WiredPbx, start, stop
 
-WALL = 1_800_000_000.0
-SOURCE = ("127.0.0.1", 6000)
-"""Where the datagrams come from; the Via names a private address (a phone behind NAT)."""
-USER, PASSWORD = "1001", "secret-1001"
-
-_NONCE = re.compile(r'nonce="([^"]+)"')
+# The datagrams come from recorded_pbx.SOURCE; the Via names a private address (a phone
+# behind NAT).
 _RANDOM = re.compile(r'((?:next)?nonce|rspauth|cnonce)="[^"]*"|;tag=[0-9a-f]+\b(?=\r\n)')
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, object]] = []
-
-    def sendto(self, data: bytes, addr: object = None) -> None:
-        self.sent.append((data, addr))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-
-@dataclass
-class Side:
-    pbx: Pbx
-    wire: _Recorder
-    changes: list[Registered] = field(default_factory=list)
-    nonce: str = ""
-
-    @property
-    def realm(self) -> str:
-        assert self.pbx.store is not None
-        return self.pbx.store.realm
-
-    def feed(self, data: bytes) -> tuple[bytes, object]:
-        assert self.pbx.endpoint is not None
-        before = len(self.wire.sent)
-        self.pbx.endpoint.transports._udp[0].datagram_received(data, SOURCE)
-        assert len(self.wire.sent) == before + 1, "exactly one answer per REGISTER"
-        data, addr = self.wire.sent[-1]
-        found = _NONCE.search(data.decode())
-        if found and data.startswith(b"SIP/2.0 401"):
-            self.nonce = found.group(1)
-        return data, addr
-
-    @property
-    def lane(self) -> RegisterLane | None:
-        assert self.pbx.endpoint is not None
-        handle = self.pbx.endpoint.udp_lane
-        return None if handle is None else handle.__self__  # type: ignore[attr-defined]
+Side = WiredPbx
 
 
 async def _side(tmp: Path, lane: bool) -> Side:
-    tmp.mkdir()
-    with Store.in_dir(tmp) as store:
-        store.add_extension(USER, PASSWORD, "Alice")
-        store.add_extension("1002", "other-secret", "Bob")
-    config = PbxConfig(
-        data_dir=tmp, listen=(Listen("127.0.0.1", 0, ("UDP",)),), rtp_ports=(41000, 41099),
-        auth_algorithms=("MD5",), qualify_interval=0, http=None, register_lane=lane,
-    )  # fmt: skip
-    pbx = Pbx(config, wall=lambda: WALL)
-    await pbx.start()
-    wire = _Recorder()
-    assert pbx.endpoint is not None
-    pbx.endpoint.transports._udp[0]._transport = wire  # type: ignore[assignment]
-    side = Side(pbx, wire)
-    pbx.registrar.on_change = side.changes.append
-    return side
+    return await start(tmp, lane=lane, rtp_ports=(41000, 41099) if lane else (41200, 41299),
+                       more_extensions=(("1002", "other-secret", "Bob"),))  # fmt: skip
 
 
 @pytest.fixture
@@ -109,9 +41,7 @@ async def sides(tmp_path: Path) -> AsyncIterator[tuple[Side, Side]]:
         yield lane, full
     finally:
         for side in (lane, full):
-            assert side.pbx.endpoint is not None
-            side.pbx.endpoint.transports._udp[0]._transport = None
-            await side.pbx.aclose()
+            await stop(side)
 
 
 def register(
@@ -177,7 +107,7 @@ def exchange(
     for side in sides:
         auth_line = authorization(side, **auth) if authorised else ""  # type: ignore[arg-type]
         text = template.replace("{auth}\r\n", f"{auth_line}\r\n" if auth_line else "")
-        data, addr = side.feed(text.encode())
+        data, addr = side.answer_and_address(text.encode())
         answers.append((_normalised(data, side), addr))
     assert answers[0] == answers[1]
     return answers[0][0], lane.lane.answered + lane.lane.resent > before
@@ -269,7 +199,7 @@ async def test_refusals_match(sides: tuple[Side, Side]) -> None:
 async def test_stale_nonce_and_replayed_count(sides: tuple[Side, Side]) -> None:
     for side in sides:
         old = side.pbx.auth.challenge(side.pbx.endpoint.now() - 10_000)  # type: ignore[union-attr]
-        side.nonce = _NONCE.search(old[0]).group(1)  # type: ignore[union-attr]
+        side.nonce = NONCE.search(old[0]).group(1)  # type: ignore[union-attr]
     answer, taken = exchange(sides, register("e1", 1))
     assert taken and answer.startswith("SIP/2.0 401 ") and "stale=true" in answer.lower()
     challenge(sides, register("e2", 2))
@@ -292,8 +222,8 @@ async def test_retransmission_gets_the_same_bytes_unprocessed(sides: tuple[Side,
     challenge(sides, register("g1"))
     for side in sides:
         data = register("g2", 2).replace("{auth}", authorization(side)).encode()
-        first, _ = side.feed(data)
-        again, _ = side.feed(data)
+        first, _ = side.answer_and_address(data)
+        again, _ = side.answer_and_address(data)
         assert first.startswith(b"SIP/2.0 200 ") and again == first
         assert len(side.changes) == 1, "a retransmission is not processed again"
     assert lane.lane is not None and lane.lane.resent == 1 and lane.lane.answered == 2
@@ -341,9 +271,9 @@ async def test_request_of_a_live_full_path_transaction_stays_there(
     lane, _ = sides
     data = register("k1", extra=("Supported: path",)).replace("{auth}\r\n", "").encode()
     routed = data.replace(b"Supported: path\r\n", b"Route: <sip:pbx.example;lr>\r\n")
-    first, _ = lane.feed(routed)  # the full path makes a transaction for branch k1
+    first, _ = lane.answer_and_address(routed)  # the full path makes a transaction for branch k1
     assert lane.lane is not None and lane.lane.answered == 0
-    again, _ = lane.feed(data)  # same branch and sent-by: the transaction answers
+    again, _ = lane.answer_and_address(data)  # same branch and sent-by: the transaction answers
     assert lane.lane.answered == 0 and again == first
 
 
