@@ -88,7 +88,12 @@ class RegisterLane:
         collector stops tracking such tuples once they survive a collection, so the answers
         kept for 32 s (~150,000 at 2,300 registrations/s) are not walked again by every
         older-generation collection, whose pauses would outlast the socket's buffer."""
-        self._expiry: deque[tuple[float, tuple[str, str, int]]] = deque()
+        self._datagrams: dict[int, tuple[tuple[str, str, int], int]] = {}
+        """hash(request datagram) -> (its answer's key, its length): a retransmission (the
+        same bytes again, §17.1.2.2) finds its kept answer without being parsed, so a burst
+        of them costs little just when the PBX is behind (what made it late is what made
+        the phones retransmit)."""
+        self._expiry: deque[tuple[float, tuple[str, str, int], int]] = deque()
         self.answered = 0
         self.resent = 0
         core.add_answer_keeper(self.kept_request)
@@ -101,6 +106,12 @@ class RegisterLane:
         if not data.startswith(_PREFIX):
             return None
         self._expire(now)
+        fingerprint = hash(data)
+        seen = self._datagrams.get(fingerprint)
+        if seen is not None:
+            kept = self._resend(seen, data)
+            if kept is not None:
+                return kept
         request = _understood(data)
         if request is None:
             return None
@@ -118,13 +129,25 @@ class RegisterLane:
             response = self.registrar.handle(request, source, "UDP", now, self.wall())
         except Exception:  # the registrar's bug: answered, not left to time out (§21.5.1)
             response = _server_error(request)
-        data = bytes(response)
+        answer = bytes(response)
         destination = response_destination(request.via, source, "UDP")
         expires = now + self.lifetime
-        self._answers[key] = (expires, data, destination)
-        self._expiry.append((expires, key))
+        self._answers[key] = (expires, answer, destination)
+        self._datagrams[fingerprint] = (key, len(data))
+        self._expiry.append((expires, key, fingerprint))
         self.answered += 1
-        return LaneAnswer(data, destination, response.status)
+        return LaneAnswer(answer, destination, response.status)
+
+    def _resend(self, seen: tuple[tuple[str, str, int], int], data: bytes) -> LaneAnswer | None:
+        """The kept answer for a datagram whose fingerprint matches one answered: the same
+        length and its branch in it too, so only the identical request (a retransmission
+        sends the same bytes) can match; None to parse it after all."""
+        key, length = seen
+        kept = self._answers.get(key)
+        if kept is None or len(data) != length or data.find(key[0].encode()) < 0:
+            return None
+        self.resent += 1
+        return LaneAnswer(kept[1], kept[2], 0)
 
     def kept_request(self, cancel: ServerKey, now: float) -> ServerKey | None:
         """The REGISTER a CANCEL with key `cancel` names while its answer is kept (§9.2:
@@ -138,10 +161,13 @@ class RegisterLane:
         """Forget answers whose 64*T1 has passed (oldest first: `now` only grows)."""
         expiry, answers = self._expiry, self._answers
         while expiry and expiry[0][0] <= now:
-            deadline, key = expiry.popleft()
+            deadline, key, fingerprint = expiry.popleft()
             kept = answers.get(key)
             if kept is not None and kept[0] == deadline:
                 del answers[key]
+                seen = self._datagrams.get(fingerprint)
+                if seen is not None and seen[0] == key:
+                    del self._datagrams[fingerprint]
 
 
 def _server_error(request: Request) -> Response:

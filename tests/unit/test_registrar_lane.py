@@ -9,6 +9,7 @@ import gc
 
 import pytest
 
+from pbx import registrar_lane
 from pbx.registrar import Registered, Registrar
 from pbx.registrar_lane import RegisterLane
 from pbx.sip.core import SipCore
@@ -85,8 +86,46 @@ def test_kept_answers_drop_out_of_the_cyclic_collector(lane: RegisterLane) -> No
     assert len(kept) == 50
     assert not any(gc.is_tracked(entry) or gc.is_tracked(key) for key, entry in kept)
     assert not any(gc.is_tracked(item) for item in lane._expiry)
+    assert not any(gc.is_tracked(seen) for seen in lane._datagrams.values())
     again = lane.handle(datagram("z9hG4bKgc7"), SOURCE, 101.0)
     assert again is not None and again.status == 0 and again.destination == SOURCE
+
+
+def test_a_retransmission_is_answered_without_being_parsed(
+    lane: RegisterLane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = lane.handle(datagram("z9hG4bKrx"), SOURCE, 100.0)
+    parsed: list[bytes] = []
+    monkeypatch.setattr(registrar_lane, "_understood",
+                        lambda data: parsed.append(data))  # fmt: skip
+    again = lane.handle(datagram("z9hG4bKrx"), SOURCE, 100.5)
+    assert first is not None and again is not None
+    assert (again.data, again.destination, again.status) == (first.data, first.destination, 0)
+    assert parsed == [] and lane.resent == 1
+
+
+def test_a_fingerprint_match_of_other_bytes_is_parsed_as_a_new_request(
+    lane: RegisterLane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the identical datagram may take the kept answer: a hash collision (forced here)
+    with another request of the same length falls through to the parse."""
+    monkeypatch.setattr(registrar_lane, "hash", lambda data: 7, raising=False)
+    first = lane.handle(datagram("z9hG4bKaa"), SOURCE, 100.0)
+    other = lane.handle(datagram("z9hG4bKbb"), SOURCE, 100.1)
+    assert first is not None and other is not None
+    assert other.status == 401 and other.data != first.data
+    assert b"branch=z9hG4bKbb" in other.data
+    assert (lane.answered, lane.resent) == (2, 0)
+    again = lane.handle(datagram("z9hG4bKbb"), SOURCE, 100.2)
+    assert again is not None and again.data == other.data and lane.resent == 1
+
+
+def test_fingerprints_are_forgotten_with_their_answers(lane: RegisterLane) -> None:
+    for i in range(4):
+        lane.handle(datagram(f"z9hG4bKf{i}"), SOURCE, 100.0 + i)
+    assert len(lane._datagrams) == 4
+    lane.handle(datagram("z9hG4bKflast"), SOURCE, 133.5)  # 100 and 101 are past 32 s
+    assert len(lane._datagrams) == len(lane) == 3
 
 
 def test_answers_are_forgotten_after_timer_j(lane: RegisterLane) -> None:
