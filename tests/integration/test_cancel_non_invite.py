@@ -5,29 +5,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from tests.integration.recorded_pbx import (
     WiredPbx,
     cancel_of,
     header,
     request,
-    start,
     status_line,
-    stop,
 )
-
-
-@pytest.fixture(params=[True, False], ids=["lane", "full-path"])
-async def wired(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[WiredPbx]:
-    pbx = await start(tmp_path / "pbx", lane=request.param)
-    try:
-        yield pbx
-    finally:
-        await stop(pbx)
 
 
 async def test_cancel_of_an_answered_register_gets_200_and_changes_nothing(

@@ -25,15 +25,6 @@ from tests.integration.recorded_pbx import (
 SERVER_ERROR = "SIP/2.0 500 Server Internal Error"
 
 
-@pytest.fixture(params=[True, False], ids=["lane", "full-path"])
-async def wired(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[WiredPbx]:
-    pbx = await start(tmp_path / "pbx", lane=request.param)
-    try:
-        yield pbx
-    finally:
-        await stop(pbx)
-
-
 @pytest.fixture
 async def full(tmp_path: Path) -> AsyncIterator[WiredPbx]:
     pbx = await start(tmp_path / "full", lane=True)  # the lane takes REGISTERs only
