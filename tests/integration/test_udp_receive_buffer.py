@@ -25,7 +25,10 @@ linux_only = pytest.mark.skipif(
 
 
 def _rmem_max() -> int:
-    return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    try:
+        return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError) as exc:
+        pytest.skip(f"net.core.rmem_max is not readable here: {exc}")
 
 
 def _system_default() -> int:
