@@ -286,10 +286,7 @@ class B2bua:
             self._fail(call, 488, "No Audio Stream", Disposition.FAILED)
             return
         try:
-            session = self.relay.open_session_now(
-                call.label, family_of(call.a_peer.media_host), socket.AF_INET,
-                quality=self.quality,
-            )  # fmt: skip
+            session = self.relay.open_session_now(*self._legs(call), quality=self.quality)
         except OSError as exc:
             self._no_ports(call, exc)
             return
@@ -306,10 +303,7 @@ class B2bua:
         INVITE; a failure here still ends the call (500)."""
         try:
             try:
-                session = await self.relay.open_session(
-                    call.label, family_of(call.a_peer.media_host), socket.AF_INET,
-                    quality=self.quality,
-                )  # fmt: skip
+                session = await self.relay.open_session(*self._legs(call), quality=self.quality)
             except OSError as exc:
                 self._no_ports(call, exc)
                 return
@@ -319,6 +313,12 @@ class B2bua:
             self._connected(call, session, bindings)
         except Exception:
             self._setup_failed(call)
+
+    @staticmethod
+    def _legs(call: Call) -> tuple[str, int, int]:
+        """The relay session's label and its legs' address families (A: that of the
+        caller's media address; B: IPv4), for both ways of opening it."""
+        return call.label, family_of(call.a_peer.media_host), socket.AF_INET
 
     def _setup_failed(self, call: Call) -> None:
         """A bug in call set-up ends the call with 500 and a CDR (called from an except)."""
