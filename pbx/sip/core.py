@@ -613,6 +613,7 @@ _NOT_CANCELLED = frozenset({"CANCEL", "ACK"})
 _AWAITING_FINAL = frozenset({State.TRYING, State.PROCEEDING})
 """Server transaction states before a final response (17.2.1, 17.2.2)."""
 
+
 def _check_request(request: Request) -> None:
     """The header fields every request must carry for the core to match it (8.1.1, 8.2)."""
     if request.cseq.method != request.method:

@@ -91,7 +91,11 @@ _INVITE_1XX: tuple[Step, ...] = (cancel(A, B), pass_up, send_cancel)
 # (RFC 6026 7.2), and a non-INVITE nothing: the request goes (see release_request).
 _INVITE_2XX: tuple[Step, ...] = (cancel(A, B, GUARD), pass_up, arm(M), release_request)
 _INVITE_FAILURE: tuple[Step, ...] = (
-    cancel(A, B, GUARD), send_ack, pass_up, arm(D), release_request
+    cancel(A, B, GUARD),
+    send_ack,
+    pass_up,
+    arm(D),
+    release_request,
 )
 _ABORT: tuple[Step, ...] = (report_transport_error,)
 

@@ -59,6 +59,7 @@ __all__ = ["RELEASED_REQUEST", "ServerInviteTransaction", "ServerNonInviteTransa
 
 G, H, I, J, L = (TimerName[n] for n in "GHIJL")  # noqa: E741
 
+
 def pass_up_request(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     out.append(PassUp(tx.request))
 
@@ -86,17 +87,6 @@ def send_response(tx: Transaction, now: float, message: Msg, out: list[Action]) 
     out.append(Transmit(message))
 
 
-def send_accepted(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
-    """RFC 6026 7.1: the first 2xx moves the INVITE to Accepted, where it only absorbs
-    INVITE retransmissions, passes ACKs up and sends the 2xx the TU retransmits (13.3.1.4)
-    until Timer L. It needs neither the INVITE nor the 2xx for that, so it keeps neither
-    for those 64*T1 = 32 s (see release_request)."""
-    assert isinstance(message, Response)
-    out.append(Transmit(message))
-    tx.request = RELEASED_REQUEST
-    tx.last_response = None
-
-
 def resend_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
     """17.2.1, 17.2.2: a retransmitted request gets the most recent response again."""
     if tx.last_response is not None:
@@ -110,7 +100,8 @@ def transmit(tx: Transaction, now: float, message: Msg, out: list[Action]) -> No
 
 
 def forget_response(tx: Transaction, now: float, message: Msg, out: list[Action]) -> None:
-    """17.2.1: Confirmed only absorbs ACKs and INVITEs until Timer I; nothing is resent."""
+    """17.2.1: Confirmed only absorbs ACKs and INVITEs until Timer I; nothing is resent.
+    RFC 6026 7.1: nor is anything in Accepted (the TU retransmits its 2xx itself)."""
     tx.last_response = None
 
 
@@ -135,9 +126,16 @@ _ABORT: tuple[Step, ...] = (report_transport_error,)
 INVITE_SERVER: Transitions = {
     (State.PROCEEDING, Input.REQUEST): ((resend_response,), State.PROCEEDING),
     (State.PROCEEDING, Input.SEND_1XX): ((send_response,), State.PROCEEDING),
-    (State.PROCEEDING, Input.SEND_2XX): ((send_accepted, arm(L)), State.ACCEPTED),
+    # RFC 6026 7.1: Accepted only absorbs INVITE retransmissions, passes ACKs up and sends
+    # the 2xx the TU retransmits (13.3.1.4) until Timer L: it needs neither the INVITE nor
+    # the 2xx for that, and keeps neither for those 64*T1 = 32 s (see release_request).
+    (State.PROCEEDING, Input.SEND_2XX): (
+        (transmit, arm(L), release_request, forget_response),
+        State.ACCEPTED,
+    ),
     (State.PROCEEDING, Input.SEND_FAILURE): (
-        (send_final, arm(G, H), release_request), State.COMPLETED
+        (send_final, arm(G, H), release_request),
+        State.COMPLETED,
     ),
     (State.PROCEEDING, Input.TRANSPORT_ERROR): (_ABORT, State.TERMINATED),
     (State.COMPLETED, Input.REQUEST): ((resend_response,), State.COMPLETED),
