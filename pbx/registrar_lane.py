@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pbx.registrar import Registrar
-from pbx.sip.core import SipCore, new_tag, response_destination
+from pbx.sip.core import SipCore, response_destination, server_error
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.transaction import ServerKey, is_rfc3261_branch
@@ -120,8 +120,7 @@ class RegisterLane:
         key = (via.branch or "", host.lower(), port)
         kept = self._answers.get(key)
         if kept is not None:
-            self.resent += 1
-            return LaneAnswer(kept[1], kept[2], 0)
+            return self._resent(kept)
         if self.core.has_transaction(ServerKey(key[0], (key[1], port), "REGISTER")):
             return None
         stamp_parsed(request, source)
@@ -146,6 +145,10 @@ class RegisterLane:
         kept = self._answers.get(key)
         if kept is None or len(data) != length or data.find(key[0].encode()) < 0:
             return None
+        return self._resent(kept)
+
+    def _resent(self, kept: tuple[float, bytes, Address]) -> LaneAnswer:
+        """A kept answer going out again (status 0: counted once, when first sent)."""
         self.resent += 1
         return LaneAnswer(kept[1], kept[2], 0)
 
@@ -173,8 +176,7 @@ class RegisterLane:
 def _server_error(request: Request) -> Response:
     """500 for a REGISTER the registrar failed on; the traceback goes to the log."""
     log.exception("registrar failed on REGISTER %s", request.call_id)
-    tag = new_tag() if request.to_tag is None else None
-    return request.make_response(500, "Server Internal Error", to_tag=tag)
+    return server_error(request)
 
 
 def _understood(data: bytes) -> Request | None:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pbx.net.tcp import FrameError, TcpConnection, TcpTransport, head_without_length
 from pbx.net.timers import TimerService
 from pbx.net.udp import UdpListener, open_udp_listener
-from pbx.sip.core import SipCore, new_tag
+from pbx.sip.core import SipCore, server_error
 from pbx.sip.errors import ParseError
 from pbx.sip.events import Event, RequestReceived
 from pbx.sip.message import Request, Response, parse_message
@@ -567,9 +567,7 @@ class SipEndpoint:
         if event.request.method == "ACK" or not self.core.awaits_final(event.tx):
             return
         try:
-            tag = new_tag() if event.request.to_tag is None else None
-            response = event.request.make_response(500, "Server Internal Error", to_tag=tag)
-            self.send_response(event.tx, response)
+            self.send_response(event.tx, server_error(event.request))
         except Exception:
             log.exception("could not answer 500 to %r", event)
 

@@ -152,6 +152,13 @@ def new_tag() -> str:
     return token_hex(6)
 
 
+def server_error(request: Request) -> Response:
+    """500 (21.5.1) for a request its handler failed on, with a To tag of ours when the
+    request is outside a dialog (8.2.6.2)."""
+    tag = new_tag() if request.to_tag is None else None
+    return request.make_response(500, "Server Internal Error", to_tag=tag)
+
+
 def response_destination(via: Via, source: tuple[str, int], transport: str) -> tuple[str, int]:
     """Where a response to a request with top Via `via` goes (18.2.2, RFC 3581 section 4).
 
