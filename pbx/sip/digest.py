@@ -540,7 +540,6 @@ class Credentials:
         nc = fields.get("nc")
         if nc is not None and not _NC.fullmatch(nc):
             raise ParseError("Bad auth header: nc must be 8 hex digits")
-        userhash = fields.get("userhash")
         return _new_credentials(
             fields["username"],
             fields["realm"],
@@ -552,7 +551,7 @@ class Credentials:
             nc,
             fields.get("qop"),
             fields.get("opaque"),
-            userhash is not None and userhash.lower() == "true",
+            _flag(fields.get("userhash")),
         )
 
     def __str__(self) -> str:

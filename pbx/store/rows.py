@@ -20,7 +20,6 @@ from pbx.frozen import quick_constructor
 from pbx.store.errors import InvalidValue, WeakPassword
 
 E = TypeVar("E", bound=enum.Enum)
-R = TypeVar("R")
 
 NUMBER_RE = re.compile(r"[0-9]{2,10}")
 MIN_PASSWORD_LENGTH = 8
