@@ -77,7 +77,7 @@ class Registrar:
         try:
             return self._handle(request, source, transport, now, wall)
         except ParseError as exc:
-            return request.make_response(exc.status, exc.reason, to_tag=_tag())
+            return request.make_response(exc.status, exc.reason, to_tag=new_to_tag())
 
     def _handle(
         self, request: Request, source: Address, transport: str, now: float, wall: float
@@ -85,7 +85,7 @@ class Registrar:
         aor_user = _user_of(request.to.uri)
         authorization = request.headers.get("Authorization")
         if authorization is None:
-            return self._challenge(request, self.auth.challenge(now))
+            return self._challenge(request, self.challenges(now))
         result = self.auth.verify(
             authorization,
             "REGISTER",
@@ -98,7 +98,7 @@ class Registrar:
             log.info("REGISTER for %s from %s:%s refused: %s", aor_user, *source, result.reason)
             return self._challenge(request, list(result.challenges))
         if result.username != aor_user:
-            return request.make_response(403, "Forbidden (not your extension)", to_tag=_tag())
+            return request.make_response(403, "Forbidden (not your extension)", to_tag=new_to_tag())
         contacts = request.contacts
         if not contacts:
             return self._ok(request, aor_user, wall)
@@ -109,11 +109,16 @@ class Registrar:
 
     # ------------------------------------------------------------------ pieces
 
+    def challenges(self, now: float) -> list[str]:
+        """The WWW-Authenticate values for a REGISTER without credentials (§10.3 step 3); the
+        REGISTER lane's first-REGISTER answer takes them from here too."""
+        return self.auth.challenge(now)
+
     def _ha1_lookup(self, username: str, realm: str, algorithm: str) -> str | None:
         return extension_ha1(self.store, self.auth.realm, username, realm, algorithm)
 
     def _challenge(self, request: Request, challenges: list[str]) -> Response:
-        response = request.make_response(401, to_tag=_tag())
+        response = request.make_response(401, to_tag=new_to_tag())
         for value in challenges:
             response.headers.add("WWW-Authenticate", value)
         return response
@@ -123,7 +128,7 @@ class Registrar:
     ) -> Response:
         if len(contacts) != 1 or request.expires != 0:
             return request.make_response(
-                400, "Contact * needs Expires: 0 and no other Contact", to_tag=_tag()
+                400, "Contact * needs Expires: 0 and no other Contact", to_tag=new_to_tag()
             )
         self.store.remove_bindings(aor)
         self._notify(aor, wall)
@@ -154,7 +159,7 @@ class Registrar:
             if 0 < expires < cfg.min_expires:
                 # §10.3 step 7: the whole request is refused, the bindings built so far
                 # are thrown away unused.
-                response = request.make_response(423, to_tag=_tag())
+                response = request.make_response(423, to_tag=new_to_tag())
                 response.headers.add("Min-Expires", str(cfg.min_expires))
                 return response
             uri = str(contact.uri)
@@ -177,7 +182,7 @@ class Registrar:
             changes.append((uri, binding))
         bindings = self.store.apply_registration(aor, changes, call_id, seq, wall)
         if bindings is None:
-            return request.make_response(500, "Out-of-order REGISTER", to_tag=_tag())
+            return request.make_response(500, "Out-of-order REGISTER", to_tag=new_to_tag())
         if self.on_change is not None:
             self._notify(aor, wall, bindings)
         response = self._ok(request, aor, wall, bindings)
@@ -189,7 +194,7 @@ class Registrar:
         self, request: Request, aor: str, wall: float, bindings: list[Binding] | None = None
     ) -> Response:
         """200 listing the AOR's current bindings (§10.3 step 8); `bindings` when known."""
-        response = request.make_response(200, to_tag=_tag())
+        response = request.make_response(200, to_tag=new_to_tag())
         if bindings is None:
             bindings = self.store.active_bindings(wall, aor)
         for binding in bindings:
@@ -212,7 +217,7 @@ def _http_date(second: int) -> str:
     return formatdate(second, usegmt=True)
 
 
-def _tag() -> str:
+def new_to_tag() -> str:
     """A To tag for our answer (RFC 3261 8.2.6.2: every final response carries one)."""
     return random_bytes(6).hex()  # token_hex(6), one call less
 

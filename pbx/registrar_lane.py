@@ -32,12 +32,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
-from pbx.registrar import Registrar
+from pbx.registrar import Registrar, new_to_tag
+from pbx.registrar_challenge import FirstRegister, challenge_bytes, first_register
 from pbx.sip.core import SipCore, response_destination, server_error
 from pbx.sip.errors import ParseError
+from pbx.sip.headers import Via
 from pbx.sip.message import Request, Response, parse_message
 from pbx.sip.transaction import ServerKey, is_rfc3261_branch
-from pbx.sip.transport import stamp_parsed
+from pbx.sip.transport import stamp_parsed, stamped_via
 from pbx.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ class RegisterLane:
         the phones retransmit)."""
         self._expiry: deque[tuple[float, tuple[str, str, int], int]] = deque()
         self.answered = 0
+        self.challenged = 0
+        """Of `answered`, the 401s to a first REGISTER read without a Request."""
         self.resent = 0
         core.add_answer_keeper(self.kept_request)
 
@@ -112,30 +116,72 @@ class RegisterLane:
             kept = self._resend(seen, data)
             if kept is not None:
                 return kept
+        if b"uthorization" not in data:  # no credentials: most likely a first REGISTER
+            first = first_register(data)
+            if first is not None:
+                answer = self._challenge(first, data, fingerprint, source, now)
+                if answer is not None:
+                    return answer
         request = _understood(data)
         if request is None:
             return None
         via = request.via
-        host, port = via.sent_by
-        key = (via.branch or "", host.lower(), port)
+        key = _key(via)
         kept = self._answers.get(key)
         if kept is not None:
             return self._resent(kept)
-        if self.core.has_transaction(ServerKey(key[0], (key[1], port), "REGISTER")):
+        if self._taken(key):
             return None
         stamp_parsed(request, source)
         try:
             response = self.registrar.handle(request, source, "UDP", now, self.wall())
         except Exception:  # the registrar's bug: answered, not left to time out (§21.5.1)
             response = _server_error(request)
-        answer = bytes(response)
         destination = response_destination(request.via, source, "UDP")
+        answer = bytes(response)
+        return self._keep(key, answer, destination, response.status, fingerprint, len(data), now)
+
+    def _challenge(
+        self, first: FirstRegister, data: bytes, fingerprint: int, source: Address, now: float
+    ) -> LaneAnswer | None:
+        """The 401 to a REGISTER without credentials read by pbx.registrar_challenge: what
+        the parsed path below would send (the same Via stamping, kept-answer and live
+        transaction checks, and the registrar's challenges), without a Request. None: the
+        parsed path decides (a live transaction has it, or the registrar failed)."""
+        via = first.via
+        key = _key(via)
+        kept = self._answers.get(key)
+        if kept is not None:
+            return self._resent(kept)
+        if self._taken(key):
+            return None
+        try:
+            challenges = self.registrar.challenges(now)
+        except Exception:  # the parsed path asks the registrar again and answers 500
+            return None
+        stamped = stamped_via(via, source)
+        text = None if stamped is None else str(stamped)
+        answer = challenge_bytes(first.copied, text, new_to_tag(), challenges)
+        destination = response_destination(stamped or via, source, "UDP")
+        self.challenged += 1
+        return self._keep(key, answer, destination, 401, fingerprint, len(data), now)
+
+    def _taken(self, key: tuple[str, str, int]) -> bool:
+        """A live full-path transaction has this request (it stays there)."""
+        return self.core.has_transaction(ServerKey(key[0], (key[1], key[2]), "REGISTER"))
+
+    def _keep(
+        self, key: tuple[str, str, int], answer: bytes, destination: Address, status: int,
+        fingerprint: int, length: int, now: float,
+    ) -> LaneAnswer:  # fmt: skip
+        """Keep `answer` for the request's retransmissions until Timer J (§17.2.2); the
+        request datagram's hash and length find it again without a parse."""
         expires = now + self.lifetime
         self._answers[key] = (expires, answer, destination)
-        self._datagrams[fingerprint] = (key, len(data))
+        self._datagrams[fingerprint] = (key, length)
         self._expiry.append((expires, key, fingerprint))
         self.answered += 1
-        return LaneAnswer(answer, destination, response.status)
+        return LaneAnswer(answer, destination, status)
 
     def _resend(self, seen: tuple[tuple[str, str, int], int], data: bytes) -> LaneAnswer | None:
         """The kept answer for a datagram whose fingerprint matches one answered: the same
@@ -171,6 +217,12 @@ class RegisterLane:
                 seen = self._datagrams.get(fingerprint)
                 if seen is not None and seen[0] == key:
                     del self._datagrams[fingerprint]
+
+
+def _key(via: Via) -> tuple[str, str, int]:
+    """The kept-answer key of a request with top Via `via`: branch and sent-by (§17.2.3)."""
+    host, port = via.sent_by
+    return (via.branch or "", host.lower(), port)
 
 
 def _server_error(request: Request) -> Response:

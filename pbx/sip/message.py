@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
 from operator import countOf, itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -96,6 +96,10 @@ def _memo(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 _contacts = _memo(lambda value: tuple(parse_contacts(value)))
 _cseq = _memo(CSeq.parse)
+parse_contact_line = _contacts
+"""The Contact values of one header line, as the `contacts` field reads them (memoized)."""
+parse_cseq = _cseq
+"""CSeq.parse as the `cseq` field reads it (memoized)."""
 
 
 class _Typed(Generic[T]):
@@ -558,6 +562,9 @@ _WIRE_NAMES: dict[str, str] = {
     )
 }
 
+WIRE_NAMES: Mapping[str, str] = _WIRE_NAMES
+"""Header names as written on the wire -> canonical name, for readers of raw header lines
+(pbx.registrar_challenge); a spelling not in it is one the parser has not checked yet."""
 
 _CL = "Content-Length"
 _new = object.__new__

@@ -122,6 +122,7 @@ def challenge(sides: tuple[Side, Side], template: str) -> str:
 
 async def test_challenge_then_register_refresh_and_deregister(sides: tuple[Side, Side]) -> None:
     answer = challenge(sides, register("a1"))
+    assert sides[0].lane is not None and sides[0].lane.challenged == 1  # read without a parse
     assert "WWW-Authenticate: Digest" in answer and 'nonce="*"' in answer
     stamped = "SIP/2.0/UDP 192.168.1.10:5060;branch=z9hG4bKa1;rport=6000;received=127.0.0.1"
     assert f"\r\nVia: {stamped}\r\n" in answer
@@ -305,3 +306,5 @@ async def test_generated_variants_are_answered_alike(sides: tuple[Side, Side]) -
         assert taken
         statuses.add(answer[8:11])
     assert statuses >= {"200", "423"}
+    lane = sides[0].lane
+    assert lane is not None and 0 < lane.challenged <= 24  # both ways of reading a first one

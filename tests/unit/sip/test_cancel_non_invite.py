@@ -152,12 +152,20 @@ def store(tmp_path):
 
 
 class _Broken(Registrar):
+    """Fails in both ways into the registrar: `handle` and the challenges the lane reads for
+    a first REGISTER."""
+
     failing = True
 
     def handle(self, *args: Any, **kwargs: Any) -> Response:
         if self.failing:
             raise RuntimeError("store is gone")
         return super().handle(*args, **kwargs)
+
+    def challenges(self, now: float) -> list[str]:
+        if self.failing:
+            raise RuntimeError("store is gone")
+        return super().challenges(now)
 
 
 def _lane(store: Store, registrar_cls: type[Registrar] = Registrar) -> RegisterLane:
