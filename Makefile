@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check pbx app tests
+	$(BIN)/ruff format --check pbx app tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("--strategy", default="priority", help=", ".join(STRATEGY_CHOICES))
     add.add_argument(
-        "--record", default="never", metavar="POLICY",
+        "--record",
+        default="never",
+        metavar="POLICY",
         help="record calls on this route: always, never or on_demand (the strongest of the "
         "route's and the caller's policy wins)",
     )

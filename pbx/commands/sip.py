@@ -35,8 +35,10 @@ def cmd_parse(args: argparse.Namespace) -> int:
         message = parse_message(data)
     except ParseError as exc:
         print(json.dumps({"error": exc.reason, "status": exc.status}))
-        print(f"deskpbx: {args.file}: not a valid SIP message: {exc.status} {exc.reason}",
-              file=sys.stderr)
+        print(
+            f"deskpbx: {args.file}: not a valid SIP message: {exc.status} {exc.reason}",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(message.to_dict(), indent=2, ensure_ascii=False))
     return 0

@@ -174,8 +174,9 @@ class TcpConnection(asyncio.Protocol):
         self.remote = (str(peer[0]), int(peer[1]))
         self.local = (str(sock[0]), int(sock[1]))
         if len(self.owner.connections) >= self.owner.max_connections:
-            log.warning("TCP %s:%d refused: %d connections open", *self.remote,
-                        self.owner.max_connections)
+            log.warning(
+                "TCP %s:%d refused: %d connections open", *self.remote, self.owner.max_connections
+            )
             transport.abort()  # type: ignore[attr-defined]
             return
         self._transport = cast(asyncio.Transport, transport)
@@ -214,8 +215,11 @@ class TcpConnection(asyncio.Protocol):
         self._transport.write(data)
         if self._transport.get_write_buffer_size() > self.owner.max_write_buffer:
             # The peer stopped reading; queueing more would only grow memory.
-            log.warning("TCP %s:%d not reading (%d bytes queued); dropping the connection",
-                        *self.remote, self._transport.get_write_buffer_size())
+            log.warning(
+                "TCP %s:%d not reading (%d bytes queued); dropping the connection",
+                *self.remote,
+                self._transport.get_write_buffer_size(),
+            )
             self._transport.abort()
 
     def close(self) -> None:

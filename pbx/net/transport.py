@@ -361,8 +361,9 @@ class TransportManager:
         if error.status == 413:
             self.oversized += 1
         if error.head is None:
-            log.info("TCP %s: %s before the headers ended; closing", _show(*conn.remote),
-                     error.reason)
+            log.info(
+                "TCP %s: %s before the headers ended; closing", _show(*conn.remote), error.reason
+            )
             return
         reason = None if error.status == 413 else error.reason
         self._answer_refused(
@@ -388,8 +389,13 @@ class TransportManager:
             hop = response_next_hop(response.via, conn_id)
             payload = bytes(response)
         except ParseError as exc:
-            log.info("%s message from %s refused (%d) and unreadable (%s); dropped",
-                     transport, _show(*source), status, exc.reason)
+            log.info(
+                "%s message from %s refused (%d) and unreadable (%s); dropped",
+                transport,
+                _show(*source),
+                status,
+                exc.reason,
+            )
             return
         log.info("%s %s from %s refused: %d", transport, request.method, _show(*source), status)
         self.send(payload, hop.address, hop.transport, hop.conn_id)
@@ -438,9 +444,7 @@ class SipEndpoint:
             on_closed=self._closed,
             udp_receive_buffer=udp_receive_buffer,
         )
-        self.timers = TimerService(
-            loop, core, after_fire=self.flush, granularity=TIMER_GRANULARITY
-        )
+        self.timers = TimerService(loop, core, after_fire=self.flush, granularity=TIMER_GRANULARITY)
         self.on_response_sent: Callable[[int], None] | None = None
         """Observer of each response status the TU sends (the API's metrics)."""
         self.udp_lane: UdpLane | None = None
@@ -552,7 +556,9 @@ class SipEndpoint:
                             _printable(out.data),
                         )  # fmt: skip
                     self.transports.send(
-                        out.data, out.destination, out.transport,
+                        out.data,
+                        out.destination,
+                        out.transport,
                         on_error=self._error_callback(out.tx),
                     )
         finally:

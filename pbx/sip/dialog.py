@@ -564,7 +564,8 @@ class DialogSet:
     def siblings(self, call_id: str, local_tag: str) -> list[Dialog]:
         """All dialogs one (possibly forked) request of ours created."""
         return [
-            d for d in self._dialogs.values()
+            d
+            for d in self._dialogs.values()
             if d.id.call_id == call_id and d.id.local_tag == local_tag
         ]
 

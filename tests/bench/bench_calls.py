@@ -94,7 +94,10 @@ def _measure(
     seconds, steps, confirm, budget = (2.0, 7, 0, 35.0) if quick else (5.0, 11, 1, 110.0)
     spots = ""
     factory = lambda: load.start_pbx(  # noqa: E731
-        workdir, [*callers, CALLEE], rtp_ports=RTP_PORTS, cores=server_cores,
+        workdir,
+        [*callers, CALLEE],
+        rtp_ports=RTP_PORTS,
+        cores=server_cores,
         what_if=what_if,
     )
     with load.running(factory) as pbx:

@@ -138,6 +138,7 @@ async def _measure(
             pays for each REGISTER too."""
             store_flush()
             core.handle_timers(loop.time() + 64 * core.config.t1 + 1.0)
+
         best = float("inf")
         profiler = cProfile.Profile() if profile else None
         for round_ in range(rounds):

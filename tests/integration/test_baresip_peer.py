@@ -27,7 +27,11 @@ def test_two_baresips_hear_each_others_tone(tmp_path):
     )
     b = Baresip(
         BaresipConfig(
-            "b", port_b, free_port(), 31020, 1000,
+            "b",
+            port_b,
+            free_port(),
+            31020,
+            1000,
             f"<sip:b@127.0.0.1:{port_b}>;regint=0;answermode=auto",
         ),
         tmp_path,

@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.integration,
     # Overriding event_loop_policy is how one module runs on both loops; the
     # hook pytest-asyncio prefers must live in a conftest.py.
-    pytest.mark.filterwarnings("ignore:Overriding the \"event_loop_policy\" fixture"),
+    pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture'),
 ]
 
 
@@ -61,6 +61,7 @@ class Tu:
                     return found
                 self.changed.clear()
                 await self.changed.wait()
+
         return await asyncio.wait_for(until(), WAIT)
 
 
@@ -176,9 +177,7 @@ async def test_closed_tcp_connection_is_reported(endpoint: tuple[SipEndpoint, Tu
     ep.on_closed = tu  # type: ignore[assignment]
     reader, writer = await asyncio.open_connection("127.0.0.1", ep.addresses["TCP"][0][1])
     writer.write(options("127.0.0.1", 5060, "TCP"))
-    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)).startswith(
-        b"SIP/2.0 200"
-    )
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)).startswith(b"SIP/2.0 200")
     (request,) = await tu.wait_for(RequestReceived)
     writer.close()
     (closed,) = await tu.wait_for(ConnectionClosed)

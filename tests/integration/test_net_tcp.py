@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.integration,
     # Overriding event_loop_policy is how one module runs on both loops; the
     # hook pytest-asyncio prefers must live in a conftest.py.
-    pytest.mark.filterwarnings("ignore:Overriding the \"event_loop_policy\" fixture"),
+    pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture'),
 ]
 
 
@@ -129,8 +129,9 @@ async def test_message_split_across_writes(recorder: Recorder) -> None:
     message = options("127.0.0.1", client.port, "TCP", body=b"0123456789")
     cut = message.index(b"CSeq")
     await client.send(message[:cut])
-    await until(lambda: bool(manager.tcp.connections)
-                and manager.tcp.connections[0].framer.buffered == cut)
+    await until(
+        lambda: bool(manager.tcp.connections) and manager.tcp.connections[0].framer.buffered == cut
+    )
     assert recorder.items == []
     await client.send(message[cut:-3])
     await until(lambda: manager.tcp.connections[0].framer.buffered == len(message) - 3)
@@ -182,19 +183,20 @@ async def test_outbound_connection_is_opened_then_reused(recorder: Recorder) -> 
     port = server.sockets[0].getsockname()[1]
     try:
         for n in range(3):  # sent before the connection exists: queued, in order
-            manager.send(options("127.0.0.1", 5060, "TCP", call_id=f"out-{n}"),
-                         ("127.0.0.1", port), "TCP")
+            manager.send(
+                options("127.0.0.1", 5060, "TCP", call_id=f"out-{n}"), ("127.0.0.1", port), "TCP"
+            )
         await asyncio.wait_for(got.wait(), WAIT)
         peer = accepted[0]
         calls = [(await peer.read_message()).call_id for _ in range(3)]
         assert calls == ["out-0", "out-1", "out-2"]
-        manager.send(options("127.0.0.1", 5060, "TCP", call_id="out-3"),
-                     ("127.0.0.1", port), "TCP")
+        manager.send(options("127.0.0.1", 5060, "TCP", call_id="out-3"), ("127.0.0.1", port), "TCP")
         assert (await peer.read_message()).call_id == "out-3"
         assert len(accepted) == 1 and len(manager.tcp.connections) == 1
         # the peer's answer comes in on that connection like any message
-        await peer.send(b"SIP/2.0 200 OK\r\n" + options("127.0.0.1", 5060, "TCP").split(
-            b"\r\n", 1)[1])
+        await peer.send(
+            b"SIP/2.0 200 OK\r\n" + options("127.0.0.1", 5060, "TCP").split(b"\r\n", 1)[1]
+        )
         await recorder.wait(1)
         assert recorder.items[0][2] == "TCP"
         assert recorder.items[0][3] == manager.tcp.connections[0].conn_id
@@ -246,8 +248,11 @@ async def test_oversized_tcp_request_gets_413_then_close(recorder: Recorder) -> 
     await client.send(message[:600])  # the headers are enough to refuse it
     answer = await client.read_message()
     assert isinstance(answer, Response)
-    assert (answer.status, answer.reason, answer.call_id) == (413, "Request Entity Too Large",
-                                                              "call-1")
+    assert (answer.status, answer.reason, answer.call_id) == (
+        413,
+        "Request Entity Too Large",
+        "call-1",
+    )
     assert answer.via.rport == client.port
     assert await client.closed_by_peer()
     assert recorder.items == [] and manager.oversized == 1

@@ -155,8 +155,9 @@ async def test_real_loop_fires_on_time() -> None:
     start = loop.time()
     core = FakeCore([start + 0.05, start + 0.15])
     done = asyncio.Event()
-    service = TimerService(loop, core, after_fire=lambda: done.set() if not core.deadlines
-                           else None)
+    service = TimerService(
+        loop, core, after_fire=lambda: done.set() if not core.deadlines else None
+    )
     service.rearm()
     await asyncio.wait_for(done.wait(), 3.0)
     assert core.fired == [start + 0.05, start + 0.15]

@@ -32,8 +32,16 @@ def ipv6_available() -> bool:
     return True
 
 
-def options(via_host: str, via_port: int, transport: str, *, branch: str = "z9hG4bKt1",
-            rport: bool = True, body: bytes = b"", call_id: str = "call-1") -> bytes:
+def options(
+    via_host: str,
+    via_port: int,
+    transport: str,
+    *,
+    branch: str = "z9hG4bKt1",
+    rport: bool = True,
+    body: bytes = b"",
+    call_id: str = "call-1",
+) -> bytes:
     host = f"[{via_host}]" if ":" in via_host else via_host
     rport_param = ";rport" if rport else ""
     return (
@@ -58,8 +66,9 @@ class Recorder:
         self.manager: TransportManager | None = None
         self.answer = True
 
-    def __call__(self, data: bytes, source: tuple[str, int], transport: str,
-                 conn_id: Hashable | None) -> None:
+    def __call__(
+        self, data: bytes, source: tuple[str, int], transport: str, conn_id: Hashable | None
+    ) -> None:
         message = parse_message(data)
         if isinstance(message, Request):
             stamp_request(message, source)
@@ -75,6 +84,7 @@ class Recorder:
             while len(self.items) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
+
         await asyncio.wait_for(until(), WAIT)
 
 
@@ -165,8 +175,9 @@ async def test_port_in_use_is_a_clear_error(recorder: Recorder) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        manager = TransportManager(asyncio.get_running_loop(), recorder,
-                                   [Listen("127.0.0.1", port)])
+        manager = TransportManager(
+            asyncio.get_running_loop(), recorder, [Listen("127.0.0.1", port)]
+        )
         with pytest.raises(ListenError) as info:
             await manager.start()
     assert str(info.value) == (
@@ -182,8 +193,9 @@ async def test_tcp_port_in_use_closes_the_udp_listener(recorder: Recorder) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        manager = TransportManager(asyncio.get_running_loop(), recorder,
-                                   [Listen("127.0.0.1", port)])
+        manager = TransportManager(
+            asyncio.get_running_loop(), recorder, [Listen("127.0.0.1", port)]
+        )
         with pytest.raises(ListenError, match=f"TCP 127.0.0.1:{port}: address already in use"):
             await manager.start()
     assert manager.addresses == {"UDP": [], "TCP": []}
@@ -209,8 +221,11 @@ def test_new_event_loop_prefers_uvloop_and_serves_udp_and_tcp() -> None:
                 port = manager.addresses["UDP"][0][1]
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                     sock.bind(("127.0.0.1", 0))
-                    udp = parse_message(await udp_exchange(
-                        sock, options("127.0.0.1", 1, "UDP"), ("127.0.0.1", port)))
+                    udp = parse_message(
+                        await udp_exchange(
+                            sock, options("127.0.0.1", 1, "UDP"), ("127.0.0.1", port)
+                        )
+                    )
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(options("127.0.0.1", 1, "TCP", call_id="tcp"))
                 data = b""
@@ -245,8 +260,10 @@ async def test_ipv4_and_ipv6_listen_side_by_side_on_one_port(recorder: Recorder)
     assert sorted(manager.addresses["UDP"]) == [("127.0.0.1", port), ("::1", port)]
     assert sorted(manager.addresses["TCP"]) == [("127.0.0.1", port), ("::1", port)]
     # a send picks the listener of the destination's family
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as four, \
-            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as six:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as four,
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as six,
+    ):
         four.bind(("127.0.0.1", 0))
         six.bind(("::1", 0))
         four.setblocking(False)
@@ -263,10 +280,14 @@ async def test_oversized_ack_and_response_get_no_answer(recorder: Recorder) -> N
     """ACK is never answered (RFC 3261 17.2.1) and a response never gets a response."""
     manager = await start(recorder, max_message_size=700)
     port = manager.addresses["UDP"][0][1]
-    big_ack = options("127.0.0.1", 1, "UDP", body=b"a" * 800).replace(
-        b"OPTIONS sip:", b"ACK sip:").replace(b"1 OPTIONS", b"1 ACK")
-    big_response = b"SIP/2.0 200 OK\r\n" + options(
-        "127.0.0.1", 1, "UDP", body=b"r" * 800).split(b"\r\n", 1)[1]
+    big_ack = (
+        options("127.0.0.1", 1, "UDP", body=b"a" * 800)
+        .replace(b"OPTIONS sip:", b"ACK sip:")
+        .replace(b"1 OPTIONS", b"1 ACK")
+    )
+    big_response = (
+        b"SIP/2.0 200 OK\r\n" + options("127.0.0.1", 1, "UDP", body=b"r" * 800).split(b"\r\n", 1)[1]
+    )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.sendto(big_ack, ("127.0.0.1", port))

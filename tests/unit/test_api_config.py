@@ -67,8 +67,10 @@ async def test_routes_append_move_and_refuse_unknown_trunks(api: Api) -> None:
     assert body["items"][1]["trunks"] == ["a", "b"]
     assert body["items"][1]["strategy"] == "round-robin"
     assert body["items"][1]["record_policy"] == "never"
-    response = await api.post("/api/v1/routes", json={
-        "name": "rec", "patterns": ["8|X."], "trunks": ["a"], "record_policy": "always"})
+    response = await api.post(
+        "/api/v1/routes",
+        json={"name": "rec", "patterns": ["8|X."], "trunks": ["a"], "record_policy": "always"},
+    )
     assert (await response.json())["record_policy"] == "always"
     await api.delete("/api/v1/routes/rec")
     moved = await (await api.patch("/api/v1/routes/intl", json={"position": 1})).json()

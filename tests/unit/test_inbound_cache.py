@@ -84,9 +84,7 @@ def test_trunk_writes_move_the_version(store: Store) -> None:
     assert store.trunks_version() == versions[-1]
 
 
-def test_the_version_costs_no_statement_while_nothing_commits(
-    store: Store, tmp_path: Path
-) -> None:
+def test_the_version_costs_no_statement_while_nothing_commits(store: Store, tmp_path: Path) -> None:
     first = store.trunks_version()
     assert store.trunks_version() == first  # the first read transaction settles the header
     seen: list[str] = []

@@ -92,10 +92,16 @@ class Sipp:
         if limit is not None:
             args += ["-l", str(limit)]
         args += [
-            "-d", str(pause_ms),
-            "-timeout", f"{int(timeout)}s",
+            "-d",
+            str(pause_ms),
+            "-timeout",
+            f"{int(timeout)}s",
             "-timeout_error",
-            "-trace_stat", "-stf", str(self.stats), "-fd", "1",
+            "-trace_stat",
+            "-stf",
+            str(self.stats),
+            "-fd",
+            "1",
             "-nostdin",
             *extra,
         ]

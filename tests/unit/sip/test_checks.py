@@ -128,8 +128,9 @@ def test_unknown_method_is_501_with_allow() -> None:
     assert "INVITE" in (reply.headers.get("Allow") or "")
 
 
-@pytest.mark.parametrize("uri", ["sip:100@pbx.example.com", "sips:100@pbx.example.com",
-                                 "tel:+15551234567"])
+@pytest.mark.parametrize(
+    "uri", ["sip:100@pbx.example.com", "sips:100@pbx.example.com", "tel:+15551234567"]
+)
 def test_supported_request_uri_schemes(uri: str) -> None:
     assert check(request(uri=uri)) is None
 
@@ -230,8 +231,11 @@ def test_checks_run_in_rfc_order_method_before_scheme() -> None:
 # ---- REGISTER ---------------------------------------------------------------------------
 
 
-def register(to: str = "<sip:100@pbx.example.com>", contacts: tuple[str, ...] = (),
-             expires: str | None = None) -> Request:
+def register(
+    to: str = "<sip:100@pbx.example.com>",
+    contacts: tuple[str, ...] = (),
+    expires: str | None = None,
+) -> Request:
     req = request("REGISTER", uri="sip:pbx.example.com", drop=("Contact",))
     req.headers.set("To", to)
     for contact in contacts:
@@ -271,8 +275,9 @@ def response(*vias: str, cseq: str = "1 INVITE") -> Response:
 
 def test_check_response() -> None:
     assert check_response(response("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa")) is None
-    two = check_response(response("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa",
-                                  "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKb"))
+    two = check_response(
+        response("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa", "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKb")
+    )
     assert two == "2 Via values in a response to a UA"
     multicast = check_response(response("SIP/2.0/UDP 224.0.1.75;branch=z9hG4bKa"))
     assert multicast == "Via names the broadcast or multicast address 224.0.1.75"
@@ -281,12 +286,17 @@ def test_check_response() -> None:
 
 
 def test_unknown_auth_schemes() -> None:
-    req = request("REGISTER", extra=(
-        ("Authorization", 'Digest username="100", realm="pbx", nonce="n", uri="sip:pbx", '
-                          'response="00"'),
-        ("Authorization", "Basic dXNlcjpwYXNz"),
-        ("Proxy-Authorization", "Bearer abc"),
-    ))
+    req = request(
+        "REGISTER",
+        extra=(
+            (
+                "Authorization",
+                'Digest username="100", realm="pbx", nonce="n", uri="sip:pbx", response="00"',
+            ),
+            ("Authorization", "Basic dXNlcjpwYXNz"),
+            ("Proxy-Authorization", "Bearer abc"),
+        ),
+    )
     assert unknown_auth_schemes(req) == ["Basic", "Bearer"]
     assert unknown_auth_schemes(req, known=("digest", "basic", "bearer")) == []
     assert unknown_auth_schemes(request("REGISTER")) == []

@@ -24,9 +24,15 @@ SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\
 RR = ("<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>")
 
 
-def invite(record_route: tuple[str, ...] = RR, *, cseq: int = 10, uri: str = "sip:bob@example.com",
-           from_tag: str | None = "a1", contact: str | None = "<sip:alice@192.0.2.10:5060>",
-           route: tuple[str, ...] = ()) -> Request:
+def invite(
+    record_route: tuple[str, ...] = RR,
+    *,
+    cseq: int = 10,
+    uri: str = "sip:bob@example.com",
+    from_tag: str | None = "a1",
+    contact: str | None = "<sip:alice@192.0.2.10:5060>",
+    route: tuple[str, ...] = (),
+) -> Request:
     from_ = '"Alice" <sip:alice@example.com>' + (f";tag={from_tag}" if from_tag else "")
     headers = [
         ("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKinvite1"),
@@ -43,8 +49,12 @@ def invite(record_route: tuple[str, ...] = RR, *, cseq: int = 10, uri: str = "si
     return Request("INVITE", uri, headers, SDP)
 
 
-def answer(req: Request, status: int, tag: str, contact: str = "<sip:bob@192.0.2.20:5070>",
-           ) -> Response:
+def answer(
+    req: Request,
+    status: int,
+    tag: str,
+    contact: str = "<sip:bob@192.0.2.20:5070>",
+) -> Response:
     return req.make_response(status, to_tag=tag, headers=[("Contact", contact)])
 
 
@@ -161,8 +171,7 @@ def test_strict_route_puts_first_route_in_request_uri() -> None:
     assert info.uri.host == "p2.example.com"
     assert "method" not in info.uri.params  # not allowed in a Request-URI (19.1.1)
     assert info.uri.params.get("transport") == "tcp"
-    assert info.headers.getall("Route") == ["<sip:p1.example.com;lr>",
-                                            "<sip:bob@192.0.2.20:5070>"]
+    assert info.headers.getall("Route") == ["<sip:p1.example.com;lr>", "<sip:bob@192.0.2.20:5070>"]
     assert info.content_type == "application/dtmf-relay"
 
 
@@ -184,8 +193,9 @@ def test_reinvite_carries_sdp_and_contact_and_blocks_a_second_one() -> None:
     assert reinvite.cseq.seq == 11
     with pytest.raises(LocalProtocolError):
         dialog.reinvite(SDP)  # 14.1: one INVITE at a time
-    dialog.receive_response(reinvite.make_response(200, headers=[
-        ("Contact", "<sip:bob@198.51.100.7:5070>")]))
+    dialog.receive_response(
+        reinvite.make_response(200, headers=[("Contact", "<sip:bob@198.51.100.7:5070>")])
+    )
     assert str(dialog.remote_target) == "sip:bob@198.51.100.7:5070"  # target refresh
     assert dialog.invite_pending is False
     assert dialog.reinvite(SDP).cseq.seq == 12
@@ -208,8 +218,9 @@ def test_refer_and_update() -> None:
     update = dialog.update(SDP)
     assert update.cseq.seq == refer.cseq.seq + 1
     assert update.content_type == "application/sdp"
-    dialog.receive_response(update.make_response(200, headers=[
-        ("Contact", "<sip:bob@203.0.113.9>")]))
+    dialog.receive_response(
+        update.make_response(200, headers=[("Contact", "<sip:bob@203.0.113.9>")])
+    )
     assert str(dialog.remote_target) == "sip:bob@203.0.113.9"
 
 

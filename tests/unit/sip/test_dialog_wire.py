@@ -17,16 +17,21 @@ SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\
 
 
 def invite() -> Request:
-    return Request("INVITE", "sip:bob@example.com", [
-        ("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKwire1"),
-        ("Max-Forwards", "70"),
-        ("From", '"Alice Smith" <sip:alice@example.com>;tag=a1'),
-        ("To", "<sip:bob@example.com>"),
-        ("Call-ID", "wire-1@192.0.2.10"),
-        ("CSeq", "5 INVITE"),
-        ("Contact", "<sip:alice@192.0.2.10:5060>"),
-        ("Record-Route", "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>"),
-    ], SDP)
+    return Request(
+        "INVITE",
+        "sip:bob@example.com",
+        [
+            ("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKwire1"),
+            ("Max-Forwards", "70"),
+            ("From", '"Alice Smith" <sip:alice@example.com>;tag=a1'),
+            ("To", "<sip:bob@example.com>"),
+            ("Call-ID", "wire-1@192.0.2.10"),
+            ("CSeq", "5 INVITE"),
+            ("Contact", "<sip:alice@192.0.2.10:5060>"),
+            ("Record-Route", "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>"),
+        ],
+        SDP,
+    )
 
 
 def confirmed() -> tuple[Request, Dialog]:
@@ -65,8 +70,10 @@ def test_built_requests_survive_the_wire() -> None:
         assert got.from_.display == "Alice Smith"
         assert got.call_id == "wire-1@192.0.2.10"
     assert [r.cseq.seq for r in built] == [5, 6, 7, 8, 9, 5, 5]
-    assert roundtrip(built[0]).headers.getall("Route") == ["<sip:p2.example.com;lr>",
-                                                           "<sip:p1.example.com;lr>"]
+    assert roundtrip(built[0]).headers.getall("Route") == [
+        "<sip:p2.example.com;lr>",
+        "<sip:p1.example.com;lr>",
+    ]
 
 
 def test_reinvite_survives_the_wire() -> None:
@@ -77,14 +84,18 @@ def test_reinvite_survives_the_wire() -> None:
 
 
 def in_dialog(seq: int) -> Request:
-    return Request("INFO", "sip:alice@192.0.2.10:5060", [
-        ("Via", f"SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKp{seq}"),
-        ("Max-Forwards", "70"),
-        ("From", "<sip:bob@example.com>;tag=b1"),
-        ("To", "<sip:alice@example.com>;tag=a1"),
-        ("Call-ID", "wire-1@192.0.2.10"),
-        ("CSeq", f"{seq} INFO"),
-    ])
+    return Request(
+        "INFO",
+        "sip:alice@192.0.2.10:5060",
+        [
+            ("Via", f"SIP/2.0/UDP 192.0.2.20;branch=z9hG4bKp{seq}"),
+            ("Max-Forwards", "70"),
+            ("From", "<sip:bob@example.com>;tag=b1"),
+            ("To", "<sip:alice@example.com>;tag=a1"),
+            ("Call-ID", "wire-1@192.0.2.10"),
+            ("CSeq", f"{seq} INFO"),
+        ],
+    )
 
 
 @settings(max_examples=200, deadline=None)

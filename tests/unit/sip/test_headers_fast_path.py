@@ -84,9 +84,8 @@ def _full_cseq(text: str) -> CSeq:
 
 
 methods = st.sampled_from(["INVITE", "REGISTER", "BYE", "invite", "FOO", "ACK", "IN VITE"])
-numbers = (
-    st.integers(0, 2**32).map(str)
-    | st.sampled_from(["", "007", "2147483647", "2147483648", "99999999999", "١٢", "²", "-1"])
+numbers = st.integers(0, 2**32).map(str) | st.sampled_from(
+    ["", "007", "2147483647", "2147483648", "99999999999", "١٢", "²", "-1"]
 )
 spaces = st.sampled_from([" ", "  ", "\t", "", " \t "])
 

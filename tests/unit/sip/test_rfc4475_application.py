@@ -47,10 +47,10 @@ def test_3_3_1_insuf_missing_headers_400(rfc4475_dir: Path) -> None:
     assert reply.via.branch == "z9hG4bKkdj.insuf"
 
 
-@pytest.mark.parametrize(("name", "scheme"), [("unkscm", "nobodyknowsthisscheme"),
-                                              ("novelsc", "soap.beep")])
-def test_3_3_2_and_3_3_3_request_uri_scheme_416(rfc4475_dir: Path, name: str,
-                                                 scheme: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "scheme"), [("unkscm", "nobodyknowsthisscheme"), ("novelsc", "soap.beep")]
+)
+def test_3_3_2_and_3_3_3_request_uri_scheme_416(rfc4475_dir: Path, name: str, scheme: str) -> None:
     req = load_request(rfc4475_dir, name)
     assert uri_scheme(req.uri) == scheme
     reply = check(req)
@@ -72,8 +72,10 @@ def test_3_3_4_unksm2_header_schemes_accepted_but_not_as_aor(rfc4475_dir: Path) 
 def test_3_3_5_bext01_require_420_lists_only_require(rfc4475_dir: Path) -> None:
     reply = check(load_request(rfc4475_dir, "bext01"))
     assert reply is not None and reply.status == 420
-    assert reply.headers.getall("Unsupported") == ["nothingSupportsThis",
-                                                   "nothingSupportsThisEither"]
+    assert reply.headers.getall("Unsupported") == [
+        "nothingSupportsThis",
+        "nothingSupportsThisEither",
+    ]
 
 
 def test_3_3_6_invut_unknown_content_type_415_with_accept(rfc4475_dir: Path) -> None:

@@ -23,13 +23,17 @@ def test_every_session_field_but_the_relayed_ones_survives() -> None:
     assert out.origin.address == "198.51.100.1" and out.origin.session_version == 9
     assert out.attributes == (Attribute("tool", "phone"),)  # ICE gone (the relay's address)
     kept = {f.name for f in dataclasses.fields(SessionDescription)} - {
-        "origin", "connection", "media", "attributes"
+        "origin",
+        "connection",
+        "media",
+        "attributes",
     }
-    assert {name: getattr(out, name) for name in kept} == {
-        name: getattr(sd, name) for name in kept
-    }
+    assert {name: getattr(out, name) for name in kept} == {name: getattr(sd, name) for name in kept}
     assert (out.info, out.uri, out.zone, out.key) == (
-        "A chat", "http://example.com/x", "2882844526 -1h", "prompt"
+        "A chat",
+        "http://example.com/x",
+        "2882844526 -1h",
+        "prompt",
     )
     assert out.bandwidths == (Bandwidth("AS", 64),) and out.direction is Direction.SENDONLY
     assert out.emails == ("alice@example.com",) and out.timings[0].repeats == ("7d 1h 0 25h",)

@@ -31,19 +31,35 @@ STAMP_CASES = [
     # a host name is never the source address
     ("SIP/2.0/UDP pc33.example.com;branch=z9hG4bKa", ("192.0.2.1", 5060), "192.0.2.1", "absent"),
     # empty rport: rport=<source port> and received even if identical (RFC 3581 4)
-    ("SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKa", ("192.0.2.1", 34567), "192.0.2.1",
-     "34567"),
+    (
+        "SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKa",
+        ("192.0.2.1", 34567),
+        "192.0.2.1",
+        "34567",
+    ),
     # behind a NAT: both
-    ("SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKa", ("203.0.113.9", 1024), "203.0.113.9",
-     "1024"),
+    (
+        "SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKa",
+        ("203.0.113.9", 1024),
+        "203.0.113.9",
+        "1024",
+    ),
     # rport that already has a value is left alone
-    ("SIP/2.0/UDP 10.0.0.5;rport=5000;branch=z9hG4bKa", ("203.0.113.9", 1024), "203.0.113.9",
-     "5000"),
+    (
+        "SIP/2.0/UDP 10.0.0.5;rport=5000;branch=z9hG4bKa",
+        ("203.0.113.9", 1024),
+        "203.0.113.9",
+        "5000",
+    ),
     # IPv6 sent-by equal to the source, written differently
     ("SIP/2.0/UDP [2001:db8:0::1]:5060;branch=z9hG4bKa", ("2001:db8::1", 5060), None, "absent"),
     # IPv6 source: received as an IPv6 reference (RFC 5118 4.5: both forms accepted)
-    ("SIP/2.0/TCP [2001:db8::2];rport;branch=z9hG4bKa", ("2001:db8::1", 40000),
-     "[2001:db8::1]", "40000"),
+    (
+        "SIP/2.0/TCP [2001:db8::2];rport;branch=z9hG4bKa",
+        ("2001:db8::1", 40000),
+        "[2001:db8::1]",
+        "40000",
+    ),
     # a source written with brackets is the same address
     ("SIP/2.0/UDP [::1]:5062;branch=z9hG4bKa", ("[::1]", 5062), None, "absent"),
 ]
@@ -92,30 +108,48 @@ RESPONSE_CASES = [
     # UDP without a port: 5060
     ("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa", None, NextHop("192.0.2.1", 5060, "UDP")),
     # UDP with received: that address at the sent-by port (RFC 3261 18.2.2)
-    ("SIP/2.0/UDP 10.0.0.5:5070;received=203.0.113.9;branch=z9hG4bKa", None,
-     NextHop("203.0.113.9", 5070, "UDP")),
+    (
+        "SIP/2.0/UDP 10.0.0.5:5070;received=203.0.113.9;branch=z9hG4bKa",
+        None,
+        NextHop("203.0.113.9", 5070, "UDP"),
+    ),
     # UDP with received and rport: received:rport (RFC 3581 section 5)
-    ("SIP/2.0/UDP 10.0.0.5:5070;rport=1024;received=203.0.113.9;branch=z9hG4bKa", None,
-     NextHop("203.0.113.9", 1024, "UDP")),
+    (
+        "SIP/2.0/UDP 10.0.0.5:5070;rport=1024;received=203.0.113.9;branch=z9hG4bKa",
+        None,
+        NextHop("203.0.113.9", 1024, "UDP"),
+    ),
     # rport without received (the stamp always adds both, but be defensive): sent-by port
-    ("SIP/2.0/UDP 192.0.2.1:5070;rport=1024;branch=z9hG4bKa", None,
-     NextHop("192.0.2.1", 5070, "UDP")),
+    (
+        "SIP/2.0/UDP 192.0.2.1:5070;rport=1024;branch=z9hG4bKa",
+        None,
+        NextHop("192.0.2.1", 5070, "UDP"),
+    ),
     # rport asked for but never filled in: sent-by port
     ("SIP/2.0/UDP 192.0.2.1:5070;rport;branch=z9hG4bKa", None, NextHop("192.0.2.1", 5070, "UDP")),
     # maddr wins on unreliable transports
-    ("SIP/2.0/UDP 10.0.0.5:5070;maddr=239.255.255.1;received=203.0.113.9;branch=z9hG4bKa",
-     None, NextHop("239.255.255.1", 5070, "UDP")),
+    (
+        "SIP/2.0/UDP 10.0.0.5:5070;maddr=239.255.255.1;received=203.0.113.9;branch=z9hG4bKa",
+        None,
+        NextHop("239.255.255.1", 5070, "UDP"),
+    ),
     # TCP: the connection it came on, then received at sent-by port
-    ("SIP/2.0/TCP 10.0.0.5:5070;rport=40000;received=203.0.113.9;branch=z9hG4bKa", 7,
-     NextHop("203.0.113.9", 5070, "TCP", 7)),
+    (
+        "SIP/2.0/TCP 10.0.0.5:5070;rport=40000;received=203.0.113.9;branch=z9hG4bKa",
+        7,
+        NextHop("203.0.113.9", 5070, "TCP", 7),
+    ),
     # TCP without port: 5060; no received: sent-by host
     ("SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKa", 3, NextHop("192.0.2.1", 5060, "TCP", 3)),
     # TLS without port: 5061
     ("SIP/2.0/TLS 192.0.2.1;branch=z9hG4bKa", 4, NextHop("192.0.2.1", 5061, "TLS", 4)),
     # IPv6: brackets stripped
     ("SIP/2.0/UDP [2001:db8::1]:5062;branch=z9hG4bKa", None, NextHop("2001:db8::1", 5062, "UDP")),
-    ("SIP/2.0/UDP [2001:db8::1];rport=9;received=[2001:db8::3];branch=z9hG4bKa", None,
-     NextHop("2001:db8::3", 9, "UDP")),
+    (
+        "SIP/2.0/UDP [2001:db8::1];rport=9;received=[2001:db8::3];branch=z9hG4bKa",
+        None,
+        NextHop("2001:db8::3", 9, "UDP"),
+    ),
 ]
 
 

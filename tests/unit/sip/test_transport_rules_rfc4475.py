@@ -35,7 +35,10 @@ def test_stamp_keeps_every_via_and_reparses(name: str) -> None:
     top = after[0]
     assert top.received == SOURCE[0]  # no sent-by in the corpus is 203.0.113.50
     assert (top.host, top.port, top.transport, top.branch) == (
-        before[0].host, before[0].port, before[0].transport, before[0].branch
+        before[0].host,
+        before[0].port,
+        before[0].transport,
+        before[0].branch,
     )
     assert [str(v) for v in after[1:]] == [str(v) for v in before[1:]]
     assert again.call_id == request.call_id and again.body == request.body
