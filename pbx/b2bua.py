@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
+from pbx.admission import CallAdmission, Refusal
 from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_control import CallControl
 from pbx.b2bua_forward import Forwarder
@@ -83,6 +84,7 @@ log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 DIALOG_ONLY = frozenset({"BYE", "INFO", "UPDATE"})
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between warnings about calls refused at a limit
 PEER_CACHE_SIZE = 4096  # flows whose Peer is kept; a scan of many sources cannot grow it further
 _is_x_header = is_x_header  # its former home's name
 
@@ -126,6 +128,9 @@ class B2bua:
         #: Told of RINGING, EARLY_MEDIA and CONNECTED (pbx.api.events.CallEventSource).
         self.on_call_state: Callable[[Call], None] | None = None
         self.accepting = True
+        #: --max-calls and --max-call-rate: a new call past either gets 503 (pbx.admission).
+        self.admission = CallAdmission(config.max_calls, config.max_call_rate)
+        self._refusals_logged = -REFUSAL_LOG_INTERVAL
         self.calls: dict[str, Call] = {}
         self._by_a_tx: dict[TransactionKey, Call] = {}
         self._by_fork: dict[ClientKey, Call] = {}
@@ -156,6 +161,22 @@ class B2bua:
             "forwarded": len(self.forwarder.pending) + self.refer.table_size(),
             "tasks": len(self._tasks),
         }
+
+    def admit(self) -> Refusal | None:
+        """None when one more call may start now, else the 503 it gets; refusals are logged
+        at most once per REFUSAL_LOG_INTERVAL seconds, with the counts so far."""
+        now = self.sip.now()
+        refusal = self.admission.refuse(len(self.calls), now)
+        if refusal is not None and now - self._refusals_logged >= REFUSAL_LOG_INTERVAL:
+            self._refusals_logged = now
+            stats = self.admission.stats()
+            log.warning(
+                "new calls refused (%s): %d in progress; %d refused at --max-calls %d, "
+                "%d at --max-call-rate %g so far", refusal.reason, len(self.calls),
+                stats["refused_full"], self.admission.max_calls, stats["refused_rate"],
+                self.admission.max_call_rate,
+            )  # fmt: skip
+        return refusal
 
     def _peer(self, destination: tuple[str, int], transport: str) -> Peer:
         """Where a phone is reached and which of our faces it sees, kept per flow: the face
@@ -241,8 +262,13 @@ class B2bua:
             self._start(call, bindings)
 
     def _new_call(self, ev: RequestReceived, caller: str, callee: str) -> Call | None:
-        """A Call for this INVITE, or None after answering 488 (no SDP offer)."""
+        """A Call for this INVITE, or None after answering 503 (a call limit reached, see
+        pbx.admission) or 488 (no SDP offer)."""
         request = ev.request
+        refusal = self.admit()
+        if refusal is not None:
+            self._reply(ev, 503, refusal.reason, refusal.headers)
+            return None
         if request.content_type != SDP or not request.body:
             self._reply(ev, 488, "SDP Offer Required")
             return None

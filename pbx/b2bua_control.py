@@ -33,6 +33,7 @@ import secrets
 import socket
 from typing import TYPE_CHECKING
 
+from pbx.admission import CallLimitReached
 from pbx.b2bua_dtmf import DTMF_RELAY, dtmf_relay_body
 from pbx.call import (
     ALLOW,
@@ -143,6 +144,9 @@ class CallControl:
         routable = b.store.find_extension(to_number) or b.trunking.routable(from_ext, to_number)
         if not routable:
             raise LookupError(f"no extension or outbound route for {to_number}")
+        refusal = b.admit()
+        if refusal is not None:
+            raise CallLimitReached(refusal.reason)
         label = secrets.token_hex(8)
         first = b._peer((bindings[0].source_host, bindings[0].source_port), bindings[0].transport)
         template = self._invite(label, secrets.token_hex(6), from_ext, to_number, caller_id,

@@ -32,6 +32,10 @@ class PbxConfig:
     default_expires: int = 3600
     #: Seconds a callee may ring before the caller gets 480.
     no_answer_timeout: float = 60.0
+    #: Calls in progress beyond which a new one gets 503 (pbx.admission); 0: no limit.
+    max_calls: int = 0
+    #: New calls per second beyond which one gets 503 (a token bucket); 0: no limit.
+    max_call_rate: float = 0.0
     #: Seconds between OPTIONS keep-alives to registered phones; 0 turns them off.
     qualify_interval: float = 30.0
     #: Digest algorithms offered in challenges, in order of preference. MD5 alone by

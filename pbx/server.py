@@ -261,6 +261,7 @@ class Pbx:
             "uptime": self.wall() - self.started_at,
             "active_calls": self.b2bua.active_calls,
             "registered": sum(self.store.active_binding_counts(self.wall()).values()),
+            "call_limits": self.b2bua.admission.stats(),
         }
 
     async def aclose(self) -> None:

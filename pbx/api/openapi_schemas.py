@@ -187,6 +187,14 @@ SCHEMAS: dict[str, Any] = {
             "uptime": NUM,
             "active_calls": INT,
             "registered": INT,
+            "call_limits": obj(
+                {
+                    "max_calls": INT,
+                    "max_call_rate": NUM,
+                    "refused_full": INT,
+                    "refused_rate": INT,
+                }
+            ),
             "trunks": {
                 "type": "array",
                 "items": obj(

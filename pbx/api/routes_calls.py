@@ -13,7 +13,8 @@ their exceptions become:
     b2bua.stop_recording(label: str) -> None      # (pbx.recording.RecordingManager)
     b2bua.send_dtmf(label: str, digits: str, duration_ms: int) -> None  # RFC 4733 / INFO
 
-    LookupError -> 404, ValueError -> 422, RuntimeError (wrong call state) -> 409.
+    LookupError -> 404, ValueError -> 422, RuntimeError (wrong call state) -> 409,
+    pbx.admission.CallLimitReached (--max-calls or --max-call-rate reached) -> 503.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from pbx.admission import CallLimitReached
 from pbx.api.body import Fields, json_object
 from pbx.api.context import context
 from pbx.api.problems import Problem
@@ -35,6 +37,7 @@ routes = web.RouteTableDef()
 DIAL_RE = re.compile(r"\+?[0-9*#]{1,32}")
 DTMF_RE = re.compile(r"[0-9*#A-Da-d]{1,32}")
 EXCEPTION_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (CallLimitReached, 503),
     (LookupError, 404),
     (ValueError, 422),
     (RuntimeError, 409),

@@ -46,6 +46,16 @@ def register(subparsers: Any) -> None:
         help="receive buffer asked for on the SIP UDP sockets (default 4194304; Linux caps it "
         "at net.core.rmem_max; 0 keeps the system's default)",
     )  # fmt: skip
+    serve.add_argument(
+        "--max-calls", type=int, default=0, metavar="N",
+        help="calls in progress beyond which a new call gets 503 Maximum Calls In Progress "
+        "(default 0: no limit)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-call-rate", type=float, default=0.0, metavar="PER_SECOND",
+        help="new calls per second beyond which one gets 503 Call Rate Exceeded, bursts of "
+        "one second's worth allowed (default 0: no limit)",
+    )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
@@ -110,6 +120,8 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         raise UsageError("--min-expires must be at least 1 and not above --max-expires")
     if args.udp_receive_buffer < 0:
         raise UsageError("--udp-receive-buffer must be 0 (the system's default) or more bytes")
+    if args.max_calls < 0 or not 0 <= args.max_call_rate < float("inf"):
+        raise UsageError("--max-calls and --max-call-rate must be 0 (no limit) or positive")
     if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     return PbxConfig(
@@ -118,6 +130,8 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         rtp_ports=rtp_ports,
         public_address=args.public_address,
         no_answer_timeout=args.no_answer_timeout,
+        max_calls=args.max_calls,
+        max_call_rate=args.max_call_rate,
         qualify_interval=args.qualify_interval,
         register_lane=args.register_lane == "on",
         udp_receive_buffer=args.udp_receive_buffer,

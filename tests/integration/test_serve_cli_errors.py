@@ -59,6 +59,8 @@ def test_http_port_in_use(tmp_path):
         (("--sip", "[::1"), "missing ']'"),
         (("--auth-algorithms", "SHA-1"), "use SHA-256 and/or MD5"),
         (("--udp-receive-buffer", "-1"), "--udp-receive-buffer must be 0"),
+        (("--max-calls", "-1"), "--max-calls and --max-call-rate must be 0"),
+        (("--max-call-rate", "nan"), "--max-calls and --max-call-rate must be 0"),
     ],
 )
 def test_malformed_options(tmp_path, args, expected):

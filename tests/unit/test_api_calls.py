@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from pbx.admission import CallLimitReached
 from pbx.call import CallState
 from tests.unit.test_api_fakes import WALL, Api, FakeCall, api_fixture  # noqa: F401
 
@@ -119,6 +120,15 @@ async def test_b2bua_errors_become_404_422_409(api: Api) -> None:
         response = await api.post("/api/v1/calls/a1b2c3/transfer", json={"target": "9"})
         assert response.status == status
         assert (await response.json(content_type=PROBLEM))["detail"] == str(error)
+
+
+async def test_a_call_limit_reached_is_503(api: Api) -> None:
+    api.pbx.store.add_extension("1001", "long-secret-1")
+    api.pbx.b2bua.enable("originate", error=CallLimitReached("Maximum Calls In Progress"))
+    response = await api.post("/api/v1/calls", json={"from": "1001", "to": "1002"})
+    assert response.status == 503
+    body = await response.json(content_type=PROBLEM)
+    assert body["detail"] == "Maximum Calls In Progress"
 
 
 async def test_originate_validation(api: Api) -> None:
