@@ -195,6 +195,11 @@ class SipCore:
         self._trying: list[Transaction] = []  # new INVITEs whose 100 waits for pop_outgoing
         self._server_methods: set[str] = set()  # methods of server transactions, for 9.2
         self._keepers: list[AnswerKeeper] = []
+        self._fingerprints: dict[int, tuple[ServerKey, int]] = {}
+        """hash(request datagram) -> (its server transaction's key, its length), for UDP
+        requests with an RFC 3261 branch: see `_resent`."""
+        self._fingerprint_of: dict[TransactionKey, int] = {}
+        self.resent_unparsed = 0
         self._handlers: dict[type, Callable[[Transaction, Action, tuple[str, int], float], None]]
         self._handlers = {
             Transmit: self._on_transmit,
@@ -237,19 +242,44 @@ class SipCore:
     def receive(self, data: bytes, source: tuple[str, int], transport: str, now: float) -> None:
         """Take one datagram (or one framed stream message) that arrived from `source`."""
         transport = transport.upper()
+        datagram = data if transport == "UDP" else None
+        if datagram is not None and self._fingerprints and self._resent(datagram, source, now):
+            return
         try:
             message = parse_message(data)
         except ParseError as exc:
             self._reject_bytes(data, exc, source, transport)
             return
         if isinstance(message, Request):
-            self._receive_request(message, source, transport, now)
+            self._receive_request(message, source, transport, now, datagram)
         else:
             self._receive_response(message, source, transport, now)
         self.handle_timers(now)
 
+    def _resent(self, datagram: bytes, source: tuple[str, int], now: float) -> bool:
+        """A retransmission (17.1.2.2, 17.1.1.2: the same bytes again) of the request of a
+        live server transaction, handled as such without being parsed: what the transaction
+        does with a retransmitted request needs nothing from it (17.2.1, 17.2.2). The
+        length and the branch must match too; anything else is parsed as usual."""
+        seen = self._fingerprints.get(hash(datagram))
+        if seen is None:
+            return False
+        key, length = seen
+        tx = self._transactions.get(key)
+        if tx is None or len(datagram) != length or datagram.find(key.branch.encode()) < 0:
+            return False
+        self.resent_unparsed += 1
+        self._apply(tx, tx.handle(Input.REQUEST, now, None), source, now)
+        self.handle_timers(now)
+        return True
+
     def _receive_request(
-        self, request: Request, source: tuple[str, int], transport: str, now: float
+        self,
+        request: Request,
+        source: tuple[str, int],
+        transport: str,
+        now: float,
+        datagram: bytes | None = None,
     ) -> None:
         try:
             _check_request(request)
@@ -284,6 +314,10 @@ class SipCore:
         if key.__class__ is LegacyServerKey:
             tx.to_tags = frozenset((request.to_tag,))
         self._transactions[key] = tx
+        if datagram is not None and key.__class__ is ServerKey:  # retransmissions: no parse
+            fingerprint = hash(datagram)
+            self._fingerprints[fingerprint] = (key, len(datagram))
+            self._fingerprint_of[key] = fingerprint
         self._apply(tx, tx.start(now), source, now)
 
     def _receive_ack(
@@ -561,6 +595,16 @@ class SipCore:
     ) -> None:
         if self._transactions.get(tx.key) is tx:
             del self._transactions[tx.key]
+            fingerprint = self._fingerprint_of.pop(tx.key, None)
+            if fingerprint is not None:
+                self._forget_fingerprint(fingerprint, tx.key)
+
+    def _forget_fingerprint(self, fingerprint: int, key: TransactionKey) -> None:
+        """Drop the fingerprint of an ended transaction, unless a colliding datagram's
+        transaction has taken it since (that one's retransmissions are just parsed)."""
+        seen = self._fingerprints.get(fingerprint)
+        if seen is not None and seen[0] == key:
+            del self._fingerprints[fingerprint]
 
     # ------------------------------------------------------------ helpers
 
