@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.bench import register_cpu
+from tests.bench import register_cpu, register_split
 from tests.bench import sip_load as load
 from tests.bench.kamailio import kamailio_binary, start_kamailio
 from tests.bench.rows import Row
@@ -156,7 +156,31 @@ def _run(workdir: Path, quick: bool) -> list[Row]:
         kam_note = f"{kam_setup + '; ' if kam_setup else ''}children=2, auth_db sqlite; {kam_note}"
     ratio = pbx_rate / kam_rate if kam_rate else 0.0
     return [*_summary_rows(rows, pbx_search, kam_rate, kam_note, ratio, kam_search),
-            _in_process_row(quick), _commit_row(workdir)]  # fmt: skip
+            _in_process_row(quick), *_split_row(workdir, extensions, inject, pbx_search, quick),
+            _commit_row(workdir)]  # fmt: skip
+
+
+def _split_row(
+    workdir: Path, extensions: list[str], inject: Path, search: load.Search, quick: bool
+) -> list[Row]:
+    """Server CPU per registration split into the lane's Python work, the sends and the rest,
+    in a real run at 80 % of the best clean rate (tests/bench/register_split.py)."""
+    if search.best is None:
+        return []
+    rate = round(search.best.rate * 0.8)
+    split = register_split.measure(workdir / "split", extensions, inject, SCENARIO, rate,
+                                   2.0 if quick else 6.0, load.cpu_split())  # fmt: skip
+    if split is None:
+        return [Row("register: server CPU per registration by part", 0.0, "ms/reg",
+                    note=f"the run at {rate}/s was not clean", command=COMMAND)]  # fmt: skip
+    return [Row("register: server CPU per registration by part", split.process_ms, "ms/reg",
+                "", None,
+                f"a real run of {split.registrations:,} registrations at {rate}/s, the lane and "
+                f"the UDP send wrapped with thread CPU clocks: REGISTER lane (parse, digest, "
+                f"registrar, answer) {split.lane_ms:.3f} ms; sendto {split.send_ms:.3f} ms "
+                f"(2 per registration); the rest (receiving, event loop, store flusher) "
+                f"{split.rest_ms:.3f} ms; compare the in-process row, the same lane in a tight "
+                f"loop with no system calls between", COMMAND)]  # fmt: skip
 
 
 def _in_process_row(quick: bool) -> Row:

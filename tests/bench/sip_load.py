@@ -215,6 +215,14 @@ def start_pbx(
     cores: set[int] | None = None,
 ) -> Child:
     """DeskPBX serving `extensions` (password secret-NNNN) on a free UDP port of 127.0.0.1."""
+    data_dir = pbx_data(workdir, extensions)
+    port = free_port()
+    args = pbx_command(data_dir, port, rtp_ports, what_if)
+    return spawn("deskpbx", args, workdir, port, cores)
+
+
+def pbx_data(workdir: Path, extensions: list[str]) -> Path:
+    """The PBX's data dir under `workdir`, holding `extensions` (password secret-NNNN)."""
     from pbx.store import Store  # the benchmark's setup writes rows the way `deskpbx ext add` does
 
     data_dir = workdir / "pbx-data"
@@ -223,9 +231,7 @@ def start_pbx(
         for number in extensions:
             if store.find_extension(number) is None:
                 store.add_extension(number, password(number), f"Bench {number}")
-    port = free_port()
-    args = pbx_command(data_dir, port, rtp_ports, what_if)
-    return spawn("deskpbx", args, workdir, port, cores)
+    return data_dir
 
 
 # -- what-if runs: the shipped PBX with one change applied at start-up, to put a number on a
