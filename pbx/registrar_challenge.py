@@ -1,10 +1,10 @@
 """A first REGISTER, the one without credentials, read from its header lines alone.
 
 Why: every registration starts with a REGISTER the registrar can only challenge (401, RFC
-3261 §10.3 step 3, §22.4), so half the REGISTERs a busy registrar sees need nothing but
+3261 §10.3 step 3, §22.4), so up to half the REGISTERs a registrar sees need nothing but
 the five header lines a response copies (§8.2.6.2) and a fresh nonce. The REGISTER lane
-(pbx.registrar_lane) reads such a datagram here instead of building a `Request`, which
-costs about a third of what parsing it and reading every typed field did.
+(pbx.registrar_lane) reads such a datagram here instead of building a `Request` and its
+typed fields, and writes the 401 without building a `Response`.
 
 What is read here must give the answer the lane's parsed path gives, byte for byte but
 for the nonce and To tag: each value goes through the parser's own functions (and their

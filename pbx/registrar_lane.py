@@ -11,6 +11,10 @@ full path's) and keeps only what §17.2.2 asks of a non-INVITE server transactio
 UDP: the final response's bytes, resent as they are to a retransmission (same branch
 and sent-by, §17.2.3) for 64*T1.
 
+A REGISTER without credentials, the first of each registration, is read from its header
+lines by pbx.registrar_challenge and challenged without a parsed Request, under the same
+rules; anything that reader does not take comes here parsed, as before.
+
 A CANCEL naming a kept answer (same branch and sent-by) names a live transaction (§9.2):
 the lane tells the core so (`kept_request`, registered with `SipCore.add_answer_keeper`)
 and the CANCEL, which takes the full path, gets 200. A registrar that raises gets its
