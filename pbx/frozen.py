@@ -33,7 +33,7 @@ def quick_constructor(cls: type[R]) -> Callable[..., R]:
          for f in fields],
         slots=True,
     )  # fmt: skip
-    if twin.__slots__ != getattr(cls, "__slots__", None):
+    if getattr(twin, "__slots__", ()) != getattr(cls, "__slots__", None):
         raise TypeError(f"{cls.__name__} does not keep its fields in slots")
 
     def build(*args: Any, **kwargs: Any) -> R:

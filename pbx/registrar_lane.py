@@ -72,6 +72,10 @@ class LaneAnswer(NamedTuple):
     status: int
 
 
+_LEFT = LaneAnswer(b"", ("", 0), -1)
+"""RegisterLane._prior's answer for a request the full path has: the lane leaves it."""
+
+
 class RegisterLane:
     """Answers common-shape UDP REGISTERs itself; `handle` returns None for the rest."""
 
@@ -123,19 +127,16 @@ class RegisterLane:
         if b"uthorization" not in data:  # no credentials: most likely a first REGISTER
             first = first_register(data)
             if first is not None:
-                answer = self._challenge(first, data, fingerprint, source, now)
-                if answer is not None:
-                    return answer
+                challenged = self._challenge(first, data, fingerprint, source, now)
+                if challenged is not None:
+                    return challenged
         request = _understood(data)
         if request is None:
             return None
-        via = request.via
-        key = _key(via)
-        kept = self._answers.get(key)
-        if kept is not None:
-            return self._resent(kept)
-        if self._taken(key):
-            return None
+        key = _key(request.via)
+        prior = self._prior(key)
+        if prior is not None:
+            return None if prior is _LEFT else prior
         stamp_parsed(request, source)
         try:
             response = self.registrar.handle(request, source, "UDP", now, self.wall())
@@ -154,11 +155,9 @@ class RegisterLane:
         parsed path decides (a live transaction has it, or the registrar failed)."""
         via = first.via
         key = _key(via)
-        kept = self._answers.get(key)
-        if kept is not None:
-            return self._resent(kept)
-        if self._taken(key):
-            return None
+        prior = self._prior(key)
+        if prior is not None:
+            return None if prior is _LEFT else prior
         try:
             challenges = self.registrar.challenges(now)
         except Exception:  # the parsed path asks the registrar again and answers 500
@@ -170,9 +169,15 @@ class RegisterLane:
         self.challenged += 1
         return self._keep(key, answer, destination, 401, fingerprint, len(data), now)
 
-    def _taken(self, key: tuple[str, str, int]) -> bool:
-        """A live full-path transaction has this request (it stays there)."""
-        return self.core.has_transaction(ServerKey(key[0], (key[1], key[2]), "REGISTER"))
+    def _prior(self, key: tuple[str, str, int]) -> LaneAnswer | None:
+        """What a request with `key` gets before any work: its kept answer again, _LEFT when
+        a live full-path transaction has it (it stays there), None when it is new."""
+        kept = self._answers.get(key)
+        if kept is not None:
+            return self._resent(kept)
+        if self.core.has_transaction(ServerKey(key[0], (key[1], key[2]), "REGISTER")):
+            return _LEFT
+        return None
 
     def _keep(
         self, key: tuple[str, str, int], answer: bytes, destination: Address, status: int,
