@@ -40,6 +40,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from pbx.admission import CallAdmission, Refusal
+from pbx.auth_ban import AuthBans
 from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_control import CallControl
 from pbx.b2bua_forward import Forwarder
@@ -110,10 +111,11 @@ class B2bua:
         on_call_ended: Callable[[Call], None] | None = None,
         recordings: RecordingManager | None = None,
         trunks: TrunkManager | None = None,
+        bans: AuthBans | None = None,
     ) -> None:
         self.sip = endpoint
         self.store = store
-        self.caller_auth = CallerAuth(auth, store)
+        self.caller_auth = CallerAuth(auth, store, bans)
         self.relay = relay
         self.faces = faces
         self.config = config
@@ -240,7 +242,7 @@ class B2bua:
             return
         if self.trunking.admit(ev):  # a carrier's call, or a stranger's refused (403)
             return
-        caller = self.caller_auth.check(request, self.sip.now())
+        caller = self.caller_auth.check(request, self.sip.now(), ev.source[0])
         if isinstance(caller, Response):
             self._respond(ev.tx, caller)
             return

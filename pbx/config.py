@@ -44,6 +44,13 @@ class PbxConfig:
     #: skipping it. HA1 for both is stored, so "SHA-256,MD5" can be turned on.
     auth_algorithms: tuple[str, ...] = ("MD5",)
     nonce_lifetime: float = 300.0
+    #: Failed authentications (wrong passwords) within `auth_ban_window` seconds after which
+    #: a source address is ignored for `auth_ban_seconds` (pbx.auth_ban); 0 turns bans off.
+    auth_ban_after: int = 20
+    auth_ban_window: float = 60.0
+    auth_ban_seconds: float = 600.0
+    #: Addresses never banned: the desktop softphone registers from this machine.
+    auth_ban_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
     max_message_size: int = 65535
     tcp_idle_timeout: float = 600.0
     #: SO_RCVBUF bytes asked for on the SIP UDP sockets, so a burst that arrives while the

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from operator import attrgetter
 
-from pbx.sip.digest_server import AuthResult, DigestServer
+from pbx.auth_ban import AuthBans
+from pbx.sip.digest_server import GUESSES, AuthResult, DigestServer
 from pbx.sip.entropy import random_bytes
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Contact
@@ -62,11 +63,14 @@ class Registrar:
         auth: DigestServer,
         config: RegistrarConfig | None = None,
         on_change: Callable[[Registered], None] | None = None,
+        bans: AuthBans | None = None,
     ) -> None:
         self.store = store
         self.auth = auth
         self.config = config or RegistrarConfig()
         self.on_change = on_change
+        #: Counts each wrong password by its source address (pbx.auth_ban); None: no bans.
+        self.bans = bans
 
     # ------------------------------------------------------------------ entry point
 
@@ -96,6 +100,8 @@ class Registrar:
         )
         if not result.ok:
             log.info("REGISTER for %s from %s:%s refused: %s", aor_user, *source, result.reason)
+            if self.bans and result.status in GUESSES:
+                self.bans.failed(source[0], now)
             return self._challenge(request, list(result.challenges))
         if result.username != aor_user:
             return request.make_response(403, "Forbidden (not your extension)", to_tag=new_to_tag())

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from pbx import __version__
+from pbx.auth_ban import AuthBans
 from pbx.b2bua import B2bua
 from pbx.call import ALLOW
 from pbx.config import PbxConfig
@@ -84,6 +85,8 @@ class Pbx:
         self.api: ApiServer | None = None
         #: Call recording (the HTTP API finds it under this name).
         self.recordings: RecordingManager | None = None
+        #: Addresses banned after repeated wrong passwords (pbx.auth_ban).
+        self.bans = AuthBans(0)
         self._closed = asyncio.Event()
 
     async def start(self) -> None:
@@ -105,6 +108,12 @@ class Pbx:
             max_message_size=config.max_message_size,
             idle_timeout=config.tcp_idle_timeout,
             udp_receive_buffer=config.udp_receive_buffer,
+        )
+        self.endpoint.bans = self.bans = AuthBans(
+            config.auth_ban_after,
+            config.auth_ban_window,
+            config.auth_ban_seconds,
+            config.auth_ban_exempt,
         )
         try:
             await self.endpoint.start()
@@ -129,6 +138,7 @@ class Pbx:
             store,
             self.auth,
             RegistrarConfig(config.min_expires, config.max_expires, config.default_expires),
+            bans=self.bans,
         )
         if self.register_lane:
             self.endpoint.udp_lane = RegisterLane(self.registrar, self.core, self.wall).handle
@@ -150,6 +160,7 @@ class Pbx:
             wall=self.wall,
             recordings=self.recordings,
             trunks=self.trunks,
+            bans=self.bans,
         )
         self.trunks.start()
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
@@ -262,6 +273,7 @@ class Pbx:
             "active_calls": self.b2bua.active_calls,
             "registered": sum(self.store.active_binding_counts(self.wall()).values()),
             "call_limits": self.b2bua.admission.stats(),
+            "auth_bans": self.bans.stats(self.endpoint.now() if self.endpoint else 0.0),
         }
 
     async def aclose(self) -> None:

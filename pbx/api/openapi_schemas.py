@@ -195,6 +195,16 @@ SCHEMAS: dict[str, Any] = {
                     "refused_rate": INT,
                 }
             ),
+            "auth_bans": obj(
+                {
+                    "after": INT,
+                    "window": NUM,
+                    "seconds": NUM,
+                    "bans": INT,
+                    "dropped": INT,
+                    "banned": {"type": "array", "items": STR},
+                }
+            ),
             "trunks": {
                 "type": "array",
                 "items": obj(

@@ -56,6 +56,15 @@ def register(subparsers: Any) -> None:
         help="new calls per second beyond which one gets 503 Call Rate Exceeded, bursts of "
         "one second's worth allowed (default 0: no limit)",
     )  # fmt: skip
+    serve.add_argument(
+        "--auth-ban-after", type=int, default=20, metavar="N",
+        help="ignore an address for --auth-ban-seconds after N wrong passwords from it within "
+        "60 s (default 20; 0 turns bans off; loopback addresses are never banned)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--auth-ban-seconds", type=float, default=600.0, metavar="SECONDS",
+        help="how long a ban lasts (default 600)",
+    )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
@@ -122,6 +131,8 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         raise UsageError("--udp-receive-buffer must be 0 (the system's default) or more bytes")
     if args.max_calls < 0 or not 0 <= args.max_call_rate < float("inf"):
         raise UsageError("--max-calls and --max-call-rate must be 0 (no limit) or positive")
+    if args.auth_ban_after < 0 or not 0 < args.auth_ban_seconds < float("inf"):
+        raise UsageError("--auth-ban-after must be 0 (off) or more, --auth-ban-seconds positive")
     if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     return PbxConfig(
@@ -132,6 +143,8 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         no_answer_timeout=args.no_answer_timeout,
         max_calls=args.max_calls,
         max_call_rate=args.max_call_rate,
+        auth_ban_after=args.auth_ban_after,
+        auth_ban_seconds=args.auth_ban_seconds,
         qualify_interval=args.qualify_interval,
         register_lane=args.register_lane == "on",
         udp_receive_buffer=args.udp_receive_buffer,

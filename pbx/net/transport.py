@@ -41,6 +41,7 @@ import secrets
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
+from pbx.auth_ban import AuthBans
 from pbx.net.tcp import FrameError, TcpConnection, TcpTransport, head_without_length
 from pbx.net.timers import TimerService
 from pbx.net.udp import UdpListener, open_udp_listener
@@ -450,6 +451,8 @@ class SipEndpoint:
         self.udp_lane: UdpLane | None = None
         """Answers some UDP datagrams before the core sees them (pbx.registrar_lane);
         None from it hands the datagram to the core as usual."""
+        self.bans: AuthBans | None = None
+        """Addresses whose messages are dropped unread (pbx.auth_ban); None: no bans."""
         self._flushing = False
 
     async def start(self) -> None:
@@ -498,6 +501,8 @@ class SipEndpoint:
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("<<< %s %s:%s\n%s", transport, *source[:2], _printable(data))
         now = self.now()
+        if self.bans and self.bans.drop(source[0], now):
+            return
         if self.udp_lane is not None and transport == "UDP":
             answer = self.udp_lane(data, source, now)
             if answer is not None:

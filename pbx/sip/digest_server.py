@@ -103,6 +103,11 @@ class AuthStatus(enum.Enum):
 _STALE_STATUSES = frozenset({AuthStatus.STALE, AuthStatus.REPLAY})
 
 
+GUESSES = frozenset({AuthStatus.BAD_RESPONSE, AuthStatus.UNKNOWN_USER})
+"""Outcomes that are a wrong password (or a user that does not exist, which must look the
+same): what pbx.auth_ban counts against an address."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     """What verify() decided, and what to send back.

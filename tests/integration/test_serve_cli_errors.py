@@ -61,6 +61,8 @@ def test_http_port_in_use(tmp_path):
         (("--udp-receive-buffer", "-1"), "--udp-receive-buffer must be 0"),
         (("--max-calls", "-1"), "--max-calls and --max-call-rate must be 0"),
         (("--max-call-rate", "nan"), "--max-calls and --max-call-rate must be 0"),
+        (("--auth-ban-after", "-2"), "--auth-ban-after must be 0 (off) or more"),
+        (("--auth-ban-seconds", "0"), "--auth-ban-seconds positive"),
     ],
 )
 def test_malformed_options(tmp_path, args, expected):

@@ -1,0 +1,68 @@
+"""Repeated wrong passwords from one address get it banned (pbx.auth_ban), with SIPp phones
+on 127.0.0.1 (loopback is exempt by default, so these PBXs exempt nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.pbx_harness import PASSWORDS, RunningPbx, start_pbx
+from tests.integration.peers.sipp import SIPP, SippResult, auth_field, run, scenario, write_csv
+from tests.integration.ports import free_port
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(SIPP is None, reason="sipp not installed (Debian package sip-tester)"),
+]
+
+
+def _register(pbx: RunningPbx, tmp_path, password: str, timeout: float = 10) -> SippResult:  # type: ignore[no-untyped-def]
+    port = free_port()
+    name = "register.xml" if password == PASSWORDS["1002"] else "register_fail.xml"
+    csv = write_csv([["1002", auth_field("1002", password), f"127.0.0.1:{port}", "300"]],
+                    tmp_path)  # fmt: skip
+    return run(scenario(name, tmp_path), pbx.address, local_port=port, inject=csv,
+               timeout=timeout, workdir=tmp_path)  # fmt: skip
+
+
+def _bans(pbx: RunningPbx) -> dict[str, object]:
+    return pbx.run(lambda: pbx.pbx.status()["auth_bans"])  # type: ignore[no-any-return]
+
+
+def test_wrong_register_passwords_ban_the_address(tmp_path):
+    pbx = start_pbx(tmp_path / "pbx", auth_ban_after=3, auth_ban_exempt=())
+    try:
+        assert _register(pbx, tmp_path, PASSWORDS["1002"]).ok  # a right one counts nothing
+        for _ in range(3):
+            refused = _register(pbx, tmp_path, "guess")
+            assert refused.ok, refused.log  # each got its second 401
+        assert _bans(pbx)["banned"] == ["127.0.0.1"]
+        ignored = _register(pbx, tmp_path, PASSWORDS["1002"], timeout=2)
+        assert not ignored.ok  # not even the right password gets an answer now
+        stats = _bans(pbx)
+        assert stats["bans"] == 1 and stats["dropped"] >= 1  # type: ignore[operator]
+    finally:
+        pbx.stop()
+
+
+def test_wrong_invite_passwords_count_too(tmp_path):
+    pbx = start_pbx(tmp_path / "pbx", auth_ban_after=2, auth_ban_exempt=())
+    try:
+        for _ in range(2):
+            csv = write_csv([["1001", auth_field("1001", "guess"), "1002"]], tmp_path)
+            refused = run(scenario("uac_rejected.xml", tmp_path, EXPECTED_CODE="407"),
+                          pbx.address, local_port=free_port(), media_port=free_port(step=4),
+                          inject=csv, timeout=10, workdir=tmp_path)  # fmt: skip
+            assert refused.ok, refused.log
+        assert _bans(pbx)["banned"] == ["127.0.0.1"]
+    finally:
+        pbx.stop()
+
+
+def test_loopback_is_never_banned_by_default(tmp_path):
+    pbx = start_pbx(tmp_path / "pbx", auth_ban_after=1)
+    try:
+        assert _register(pbx, tmp_path, "guess").ok
+        assert _register(pbx, tmp_path, PASSWORDS["1002"]).ok
+        assert _bans(pbx)["banned"] == []
+    finally:
+        pbx.stop()

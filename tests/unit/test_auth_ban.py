@@ -1,0 +1,75 @@
+"""Bans after repeated wrong passwords (pbx.auth_ban), with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from pbx import auth_ban
+from pbx.auth_ban import AuthBans
+
+SCANNER = "203.0.113.9"
+
+
+def test_the_nth_failure_within_the_window_bans_for_the_set_time() -> None:
+    bans = AuthBans(after=3, window=60, seconds=600)
+    assert [bans.failed(SCANNER, t) for t in (0.0, 10.0, 20.0)] == [False, False, True]
+    assert bans.banned(SCANNER, 20.0) and bans.banned(SCANNER, 619.9)
+    assert not bans.banned(SCANNER, 620.0)  # ended by itself
+    assert bans.active(620.0) == {} and bans.bans == 1
+
+
+def test_failures_spread_wider_than_the_window_do_not_ban() -> None:
+    bans = AuthBans(after=3, window=60, seconds=600)
+    assert not any(bans.failed(SCANNER, t) for t in (0.0, 40.0, 80.0, 120.0, 160.0))
+    assert not bans.banned(SCANNER, 160.0)
+    assert bans.failed(SCANNER, 170.0) and bans.failed("198.51.100.1", 0.0) is False
+
+
+def test_drop_counts_what_it_drops_and_other_addresses_pass() -> None:
+    bans = AuthBans(after=1, window=60, seconds=30)
+    assert not bans.drop(SCANNER, 0.0)  # nobody banned yet
+    bans.failed(SCANNER, 0.0)
+    assert bans.drop(SCANNER, 1.0) and bans.drop(SCANNER, 2.0)
+    assert not bans.drop("198.51.100.1", 2.0)
+    assert bans.dropped == 2
+    assert bans.stats(5.0) == {"after": 1, "window": 60, "seconds": 30, "bans": 1,
+                               "dropped": 2, "banned": [SCANNER]}  # fmt: skip
+
+
+def test_loopback_is_exempt_by_default_and_exemptions_can_be_changed() -> None:
+    bans = AuthBans(after=1)
+    assert not bans.failed("127.0.0.1", 0.0) and not bans.failed("::1", 0.0)
+    assert not bans.banned("127.0.0.1", 0.0)
+    strict = AuthBans(after=1, exempt=())
+    assert strict.failed("127.0.0.1", 0.0) and strict.banned("127.0.0.1", 1.0)
+
+
+def test_zero_turns_bans_off() -> None:
+    bans = AuthBans(after=0)
+    assert not bans
+    assert not any(bans.failed(SCANNER, float(t)) for t in range(100))
+    assert bans.active(100.0) == {}
+
+
+def test_a_banned_address_starts_counting_afresh_after_its_ban() -> None:
+    bans = AuthBans(after=2, window=60, seconds=10)
+    bans.failed(SCANNER, 0.0)
+    assert bans.failed(SCANNER, 1.0)
+    assert not bans.failed(SCANNER, 5.0)  # while banned nothing is counted
+    assert not bans.failed(SCANNER, 12.0)  # the first failure of a new count
+    assert bans.failed(SCANNER, 13.0)
+
+
+def test_the_addresses_followed_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth_ban, "MAX_TRACKED", 100)
+    bans = AuthBans(after=2)
+    for n in range(1000):
+        bans.failed(f"10.0.{n // 256}.{n % 256}", 0.0)
+    assert len(bans._failures) == 100
+    assert bans.failed("10.0.3.231", 1.0)  # among the latest 100: its second failure bans
+
+
+@pytest.mark.parametrize(("after", "window", "seconds"), [(-1, 60, 600), (3, 0, 600), (3, 60, 0)])
+def test_impossible_settings_are_refused(after: int, window: float, seconds: float) -> None:
+    with pytest.raises(ValueError):
+        AuthBans(after, window, seconds)
