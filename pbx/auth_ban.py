@@ -101,6 +101,15 @@ class AuthBans:
             return True
         return False
 
+    def lift(self, host: str) -> bool:
+        """End `host`'s ban now (an administrator's call), and forget its failures; False if
+        it was not banned."""
+        self._failures.pop(host, None)
+        if self._banned.pop(host, None) is None:
+            return False
+        log.warning("ban of %s lifted", host)
+        return True
+
     def active(self, now: float) -> dict[str, float]:
         """Banned addresses and the seconds each ban has left."""
         return {host: until - now for host, until in self._banned.items() if until > now}

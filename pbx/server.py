@@ -265,6 +265,10 @@ class Pbx:
                 log.info("purged %d expired bindings", removed)
         self._schedule_purge()
 
+    def monotonic(self) -> float:
+        """The loop's clock, the one bans and nonces age by (0.0 before start)."""
+        return self.endpoint.now() if self.endpoint is not None else 0.0
+
     def status(self) -> dict[str, object]:
         assert self.store is not None
         return {
@@ -273,7 +277,7 @@ class Pbx:
             "active_calls": self.b2bua.active_calls,
             "registered": sum(self.store.active_binding_counts(self.wall()).values()),
             "call_limits": self.b2bua.admission.stats(),
-            "auth_bans": self.bans.stats(self.endpoint.now() if self.endpoint else 0.0),
+            "auth_bans": self.bans.stats(self.monotonic()),
         }
 
     async def aclose(self) -> None:

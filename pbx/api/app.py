@@ -38,7 +38,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 ROUTE_MODULES = (
     "openapi", "routes_status", "routes_extensions", "routes_cdrs", "routes_calls",
-    "routes_config", "routes_webhooks", "routes_events",
+    "routes_config", "routes_webhooks", "routes_events", "routes_bans",
 )  # fmt: skip
 CLIENT_MAX_SIZE = 64 * 1024
 

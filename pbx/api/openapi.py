@@ -99,6 +99,16 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/status": {
         "get": op("Version, uptime, calls and registrations", {"200": json_body("Status")})
     },
+    "/api/v1/bans": {
+        "get": op("Addresses banned for guessing passwords", {"200": json_body("BanList")})
+    },
+    "/api/v1/bans/{address}": {
+        "delete": op(
+            "Lift a ban",
+            {"204": NO_CONTENT, "404": problem("That address is not banned")},
+            params=[path("address")],
+        )
+    },
     "/api/v1/registrations": {
         "get": op("Registered contacts", {"200": json_body("RegistrationList")})
     },

@@ -220,6 +220,7 @@ SCHEMAS: dict[str, Any] = {
         },
         closed=False,
     ),  # fmt: skip
+    "BanList": obj({"items": {"type": "array", "items": obj({"address": STR, "remaining": NUM})}}),
     "Registration": obj(
         {
             "extension": STR,

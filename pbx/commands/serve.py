@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 from typing import Any
 
@@ -65,6 +66,11 @@ def register(subparsers: Any) -> None:
         "--auth-ban-seconds", type=float, default=600.0, metavar="SECONDS",
         help="how long a ban lasts (default 600)",
     )  # fmt: skip
+    serve.add_argument(
+        "--auth-ban-exempt", default="127.0.0.1,::1", metavar="ADDRESSES",
+        help="comma-separated addresses never banned (default 127.0.0.1,::1; '' for none), "
+        "such as the office's own public address",
+    )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
@@ -111,6 +117,17 @@ def recording_extra(args: argparse.Namespace) -> dict[str, str]:
     return extra
 
 
+def ban_exempt(text: str) -> tuple[str, ...]:
+    """`--auth-ban-exempt`: IP addresses, comma-separated, in the form sources are seen in."""
+    addresses = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            addresses.append(str(ipaddress.ip_address(item.strip("[]"))))
+        except ValueError:
+            raise UsageError(f"--auth-ban-exempt: {item!r} is not an IP address") from None
+    return tuple(addresses)
+
+
 def config_from_args(args: argparse.Namespace) -> PbxConfig:
     from pbx.api.app import parse_http_listen
 
@@ -133,6 +150,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         raise UsageError("--max-calls and --max-call-rate must be 0 (no limit) or positive")
     if args.auth_ban_after < 0 or not 0 < args.auth_ban_seconds < float("inf"):
         raise UsageError("--auth-ban-after must be 0 (off) or more, --auth-ban-seconds positive")
+    exempt = ban_exempt(args.auth_ban_exempt)
     if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     return PbxConfig(
@@ -145,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         max_call_rate=args.max_call_rate,
         auth_ban_after=args.auth_ban_after,
         auth_ban_seconds=args.auth_ban_seconds,
+        auth_ban_exempt=exempt,
         qualify_interval=args.qualify_interval,
         register_lane=args.register_lane == "on",
         udp_receive_buffer=args.udp_receive_buffer,

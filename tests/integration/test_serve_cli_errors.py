@@ -63,6 +63,7 @@ def test_http_port_in_use(tmp_path):
         (("--max-call-rate", "nan"), "--max-calls and --max-call-rate must be 0"),
         (("--auth-ban-after", "-2"), "--auth-ban-after must be 0 (off) or more"),
         (("--auth-ban-seconds", "0"), "--auth-ban-seconds positive"),
+        (("--auth-ban-exempt", "office"), "--auth-ban-exempt: 'office' is not an IP address"),
     ],
 )
 def test_malformed_options(tmp_path, args, expected):

@@ -125,7 +125,7 @@ async def test_openapi_lists_exactly_the_routes_of_the_app(api: Api) -> None:
         if method != "parameters"
     }
     assert documented == _app_routes(api)
-    assert len(documented) == 40
+    assert len(documented) == 42
 
 
 def test_every_reference_resolves_and_every_operation_answers_problems() -> None:

@@ -18,6 +18,7 @@ from pbx.api.app import build_app, make_context
 from pbx.api.auth import new_token, token_hash
 from pbx.api.context import ApiContext
 from pbx.api.webhooks import WebhookDispatcher
+from pbx.auth_ban import AuthBans
 from pbx.call import CallState
 from pbx.store import Cdr, Disposition, Store
 
@@ -90,6 +91,10 @@ class FakePbx:
         self.store = Store.in_dir(data_dir)
         self.b2bua = FakeB2bua()
         self.wall = wall
+        self.bans = AuthBans(after=2, exempt=())
+
+    def monotonic(self) -> float:
+        return self.wall()
 
     def status(self) -> dict[str, object]:
         return {"version": "0.1.0", "uptime": 12.5, "active_calls": len(self.b2bua.calls),

@@ -73,3 +73,34 @@ def test_the_addresses_followed_are_bounded(monkeypatch: pytest.MonkeyPatch) -> 
 def test_impossible_settings_are_refused(after: int, window: float, seconds: float) -> None:
     with pytest.raises(ValueError):
         AuthBans(after, window, seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1,::1", ("127.0.0.1", "::1")),
+        (" 198.51.100.7 , [2001:DB8::1] ", ("198.51.100.7", "2001:db8::1")),  # as sources read
+        ("", ()),
+    ],
+)
+def test_serve_reads_the_exempt_addresses(text: str, expected: tuple[str, ...]) -> None:
+    from pbx.commands.serve import ban_exempt
+
+    assert ban_exempt(text) == expected
+
+
+def test_serve_refuses_an_exempt_name() -> None:
+    from pbx.commands import UsageError
+    from pbx.commands.serve import ban_exempt
+
+    with pytest.raises(UsageError, match="'office' is not an IP address"):
+        ban_exempt("127.0.0.1,office")
+
+
+def test_a_lifted_ban_ends_now_and_its_count_starts_afresh() -> None:
+    bans = AuthBans(after=2, window=60, seconds=600)
+    bans.failed(SCANNER, 0.0)
+    bans.failed(SCANNER, 1.0)
+    assert bans.lift(SCANNER) and not bans.banned(SCANNER, 2.0)
+    assert not bans.lift(SCANNER)  # nothing left to lift
+    assert not bans.failed(SCANNER, 3.0)  # one failure of a new count
