@@ -91,6 +91,32 @@ class Metrics:
             "RTP packets received by the relay and not forwarded.",
             [("", total["lost"])],
         )
+        limits = status.get("call_limits") or {}
+        if limits:
+            metric(
+                "deskpbx_calls_refused_total",
+                "counter",
+                "New calls answered 503 at --max-calls or --max-call-rate.",
+                [('{limit="max_calls"}', limits.get("refused_full", 0)),
+                 ('{limit="max_call_rate"}', limits.get("refused_rate", 0))],
+            )  # fmt: skip
+        bans = status.get("auth_bans") or {}
+        if bans:
+            metric(
+                "deskpbx_auth_bans_total",
+                "counter",
+                "Addresses banned for repeated wrong passwords.",
+                [("", bans.get("bans", 0))],
+            )
+            metric(
+                "deskpbx_banned_addresses",
+                "gauge",
+                "Addresses banned now.",
+                [("", len(bans.get("banned", ())))],
+            )
+            metric("deskpbx_banned_messages_dropped_total", "counter",
+                   "SIP messages dropped unread from banned addresses.",
+                   [("", bans.get("dropped", 0))])  # fmt: skip
         metric(
             "deskpbx_webhook_deliveries_total",
             "counter",

@@ -72,6 +72,8 @@ async def test_events_without_upgrade_or_token(api: Api) -> None:
 
 
 async def test_metrics_in_prometheus_text_format(api: Api) -> None:
+    for _ in range(2):  # the fake PBX bans after two wrong passwords
+        api.pbx.bans.failed("203.0.113.9", api.clock())
     api.ctx.metrics.count_response(200)
     api.ctx.metrics.count_response(200)
     api.ctx.metrics.count_response(486)
@@ -97,6 +99,11 @@ async def test_metrics_in_prometheus_text_format(api: Api) -> None:
         'deskpbx_relay_packets_total{direction="out"} 975',
         "deskpbx_relay_packets_lost_total 15",
         'deskpbx_webhook_deliveries_total{outcome="delivered"} 0',
+        'deskpbx_calls_refused_total{limit="max_calls"} 3',
+        'deskpbx_calls_refused_total{limit="max_call_rate"} 0',
+        "deskpbx_auth_bans_total 1",
+        "deskpbx_banned_addresses 1",
+        "deskpbx_banned_messages_dropped_total 0",
         "# TYPE deskpbx_calls_total counter",
     ):
         assert expected in lines, expected

@@ -98,7 +98,10 @@ class FakePbx:
 
     def status(self) -> dict[str, object]:
         return {"version": "0.1.0", "uptime": 12.5, "active_calls": len(self.b2bua.calls),
-                "registered": 2}  # fmt: skip
+                "registered": 2,
+                "call_limits": {"max_calls": 10, "max_call_rate": 0.0, "refused_full": 3,
+                                "refused_rate": 0},
+                "auth_bans": self.bans.stats(self.monotonic())}  # fmt: skip
 
 
 @dataclass
