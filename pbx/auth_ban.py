@@ -26,6 +26,8 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 
+from pbx.sip.digest_server import GUESSES, AuthStatus
+
 __all__ = ["AuthBans", "LOOPBACK"]
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,11 @@ class AuthBans:
     def __bool__(self) -> bool:
         """False when bans are off: callers skip the work."""
         return self.after > 0
+
+    def record(self, status: AuthStatus, host: str, now: float) -> bool:
+        """One failed digest check from `host`: a guess (GUESSES) counts as `failed`, any
+        other outcome nothing; True when it bans the host now."""
+        return status in GUESSES and self.failed(host, now)
 
     def failed(self, host: str, now: float) -> bool:
         """Count one failed authentication from `host`; True when it bans the host now."""

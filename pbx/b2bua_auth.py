@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pbx.auth_ban import AuthBans
 from pbx.registrar import extension_ha1
-from pbx.sip.digest_server import GUESSES, DigestServer
+from pbx.sip.digest_server import DigestServer
 from pbx.sip.entropy import token_hex
 from pbx.sip.message import Request, Response
 from pbx.store import Store
@@ -39,8 +39,8 @@ class CallerAuth:
             return self._challenge(request, self.auth.challenge(now))
         result = self.auth.verify(credentials, request.method, self._ha1, now, request.body)
         if not result.ok:
-            if self.bans and source_host and result.status in GUESSES:
-                self.bans.failed(source_host, now)
+            if self.bans is not None and source_host:
+                self.bans.record(result.status, source_host, now)
             return self._challenge(request, list(result.challenges))
         from_user = getattr(request.from_.uri, "user", None)
         if result.username is None or result.username != from_user:

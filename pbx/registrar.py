@@ -25,7 +25,7 @@ from email.utils import formatdate
 from operator import attrgetter
 
 from pbx.auth_ban import AuthBans
-from pbx.sip.digest_server import GUESSES, AuthResult, DigestServer
+from pbx.sip.digest_server import AuthResult, DigestServer
 from pbx.sip.entropy import random_bytes
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Contact
@@ -100,8 +100,8 @@ class Registrar:
         )
         if not result.ok:
             log.info("REGISTER for %s from %s:%s refused: %s", aor_user, *source, result.reason)
-            if self.bans and result.status in GUESSES:
-                self.bans.failed(source[0], now)
+            if self.bans is not None:
+                self.bans.record(result.status, source[0], now)
             return self._challenge(request, list(result.challenges))
         if result.username != aor_user:
             return request.make_response(403, "Forbidden (not your extension)", to_tag=new_to_tag())

@@ -501,7 +501,7 @@ class SipEndpoint:
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("<<< %s %s:%s\n%s", transport, *source[:2], _printable(data))
         now = self.now()
-        if self.bans and self.bans.drop(source[0], now):
+        if self.bans is not None and self.bans.drop(source[0], now):  # one dict test if none
             return
         if self.udp_lane is not None and transport == "UDP":
             answer = self.udp_lane(data, source, now)

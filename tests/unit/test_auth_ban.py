@@ -104,3 +104,13 @@ def test_a_lifted_ban_ends_now_and_its_count_starts_afresh() -> None:
     assert bans.lift(SCANNER) and not bans.banned(SCANNER, 2.0)
     assert not bans.lift(SCANNER)  # nothing left to lift
     assert not bans.failed(SCANNER, 3.0)  # one failure of a new count
+
+
+def test_only_guesses_count_among_failed_checks() -> None:
+    from pbx.sip.digest_server import AuthStatus
+
+    bans = AuthBans(after=2)
+    for status in (AuthStatus.STALE, AuthStatus.REPLAY, AuthStatus.INVALID_NONCE):
+        assert not bans.record(status, SCANNER, 0.0)
+    assert not bans.record(AuthStatus.UNKNOWN_USER, SCANNER, 1.0)
+    assert bans.record(AuthStatus.BAD_RESPONSE, SCANNER, 2.0)  # the second guess bans
