@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from pbx.registrar import Registrar, new_to_tag
 from pbx.registrar_challenge import FirstRegister, challenge_bytes, first_register
-from pbx.sip.core import SipCore, response_destination, server_error
+from pbx.sip.core import SipCore, response_destination, same_request, server_error
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Via
 from pbx.sip.message import Request, Response, parse_message
@@ -198,7 +198,7 @@ class RegisterLane:
         sends the same bytes) can match; None to parse it after all."""
         key, length = seen
         kept = self._answers.get(key)
-        if kept is None or len(data) != length or data.find(key[0].encode()) < 0:
+        if kept is None or not same_request(data, length, key[0]):
             return None
         return self._resent(kept)
 

@@ -152,6 +152,14 @@ def new_tag() -> str:
     return token_hex(6)
 
 
+def same_request(datagram: bytes, length: int, branch: str) -> bool:
+    """Whether `datagram`, whose hash matched that of a request already handled (`length`
+    bytes, top Via `branch`), is that request again: a retransmission sends the same
+    bytes (17.1.1.2, 17.1.2.2), so the length and the branch must be there too; anything
+    else is parsed as a request of its own."""
+    return len(datagram) == length and branch.encode() in datagram
+
+
 def server_error(request: Request) -> Response:
     """500 (21.5.1) for a request its handler failed on, with a To tag of ours when the
     request is outside a dialog (8.2.6.2)."""
@@ -266,7 +274,7 @@ class SipCore:
             return False
         key, length = seen
         tx = self._transactions.get(key)
-        if tx is None or len(datagram) != length or datagram.find(key.branch.encode()) < 0:
+        if tx is None or not same_request(datagram, length, key.branch):
             return False
         self.resent_unparsed += 1
         self._apply(tx, tx.handle(Input.REQUEST, now, None), source, now)
