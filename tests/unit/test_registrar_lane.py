@@ -21,8 +21,9 @@ SOURCE = ("203.0.113.7", 40000)
 WALL = 1_700_000_000.0
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(name="store")
+def store_fixture(tmp_path):
+    """A store with extension 1001 (also the CANCEL tests' in tests/unit/sip)."""
     with Store(tmp_path / "pbx.db") as store:
         store.add_extension("1001", "secret-1001", "Alice")
         yield store

@@ -18,6 +18,7 @@ from pbx.sip.message import Request, Response
 from pbx.sip.transaction import LegacyServerKey, ServerKey, State, TransactionKey
 from pbx.store import Store
 from tests.unit.sip.test_transaction_support import ALICE, CONFIG, Driver, make_request, reply
+from tests.unit.test_registrar_lane import store_fixture  # noqa: F401  (the `store` fixture)
 
 SENT_BY = ("127.0.0.1", 5060)
 
@@ -142,13 +143,6 @@ def test_awaits_final_until_the_final_response() -> None:
 
 LANE_SOURCE = ("203.0.113.7", 40000)
 WALL = 1_700_000_000.0
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "pbx.db") as store:
-        store.add_extension("1001", "secret-1001", "Alice")
-        yield store
 
 
 class _Broken(Registrar):
