@@ -23,7 +23,13 @@ from typing import NamedTuple
 
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Via, parse_call_id, parse_delta, parse_max_forwards, parse_top_via
-from pbx.sip.message import WIRE_NAMES, Response, parse_contact_line, parse_cseq
+from pbx.sip.message import (
+    REQUIRED_HEADERS,
+    WIRE_NAMES,
+    Response,
+    parse_contact_line,
+    parse_cseq,
+)
 from pbx.sip.transaction import is_rfc3261_branch
 from pbx.sip.uri import SipUri, parse_name_addr, parse_uri
 
@@ -35,13 +41,13 @@ QUICK_HEADERS = frozenset(
         "User-Agent", "Content-Length", "Allow", "Supported",
     }
 )  # fmt: skip
-"""The lane's header set without Authorization: with credentials the registrar has more to
-decide than a challenge."""
+"""The REGISTER lane's header set (pbx.registrar_lane.LANE_HEADERS) without Authorization:
+with credentials the registrar has more to decide than a challenge."""
 
 _COPIED = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
 """What a 401 copies from the request (§8.2.6.2; no Record-Route outside 101-299)."""
 
-_REQUIRED = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
+_REQUIRED = frozenset(REQUIRED_HEADERS)  # RFC 3261 8.1.1
 
 _REQUEST_LINE = re.compile(r'REGISTER (sip:[^\s<>"]++) SIP/2\.0')
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pbx.registrar import Registrar, new_to_tag
-from pbx.registrar_challenge import FirstRegister, challenge_bytes, first_register
+from pbx.registrar_challenge import QUICK_HEADERS, FirstRegister, challenge_bytes, first_register
 from pbx.sip.core import SipCore, response_destination, same_request, server_error
 from pbx.sip.errors import ParseError
 from pbx.sip.headers import Via
@@ -50,12 +50,7 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
-LANE_HEADERS = frozenset(
-    {
-        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Authorization", "Max-Forwards",
-        "Expires", "User-Agent", "Content-Length", "Allow", "Supported",
-    }
-)  # fmt: skip
+LANE_HEADERS = QUICK_HEADERS | {"Authorization"}
 """Header fields a REGISTER may carry and still take the lane: the registrar reads them or
 no UAS check looks at them (Allow, Supported, User-Agent)."""
 
