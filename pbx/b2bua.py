@@ -63,6 +63,7 @@ from pbx.call import (
 )
 from pbx.config import PbxConfig
 from pbx.media.relay import Leg, Relay, RelaySession
+from pbx.net.dns import Locator
 from pbx.net.local_address import LocalAddresses, family_of
 from pbx.net.transport import SipEndpoint
 from pbx.sip.dialog import Dialog, DialogId
@@ -112,9 +113,12 @@ class B2bua:
         recordings: RecordingManager | None = None,
         trunks: TrunkManager | None = None,
         bans: AuthBans | None = None,
+        locator: Locator | None = None,
     ) -> None:
         self.sip = endpoint
         self.store = store
+        #: Where trunks given by name are, from DNS (SRV too), looked up off the loop's path.
+        self.locator = locator if locator is not None else Locator()
         self.caller_auth = CallerAuth(auth, store, bans)
         self.relay = relay
         self.faces = faces

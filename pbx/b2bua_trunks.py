@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pbx.call import ALLOW, Call, Fork, Peer, Side, disposition_for
@@ -48,9 +49,12 @@ class TrunkCalls:
         self.b2bua = b2bua
         self.dialer = OutboundDialer(b2bua.store)
         owner = trunks.trunk_for_contact_user if trunks is not None else _no_owner
-        self.gate = InboundGate(b2bua.store, contact_owner=owner)
+        locator = b2bua.locator
+        self.gate = InboundGate(b2bua.store, contact_owner=owner, resolver=locator.addresses,
+                                generation=lambda: locator.generation)  # fmt: skip
         self.cursors: dict[str, AttemptCursor] = {}
-        self.forks: dict[ClientKey, tuple[TrunkAttempt, NextHop]] = {}
+        # fork -> (trunk attempt, the server it went to, the servers left to try)
+        self.forks: dict[ClientKey, tuple[TrunkAttempt, NextHop, tuple[NextHop, ...]]] = {}
         self.waves: dict[str, tuple[list[list[Binding]], float]] = {}
 
     # ------------------------------------------------------------------ admission
@@ -114,7 +118,20 @@ class TrunkCalls:
         if isinstance(attempt, Refusal):
             b._fail(call, attempt.status, attempt.reason, Disposition.FAILED)
             return
-        hop = OutboundDialer.next_hop(attempt.trunk)
+        located = partial(self._dial, call, attempt)
+        b.locator.when_located(OutboundDialer.next_hop(attempt.trunk), located)
+
+    def _dial(self, call: Call, attempt: TrunkAttempt, targets: list[NextHop]) -> None:
+        """The INVITE to the first of the trunk's servers (pbx.net.dns), or the next trunk."""
+        b = self.b2bua
+        if call.ended or call.label not in self.cursors:  # ended while DNS answered
+            return
+        if not targets:
+            log.info("[%s] trunk %s: %s has no address: next trunk", call.label,
+                     attempt.trunk.name, OutboundDialer.next_hop(attempt.trunk).host)  # fmt: skip
+            self.next_trunk(call)
+            return
+        hop, rest = targets[0], tuple(targets[1:])
         peer = b._peer(hop.address, hop.transport)
         a = call.a_invite
         context = CallContext(
@@ -130,10 +147,16 @@ class TrunkCalls:
             allow=ALLOW,
         )
         call.forks_sent += 1
-        self._send(call, attempt, self.dialer.build_invite(attempt, context), peer, hop)
+        self._send(call, attempt, self.dialer.build_invite(attempt, context), peer, hop, rest)
 
     def _send(
-        self, call: Call, attempt: TrunkAttempt, invite: Request, peer: Peer, hop: NextHop
+        self,
+        call: Call,
+        attempt: TrunkAttempt,
+        invite: Request,
+        peer: Peer,
+        hop: NextHop,
+        rest: tuple[NextHop, ...] = (),
     ) -> None:
         b = self.b2bua
         tx = b.sip.send_request(invite, hop)
@@ -141,19 +164,28 @@ class TrunkCalls:
                           hop.transport, 0.0)  # fmt: skip
         call.forks[tx] = Fork(binding, invite, tx, peer)
         b._by_fork[tx] = call
-        self.forks[tx] = (attempt, hop)
+        self.forks[tx] = (attempt, hop, rest)
 
     def owns(self, tx: TransactionKey | None) -> bool:
         return tx in self.forks
 
     def failed(self, call: Call, fork: Fork, response: Response | None) -> None:
         """A trunk said no or nothing: answer its challenge, fail over, or give up."""
-        attempt, hop = self.forks[fork.tx]
+        attempt, hop, rest = self.forks[fork.tx]
         if call.ended or call.b_dialog is not None:
             return
         step = self.dialer.after_failure(response, fork.invite, attempt.trunk)
         if step.action is Action.RETRY and step.request is not None:
-            self._send(call, attempt, step.request, fork.peer, hop)
+            self._send(call, attempt, step.request, fork.peer, hop, rest)
+        elif server_failed(response):  # RFC 3263 §4.3: the next server, then the next trunk
+            self.b2bua.locator.failed(hop)
+            log.info("[%s] trunk %s: %s:%d failed (%s): %s", call.label, attempt.trunk.name,
+                     hop.host, hop.port, "timeout" if response is None else response.status,
+                     "its next server" if rest else "next trunk")  # fmt: skip
+            if rest:
+                self._dial(call, attempt, list(rest))
+            else:
+                self.next_trunk(call)
         elif step.action is Action.FAILOVER or response is None:
             log.info("[%s] trunk %s failed (%s): next trunk", call.label, attempt.trunk.name,
                      "timeout" if response is None else response.status)  # fmt: skip
@@ -227,6 +259,11 @@ class TrunkCalls:
         """The call ended: free its trunk slot and its table entries."""
         self.release(call)
         self.waves.pop(call.label, None)
+
+
+def server_failed(response: Response | None) -> bool:
+    """A timeout, transport error or 503: the server, not the callee, failed (RFC 3263 §4.3)."""
+    return response is None or response.status == 503
 
 
 def _no_owner(user: str) -> str | None:

@@ -51,6 +51,9 @@ class PbxConfig:
     auth_ban_seconds: float = 600.0
     #: Addresses never banned: the desktop softphone registers from this machine.
     auth_ban_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
+    #: DNS servers (address, port) for trunks' SRV and address lookups (pbx.net.dns);
+    #: empty: the system's resolvers, and getaddrinfo for addresses.
+    dns_servers: tuple[tuple[str, int], ...] = ()
     max_message_size: int = 65535
     tcp_idle_timeout: float = 600.0
     #: SO_RCVBUF bytes asked for on the SIP UDP sockets, so a burst that arrives while the

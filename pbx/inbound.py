@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pbx.outbound import split_hostport
+from pbx.outbound import OutboundDialer
 from pbx.routing import Refusal
 from pbx.sip.message import Request
+from pbx.sip.transport import NextHop
 from pbx.sip.uri import SipUri
 from pbx.store.rows import Extension
 from pbx.store.trunks import Did, RingGroup, RingStrategy, TargetKind, Trunk
@@ -83,31 +83,29 @@ class InboundTarget:
     softphone: bool = False
 
 
-Resolver = Callable[[str], set[str]]
+Resolver = Callable[[NextHop], set[tuple[str, int]]]
+"""A trunk's hop -> the (address, port) of each of its servers, now."""
 
 
-def resolve(host: str) -> set[str]:
-    """The addresses of a host name (an IP literal is its own address); empty if unknown."""
+def literal_only(hop: NextHop) -> set[tuple[str, int]]:
+    """A resolver for a gate without DNS: an IP literal is its own address, a name none."""
     try:
-        return {str(ipaddress.ip_address(host.strip("[]")))}
+        return {(str(ipaddress.ip_address(hop.host.strip("[]"))), hop.port)}
     except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
-    except OSError:
         return set()
-    return {str(info[4][0]) for info in infos}
 
 
 class InboundGate:
     """Recognises trunks and routes their calls by DID (see the module docstring).
 
     `contact_owner(user) -> trunk name | None` is TrunkManager.trunk_for_contact_user;
-    `resolver` turns trunk host names into addresses. The trunk rows are re-read on an
-    INVITE whenever the store's `trunks_version()` moved (a store without one: on every
-    INVITE), so `deskpbx trunk add` from another process takes effect at once;
-    host names are resolved once per name (a blocking lookup: prefer IP addresses) until
-    `refresh()` forgets them.
+    `resolver(hop)` gives the servers a trunk's host (or outbound proxy) names now,
+    without blocking: pbx.net.dns.Locator.addresses, which looks names up in the
+    background, SRV targets included, and moves `generation()` when an answer changes.
+    The trunk rows are re-read on an INVITE whenever the store's `trunks_version()` or
+    the resolver's generation moved (a store without a version: on every INVITE), so
+    `deskpbx trunk add` from another process, or a carrier's new address, takes effect
+    at once.
     """
 
     def __init__(
@@ -115,43 +113,44 @@ class InboundGate:
         store: InboundStore,
         *,
         contact_owner: Callable[[str], str | None] = lambda user: None,
-        resolver: Resolver = resolve,
+        resolver: Resolver = literal_only,
+        generation: Callable[[], int] = lambda: 0,
         default_ring_timeout: float = 30.0,
     ) -> None:
         self.store = store
         self.contact_owner = contact_owner
         self.resolver = resolver
+        self.generation = generation
         self.default_ring_timeout = default_ring_timeout
         self._by_address: dict[str, list[tuple[int, Trunk]]] = {}
         self._by_name: dict[str, Trunk] = {}
         self._seen: list[Trunk] | None = None
-        self._resolved: dict[str, set[str]] = {}
         self._version: object = None
+        self._generation = -1
 
     def refresh(self) -> None:
-        """Forget resolved host names and re-read the trunks on the next INVITE."""
+        """Re-read the trunks (and ask the resolver again) on the next INVITE."""
         self._seen = None
-        self._resolved.clear()
 
     def _load(self) -> None:
         versioned = getattr(self.store, "trunks_version", None)
         version = versioned() if versioned is not None else None
-        if version is not None and version == self._version and self._seen is not None:
-            return  # no trunk row can have changed since the last read
+        generation = self.generation()
+        if (
+            version is not None and version == self._version and self._seen is not None
+            and generation == self._generation
+        ):  # fmt: skip
+            return  # no trunk row and no DNS answer can have changed since the last read
         self._version = version
         trunks = [t for t in self.store.list_trunks() if t.enabled]
-        if trunks == self._seen:
+        if trunks == self._seen and generation == self._generation:
             return
         self._seen = trunks
+        self._generation = generation
         by_address: dict[str, list[tuple[int, Trunk]]] = {}
         for trunk in trunks:
-            hosts = [(trunk.host, trunk.port)]
-            if trunk.outbound_proxy:
-                hosts.append(split_hostport(trunk.outbound_proxy, trunk.port))
-            for host, port in hosts:
-                if host not in self._resolved:
-                    self._resolved[host] = self.resolver(host)
-                for address in self._resolved[host]:
+            for hop in OutboundDialer.hops(trunk):
+                for address, port in self.resolver(hop):
                     by_address.setdefault(address, []).append((port, trunk))
         self._by_address = by_address
         self._by_name = {t.name: t for t in trunks}

@@ -34,6 +34,7 @@ from pbx.sip.dialog import LocalEndpoint
 from pbx.sip.digest import Challenge, parse_challenges
 from pbx.sip.digest_client import DigestClient
 from pbx.sip.errors import ParseError
+from pbx.sip.locate import wants_srv
 from pbx.sip.message import Request, Response
 from pbx.sip.transport import NextHop
 from pbx.store.rows import Extension, PermissionClass
@@ -144,18 +145,29 @@ class OutboundDialer:
 
     @staticmethod
     def next_hop(trunk: Trunk) -> NextHop:
-        """Where the INVITE goes: the outbound proxy (host[:port]) if set, else the trunk."""
+        """Where the INVITE goes: the outbound proxy (host[:port]) if set, else the trunk.
+
+        A name with no port is located through DNS SRV (RFC 3263 §4.2): the trunk's host when
+        the trunk says so, an outbound proxy given without a port always."""
         if trunk.outbound_proxy:
-            host, port = split_hostport(trunk.outbound_proxy, trunk.port)
-            return NextHop(host, port, trunk.transport)
-        return NextHop(trunk.host, trunk.port, trunk.transport)
+            host, port = split_hostport(trunk.outbound_proxy, 0)
+            srv = wants_srv(host, port_given=port != 0)
+            return NextHop(host, port or trunk.port, trunk.transport, srv=srv)
+        return NextHop(trunk.host, trunk.port, trunk.transport, srv=trunk.srv)
+
+    @staticmethod
+    def hops(trunk: Trunk) -> list[NextHop]:
+        """The trunk's own server and, if set, its outbound proxy: where its requests go
+        and where the carrier's requests may come from (pbx.inbound)."""
+        own = NextHop(trunk.host, trunk.port, trunk.transport, srv=trunk.srv)
+        return [own, OutboundDialer.next_hop(trunk)] if trunk.outbound_proxy else [own]
 
     @staticmethod
     def request_uri(trunk: Trunk, number: str) -> str:
         """sip:PREFIX+NUMBER@DOMAIN (with the port when the domain is the host itself)."""
         host = trunk.uri_domain
         shown = f"[{host}]" if ":" in host else host
-        if host == trunk.host and trunk.port != 5060:
+        if host == trunk.host and trunk.port != 5060 and not trunk.srv:
             shown += f":{trunk.port}"
         suffix = ";transport=tcp" if trunk.transport == "TCP" else ""
         return f"sip:{trunk.prefix}{number}@{shown}{suffix}"

@@ -25,7 +25,8 @@ from pbx.call import ALLOW
 from pbx.config import PbxConfig
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Relay
-from pbx.net.local_address import LocalAddresses
+from pbx.net.dns import Locator
+from pbx.net.local_address import LocalAddresses, family_of
 from pbx.net.transport import SipEndpoint, new_event_loop
 from pbx.qualify import Qualifier
 from pbx.recording import RecordingManager, RecordingSettings
@@ -87,6 +88,8 @@ class Pbx:
         self.recordings: RecordingManager | None = None
         #: Addresses banned after repeated wrong passwords (pbx.auth_ban).
         self.bans = AuthBans(0)
+        #: DNS for trunks given by name (pbx.net.dns), shared by the trunk links and calls.
+        self.locator: Locator | None = None
         self._closed = asyncio.Event()
 
     async def start(self) -> None:
@@ -142,6 +145,10 @@ class Pbx:
         )
         if self.register_lane:
             self.endpoint.udp_lane = RegisterLane(self.registrar, self.core, self.wall).handle
+        self.locator = locator = Locator(
+            config.dns_servers, clock=loop.time, reachable=self._reachable
+        )
+        locator.start()
         self.trunks = TrunkManager(  # registrations with carriers and their OPTIONS qualify
             self.endpoint,
             store,
@@ -149,6 +156,7 @@ class Pbx:
             user_agent=config.user_agent,
             qualify_interval=config.qualify_interval,
             wall=self.wall,
+            locator=locator,
         )
         self.b2bua = B2bua(
             self.endpoint,
@@ -161,6 +169,7 @@ class Pbx:
             recordings=self.recordings,
             trunks=self.trunks,
             bans=self.bans,
+            locator=locator,
         )
         self.trunks.start()
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
@@ -178,6 +187,13 @@ class Pbx:
             self.endpoint.on_response_sent = self.api.metrics.count_response
         log.info("DeskPBX %s listening on %s", __version__, self.describe_listeners())
         self._check_receive_buffers()
+
+    def _reachable(self, address: str, transport: str) -> bool:
+        """Whether a listener of ours can send to `address` (its family) over `transport`."""
+        assert self.endpoint is not None
+        family = family_of(address)
+        listeners = self.endpoint.addresses.get(transport.upper()) or []
+        return any(family_of(host) == family for host, *_ in listeners)
 
     def _check_receive_buffers(self) -> None:
         """Say so when the system granted the SIP UDP sockets less receive buffer than
@@ -278,6 +294,7 @@ class Pbx:
             "registered": sum(self.store.active_binding_counts(self.wall()).values()),
             "call_limits": self.b2bua.admission.stats(),
             "auth_bans": self.bans.stats(self.monotonic()),
+            "dns": self.locator.stats() if self.locator is not None else {},
         }
 
     async def aclose(self) -> None:
@@ -294,6 +311,8 @@ class Pbx:
             await self.recordings.aclose()
         self.qualifier.stop()
         self.trunks.stop()
+        if self.locator is not None:
+            await self.locator.aclose()
         if self.api is not None:
             await self.api.close()  # after the hangups above, so webhooks hear of them
         await asyncio.sleep(0.05)  # let the BYEs and final answers leave the sockets

@@ -38,8 +38,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
+from pbx.net.dns import Locator
 from pbx.outbound import CHALLENGE_HEADERS, OutboundDialer, offered_challenges
 from pbx.sip.dialog import LocalEndpoint
 from pbx.sip.digest_client import DigestClient
@@ -47,6 +49,7 @@ from pbx.sip.errors import ParseError
 from pbx.sip.events import ResponseReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transport import NextHop
 from pbx.store.trunks import Trunk, TrunkStatus
 
 if TYPE_CHECKING:
@@ -160,8 +163,9 @@ class TrunkLink:
 
     def options_request(self, local: LocalEndpoint) -> Request:
         uri = f"sip:{self.trunk.uri_domain}"
-        if self.trunk.host == self.trunk.uri_domain and self.trunk.port != 5060:
-            uri += f":{self.trunk.port}"
+        trunk = self.trunk
+        if trunk.host == trunk.uri_domain and trunk.port != 5060 and not trunk.srv:
+            uri += f":{trunk.port}"
         headers = self._base("OPTIONS", uri, local, uri)
         headers[2] = ("From", f"<sip:pbx@{local.sent_by}>;tag={self.from_tag}")
         headers[4] = ("Call-ID", secrets.token_hex(10) + "@deskpbx")  # not the REGISTER's
@@ -290,6 +294,7 @@ class TrunkManager:
         user_agent: str = "DeskPBX",
         qualify_interval: float = QUALIFY_INTERVAL,
         wall: Callable[[], float] = time.time,
+        locator: Locator | None = None,
     ) -> None:
         self.sip = endpoint
         self.store = store
@@ -298,7 +303,10 @@ class TrunkManager:
         self.qualify_interval = qualify_interval
         self.wall = wall
         self.links: dict[str, TrunkLink] = {}
-        self._pending: dict[ClientKey, tuple[str, str, Request]] = {}
+        self._pending: dict[ClientKey, tuple[str, str, Request, NextHop]] = {}
+        self._locating: set[tuple[str, str]] = set()
+        #: Where trunks given by name are (pbx.net.dns); shared with the B2BUA.
+        self.locator = locator if locator is not None else Locator()
         self._handle: asyncio.TimerHandle | None = None
         self._reload_at: float | None = None
 
@@ -315,6 +323,9 @@ class TrunkManager:
         for name in list(self.links):
             if name not in trunks or trunks[name] != _without_status(self.links[name].trunk):
                 del self.links[name]
+        for trunk in trunks.values():  # DNS answers ready before the carrier's first call
+            for hop in OutboundDialer.hops(trunk):
+                self.locator.addresses(hop)
         for name, trunk in trunks.items():
             if name not in self.links:
                 self.links[name] = TrunkLink(
@@ -349,15 +360,30 @@ class TrunkManager:
         self._arm()
 
     def _send(self, name: str, link: TrunkLink, kind: str) -> None:
-        trunk = link.trunk
-        hop = OutboundDialer.next_hop(trunk)
+        """A REGISTER or OPTIONS to the trunk's first server, once DNS said which it is."""
+        if (name, kind) in self._locating:
+            return
+        self._locating.add((name, kind))
+        self.locator.when_located(
+            OutboundDialer.next_hop(link.trunk), partial(self._send_to, name, link, kind)
+        )
+
+    def _send_to(self, name: str, link: TrunkLink, kind: str, targets: list[NextHop]) -> None:
+        self._locating.discard((name, kind))
+        if self._reload_at is None or self.links.get(name) is not link:  # stopped or changed
+            return
+        if not targets:
+            log.info("trunk %s: %s has no address", name, link.trunk.host)
+            self._timed_out(link, kind)
+            return
+        hop = targets[0]
         face = self.faces.face(hop.address, hop.transport)
         local = face.endpoint()
         request = (
             link.register_request(local) if kind == "register" else link.options_request(local)
         )
         tx = self.sip.send_request(request, hop)
-        self._pending[tx] = (name, kind, request)
+        self._pending[tx] = (name, kind, request, hop)
 
     def _arm(self) -> None:
         if self._handle is not None:
@@ -377,7 +403,7 @@ class TrunkManager:
             return False
         if ev.response.status < 200:
             return True
-        name, kind, request = self._pending.pop(ev.tx)
+        name, kind, request, _ = self._pending.pop(ev.tx)
         link = self.links.get(name)
         if link is None:
             return True
@@ -395,15 +421,19 @@ class TrunkManager:
         entry = self._pending.pop(tx, None) if isinstance(tx, ClientKey) else None
         if entry is None:
             return False
-        name, kind, _ = entry
+        name, kind, _, hop = entry
+        self.locator.failed(hop)  # the next try goes to the trunk's next server, if any
         link = self.links.get(name)
         if link is not None:
-            before = link.status
-            now = self.sip.now()
-            (link.on_options_timeout if kind == "options" else link.on_register_timeout)(now)
-            self._changed(link, before)
-            self._arm()
+            self._timed_out(link, kind)
         return True
+
+    def _timed_out(self, link: TrunkLink, kind: str) -> None:
+        before = link.status
+        now = self.sip.now()
+        (link.on_options_timeout if kind == "options" else link.on_register_timeout)(now)
+        self._changed(link, before)
+        self._arm()
 
     def _changed(self, link: TrunkLink, before: TrunkStatus) -> None:
         status = link.status

@@ -67,6 +67,7 @@ TRUNK_INPUT: dict[str, Any] = {
     "qualify": BOOL,
     "send_pai": BOOL,
     "pass_x_headers": BOOL,
+    "srv": BOOL,
 }
 CALL_STATES = ["dialing", "ringing", "early_media", "connected", "ending", "ended"]
 
@@ -205,6 +206,14 @@ SCHEMAS: dict[str, Any] = {
                     "banned": {"type": "array", "items": STR},
                 }
             ),
+            "dns": obj(
+                {
+                    "names": INT,
+                    "lookups_running": INT,
+                    "nameservers": {"type": "array", "items": STR},
+                    "targets_down": INT,
+                }
+            ),
             "trunks": {
                 "type": "array",
                 "items": obj(
@@ -274,6 +283,7 @@ SCHEMAS: dict[str, Any] = {
             "qualify": BOOL,
             "send_pai": BOOL,
             "pass_x_headers": BOOL,
+            "srv": BOOL,
             "status": {"enum": ["unknown", "up", "down"]},
             "status_at": NUM,
             "created": NUM,

@@ -18,6 +18,7 @@ from aiohttp import web
 from pbx.api.body import Fields, json_object
 from pbx.api.context import context
 from pbx.api.problems import Problem, field_error
+from pbx.sip.locate import wants_srv
 from pbx.store import InvalidValue
 from pbx.store.trunks import Did, Route, TargetKind, Trunk, UnknownItem
 
@@ -25,7 +26,7 @@ routes = web.RouteTableDef()
 
 TRUNK_TEXT = ("host", "transport", "domain", "username", "password", "outbound_proxy",
               "caller_id", "prefix")  # fmt: skip
-TRUNK_FLAGS = ("register", "enabled", "qualify", "send_pai", "pass_x_headers")
+TRUNK_FLAGS = ("register", "enabled", "qualify", "send_pai", "pass_x_headers", "srv")
 TRUNK_NUMBERS = {"port": (1, 65535), "expiry": (60, 86400), "max_calls": (0, 10_000)}
 TRUNK_FIELDS = ("name", *TRUNK_TEXT, *TRUNK_FLAGS, *TRUNK_NUMBERS)
 ROUTE_FIELDS = ("name", "patterns", "trunks", "strip", "prepend", "caller_id", "permission",
@@ -93,6 +94,8 @@ async def create_trunk(request: web.Request) -> web.Response:
     if "host" not in values and all(e["field"] != "host" for e in fields.errors):
         fields.error("host", "required")
     fields.done()
+    if "srv" not in values and "port" not in values:  # RFC 3263: no port, look SRV up
+        values["srv"] = wants_srv(values.get("host", ""), port_given=False)
     trunk = ctx.store.add_trunk(Trunk(name=name or "", created=ctx.wall(), **values))
     return web.json_response(trunk_view(trunk), status=201,
                              headers={"Location": f"/api/v1/trunks/{trunk.name}"})  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 
 from pbx.commands import UsageError, data_dir
 from pbx.config import ConfigError, PbxConfig, parse_host_port, parse_port_range
+from pbx.net.dns import parse_nameserver
 from pbx.net.transport import Listen
 
 
@@ -70,6 +71,11 @@ def register(subparsers: Any) -> None:
         "--auth-ban-exempt", default="127.0.0.1,::1", metavar="ADDRESSES",
         help="comma-separated addresses never banned (default 127.0.0.1,::1; '' for none), "
         "such as the office's own public address",
+    )  # fmt: skip
+    serve.add_argument(
+        "--dns-server", action="append", default=[], metavar="ADDRESS[:PORT]",
+        help="ask this DNS server for trunks' SRV and address records (repeatable; default: "
+        "the system's resolvers)",
     )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
@@ -151,6 +157,10 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
     if args.auth_ban_after < 0 or not 0 < args.auth_ban_seconds < float("inf"):
         raise UsageError("--auth-ban-after must be 0 (off) or more, --auth-ban-seconds positive")
     exempt = ban_exempt(args.auth_ban_exempt)
+    try:
+        dns_servers = tuple(parse_nameserver(text) for text in args.dns_server)
+    except ValueError as exc:
+        raise UsageError(f"--dns-server: {exc}") from None
     if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     return PbxConfig(
@@ -164,6 +174,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         auth_ban_after=args.auth_ban_after,
         auth_ban_seconds=args.auth_ban_seconds,
         auth_ban_exempt=exempt,
+        dns_servers=dns_servers,
         qualify_interval=args.qualify_interval,
         register_lane=args.register_lane == "on",
         udp_receive_buffer=args.udp_receive_buffer,

@@ -21,6 +21,7 @@ from pbx.commands.ext import format_table, with_store
 
 if TYPE_CHECKING:
     from pbx.sip.message import Request, Response
+    from pbx.sip.transport import NextHop
     from pbx.store import Store
     from pbx.store.trunks import Trunk
 
@@ -34,7 +35,19 @@ def register(subparsers: Any) -> None:
     add = sub.add_parser("add", help="add a trunk")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--host", required=True, help="the carrier's SIP host (name or address)")
-    add.add_argument("--port", type=int, default=5060)
+    add.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the carrier's port (default 5060; naming one turns SRV off)",
+    )
+    add.add_argument(
+        "--srv",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="find the carrier's servers through DNS SRV records (RFC 3263); "
+        "default: on when --host is a name and no --port is given",
+    )
     add.add_argument("--transport", default="UDP", help="UDP or TCP")
     add.add_argument("--domain", default="", help="host part of the Request-URI (default: host)")
     add.add_argument("--username", default="", help="account at the carrier")
@@ -61,6 +74,13 @@ def register(subparsers: Any) -> None:
     test = sub.add_parser("test", help="check that a trunk's carrier answers and accepts us")
     test.add_argument("name", metavar="NAME")
     test.add_argument("--timeout", type=float, default=DEFAULT_TEST_TIMEOUT, metavar="S")
+    test.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="ADDRESS[:PORT]",
+        help="DNS server for the trunk's SRV and address records (as serve)",
+    )
     test.set_defaults(handler=cmd_test)
 
 
@@ -79,7 +99,8 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
 
     trunk = store.add_trunk(
         Trunk(
-            name=args.name, host=args.host, port=args.port, transport=args.transport,
+            name=args.name, host=args.host, port=5060 if args.port is None else args.port,
+            transport=args.transport, srv=_srv(args),
             domain=args.domain, username=args.username, password=_password(args),
             register=args.register, expiry=args.expiry, outbound_proxy=args.outbound_proxy,
             caller_id=args.caller_id, prefix=args.prefix, max_calls=args.max_calls,
@@ -91,8 +112,20 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _srv(args: argparse.Namespace) -> bool:
+    from pbx.sip.locate import is_address, wants_srv
+
+    if args.srv is None:
+        return wants_srv(args.host, port_given=args.port is not None)
+    if args.srv and is_address(args.host):
+        raise UsageError(f"--srv needs a host name, not the address {args.host}")
+    return bool(args.srv)
+
+
 def _where(trunk: Trunk) -> str:
     host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
+    if trunk.srv:
+        return f"{host} (DNS SRV, else port {trunk.port}) over {trunk.transport}"
     return f"{host}:{trunk.port} over {trunk.transport}"
 
 
@@ -126,17 +159,46 @@ def cmd_test(args: argparse.Namespace, store: Store) -> int:
     trunk = store.get_trunk(args.name)
     if args.timeout <= 0 or args.timeout > 60:
         raise UsageError("--timeout must be between 0 and 60 seconds")
-    lines, ok = asyncio.run(probe(trunk, args.timeout))
+    from pbx.net.dns import parse_nameserver
+
+    try:
+        servers = tuple(parse_nameserver(text) for text in args.dns_server)
+    except ValueError as exc:
+        raise UsageError(f"--dns-server: {exc}") from None
+    lines, ok = asyncio.run(probe(trunk, args.timeout, servers))
     for line in lines:
         print(line)
     return 0 if ok else 1
 
 
-async def probe(trunk: Trunk, timeout: float) -> tuple[list[str], bool]:
+async def probe(
+    trunk: Trunk, timeout: float, dns_servers: tuple[tuple[str, int], ...] = ()
+) -> tuple[list[str], bool]:
     """OPTIONS, then (if the trunk registers) REGISTER and un-REGISTER; plain-word lines."""
+    from pbx.net.dns import Locator
+    from pbx.outbound import OutboundDialer
+    from pbx.sip.locate import is_address, srv_name
+
+    hop = OutboundDialer.next_hop(trunk)
+    if is_address(hop.host):
+        return await _probe_at(trunk, hop, timeout, [])
+    locator = Locator(dns_servers)
+    try:
+        targets = await locator.locate(hop)
+    finally:
+        await locator.aclose()
+    asked = f"{srv_name(hop.host, hop.transport)} (SRV) or {hop.host}" if hop.srv else hop.host
+    if not targets:
+        return [f"DNS: no address for {asked}. Check the host name."], False
+    shown = ", ".join(f"{t.host}:{t.port}" for t in targets)
+    return await _probe_at(trunk, targets[0], timeout, [f"DNS: {asked} is {shown}."])
+
+
+async def _probe_at(
+    trunk: Trunk, hop: NextHop, timeout: float, lines: list[str]
+) -> tuple[list[str], bool]:
     from pbx.net.local_address import LocalAddresses
     from pbx.net.transport import Listen, SipEndpoint
-    from pbx.outbound import OutboundDialer
     from pbx.sip.core import SipCore
     from pbx.sip.events import ResponseReceived
     from pbx.sip.timers import TimerConfig
@@ -156,7 +218,6 @@ async def probe(trunk: Trunk, timeout: float) -> tuple[list[str], bool]:
             future.set_result(None)
 
     loop = asyncio.get_running_loop()
-    hop = OutboundDialer.next_hop(trunk)
     wildcard = "::" if ":" in hop.host else "0.0.0.0"
     endpoint = SipEndpoint(loop, SipCore(TimerConfig()), on_event,
                            [Listen(wildcard, 0, (trunk.transport,))])  # fmt: skip
@@ -173,16 +234,18 @@ async def probe(trunk: Trunk, timeout: float) -> tuple[list[str], bool]:
     try:
         local = LocalAddresses(endpoint.addresses).face(hop.address, hop.transport).endpoint()
         link = TrunkLink(trunk, loop.time(), qualify_interval=0)
-        where = f"{trunk.name} at {_where(trunk)}"
+        shown = f"[{hop.host}]" if ":" in hop.host else hop.host
+        server = f"{shown}:{hop.port} over {hop.transport}" if lines else _where(trunk)
+        where = f"{trunk.name} at {server}"  # the server DNS named, when it named one
         started = loop.time()
         answer = await ask(link.options_request(local))
         if answer is None:
-            lines = [f"OPTIONS: no answer from {where} within {timeout:g} s. Check the host, "
-                     "port and transport, and that no firewall drops SIP."]  # fmt: skip
+            lines.append(f"OPTIONS: no answer from {where} within {timeout:g} s. Check the "
+                         "host, port and transport, and that no firewall drops SIP.")  # fmt: skip
             return lines, False
         ms = (loop.time() - started) * 1000
-        lines = [f"OPTIONS: {where} answered {answer.status} {answer.reason} in {ms:.0f} ms: "
-                 "the carrier is reachable."]  # fmt: skip
+        lines.append(f"OPTIONS: {where} answered {answer.status} {answer.reason} in "
+                     f"{ms:.0f} ms: the carrier is reachable.")  # fmt: skip
         if not trunk.register:
             return lines, True
         ok = await _try_register(link, local, ask, loop.time, lines)

@@ -55,6 +55,9 @@ class NextHop:
     port: int
     transport: str
     conn_id: Hashable | None = None
+    srv: bool = False
+    """`host` is a domain whose servers DNS SRV names (RFC 3263 §4.2, pbx.sip.locate): `port`
+    is where to go only when it publishes none."""
 
     @property
     def address(self) -> tuple[str, int]:

@@ -89,6 +89,7 @@ MIGRATIONS: tuple[str, ...] = (
     schema_recordings.MIGRATION,
     schema_api.MIGRATION,
     schema_trunks.ROUTE_RECORDING,
+    schema_trunks.TRUNK_SRV,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -68,6 +68,9 @@ CREATE TABLE dids (
 
 #: Outbound routes carry a recording policy (always / never / on demand), combined
 #: with the extensions' by the recording manager: the strongest wins.
+TRUNK_SRV = "ALTER TABLE trunks ADD COLUMN srv INTEGER NOT NULL DEFAULT 0"
+"""A trunk may name a domain whose SIP servers DNS SRV records list (RFC 3263)."""
+
 ROUTE_RECORDING = (
     "ALTER TABLE routes ADD COLUMN record_policy TEXT NOT NULL DEFAULT 'never' "
     "CHECK (record_policy IN ('always', 'never', 'on_demand'))"

@@ -67,6 +67,10 @@ class UnknownItem(StoreError):
         super().__init__(f"no {kind} {name}")
 
 
+TRUNK_FLAGS = ("register", "enabled", "qualify", "send_pai", "pass_x_headers", "srv")
+"""The trunk columns SQLite stores as 0/1."""
+
+
 @dataclass(frozen=True, slots=True)
 class Trunk:
     """A SIP trunk to a carrier. `domain` is the host part of the Request-URI
@@ -89,6 +93,9 @@ class Trunk:
     qualify: bool = True
     send_pai: bool = False
     pass_x_headers: bool = False
+    srv: bool = False
+    """Find the carrier's servers through DNS SRV records for `host` (RFC 3263), `port`
+    being the fallback when it publishes none; pbx.net.dns."""
     status: TrunkStatus = TrunkStatus.UNKNOWN
     status_at: float = 0.0
     created: float = 0.0
@@ -104,7 +111,7 @@ class Trunk:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Trunk:
         values = dict(row)
-        for flag in ("register", "enabled", "qualify", "send_pai", "pass_x_headers"):
+        for flag in TRUNK_FLAGS:
             values[flag] = bool(values[flag])
         values["status"] = TrunkStatus(values["status"])
         return cls(**values)
@@ -112,7 +119,7 @@ class Trunk:
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row["status"] = self.status.value
-        for flag in ("register", "enabled", "qualify", "send_pai", "pass_x_headers"):
+        for flag in TRUNK_FLAGS:
             row[flag] = int(row[flag])
         return row
 

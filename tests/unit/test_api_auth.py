@@ -44,6 +44,8 @@ async def test_good_token_is_accepted_and_its_last_use_recorded(api: Api) -> Non
                                     "refused_rate": 0},
                     "auth_bans": {"after": 2, "window": 60.0, "seconds": 600.0, "bans": 0,
                                   "dropped": 0, "banned": []},
+                    "dns": {"names": 0, "lookups_running": 0, "nameservers": ["192.0.2.53:53"],
+                            "targets_down": 0},
                     "trunks": []}  # fmt: skip
     [token] = api.pbx.store.list_api_tokens()
     assert token.last_used == api.clock()

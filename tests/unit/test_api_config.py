@@ -133,3 +133,13 @@ async def test_trunk_host_null_is_required_not_a_crash(api: Api) -> None:
     assert response.status == 422
     body = await response.json(content_type=PROBLEM)
     assert body["errors"] == [{"field": "host", "detail": "required"}]
+
+
+async def test_a_trunk_by_name_without_port_locates_its_servers_by_dns_srv(api: Api) -> None:
+    """RFC 3263 §4.2, as `deskpbx trunk add` decides: no port and a name means SRV."""
+    assert (await make_trunk(api, "by-name"))["srv"] is True
+    assert (await make_trunk(api, "with-port", port=5070))["srv"] is False
+    assert (await make_trunk(api, "told", srv=False))["srv"] is False
+    assert (await make_trunk(api, "address", host="192.0.2.7"))["srv"] is False
+    body = await (await api.patch("/api/v1/trunks/told", json={"srv": True})).json()
+    assert body["srv"] is True and api.pbx.store.get_trunk("told").srv is True

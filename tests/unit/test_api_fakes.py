@@ -20,6 +20,7 @@ from pbx.api.context import ApiContext
 from pbx.api.webhooks import WebhookDispatcher
 from pbx.auth_ban import AuthBans
 from pbx.call import CallState
+from pbx.net.dns import Locator
 from pbx.store import Cdr, Disposition, Store
 
 WALL = 1_800_000_000.0
@@ -101,7 +102,8 @@ class FakePbx:
                 "registered": 2,
                 "call_limits": {"max_calls": 10, "max_call_rate": 0.0, "refused_full": 3,
                                 "refused_rate": 0},
-                "auth_bans": self.bans.stats(self.monotonic())}  # fmt: skip
+                "auth_bans": self.bans.stats(self.monotonic()),
+                "dns": Locator([("192.0.2.53", 53)]).stats()}  # fmt: skip
 
 
 @dataclass

@@ -220,3 +220,29 @@ def test_trunk_test_reports_silence(tmp_path: Path, capsys: pytest.CaptureFixtur
         "Check the host, port and transport, and that no firewall drops SIP.\n"
     )
     assert run(tmp_path, "trunk", "test", "ghost") == 2
+
+
+def test_a_trunk_by_name_without_port_uses_dns_srv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RFC 3263 §4.2, as Asterisk and FreeSWITCH read a trunk given by domain."""
+    assert run(tmp_path, "trunk", "add", "srv", "--host", "carrier.example") == 0
+    assert run(tmp_path, "trunk", "add", "port", "--host", "carrier.example", "--port", "5070") == 0
+    assert run(tmp_path, "trunk", "add", "off", "--host", "carrier.example", "--no-srv") == 0
+    assert run(tmp_path, "trunk", "add", "ip", "--host", "192.0.2.1") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "added trunk srv (carrier.example (DNS SRV, else port 5060) over UDP)",
+        "added trunk port (carrier.example:5070 over UDP)",
+        "added trunk off (carrier.example:5060 over UDP)",
+        "added trunk ip (192.0.2.1:5060 over UDP)",
+    ]
+    with Store.in_dir(tmp_path) as store:
+        assert {t.name: t.srv for t in store.list_trunks()} == {
+            "srv": True, "port": False, "off": False, "ip": False,
+        }  # fmt: skip
+    assert run(tmp_path, "trunk", "add", "bad", "--host", "192.0.2.1", "--srv") == 2
+    assert capsys.readouterr().err == (
+        "deskpbx: --srv needs a host name, not the address 192.0.2.1\n"
+    )
+    assert run(tmp_path, "trunk", "test", "srv", "--dns-server", "dns.example") == 2
+    assert "--dns-server: bad DNS server 'dns.example'" in capsys.readouterr().err

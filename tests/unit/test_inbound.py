@@ -12,10 +12,11 @@ from pbx.inbound import (
     Admission,
     InboundGate,
     InboundTarget,
-    resolve,
+    literal_only,
 )
 from pbx.routing import Refusal
 from pbx.sip.message import Request
+from pbx.sip.transport import NextHop
 from pbx.store import Store
 from pbx.store.trunks import Did, RingGroup, TargetKind, Trunk
 
@@ -51,10 +52,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
-def fake_resolver(host: str) -> set[str]:
-    return {"carrier.example": {"198.51.100.4"}}.get(
-        host, resolve(host) if host[0].isdigit() else set()
-    )
+def fake_resolver(hop: NextHop) -> set[tuple[str, int]]:
+    if hop.host == "carrier.example":
+        return {("198.51.100.4", hop.port)}
+    return literal_only(hop)
 
 
 def gate(store: Store, owners: dict[str, str] | None = None) -> InboundGate:
@@ -123,9 +124,10 @@ def test_catch_all_did_and_disabled_members(store: Store) -> None:
     assert g.route(alpha, invite("sip:4930556@pbx")).waves == (("202",),)  # type: ignore[union-attr]
 
 
-def test_resolve() -> None:
-    assert resolve("127.0.0.1") == {"127.0.0.1"}
-    assert resolve("[::1]") == {"::1"}
+def test_the_gate_without_dns_knows_addresses_only() -> None:
+    assert literal_only(NextHop("127.0.0.1", 5060, "UDP")) == {("127.0.0.1", 5060)}
+    assert literal_only(NextHop("[::1]", 5070, "UDP")) == {("::1", 5070)}
+    assert literal_only(NextHop("localhost", 5060, "UDP")) == set()
 
 
 def test_loopback_trunks_need_their_port(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_unchanged_trunks_are_read_once(store: Store) -> None:
 
 def test_a_trunk_added_on_this_connection_is_recognised_at_once(store: Store) -> None:
     counting = CountingStore(store)
-    gate = InboundGate(counting, resolver=lambda host: {host})  # type: ignore[arg-type]
+    gate = InboundGate(counting, resolver=lambda hop: {(hop.host, hop.port)})  # type: ignore[arg-type]
     assert admitted_from(gate, "192.0.2.7") is Admission.AUTHENTICATE
     store.add_trunk(Trunk("alpha", "192.0.2.7"))
     assert admitted_from(gate, "192.0.2.7") is Admission.TRUNK
@@ -61,7 +61,7 @@ def test_a_trunk_added_on_this_connection_is_recognised_at_once(store: Store) ->
 def test_a_trunk_added_by_another_process_is_recognised_at_once(
     store: Store, tmp_path: Path
 ) -> None:
-    gate = InboundGate(store, resolver=lambda host: {host})
+    gate = InboundGate(store, resolver=lambda hop: {(hop.host, hop.port)})
     assert admitted_from(gate, "192.0.2.8") is Admission.AUTHENTICATE
     with Store.in_dir(tmp_path) as other:  # `deskpbx trunk add` from a shell
         other.add_trunk(Trunk("beta", "192.0.2.8"))

@@ -195,3 +195,38 @@ def test_manager_routes_answers_and_writes_status(tmp_path: Path) -> None:
             assert manager._handle is None
 
     asyncio.run(scenario())
+
+
+def test_manager_registers_with_the_srv_servers_and_moves_on_when_one_is_silent(
+    tmp_path: Path,
+) -> None:
+    """RFC 3263 §4.3: the trunk's first SRV server, then the next once it timed out."""
+    from pbx.net.dns import Locator
+    from tests.unit.test_dns_locator import CARRIER as DNS
+    from tests.unit.test_dns_locator import Clock, FakeDns
+
+    async def scenario() -> None:
+        with Store.in_dir(tmp_path) as store:
+            store.add_trunk(Trunk("alpha", "carrier.test", srv=True, username="acct",
+                                  password="pw", register=True, qualify=False))  # fmt: skip
+            sip, dns = FakeEndpoint(), FakeDns(DNS)
+            locator = Locator(query=dns, clock=Clock(), pick=lambda total: 0)
+            manager = TrunkManager(sip, store, FakeFaces(), locator=locator)  # type: ignore[arg-type]
+            manager.start()
+            assert sip.sent == []  # waits for DNS instead of blocking the loop
+            for _ in range(20):
+                await asyncio.sleep(0)
+            [(register, hop)] = sip.sent
+            assert (register.method, str(register.uri), hop.host, hop.port) == (
+                "REGISTER", "sip:carrier.test", "192.0.2.10", 5070,
+            )  # fmt: skip
+            manager.poll()
+            assert len(sip.sent) == 1  # one REGISTER in flight, not one per poll
+            assert manager.on_failure(ClientKey("z9hG4bK1", "REGISTER")) is True
+            sip.clock = BACKOFF_MAX + 1.0
+            manager.poll()
+            assert (sip.sent[-1][1].host, sip.sent[-1][1].port) == ("192.0.2.20", 5080)
+            manager.stop()
+            await locator.aclose()
+
+    asyncio.run(scenario())
