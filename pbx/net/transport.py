@@ -502,6 +502,10 @@ class SipEndpoint:
             trace.debug("<<< %s %s:%s\n%s", transport, *source[:2], _printable(data))
         now = self.now()
         if self.bans is not None and self.bans.drop(source[0], now):  # one dict test if none
+            if transport != "UDP":  # a banned client's connection is closed, not kept open
+                connection = self.transports.tcp.get(conn_id)
+                if connection is not None:
+                    connection.close()
             return
         if self.udp_lane is not None and transport == "UDP":
             answer = self.udp_lane(data, source, now)

@@ -66,3 +66,26 @@ def test_loopback_is_never_banned_by_default(tmp_path):
         assert _bans(pbx)["banned"] == []
     finally:
         pbx.stop()
+
+
+def test_a_banned_address_loses_its_tcp_connection(tmp_path):
+    """A guesser over TCP is not left holding a connection the PBX no longer reads."""
+    import socket
+
+    pbx = start_pbx(tmp_path / "pbx", auth_ban_after=2, auth_ban_exempt=())
+    try:
+        with socket.create_connection(("127.0.0.1", pbx.port), timeout=5) as conn:
+            options = (f"OPTIONS sip:127.0.0.1:{pbx.port} SIP/2.0\r\n"
+                       "Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-ban-{n}\r\n"
+                       "From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
+                       "Call-ID: ban-{n}\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\n"
+                       "Content-Length: 0\r\n\r\n")  # fmt: skip
+            conn.sendall(options.replace("{n}", "1").encode())
+            assert conn.recv(65535).startswith(b"SIP/2.0 200")  # answered while not banned
+            pbx.run(lambda: [pbx.pbx.bans.failed("127.0.0.1", pbx.pbx.monotonic())
+                             for _ in range(2)])  # fmt: skip
+            assert _bans(pbx)["banned"] == ["127.0.0.1"]
+            conn.sendall(options.replace("{n}", "2").encode())
+            assert conn.recv(65535) == b""  # closed by the PBX, no answer
+    finally:
+        pbx.stop()
