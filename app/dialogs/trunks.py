@@ -14,6 +14,7 @@ from typing import Any
 from app.dialogs.widgets import button, form_of, message_label, named_edit
 from app.qt import QCheckBox, QComboBox, QHBoxLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 from app.trunk_probe import check_host, probe_trunk
+from pbx.sip.locate import wants_srv
 from pbx.store import Store, StoreError
 from pbx.store.trunks import Trunk
 
@@ -78,10 +79,14 @@ class TrunksPage(QWidget):
         self.prefix.setText(trunk.prefix)
 
     def form_trunk(self) -> Trunk:
+        """The trunk the form describes; a host name left on port 5060 finds the carrier's
+        servers through DNS SRV, as `deskpbx trunk add` without --port does (RFC 3263)."""
+        host, port = self.host.text().strip(), self.port.value()
         return Trunk(
             name=self.name.text().strip(),
-            host=self.host.text().strip(),
-            port=self.port.value(),
+            host=host,
+            port=port,
+            srv=wants_srv(host, port_given=port != 5060),
             transport=self.transport.currentText(),
             username=self.username.text().strip(),
             password=self.password.text(),
@@ -101,8 +106,8 @@ class TrunksPage(QWidget):
             if self.store.find_trunk(trunk.name) is None:
                 self.store.add_trunk(trunk)
             else:
-                changes = {k: getattr(trunk, k) for k in ("host", "port", "transport", "username",
-                                                          "register", "prefix")}  # fmt: skip
+                edited = ("host", "port", "srv", "transport", "username", "register", "prefix")
+                changes = {k: getattr(trunk, k) for k in edited}
                 if trunk.password:
                     changes["password"] = trunk.password
                 self.store.update_trunk(trunk.name, **changes)

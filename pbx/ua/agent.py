@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from pbx.media.ports import PortAllocator
+from pbx.net.dns import Locator
 from pbx.net.local_address import WILDCARDS, route_source
 from pbx.net.transport import Listen, SipEndpoint
 from pbx.sip.core import SipCore
@@ -41,11 +42,12 @@ from pbx.sip.events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
+from pbx.sip.locate import is_address, wants_srv
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import NoCommonCodec
 from pbx.sip.timers import TimerConfig
 from pbx.sip.transaction import ClientKey, TransactionKey
-from pbx.sip.transport import NextHop, uri_next_hop
+from pbx.sip.transport import NextHop, default_port, uri_next_hop
 from pbx.sip.uri import SipUri
 from pbx.ua.audio import AudioPort
 from pbx.ua.call import Call
@@ -89,8 +91,13 @@ class UserAgent:
         follow_refer: bool = True,
         rtcp_interval: float = 5.0,
         nat_contact: bool = True,
+        locator: Locator | None = None,
     ) -> None:
         self.account = account
+        self.locator = locator if locator is not None else Locator()
+        """DNS for a server given by name: SRV records first (RFC 3263), as Zoiper does."""
+        self.server_hop = NextHop(account.server, account.port, account.transport.upper())
+        """Where requests to the account's server go: its address once `start` located it."""
         self.listen = listen
         self.on_event = on_event
         self.codecs = tuple(codecs)
@@ -131,9 +138,31 @@ class UserAgent:
         self._endpoint = SipEndpoint(self._loop, core, self._handle, (listen,))
         await self._endpoint.start()
         host, port = self._endpoint.addresses[transport if transport == "UDP" else "TCP"][0][:2]
+        await self.locate_server()
         if host in WILDCARDS:
-            host = route_source(self.account.server)
+            host = route_source(self.server_hop.host)
         self.local_host, self.local_port = host, port
+
+    async def locate_server(self) -> NextHop:
+        """The account's server as an address: a name with the transport's default port is
+        looked up through SRV first (RFC 3263 §4.2, `_sip._udp.NAME`), then A/AAAA; the
+        best server that has not just failed wins. Cached for the DNS TTL, so a refresh
+        re-reads the records for free."""
+        account = self.account
+        transport = account.transport.upper()
+        if is_address(account.server):
+            return self.server_hop
+        srv = wants_srv(account.server, port_given=account.port != default_port(transport))
+        hop = NextHop(account.server, account.port, transport, srv=srv)
+        targets = await self.locator.locate(hop)
+        self.server_hop = targets[0] if targets else NextHop(account.server, account.port,
+                                                             transport)  # fmt: skip
+        return self.server_hop
+
+    def server_failed(self) -> None:
+        """The server did not answer: the next `locate_server` prefers another one."""
+        if self.server_hop.host != self.account.server:
+            self.locator.failed(self.server_hop)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Hang up every call, unregister when registered, close the listener."""
@@ -152,6 +181,7 @@ class UserAgent:
         self.registration.close()
         for task in list(self._tasks):
             task.cancel()
+        await self.locator.aclose()
         await self._endpoint.close()
 
     # ---- what the GUI reads -----------------------------------------------------------------
@@ -397,7 +427,7 @@ class UserAgent:
             and uri.host in (account.realm_host, account.server)
             and (uri.port in (None, account.port))
         ):
-            return NextHop(account.server, account.port, account.transport.upper())
+            return self.server_hop
         return uri_next_hop(uri)
 
     async def transact(

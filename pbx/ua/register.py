@@ -80,6 +80,7 @@ class Registration:
         async with self._lock:
             if self.state is not RegistrationState.REGISTERED:
                 self._set(RegistrationState.REGISTERING, None, None)
+            await self.ua.locate_server()
             response = await self._send(expires)
             if response is not None and response.status == 423:
                 minimum = response.headers.get("Min-Expires")
@@ -91,6 +92,8 @@ class Registration:
                 if self.ua.learn_public_address(response):
                     response = await self._send(expires, dropped=old)
             if response is None or not 200 <= response.status < 300:
+                if response is None or response.status == 503:
+                    self.ua.server_failed()  # the retry goes to the next server, if any
                 self.expires = 0
                 return self._set(RegistrationState.FAILED, response, None)
             self.expires = granted_expires(response, self.ua.contact_uri, expires)

@@ -128,12 +128,14 @@ def test_a_good_trunk_is_saved_and_edited(qtbot, store, tmp_path) -> None:
     assert (trunk.host, trunk.port, trunk.username, trunk.register) == (
         "sip.example.com", 5060, "acct42", True)  # fmt: skip
     assert trunk.password == "pw-for-carrier"
+    assert trunk.srv is True  # a name on the default port: DNS SRV first (RFC 3263)
     page.names.setCurrentText("carrier")
     assert page.host.text() == "sip.example.com" and page.password.text() == ""
     page.port.setValue(5080)
     assert page.save() is True
     trunk = store.get_trunk("carrier")
     assert trunk.port == 5080 and trunk.password == "pw-for-carrier"
+    assert trunk.srv is False  # a port of its own: that server only
 
 
 def test_store_validation_message_reaches_the_page(qtbot, store, tmp_path) -> None:
