@@ -21,7 +21,7 @@ from tests.integration.pbx_harness import RunningPbx, start_pbx
 from tests.integration.peers.dnsmasq import DNSMASQ, Dnsmasq
 from tests.integration.peers.sipp import SIPP
 from tests.integration.ports import free_port
-from tests.integration.test_trunk_sipp import call, carrier, inbound, phone, provision, register
+from tests.integration.test_trunk_sipp import answered_inbound, call, carrier, provision
 
 pytestmark = [
     pytest.mark.integration,
@@ -98,14 +98,7 @@ def test_calls_from_any_srv_server_of_the_carrier_are_the_trunks(
     pbx = start_pbx(tmp_path / "pbx", dns_servers=(dns.server,))
     try:
         assert len(located(pbx, TRUNK)) == 2
-        port = free_port()
-        register(pbx, tmp_path, "1002", port)
-        answering = phone(tmp_path, "uas_answer.xml", port)
-        result = inbound(pbx, tmp_path, backup, "4930555").start().wait()  # no auth asked
-        assert result.ok, result.log
-        assert answering.wait().ok
-        [cdr] = pbx.wait_cdrs(1)
-        assert cdr.disposition is Disposition.ANSWERED
+        answered_inbound(pbx, tmp_path, backup, "4930555")  # from the backup server
     finally:
         pbx.stop()
 

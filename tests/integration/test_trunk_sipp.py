@@ -223,16 +223,22 @@ def test_inbound_did_rings_an_extension(tmp_path: Path, ports) -> None:
         store.add_did(Did("4930555", TargetKind.EXTENSION, "1002"))
     pbx = start_pbx(tmp_path / "pbx")
     try:
-        port = free_port()
-        register(pbx, tmp_path, "1002", port)
-        answering = phone(tmp_path, "uas_answer.xml", port)
-        result = inbound(pbx, tmp_path, alpha_port, "4930555").start().wait()
-        assert result.ok, result.log
-        assert answering.wait().ok
-        [cdr] = pbx.wait_cdrs(1)
-        assert cdr.disposition is Disposition.ANSWERED
+        answered_inbound(pbx, tmp_path, alpha_port, "4930555")
     finally:
         pbx.stop()
+
+
+def answered_inbound(pbx: RunningPbx, tmp_path: Path, source_port: int, did: str) -> None:
+    """Phone 1002 registers and answers; a carrier's call to `did` from `source_port` is
+    taken without a challenge and reaches it, and its CDR says ANSWERED."""
+    port = free_port()
+    register(pbx, tmp_path, "1002", port)
+    answering = phone(tmp_path, "uas_answer.xml", port)
+    result = inbound(pbx, tmp_path, source_port, did).start().wait()
+    assert result.ok, result.log
+    assert answering.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert cdr.disposition is Disposition.ANSWERED
 
 
 def test_inbound_did_rings_a_ring_group(tmp_path: Path, ports) -> None:
