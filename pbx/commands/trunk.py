@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from pbx.store.trunks import Trunk
 
 DEFAULT_TEST_TIMEOUT = 5.0
+MAX_SERVERS_TRIED = 3
+"""`trunk test` of a trunk whose DNS names several servers: how many it tries in turn."""
 
 
 def register(subparsers: Any) -> None:
@@ -181,7 +183,8 @@ async def probe(
 
     hop = OutboundDialer.next_hop(trunk)
     if is_address(hop.host):
-        return await _probe_at(trunk, hop, timeout, [])
+        lines, ok, _ = await _probe_at(trunk, hop, timeout, [])
+        return lines, ok
     locator = Locator(dns_servers)
     try:
         targets = await locator.locate(hop)
@@ -191,12 +194,18 @@ async def probe(
     if not targets:
         return [f"DNS: no address for {asked}. Check the host name."], False
     shown = ", ".join(f"{t.host}:{t.port}" for t in targets)
-    return await _probe_at(trunk, targets[0], timeout, [f"DNS: {asked} is {shown}."])
+    lines = [f"DNS: {asked} is {shown}."]
+    for target in targets[:MAX_SERVERS_TRIED]:  # as the PBX does: the next when one is silent
+        lines, ok, reached = await _probe_at(trunk, target, timeout, lines)
+        if reached:
+            break
+    return lines, ok
 
 
 async def _probe_at(
     trunk: Trunk, hop: NextHop, timeout: float, lines: list[str]
-) -> tuple[list[str], bool]:
+) -> tuple[list[str], bool, bool]:
+    """The probe of one server: (lines, everything worked, the server answered OPTIONS)."""
     from pbx.net.local_address import LocalAddresses
     from pbx.net.transport import Listen, SipEndpoint
     from pbx.sip.core import SipCore
@@ -242,14 +251,14 @@ async def _probe_at(
         if answer is None:
             lines.append(f"OPTIONS: no answer from {where} within {timeout:g} s. Check the "
                          "host, port and transport, and that no firewall drops SIP.")  # fmt: skip
-            return lines, False
+            return lines, False, False
         ms = (loop.time() - started) * 1000
         lines.append(f"OPTIONS: {where} answered {answer.status} {answer.reason} in "
                      f"{ms:.0f} ms: the carrier is reachable.")  # fmt: skip
         if not trunk.register:
-            return lines, True
+            return lines, True, True
         ok = await _try_register(link, local, ask, loop.time, lines)
-        return lines, ok
+        return lines, ok, True
     finally:
         await endpoint.close()
 

@@ -138,7 +138,11 @@ def test_trunk_test_and_registration_follow_the_srv_records(
     from pbx.cli import main
     from tests.unit.test_cli_trunk import PASSWORD
 
-    server = Dnsmasq(tmp_path, [(SRV, "main.carrier.test", fake_carrier.port, 10, 0)], HOSTS)
+    dead = free_port()  # multi.test's first server: nothing answers there
+    records = [(SRV, "main.carrier.test", fake_carrier.port, 10, 0),
+               ("_sip._udp.multi.test", "backup.carrier.test", dead, 5, 0),
+               ("_sip._udp.multi.test", "main.carrier.test", fake_carrier.port, 10, 0)]  # fmt: skip
+    server = Dnsmasq(tmp_path, records, HOSTS)
     data = tmp_path / "pbx"
     try:
         assert main(["--data-dir", str(data), "trunk", "add", "alpha", "--host", "carrier.test",
@@ -176,5 +180,18 @@ def test_trunk_test_and_registration_follow_the_srv_records(
             "DNS: no address for _sip._udp.nowhere.test (SRV) or nowhere.test. "
             "Check the host name.\n"
         )
+        assert main(["--data-dir", str(data), "trunk", "add", "gamma", "--host", "multi.test",
+                     "--no-qualify"]) == 0  # fmt: skip
+        capsys.readouterr()
+        assert main(["--data-dir", str(data), "trunk", "test", "gamma", "--dns-server",
+                     dns_server, "--timeout", "0.5"]) == 0  # fmt: skip
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == (
+            f"DNS: _sip._udp.multi.test (SRV) or multi.test is 127.0.0.1:{dead}, "
+            f"127.0.0.1:{fake_carrier.port}."
+        )
+        assert lines[1].startswith(f"OPTIONS: no answer from gamma at 127.0.0.1:{dead} over UDP")
+        assert lines[2].startswith(f"OPTIONS: gamma at 127.0.0.1:{fake_carrier.port} over UDP "
+                                   "answered 200 OK")  # fmt: skip
     finally:
         server.stop()
