@@ -15,6 +15,10 @@ import re
 import secrets
 import socket
 
+from pbx.net.dns import Locator
+from pbx.sip.locate import wants_srv
+from pbx.sip.transport import NextHop
+
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
@@ -68,19 +72,41 @@ def _options(host: str, port: int, local: tuple[str, int]) -> bytes:
     ).encode()
 
 
-async def probe_trunk(host: str, port: int, transport: str = "UDP", timeout: float = 3.0) -> str:
-    """One sentence for the user: reachable or not, and why."""
+async def probe_trunk(
+    host: str,
+    port: int,
+    transport: str = "UDP",
+    timeout: float = 3.0,
+    locator: Locator | None = None,
+) -> str:
+    """One sentence for the user: reachable or not, and why. A host name on port 5060 is
+    looked up as the PBX will look it up: DNS SRV records first (RFC 3263)."""
     problem = check_host(host)
     if problem is not None:
         return problem
     loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), timeout
-        )
-    except (OSError, TimeoutError):
-        return f"The server name '{host}' cannot be found: check the spelling."
-    address = (str(infos[0][4][0]), int(infos[0][4][1]))
+    if wants_srv(host, port_given=port != 5060):
+        own = locator is None
+        locator = Locator() if locator is None else locator
+        try:
+            hop = NextHop(host, port, transport.upper(), srv=True)
+            targets = await asyncio.wait_for(locator.locate(hop), 3 * timeout)
+        except TimeoutError:
+            targets = []
+        finally:
+            if own:
+                await locator.aclose()
+        if not targets:
+            return f"The server name '{host}' cannot be found: check the spelling."
+        address = (targets[0].host, targets[0].port)
+    else:
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), timeout
+            )
+        except (OSError, TimeoutError):
+            return f"The server name '{host}' cannot be found: check the spelling."
+        address = (str(infos[0][4][0]), int(infos[0][4][1]))
     if transport.upper() == "TCP":
         return await _probe_tcp(host, address, timeout)
     transport_, protocol = await loop.create_datagram_endpoint(_Answer, remote_addr=address)

@@ -180,6 +180,29 @@ def test_trunk_test_button_reports_in_plain_words(qtbot, store, tmp_path, loop_t
     assert "is not a valid host name" in page.message.text()
 
 
+def test_probe_of_a_name_follows_its_srv_records(loop_thread) -> None:
+    """The Test button finds a carrier given by name where the PBX will: its SRV records."""
+    from pbx.net.dns import Locator
+    from pbx.sip.locate import SrvRecord
+    from tests.unit.test_dns_locator import FakeDns
+
+    async def probe() -> str:
+        loop = asyncio.get_running_loop()
+        server, _ = await loop.create_datagram_endpoint(OptionsAnswerer,
+                                                        local_addr=("127.0.0.1", 0))  # fmt: skip
+        port = server.get_extra_info("sockname")[1]
+        srv = [SrvRecord(10, 0, port, "sip.test")]
+        dns = FakeDns({("_sip._udp.carrier.test", "SRV"): (srv, 60.0),
+                       ("sip.test", "A"): (["127.0.0.1"], 60.0)})  # fmt: skip
+        try:
+            return await probe_trunk("carrier.test", 5060, locator=Locator(query=dns))
+        finally:
+            server.close()
+
+    text = asyncio.run_coroutine_threadsafe(probe(), loop_thread).result(10)
+    assert text == "carrier.test answered: 200 OK. The carrier is reachable."
+
+
 def test_probe_of_a_silent_port_says_no_answer(loop_thread) -> None:
     async def silent() -> str:
         loop = asyncio.get_running_loop()
