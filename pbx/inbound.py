@@ -3,9 +3,10 @@
 Theory of operation. Before the B2BUA authenticates an INVITE it asks
 `InboundGate.admit(request, source)`:
 
-    FromTrunk(trunk)  the source address is a trunk's host or outbound proxy (on a
-                      loopback address, where phones and trunks share 127.0.0.1,
-                      its port must be the trunk's port too), or
+    FromTrunk(trunk)  the source address is a trunk's host or outbound proxy (any
+                      server their DNS SRV records name, too), or lies in one of the
+                      trunk's match networks (on a loopback address, where phones and
+                      trunks share 127.0.0.1, its port must be the trunk's port too), or
                       the Request-URI user is the secret Contact user a trunk
                       registered with (TrunkManager.trunk_for_contact_user):
                       no digest challenge, route by DID with `route(trunk, request)`
@@ -35,7 +36,7 @@ from pbx.sip.message import Request
 from pbx.sip.transport import NextHop
 from pbx.sip.uri import SipUri
 from pbx.store.rows import Extension
-from pbx.store.trunks import Did, RingGroup, RingStrategy, TargetKind, Trunk
+from pbx.store.trunks import Did, RingGroup, RingStrategy, TargetKind, Trunk, parse_networks
 
 SOFTPHONE_SETTING = "softphone_extension"
 """Settings key naming the extension the desktop softphone registers as."""
@@ -123,6 +124,7 @@ class InboundGate:
         self.generation = generation
         self.default_ring_timeout = default_ring_timeout
         self._by_address: dict[str, list[tuple[int, Trunk]]] = {}
+        self._networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Trunk]] = []
         self._by_name: dict[str, Trunk] = {}
         self._seen: list[Trunk] | None = None
         self._version: object = None
@@ -153,6 +155,8 @@ class InboundGate:
                 for address, port in self.resolver(hop):
                     by_address.setdefault(address, []).append((port, trunk))
         self._by_address = by_address
+        self._networks = [(network, trunk) for trunk in trunks
+                          for network in parse_networks(trunk.match_networks)]  # fmt: skip
         self._by_name = {t.name: t for t in trunks}
 
     def trunk_for(self, request: Request, source: tuple[str, int]) -> Trunk | None:
@@ -171,6 +175,10 @@ class InboundGate:
             return exact[0]
         if candidates and not (ip is not None and ip.is_loopback):
             return candidates[0][1]
+        if ip is not None:  # the carrier's published networks (on loopback: its port too)
+            for network, trunk in self._networks:
+                if ip in network and (not ip.is_loopback or source[1] == trunk.port):
+                    return trunk
         user = _uri_user(request)
         owner = self.contact_owner(user) if user else None
         return self._by_name.get(owner) if owner else None

@@ -68,6 +68,7 @@ TRUNK_INPUT: dict[str, Any] = {
     "send_pai": BOOL,
     "pass_x_headers": BOOL,
     "srv": BOOL,
+    "match_networks": {**STR, "maxLength": 1024},
 }
 CALL_STATES = ["dialing", "ringing", "early_media", "connected", "ending", "ended"]
 
@@ -284,6 +285,7 @@ SCHEMAS: dict[str, Any] = {
             "send_pai": BOOL,
             "pass_x_headers": BOOL,
             "srv": BOOL,
+            "match_networks": STR,
             "status": {"enum": ["unknown", "up", "down"]},
             "status_at": NUM,
             "created": NUM,

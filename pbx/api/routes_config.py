@@ -25,7 +25,7 @@ from pbx.store.trunks import Did, Route, TargetKind, Trunk, UnknownItem
 routes = web.RouteTableDef()
 
 TRUNK_TEXT = ("host", "transport", "domain", "username", "password", "outbound_proxy",
-              "caller_id", "prefix")  # fmt: skip
+              "caller_id", "prefix", "match_networks")  # fmt: skip
 TRUNK_FLAGS = ("register", "enabled", "qualify", "send_pai", "pass_x_headers", "srv")
 TRUNK_NUMBERS = {"port": (1, 65535), "expiry": (60, 86400), "max_calls": (0, 10_000)}
 TRUNK_FIELDS = ("name", *TRUNK_TEXT, *TRUNK_FLAGS, *TRUNK_NUMBERS)

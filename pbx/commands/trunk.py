@@ -51,6 +51,12 @@ def register(subparsers: Any) -> None:
         "default: on when --host is a name and no --port is given",
     )
     add.add_argument("--transport", default="UDP", help="UDP or TCP")
+    add.add_argument(
+        "--match",
+        default="",
+        metavar="NETWORKS",
+        help="comma-separated IPs or CIDRs the carrier's calls also come from",
+    )
     add.add_argument("--domain", default="", help="host part of the Request-URI (default: host)")
     add.add_argument("--username", default="", help="account at the carrier")
     add.add_argument("--password", default="", help="carrier password; '-' reads one stdin line")
@@ -102,7 +108,7 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
     trunk = store.add_trunk(
         Trunk(
             name=args.name, host=args.host, port=5060 if args.port is None else args.port,
-            transport=args.transport, srv=_srv(args),
+            transport=args.transport, srv=_srv(args), match_networks=args.match,
             domain=args.domain, username=args.username, password=_password(args),
             register=args.register, expiry=args.expiry, outbound_proxy=args.outbound_proxy,
             caller_id=args.caller_id, prefix=args.prefix, max_calls=args.max_calls,

@@ -90,6 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
     schema_api.MIGRATION,
     schema_trunks.ROUTE_RECORDING,
     schema_trunks.TRUNK_SRV,
+    schema_trunks.TRUNK_MATCH,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -71,6 +71,9 @@ CREATE TABLE dids (
 TRUNK_SRV = "ALTER TABLE trunks ADD COLUMN srv INTEGER NOT NULL DEFAULT 0"
 """A trunk may name a domain whose SIP servers DNS SRV records list (RFC 3263)."""
 
+TRUNK_MATCH = "ALTER TABLE trunks ADD COLUMN match_networks TEXT NOT NULL DEFAULT ''"
+"""Networks a carrier's calls come from besides its host (comma-separated CIDRs)."""
+
 ROUTE_RECORDING = (
     "ALTER TABLE routes ADD COLUMN record_policy TEXT NOT NULL DEFAULT 'never' "
     "CHECK (record_policy IN ('always', 'never', 'on_demand'))"

@@ -10,6 +10,7 @@ that print a trunk show `password_set` instead.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 import sqlite3
 import threading
@@ -96,6 +97,9 @@ class Trunk:
     srv: bool = False
     """Find the carrier's servers through DNS SRV records for `host` (RFC 3263), `port`
     being the fallback when it publishes none; pbx.net.dns."""
+    match_networks: str = ""
+    """Addresses and networks (comma-separated IPs or CIDRs) the carrier's calls come from
+    besides its host, as Asterisk's `identify match=`: carriers publish signalling ranges."""
     status: TrunkStatus = TrunkStatus.UNKNOWN
     status_at: float = 0.0
     created: float = 0.0
@@ -181,7 +185,22 @@ def validate_trunk(trunk: Trunk) -> Trunk:
         raise InvalidValue(f"bad number prefix {trunk.prefix!r}")
     if trunk.register and not trunk.username:
         raise InvalidValue("a trunk that registers needs a username")
-    return replace(trunk, transport=transport)
+    try:
+        networks = ",".join(str(n) for n in parse_networks(trunk.match_networks))
+    except ValueError as exc:
+        raise InvalidValue(str(exc)) from None
+    return replace(trunk, transport=transport, match_networks=networks)
+
+
+def parse_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """'203.0.113.0/24, 198.51.100.7' -> networks (an address is a /32 or /128 of its own)."""
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item.strip("[]"), strict=False))
+        except ValueError:
+            raise ValueError(f"bad match network {item!r}: an IP address or CIDR") from None
+    return networks
 
 
 class TrunkQueries(StoreMixin):

@@ -287,3 +287,19 @@ def test_unauthenticated_invite_never_reaches_a_carrier(tmp_path: Path, ports) -
             assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes())["calls"] == 0
         finally:
             pbx.stop()
+
+
+def test_inbound_call_from_a_carriers_published_network(tmp_path: Path, ports) -> None:
+    """A carrier whose host name DNS does not know (or that calls from other addresses) is
+    recognised by the networks it publishes; on loopback its port must be the trunk's."""
+    alpha_port, _ = ports
+    ranges = Trunk("alpha", "sip.carrier.invalid", alpha_port, match_networks="127.0.0.0/8",
+                   qualify=False)  # fmt: skip
+    provision(tmp_path / "pbx", [ranges])
+    with Store.in_dir(tmp_path / "pbx") as store:
+        store.add_did(Did("4930555", TargetKind.EXTENSION, "1002"))
+    pbx = start_pbx(tmp_path / "pbx")
+    try:
+        answered_inbound(pbx, tmp_path, alpha_port, "4930555")
+    finally:
+        pbx.stop()

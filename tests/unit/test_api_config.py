@@ -143,3 +143,12 @@ async def test_a_trunk_by_name_without_port_locates_its_servers_by_dns_srv(api: 
     assert (await make_trunk(api, "address", host="192.0.2.7"))["srv"] is False
     body = await (await api.patch("/api/v1/trunks/told", json={"srv": True})).json()
     assert body["srv"] is True and api.pbx.store.get_trunk("told").srv is True
+
+
+async def test_match_networks_over_the_api(api: Api) -> None:
+    created = await make_trunk(api, "ranges", match_networks="203.0.113.0/24")
+    assert created["match_networks"] == "203.0.113.0/24"
+    response = await api.patch("/api/v1/trunks/ranges", json={"match_networks": "nonsense"})
+    assert response.status == 422
+    body = await response.json(content_type=PROBLEM)
+    assert "bad match network 'nonsense'" in str(body)

@@ -246,3 +246,18 @@ def test_a_trunk_by_name_without_port_uses_dns_srv(
     )
     assert run(tmp_path, "trunk", "test", "srv", "--dns-server", "dns.example") == 2
     assert "--dns-server: bad DNS server 'dns.example'" in capsys.readouterr().err
+
+
+def test_match_networks_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "trunk", "add", "twilio", "--host", "carrier.example",
+               "--match", "203.0.113.0/30, 198.51.100.7") == 0  # fmt: skip
+    with Store.in_dir(tmp_path) as store:
+        assert store.get_trunk("twilio").match_networks == "203.0.113.0/30,198.51.100.7/32"
+    capsys.readouterr()
+    assert run(tmp_path, "trunk", "add", "bad", "--host", "carrier.example", "--match",
+               "carrier.example") == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        "deskpbx: bad match network 'carrier.example': an IP address or CIDR\n"
+    )

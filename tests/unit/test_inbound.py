@@ -150,3 +150,32 @@ def test_trunks_added_later_are_recognised_without_a_restart(store: Store) -> No
     assert g.trunk_for(request, ("203.0.113.9", 5060)) is None
     store.add_trunk(Trunk("late", "203.0.113.9"))
     assert g.trunk_for(request, ("203.0.113.9", 5060)).name == "late"  # type: ignore[union-attr]
+
+
+def test_a_carriers_published_networks_are_its_trunk(tmp_path: Path) -> None:
+    """Asterisk's `identify match=`: a carrier signalling from a range of its own."""
+    with Store.in_dir(tmp_path) as s:
+        s.add_extension("201", "secret123")
+        s.add_trunk(Trunk("ranges", "sip.carrier.invalid", 5070,
+                          match_networks="203.0.113.0/24, 2001:db8:5::/48"))  # fmt: skip
+        s.add_trunk(Trunk("local", "127.0.0.1", 5071, match_networks="127.0.0.0/8"))
+        g = InboundGate(s)
+        request = invite("sip:1@pbx")
+        assert g.trunk_for(request, ("203.0.113.77", 5060)).name == "ranges"  # type: ignore[union-attr]
+        assert g.trunk_for(request, ("2001:db8:5::9", 5062)).name == "ranges"  # type: ignore[union-attr]
+        assert g.trunk_for(request, ("203.0.114.1", 5060)) is None
+        # on loopback, phones share the address: only the trunk's own port counts
+        assert g.trunk_for(request, ("127.0.0.2", 5071)).name == "local"  # type: ignore[union-attr]
+        assert g.trunk_for(request, ("127.0.0.2", 40000)) is None
+
+
+def test_match_networks_are_checked_and_kept_in_one_spelling(tmp_path: Path) -> None:
+    from pbx.store import InvalidValue
+
+    with Store.in_dir(tmp_path) as s:
+        trunk = s.add_trunk(Trunk("a", "192.0.2.1", match_networks=" 203.0.113.7 ,[2001:db8::/32]"))
+        assert trunk.match_networks == "203.0.113.7/32,2001:db8::/32"
+        with pytest.raises(InvalidValue, match="bad match network 'carrier.example'"):
+            s.add_trunk(Trunk("b", "192.0.2.1", match_networks="carrier.example"))
+        with pytest.raises(InvalidValue, match="bad match network '10.0.0.0/33'"):
+            s.update_trunk("a", match_networks="10.0.0.0/33")
