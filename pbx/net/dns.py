@@ -121,7 +121,8 @@ class Locator:
     def located(self, hop: NextHop) -> list[NextHop] | None:
         """Where `hop` goes now, best first; None when its name was never looked up (ask
         `locate`). An address is its own answer; a stale answer is served while a refresh
-        runs; an empty list means the name has no usable address."""
+        runs (a stale "nothing" is not: the caller waits for the new answer); an empty list
+        means the name has no usable address."""
         if is_address(hop.host):
             return [hop]
         question = _question(hop)
@@ -130,6 +131,8 @@ class Locator:
             return None
         if entry.expires <= self.clock():
             self._start(question)
+            if not entry.targets:
+                return None
         return self._ordered(entry.targets)
 
     async def locate(self, hop: NextHop) -> list[NextHop]:
