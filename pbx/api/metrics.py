@@ -117,6 +117,13 @@ class Metrics:
             metric("deskpbx_banned_messages_dropped_total", "counter",
                    "SIP messages dropped unread from banned addresses.",
                    [("", bans.get("dropped", 0))])  # fmt: skip
+        dns = status.get("dns") or {}
+        if dns:
+            metric("deskpbx_dns_names", "gauge", "Trunk host names kept from DNS.",
+                   [("", dns.get("names", 0))])  # fmt: skip
+            metric("deskpbx_dns_servers_down", "gauge",
+                   "Carrier servers passed over after a timeout or 503 (for 30 s).",
+                   [("", dns.get("targets_down", 0))])  # fmt: skip
         metric(
             "deskpbx_webhook_deliveries_total",
             "counter",

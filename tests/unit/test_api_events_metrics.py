@@ -104,6 +104,8 @@ async def test_metrics_in_prometheus_text_format(api: Api) -> None:
         "deskpbx_auth_bans_total 1",
         "deskpbx_banned_addresses 1",
         "deskpbx_banned_messages_dropped_total 0",
+        "deskpbx_dns_names 0",
+        "deskpbx_dns_servers_down 0",
         "# TYPE deskpbx_calls_total counter",
     ):
         assert expected in lines, expected
