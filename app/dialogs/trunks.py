@@ -44,13 +44,15 @@ class TrunksPage(QWidget):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.register = QCheckBox("Register with the carrier", self)
         self.prefix = named_edit(self, "Dial prefix")
+        self.networks = named_edit(self, "Carrier networks")
+        self.networks.setPlaceholderText("e.g. 203.0.113.0/24 (optional)")
         self.save_button = button(self, "Save trunk", "Save trunk", self.save)
         self.test_button = button(self, "Test", "Test trunk", self.test)
         self.message = message_label(self, "Trunk message")
         form = form_of((("Name", self.name), ("Host", self.host), ("Port", self.port),
                         ("Transport", self.transport), ("User name", self.username),
                         ("Password", self.password), ("", self.register),
-                        ("Prefix", self.prefix)))  # fmt: skip
+                        ("Prefix", self.prefix), ("Calls also from", self.networks)))  # fmt: skip
         buttons = QHBoxLayout()
         buttons.addWidget(self.test_button)
         buttons.addWidget(self.save_button)
@@ -77,6 +79,7 @@ class TrunksPage(QWidget):
         self.password.clear()
         self.register.setChecked(trunk.register)
         self.prefix.setText(trunk.prefix)
+        self.networks.setText(trunk.match_networks)
 
     def form_trunk(self) -> Trunk:
         """The trunk the form describes; a host name left on port 5060 finds the carrier's
@@ -92,6 +95,7 @@ class TrunksPage(QWidget):
             password=self.password.text(),
             register=self.register.isChecked(),
             prefix=self.prefix.text().strip(),
+            match_networks=self.networks.text().strip(),
         )
 
     def save(self) -> bool:
@@ -106,7 +110,16 @@ class TrunksPage(QWidget):
             if self.store.find_trunk(trunk.name) is None:
                 self.store.add_trunk(trunk)
             else:
-                edited = ("host", "port", "srv", "transport", "username", "register", "prefix")
+                edited = (
+                    "host",
+                    "port",
+                    "srv",
+                    "transport",
+                    "username",
+                    "register",
+                    "prefix",
+                    "match_networks",
+                )
                 changes = {k: getattr(trunk, k) for k in edited}
                 if trunk.password:
                     changes["password"] = trunk.password

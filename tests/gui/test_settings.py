@@ -136,6 +136,14 @@ def test_a_good_trunk_is_saved_and_edited(qtbot, store, tmp_path) -> None:
     trunk = store.get_trunk("carrier")
     assert trunk.port == 5080 and trunk.password == "pw-for-carrier"
     assert trunk.srv is False  # a port of its own: that server only
+    page.networks.setText("203.0.113.0/24, 198.51.100.9")
+    assert page.save() is True
+    assert store.get_trunk("carrier").match_networks == "203.0.113.0/24,198.51.100.9/32"
+    page.networks.setText("not a network")
+    assert page.save() is False
+    assert page.message.text() == (
+        "Not saved: bad match network 'not a network': an IP address or CIDR"
+    )
 
 
 def test_store_validation_message_reaches_the_page(qtbot, store, tmp_path) -> None:
