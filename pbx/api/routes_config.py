@@ -10,7 +10,6 @@ is wrong, the resource is not missing).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from pbx.api.problems import Problem, field_error
 from pbx.sip.locate import wants_srv
 from pbx.store import InvalidValue
 from pbx.store.trunks import Did, Route, TargetKind, Trunk, UnknownItem
+from pbx.store.views import did_view, route_view, trunk_view
 
 routes = web.RouteTableDef()
 
@@ -32,27 +32,6 @@ TRUNK_FIELDS = ("name", *TRUNK_TEXT, *TRUNK_FLAGS, *TRUNK_NUMBERS)
 ROUTE_FIELDS = ("name", "patterns", "trunks", "strip", "prepend", "caller_id", "permission",
                 "strategy", "record_policy")  # fmt: skip
 DID_FIELDS = ("number", "target_kind", "target", "trunk")
-
-
-def trunk_view(trunk: Trunk) -> dict[str, Any]:
-    view = asdict(trunk)
-    del view["password"]
-    view["password_set"] = trunk.password_set
-    view["status"] = trunk.status.value
-    return view
-
-
-def route_view(route: Route) -> dict[str, Any]:
-    view = asdict(route)
-    view.update(patterns=list(route.patterns), trunks=list(route.trunks),
-                permission=route.permission.value, strategy=route.strategy.value,
-                record_policy=route.record_policy.value)  # fmt: skip
-    return view
-
-
-def did_view(did: Did) -> dict[str, Any]:
-    return {"number": did.number, "target_kind": did.target_kind.value, "target": did.target,
-            "trunk": did.trunk}  # fmt: skip
 
 
 def _store_field(field: str, call: Any, *args: Any) -> Any:

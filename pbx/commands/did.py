@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from pbx.commands.ext import format_table, with_store
+from pbx.commands.ext import format_table, print_json, with_store
 
 if TYPE_CHECKING:
     from pbx.store import Store
@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
     add.set_defaults(handler=cmd_add)
 
     listing = sub.add_parser("list", help="list inbound numbers")
+    listing.add_argument("--json", action="store_true", help="print a JSON array (as the API)")
     listing.set_defaults(handler=cmd_list)
 
     remove = sub.add_parser("remove", help="remove an inbound number")
@@ -60,6 +61,11 @@ def _target(kind: str, target: str) -> str:
 @with_store
 def cmd_list(args: argparse.Namespace, store: Store) -> int:
     dids = store.list_dids()
+    if args.json:
+        from pbx.store.views import did_view
+
+        print_json([did_view(item) for item in dids])
+        return 0
     if not dids:
         print("no inbound numbers yet; add one with: deskpbx did add NUMBER --extension NUM")
         return 0

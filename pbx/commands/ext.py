@@ -52,6 +52,11 @@ def with_store(handler: StoreHandler) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def print_json(items: object) -> None:
+    """`list --json`: indented, non-ASCII kept (names of people and places)."""
+    print(json.dumps(items, indent=2, ensure_ascii=False))
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart, no trailing blanks."""
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
@@ -171,8 +176,8 @@ def cmd_list(args: argparse.Namespace, store: Store) -> int:
     extensions = store.list_extensions()
     counts = store.active_binding_counts(time.time())
     if args.json:
-        items = [{**e.to_public_dict(), "contacts": counts.get(e.number, 0)} for e in extensions]
-        print(json.dumps(items, indent=2, ensure_ascii=False))
+        print_json([{**e.to_public_dict(), "contacts": counts.get(e.number, 0)}
+                    for e in extensions])  # fmt: skip
         return 0
     if not extensions:
         print("no extensions yet; add one with: deskpbx ext add NUM")

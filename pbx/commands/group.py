@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from pbx.commands.ext import format_table, with_store
+from pbx.commands.ext import format_table, print_json, with_store
 
 if TYPE_CHECKING:
     from pbx.store import Store
@@ -25,6 +25,7 @@ def register(subparsers: Any) -> None:
     add.set_defaults(handler=cmd_add)
 
     listing = sub.add_parser("list", help="list ring groups")
+    listing.add_argument("--json", action="store_true", help="print a JSON array (as the API)")
     listing.set_defaults(handler=cmd_list)
 
     remove = sub.add_parser("remove", help="remove a ring group (and DIDs that ring it)")
@@ -47,6 +48,11 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
 @with_store
 def cmd_list(args: argparse.Namespace, store: Store) -> int:
     groups = store.list_groups()
+    if args.json:
+        from pbx.store.views import group_view
+
+        print_json([group_view(item) for item in groups])
+        return 0
     if not groups:
         print("no ring groups yet; add one with: deskpbx group add NUM EXT EXT ...")
         return 0

@@ -13,7 +13,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from pbx.commands import UsageError
-from pbx.commands.ext import PERMISSION_CHOICES, format_table, with_store
+from pbx.commands.ext import PERMISSION_CHOICES, format_table, print_json, with_store
 
 if TYPE_CHECKING:
     from pbx.store import Store
@@ -60,6 +60,7 @@ def register(subparsers: Any) -> None:
     add.set_defaults(handler=cmd_add)  # fmt: skip
 
     listing = sub.add_parser("list", help="list routes in the order they are tried")
+    listing.add_argument("--json", action="store_true", help="print a JSON array (as the API)")
     listing.set_defaults(handler=cmd_list)
 
     remove = sub.add_parser("remove", help="remove a route")
@@ -96,6 +97,11 @@ def cmd_add(args: argparse.Namespace, store: Store) -> int:
 @with_store
 def cmd_list(args: argparse.Namespace, store: Store) -> int:
     routes = store.list_routes()
+    if args.json:
+        from pbx.store.views import route_view
+
+        print_json([route_view(item) for item in routes])
+        return 0
     if not routes:
         print("no routes yet; add one with: deskpbx route add NAME --pattern P --trunk T")
         return 0

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pbx.commands import UsageError
-from pbx.commands.ext import format_table, with_store
+from pbx.commands.ext import format_table, print_json, with_store
 
 if TYPE_CHECKING:
     from pbx.sip.message import Request, Response
@@ -73,6 +73,7 @@ def register(subparsers: Any) -> None:
     add.set_defaults(handler=cmd_add)
 
     listing = sub.add_parser("list", help="list trunks (passwords are never shown)")
+    listing.add_argument("--json", action="store_true", help="print a JSON array (as the API)")
     listing.set_defaults(handler=cmd_list)
 
     remove = sub.add_parser("remove", help="remove a trunk (and its DIDs and route entries)")
@@ -140,6 +141,11 @@ def _where(trunk: Trunk) -> str:
 @with_store
 def cmd_list(args: argparse.Namespace, store: Store) -> int:
     trunks = store.list_trunks()
+    if args.json:
+        from pbx.store.views import trunk_view
+
+        print_json([trunk_view(item) for item in trunks])
+        return 0
     if not trunks:
         print("no trunks yet; add one with: deskpbx trunk add NAME --host HOST")
         return 0

@@ -261,3 +261,41 @@ def test_match_networks_from_the_command_line(
     assert capsys.readouterr().err == (
         "deskpbx: bad match network 'carrier.example': an IP address or CIDR\n"
     )
+
+
+def test_lists_in_json_have_the_apis_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`list --json` for scripts: the objects GET /api/v1/trunks etc. return, no password."""
+    import json
+
+    assert run(tmp_path, "trunk", "add", "alpha", "--host", "carrier.example", "--username",
+               "acct", "--password", PASSWORD, "--match", "203.0.113.0/24") == 0  # fmt: skip
+    assert run(tmp_path, "route", "add", "out", "--pattern", "0|Z.", "--trunk", "alpha") == 0
+    assert run(tmp_path, "ext", "add", "201", "--password", "secret-201") == 0
+    assert run(tmp_path, "group", "add", "600", "201") == 0
+    assert run(tmp_path, "did", "add", "4930555", "--group", "600") == 0
+    capsys.readouterr()
+    assert run(tmp_path, "trunk", "list", "--json") == 0
+    out = capsys.readouterr().out
+    assert PASSWORD not in out
+    [trunk] = json.loads(out)
+    assert (trunk["name"], trunk["srv"], trunk["match_networks"], trunk["password_set"]) == (
+        "alpha", True, "203.0.113.0/24", True,
+    )  # fmt: skip
+    assert "password" not in trunk
+    assert run(tmp_path, "route", "list", "--json") == 0
+    [route] = json.loads(capsys.readouterr().out)
+    assert (route["name"], route["patterns"], route["trunks"]) == ("out", ["0|Z."], ["alpha"])
+    assert run(tmp_path, "group", "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"number": "600", "name": "", "strategy": "all", "ring_timeout": 20, "members": ["201"]}
+    ]
+    assert run(tmp_path, "did", "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"number": "4930555", "target_kind": "group", "target": "600", "trunk": None}
+    ]
+    with Store.in_dir(tmp_path) as store:
+        from pbx.store.views import trunk_view
+
+        assert trunk == json.loads(json.dumps(trunk_view(store.get_trunk("alpha"))))
