@@ -218,12 +218,18 @@ def inbound(pbx: RunningPbx, tmp_path: Path, port: int, did: str) -> Sipp:
 
 def test_inbound_did_rings_an_extension(tmp_path: Path, ports) -> None:
     alpha_port, _ = ports
-    provision(tmp_path / "pbx", [auth_trunk(alpha_port)])
+    inbound_to_an_extension(tmp_path, auth_trunk(alpha_port), alpha_port)
+
+
+def inbound_to_an_extension(tmp_path: Path, trunk: Trunk, source_port: int) -> None:
+    """A PBX with `trunk` and DID 4930555 ringing 1002; the carrier calls from
+    `source_port` on 127.0.0.1 and the call is answered (answered_inbound)."""
+    provision(tmp_path / "pbx", [trunk])
     with Store.in_dir(tmp_path / "pbx") as store:
         store.add_did(Did("4930555", TargetKind.EXTENSION, "1002"))
     pbx = start_pbx(tmp_path / "pbx")
     try:
-        answered_inbound(pbx, tmp_path, alpha_port, "4930555")
+        answered_inbound(pbx, tmp_path, source_port, "4930555")
     finally:
         pbx.stop()
 
@@ -295,11 +301,4 @@ def test_inbound_call_from_a_carriers_published_network(tmp_path: Path, ports) -
     alpha_port, _ = ports
     ranges = Trunk("alpha", "sip.carrier.invalid", alpha_port, match_networks="127.0.0.0/8",
                    qualify=False)  # fmt: skip
-    provision(tmp_path / "pbx", [ranges])
-    with Store.in_dir(tmp_path / "pbx") as store:
-        store.add_did(Did("4930555", TargetKind.EXTENSION, "1002"))
-    pbx = start_pbx(tmp_path / "pbx")
-    try:
-        answered_inbound(pbx, tmp_path, alpha_port, "4930555")
-    finally:
-        pbx.stop()
+    inbound_to_an_extension(tmp_path, ranges, alpha_port)
