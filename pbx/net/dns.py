@@ -232,8 +232,12 @@ class Locator:
         before = self._entries.get(question)
         if before is None or before.addresses != entry.addresses:
             self.generation += 1
-            shown = ", ".join(f"{t.host}:{t.port}" for t in kept) or "nothing"
-            log.info("%s%s is %s", question.host, " (SRV)" if question.srv else "", shown)
+            shown = ", ".join(f"{t.host}:{t.port}" for t in kept)
+            srv = " (SRV)" if question.srv else ""
+            if shown:
+                log.info("%s%s is %s", question.host, srv, shown)
+            else:
+                log.info("%s%s has no address", question.host, srv)
         if len(self._entries) >= MAX_ENTRIES and question not in self._entries:
             self._entries.clear()
         self._entries[question] = entry
