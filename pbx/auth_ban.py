@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pbx.sip.digest_server import GUESSES, AuthStatus
 
@@ -57,6 +57,9 @@ class AuthBans:
         """host -> monotonic time the ban ends."""
         self.bans = 0
         self.dropped = 0
+        self.on_change: Callable[[str, float | None], None] | None = None
+        """Told (host, monotonic end) when a ban starts and (host, None) when one is lifted:
+        the server keeps the bans in the database (pbx.store.bans) with it."""
 
     def __bool__(self) -> bool:
         """False when bans are off: callers skip the work."""
@@ -82,13 +85,31 @@ class AuthBans:
         if len(times) < self.after or now - times[0] > self.window:
             return False
         del self._failures[host]
-        self._banned[host] = now + self.seconds
+        self._banned[host] = until = now + self.seconds
         self.bans += 1
         log.warning(
             "banned %s for %.0f s after %d failed authentications within %.0f s",
             host, self.seconds, self.after, self.window,
         )  # fmt: skip
+        if self.on_change is not None:
+            self.on_change(host, until)
         return True
+
+    def restore(self, host: str, seconds_left: float, now: float) -> None:
+        """A ban kept from before a restart (pbx.store.bans), ending `seconds_left` from now."""
+        if seconds_left > 0 and host not in self.exempt:
+            self._banned[host] = now + seconds_left
+
+    def keep_only(self, hosts: Iterable[str]) -> list[str]:
+        """Lift the bans whose hosts are not in `hosts` (the database's list, where
+        `deskpbx ban lift` from another process removed them); the hosts lifted."""
+        kept = set(hosts)
+        lifted = [host for host in self._banned if host not in kept]
+        for host in lifted:
+            del self._banned[host]
+            self._failures.pop(host, None)
+            log.warning("ban of %s lifted from the command line", host)
+        return lifted
 
     def banned(self, host: str, now: float) -> bool:
         """Whether traffic from `host` is to be dropped at `now` (an ended ban is forgotten)."""
@@ -115,6 +136,8 @@ class AuthBans:
         if self._banned.pop(host, None) is None:
             return False
         log.warning("ban of %s lifted", host)
+        if self.on_change is not None:
+            self.on_change(host, None)
         return True
 
     def active(self, now: float) -> dict[str, float]:

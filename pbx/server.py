@@ -118,6 +118,7 @@ class Pbx:
             config.auth_ban_seconds,
             config.auth_ban_exempt,
         )
+        self._restore_bans()
         try:
             await self.endpoint.start()
         except BaseException:
@@ -279,7 +280,27 @@ class Pbx:
             removed = self.store.purge_expired_bindings(self.wall())
             if removed:
                 log.info("purged %d expired bindings", removed)
+            self.bans.keep_only(self.store.active_bans(self.wall()))  # `deskpbx ban lift`
         self._schedule_purge()
+
+    def _restore_bans(self) -> None:
+        """Bans from before a restart still hold; new ones and lifts go to the database."""
+        assert self.store is not None and self.endpoint is not None
+        store, wall, now = self.store, self.wall(), self.endpoint.now()
+        if self.bans.after:
+            for host, until in store.active_bans(wall).items():
+                self.bans.restore(host, until - wall, now)
+
+        def changed(host: str, until: float | None) -> None:
+            try:
+                if until is None:
+                    store.delete_ban(host)
+                else:
+                    store.save_ban(host, self.wall() + until - self.endpoint.now(), self.wall())  # type: ignore[union-attr]
+            except Exception:  # the ban holds in memory whatever the disk says
+                log.exception("could not keep the ban of %s in the database", host)
+
+        self.bans.on_change = changed
 
     def monotonic(self) -> float:
         """The loop's clock, the one bans and nonces age by (0.0 before start)."""

@@ -18,7 +18,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from pbx.store import schema_api, schema_recordings, schema_trunks
+from pbx.store import bans, schema_api, schema_recordings, schema_trunks
 from pbx.store.errors import StoreUnavailable
 
 DB_FILENAME = "deskpbx.db"
@@ -91,6 +91,7 @@ MIGRATIONS: tuple[str, ...] = (
     schema_trunks.ROUTE_RECORDING,
     schema_trunks.TRUNK_SRV,
     schema_trunks.TRUNK_MATCH,
+    bans.MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

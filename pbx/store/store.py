@@ -43,6 +43,7 @@ import sqlite_utils
 
 from pbx.sip.digest import compute_ha1
 from pbx.store.api import ApiQueries
+from pbx.store.bans import BanQueries
 from pbx.store.bindings import BindingQueries
 from pbx.store.cdrs import CDR_BATCH_S, CdrQueries, insert_cdrs
 from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
@@ -81,7 +82,7 @@ IDLE_POLLS = 100
 """Polls of the flusher thread that find nothing to write before it parks (5 s at 50 ms)."""
 
 
-class Store(TrunkQueries, RecordingQueries, ApiQueries, CdrQueries, BindingQueries):
+class Store(TrunkQueries, RecordingQueries, ApiQueries, CdrQueries, BindingQueries, BanQueries):
     """Typed access to the DeskPBX database at `path` (created 0600 with defaults if missing).
 
     `write_behind` is how many seconds a REGISTER's binding change may wait in memory

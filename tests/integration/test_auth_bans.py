@@ -89,3 +89,40 @@ def test_a_banned_address_loses_its_tcp_connection(tmp_path):
             assert conn.recv(65535) == b""  # closed by the PBX, no answer
     finally:
         pbx.stop()
+
+
+def test_a_ban_survives_a_restart_and_the_command_line_lifts_it(tmp_path):
+    """A restart does not free a scanner; `deskpbx ban lift` reaches the running PBX at its
+    next minute's sweep (run here at once)."""
+    from pbx.cli import main
+
+    data = tmp_path / "pbx"
+    pbx = start_pbx(data, auth_ban_after=2, auth_ban_exempt=())
+    try:
+        pbx.run(lambda: [pbx.pbx.bans.failed("192.0.2.9", pbx.pbx.monotonic())
+                         for _ in range(2)])  # fmt: skip
+        assert _bans(pbx)["banned"] == ["192.0.2.9"]
+    finally:
+        pbx.stop()
+    pbx = start_pbx(data, auth_ban_after=2, auth_ban_exempt=())
+    try:
+        assert _bans(pbx)["banned"] == ["192.0.2.9"]  # kept from before the restart
+        assert main(["--data-dir", str(data), "ban", "lift", "192.0.2.9"]) == 0
+        pbx.run(pbx.pbx._purge_bindings)  # the minute's sweep
+        assert _bans(pbx)["banned"] == []
+        pbx.run(lambda: [pbx.pbx.bans.failed("192.0.2.9", pbx.pbx.monotonic())
+                         for _ in range(2)])  # fmt: skip
+        assert list(_kept_bans(data)) == ["192.0.2.9"]  # written when it started
+        assert pbx.run(lambda: pbx.pbx.bans.lift("192.0.2.9"))  # what DELETE /api/v1/bans does
+        assert _kept_bans(data) == {}
+    finally:
+        pbx.stop()
+
+
+def _kept_bans(data) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    import time
+
+    from pbx.store import Store
+
+    with Store.in_dir(data) as store:
+        return store.active_bans(time.time())

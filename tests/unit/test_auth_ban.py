@@ -114,3 +114,39 @@ def test_only_guesses_count_among_failed_checks() -> None:
         assert not bans.record(status, SCANNER, 0.0)
     assert not bans.record(AuthStatus.UNKNOWN_USER, SCANNER, 1.0)
     assert bans.record(AuthStatus.BAD_RESPONSE, SCANNER, 2.0)  # the second guess bans
+
+
+def test_bans_and_lifts_are_told_for_the_database() -> None:
+    bans = AuthBans(after=2, window=60.0, seconds=600.0, exempt=())
+    told: list[tuple[str, float | None]] = []
+    bans.on_change = lambda host, until: told.append((host, until))
+    bans.failed("192.0.2.5", 10.0)
+    bans.failed("192.0.2.5", 11.0)
+    assert told == [("192.0.2.5", 611.0)]
+    assert bans.lift("192.0.2.5") and told[-1] == ("192.0.2.5", None)
+    assert not bans.lift("192.0.2.5") and len(told) == 2  # nothing to lift: nothing told
+
+
+def test_restored_bans_hold_and_the_database_can_lift_them() -> None:
+    bans = AuthBans(after=2, window=60.0, seconds=600.0, exempt=("127.0.0.1",))
+    bans.restore("192.0.2.6", 300.0, now=50.0)
+    bans.restore("192.0.2.7", 300.0, now=50.0)
+    bans.restore("192.0.2.8", -1.0, now=50.0)  # already over
+    bans.restore("127.0.0.1", 300.0, now=50.0)  # exempt since
+    assert sorted(bans.active(60.0)) == ["192.0.2.6", "192.0.2.7"]
+    assert bans.drop("192.0.2.6", 349.0) and not bans.drop("192.0.2.6", 351.0)
+    assert bans.keep_only(["192.0.2.6"]) == ["192.0.2.7"]  # `deskpbx ban lift` elsewhere
+    assert not bans.drop("192.0.2.7", 60.0)
+
+
+def test_the_database_keeps_bans_until_they_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pbx.store import Store
+
+    with Store.in_dir(tmp_path) as store:
+        store.save_ban("192.0.2.5", until=1600.0, now=1000.0)
+        store.save_ban("192.0.2.6", until=1100.0, now=1000.0)
+        store.save_ban("192.0.2.6", until=1700.0, now=1050.0)  # banned again: longer
+        assert store.active_bans(1200.0) == {"192.0.2.5": 1600.0, "192.0.2.6": 1700.0}
+        assert store.active_bans(1650.0) == {"192.0.2.6": 1700.0}  # the ended one is gone
+        assert store.delete_ban("192.0.2.6") and not store.delete_ban("192.0.2.6")
+        assert store.active_bans(1650.0) == {}

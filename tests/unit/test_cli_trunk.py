@@ -299,3 +299,24 @@ def test_lists_in_json_have_the_apis_shape(
         from pbx.store.views import trunk_view
 
         assert trunk == json.loads(json.dumps(trunk_view(store.get_trunk("alpha"))))
+
+
+def test_ban_list_and_lift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import time
+
+    with Store.in_dir(tmp_path) as store:
+        store.save_ban("192.0.2.5", time.time() + 300, time.time())
+    assert run(tmp_path, "ban", "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ADDRESS", "LEFT"]
+    assert lines[1].split()[0] == "192.0.2.5" and 298 <= int(lines[1].split()[1]) <= 300
+    assert run(tmp_path, "ban", "list", "--json") == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert item["address"] == "192.0.2.5" and 298 <= item["seconds_left"] <= 300
+    assert run(tmp_path, "ban", "lift", "192.0.2.5") == 0
+    assert capsys.readouterr().out.startswith("lifted the ban of 192.0.2.5")
+    assert run(tmp_path, "ban", "lift", "192.0.2.5") == 2
+    assert capsys.readouterr().err == "deskpbx: 192.0.2.5 is not banned\n"
+    assert run(tmp_path, "ban", "list") == 0
+    assert capsys.readouterr().out == "no address is banned\n"
