@@ -25,14 +25,11 @@ from pbx.api.context import ApiContext, context
 from pbx.api.problems import Problem, field_error
 from pbx.store import Cdr
 from pbx.store.api import MAX_PAGE
-from pbx.store.rows import CDR_COLUMNS
+from pbx.store.views import CSV_COLUMNS, CSV_MAX_ROWS, CSV_PAGE, cdr_csv_row
 
 routes = web.RouteTableDef()
 
 DEFAULT_PAGE = 50
-CSV_PAGE = 500
-CSV_MAX_ROWS = 100_000
-CSV_COLUMNS = tuple(c for c in CDR_COLUMNS if c != "media_stats")
 RECORDING_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 
 
@@ -94,12 +91,6 @@ async def list_cdrs(request: web.Request) -> web.Response:
     return web.json_response(_page_response(cdrs, limit))
 
 
-def _csv_row(cdr: Cdr) -> list[Any]:
-    row = cdr.to_public_dict()
-    row["x_headers"] = json.dumps(cdr.x_headers, sort_keys=True)
-    return ["" if row[c] is None else row[c] for c in CSV_COLUMNS]
-
-
 @routes.get("/api/v1/cdrs.csv")
 async def export_cdrs(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
@@ -118,7 +109,7 @@ async def export_cdrs(request: web.Request) -> web.StreamResponse:
     writer.writerow(CSV_COLUMNS)
     while True:
         for cdr in page:
-            writer.writerow(_csv_row(cdr))
+            writer.writerow(cdr_csv_row(cdr))
         await response.write(buffer.getvalue().encode())
         buffer.seek(0)
         buffer.truncate()

@@ -1,16 +1,20 @@
-"""`deskpbx cdr`: the newest call detail records, as a table or JSON.
+"""`deskpbx cdr`: the newest call detail records, as a table, JSON or CSV.
 
 Times are shown in local time; durations as m:ss (h:mm:ss past an hour),
 the way a PBX admin reads a call log. JSON output carries the raw epoch
-seconds and every column, the shape the HTTP API will serve.
+seconds and every column, the shape the HTTP API serves; `--csv` is the HTTP
+API's export (GET /api/v1/cdrs.csv), every matching call, for the monthly
+bill check in a spreadsheet.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pbx.commands import UsageError
 from pbx.commands.ext import format_table, with_store
@@ -25,10 +29,18 @@ HEADERS = ("TIME", "CALLER", "CALLEE", "DISPOSITION", "CODE", "DURATION", "BILLS
 def register(subparsers: Any) -> None:
     cdr = subparsers.add_parser("cdr", help="show the newest call detail records")
     cdr.add_argument(
-        "--limit", metavar="N", default=str(DEFAULT_LIMIT),
-        help=f"how many records, newest first (default {DEFAULT_LIMIT})",
+        "--limit", metavar="N", default=None,
+        help=f"how many records, newest first (default {DEFAULT_LIMIT}; with --csv: all)",
     )  # fmt: skip
     cdr.add_argument("--json", action="store_true", help="print a JSON array")
+    cdr.add_argument("--csv", action="store_true", help="print CSV (RFC 4180), every column")
+    cdr.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only calls that started at or after WHEN "
+        "(YYYY-MM-DD, 'YYYY-MM-DD HH:MM[:SS]' local time, or epoch seconds)",
+    )
+    cdr.add_argument("--until", metavar="WHEN", help="only calls that started before WHEN")
     cdr.add_argument("--caller", metavar="NUM", help="only calls from this caller")
     cdr.add_argument("--callee", metavar="NUM", help="only calls to this callee")
     cdr.add_argument(
@@ -47,6 +59,20 @@ def parse_limit(text: str) -> int:
     if limit < 1:
         raise UsageError(f"--limit must be a positive integer, not {text!r}")
     return limit
+
+
+def parse_when(text: str, option: str) -> float:
+    """'2026-11-01', '2026-11-01 08:30', '2026-11-01T08:30:15' (local time) or epoch s."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r}: use YYYY-MM-DD, 'YYYY-MM-DD HH:MM[:SS]' or epoch seconds"
+        ) from None
 
 
 def format_seconds(seconds: float) -> str:
@@ -70,11 +96,23 @@ def table_row(cdr: Cdr) -> list[str]:
 
 @with_store
 def cmd_cdr(args: argparse.Namespace, store: Store) -> int:
-    limit = parse_limit(args.limit)
-    disposition = args.disposition.upper().replace("_", " ") if args.disposition else None
-    cdrs = store.query_cdrs(
-        limit=limit, caller=args.caller, callee=args.callee, disposition=disposition
-    )
+    if args.json and args.csv:
+        raise UsageError("--json and --csv: choose one")
+    wanted: dict[str, Any] = {
+        "caller": args.caller,
+        "callee": args.callee,
+        "disposition": args.disposition.upper().replace("_", " ") if args.disposition else None,
+        "since": parse_when(args.since, "--since") if args.since else None,
+        "until": parse_when(args.until, "--until") if args.until else None,
+    }
+    if args.csv:
+        from pbx.store.views import CSV_MAX_ROWS
+
+        limit = parse_limit(args.limit) if args.limit is not None else CSV_MAX_ROWS
+        write_csv(store, wanted, min(limit, CSV_MAX_ROWS), sys.stdout)
+        return 0
+    limit = parse_limit(args.limit if args.limit is not None else str(DEFAULT_LIMIT))
+    cdrs = store.query_cdrs(limit=limit, **wanted)
     if args.json:
         print(json.dumps([c.to_public_dict() for c in cdrs], indent=2, ensure_ascii=False))
     elif not cdrs:
@@ -82,3 +120,22 @@ def cmd_cdr(args: argparse.Namespace, store: Store) -> int:
     else:
         print(format_table(HEADERS, [table_row(c) for c in cdrs]))
     return 0
+
+
+def write_csv(store: Store, wanted: dict[str, Any], limit: int, out: TextIO) -> None:
+    """Every matching CDR, newest first, read in pages (the HTTP API's export, here)."""
+    from pbx.store.views import CSV_COLUMNS, CSV_PAGE, cdr_csv_row
+
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 §2
+    writer.writerow(CSV_COLUMNS)
+    before: tuple[float, int] | None = None
+    sent = 0
+    while sent < limit:
+        page = store.cdr_page(limit=min(CSV_PAGE, limit - sent), before=before, **wanted)
+        writer.writerows(cdr_csv_row(cdr) for cdr in page)
+        sent += len(page)
+        if len(page) < CSV_PAGE:
+            return
+        last = page[-1]
+        assert last.id is not None
+        before = (last.start, last.id)

@@ -122,3 +122,47 @@ def test_unwritable_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 )  # fmt: skip
 def test_format_seconds(seconds: float, text: str) -> None:
     assert format_seconds(seconds) == text
+
+
+def test_since_and_until_in_local_time_or_epoch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _populate(tmp_path)  # local time is UTC here: T0 is 2027-01-15 08:00:00
+    assert (
+        run(tmp_path, "--json", "--since", "2027-01-15 08:02", "--until", "2027-01-15T09:00") == 0
+    )
+    assert [c["call_id"] for c in json.loads(capsys.readouterr().out)] == ["c3", "c2"]
+    assert run(tmp_path, "--json", "--since", str(T0 + 3600)) == 0
+    assert [c["call_id"] for c in json.loads(capsys.readouterr().out)] == ["c4"]
+    assert run(tmp_path, "--json", "--until", "2027-01-15") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert run(tmp_path, "--since", "last tuesday") == 2
+    assert capsys.readouterr().err == (
+        "deskpbx: --since 'last tuesday': use YYYY-MM-DD, 'YYYY-MM-DD HH:MM[:SS]' or epoch "
+        "seconds\n"
+    )
+
+
+def test_csv_is_the_apis_export_of_every_matching_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+    import io
+
+    from pbx.store import views
+
+    _populate(tmp_path)
+    monkeypatch.setattr(views, "CSV_PAGE", 3)  # 4 calls: two pages
+    assert run(tmp_path, "--csv") == 0
+    out = capsys.readouterr().out
+    assert "\r\n" in out  # RFC 4180 line ends
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == list(views.CSV_COLUMNS)
+    assert [r["call_id"] for r in rows] == ["c4", "c3", "c2", "c1"]  # all, newest first
+    assert json.loads(rows[3]["x_headers"]) == {"X-Ticket": "c1"}
+    assert rows[2]["answer"] == ""  # NULL: empty
+    assert run(tmp_path, "--csv", "--caller", "201", "--limit", "1") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["call_id"] for r in rows] == ["c3"]
+    assert run(tmp_path, "--csv", "--json") == 2
+    assert capsys.readouterr().err == "deskpbx: --json and --csv: choose one\n"
