@@ -224,6 +224,10 @@ SCHEMAS: dict[str, Any] = {
                         "register": BOOL,
                         "status": {"enum": ["unknown", "up", "down"]},
                         "status_at": NUM,
+                        "servers": {
+                            "type": "array",
+                            "items": obj({"address": STR, "down": BOOL}),
+                        },
                     }
                 ),
             },

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from pbx.api.context import context
 from pbx.api.metrics import CONTENT_TYPE, live_relay_counts
+from pbx.outbound import OutboundDialer
 
 routes = web.RouteTableDef()
 
@@ -14,9 +15,11 @@ routes = web.RouteTableDef()
 async def get_status(request: web.Request) -> web.Response:
     ctx = context(request)
     status = dict(ctx.pbx.status())
+    locator = getattr(ctx.pbx, "locator", None)
     status["trunks"] = [
         {"name": t.name, "enabled": t.enabled, "register": t.register, "status": t.status.value,
-         "status_at": t.status_at}
+         "status_at": t.status_at,
+         "servers": locator.servers(OutboundDialer.next_hop(t)) if locator is not None else []}
         for t in ctx.store.list_trunks()
     ]  # fmt: skip
     return web.json_response(status)

@@ -177,6 +177,17 @@ class Locator:
             return set()
         return {(t.host, t.port) for t in found}
 
+    def servers(self, hop: NextHop) -> list[dict[str, object]]:
+        """`hop`'s servers as known now, in the order they are tried, each with whether it
+        is passed over after a failure (for the status API); [] before the first lookup."""
+        found = self.located(hop) or []
+        now = self.clock()
+        return [
+            {"address": f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}",
+             "down": self.health.is_down((t.host, t.port, t.transport), now)}
+            for t in found
+        ]  # fmt: skip
+
     def start(self) -> None:
         """Refresh the names in use as their TTLs run out (from the running loop)."""
         if self._refresher is None:

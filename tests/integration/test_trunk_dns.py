@@ -81,8 +81,11 @@ def test_calls_go_to_the_first_srv_server_and_fail_over_to_the_next(
         assert answering.wait().ok
         [cdr] = pbx.wait_cdrs(1)
         assert cdr.disposition is Disposition.ANSWERED
-        # the failed server now goes last, for the next call too
+        # the failed server now goes last, for the next call too, as the status API shows
         assert located(pbx, TRUNK) == [("127.0.0.1", backup), ("127.0.0.1", main)]
+        servers = pbx.run(lambda: pbx.pbx.locator.servers(OutboundDialer.next_hop(TRUNK)))
+        assert servers == [{"address": f"127.0.0.1:{backup}", "down": False},
+                           {"address": f"127.0.0.1:{main}", "down": True}]  # fmt: skip
         assert f"query[SRV] {SRV}" in dns.queries()
     finally:
         pbx.stop()

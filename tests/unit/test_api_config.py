@@ -29,7 +29,7 @@ async def test_trunk_crud_hides_the_password(api: Api) -> None:
     assert [t["name"] for t in listing["items"]] == ["carrier"]
     status = await (await api.get("/api/v1/status")).json()
     assert status["trunks"] == [{"name": "carrier", "enabled": False, "register": False,
-                                 "status": "unknown", "status_at": 0.0}]  # fmt: skip
+                                 "status": "unknown", "status_at": 0.0, "servers": []}]  # fmt: skip
     assert (await api.delete("/api/v1/trunks/carrier")).status == 204
     response = await api.get("/api/v1/trunks/carrier")
     assert response.status == 404

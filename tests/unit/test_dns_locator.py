@@ -175,6 +175,11 @@ async def test_a_failed_server_goes_to_the_back_until_it_recovers() -> None:
     loc.failed(first)
     assert loc.located(SRV_HOP) == [second, third, first]
     assert loc.stats()["targets_down"] == 1
+    assert loc.servers(SRV_HOP) == [
+        {"address": "192.0.2.20:5080", "down": False},
+        {"address": "[2001:db8::20]:5080", "down": False},
+        {"address": "192.0.2.10:5070", "down": True},
+    ]
     clock.now += 31.0
     assert loc.located(SRV_HOP) == [first, second, third]
 
