@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "did",
     "group",
     "ban",
+    "backup",
 )
 
 

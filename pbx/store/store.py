@@ -29,6 +29,7 @@ extensions.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -46,7 +47,7 @@ from pbx.store.api import ApiQueries
 from pbx.store.bans import BanQueries
 from pbx.store.bindings import BindingQueries
 from pbx.store.cdrs import CDR_BATCH_S, CdrQueries, insert_cdrs
-from pbx.store.errors import DuplicateExtension, InvalidValue, UnknownExtension
+from pbx.store.errors import DuplicateExtension, InvalidValue, StoreError, UnknownExtension
 from pbx.store.location import WRITE_BEHIND_S, Location, write_pending
 from pbx.store.recordings import RecordingQueries
 from pbx.store.rows import (
@@ -223,6 +224,28 @@ class Store(TrunkQueries, RecordingQueries, ApiQueries, CdrQueries, BindingQueri
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def backup(self, destination: Path) -> int:
+        """A consistent copy of the whole database in `destination` (created owner-only),
+        through SQLite's online backup, so it can run while the PBX serves calls; the
+        copy's size in bytes. What is still in memory (bindings, CDRs) is written first."""
+        destination = Path(destination)
+        if destination.resolve() == self.path.resolve():
+            raise StoreError("the backup file cannot be the database itself")
+        with self._lock:
+            self.flush()
+            try:
+                destination.unlink(missing_ok=True)
+                os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                target = sqlite3.connect(destination)
+            except (OSError, sqlite3.Error) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise StoreError(f"cannot write {destination}: {reason}") from exc
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
+        return destination.stat().st_size
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
