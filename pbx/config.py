@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A setting a user gave cannot be used; the message says why."""
 
 
+HEARTBEAT_SETTING = "pbx_heartbeat"
+"""Settings key of the running PBX's heartbeat (JSON: pid, since, seen, sip, http, version),
+written by pbx.server and read by `deskpbx status`."""
+
+
 @dataclass(frozen=True, slots=True)
 class PbxConfig:
     data_dir: Path

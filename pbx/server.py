@@ -9,7 +9,9 @@ cleanly. `serve()` runs it in the foreground until SIGTERM/SIGINT;
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -22,7 +24,7 @@ from pbx import __version__
 from pbx.auth_ban import AuthBans
 from pbx.b2bua import B2bua
 from pbx.call import ALLOW
-from pbx.config import PbxConfig
+from pbx.config import HEARTBEAT_SETTING, PbxConfig
 from pbx.media.ports import PortAllocator
 from pbx.media.relay import Relay
 from pbx.net.dns import Locator
@@ -187,6 +189,7 @@ class Pbx:
                 raise
             self.endpoint.on_response_sent = self.api.metrics.count_response
         log.info("DeskPBX %s listening on %s", __version__, self.describe_listeners())
+        self._heartbeat()
         self._check_receive_buffers()
 
     def _reachable(self, address: str, transport: str) -> bool:
@@ -281,7 +284,21 @@ class Pbx:
             if removed:
                 log.info("purged %d expired bindings", removed)
             self.bans.keep_only(self.store.active_bans(self.wall()))  # `deskpbx ban lift`
+            self._heartbeat()
         self._schedule_purge()
+
+    def _heartbeat(self) -> None:
+        """Say in the database that this PBX runs, where, and since when: `deskpbx status`
+        (another process) reads it. Written at start and every minute; cleared at stop."""
+        assert self.store is not None
+        http = self.config.http
+        beat = {"pid": os.getpid(), "since": self.started_at, "seen": self.wall(),
+                "sip": self.describe_listeners(), "version": __version__,
+                "http": f"{http[0]}:{http[1]}" if http is not None else None}  # fmt: skip
+        try:
+            self.store.set_setting(HEARTBEAT_SETTING, json.dumps(beat))
+        except Exception:  # the PBX runs on whatever the disk says
+            log.exception("could not write the heartbeat")
 
     def _restore_bans(self) -> None:
         """Bans from before a restart still hold; new ones and lifts go to the database."""
@@ -340,6 +357,10 @@ class Pbx:
         await self.relay.aclose()
         await self.endpoint.close()
         if self.store is not None:
+            try:
+                self.store.set_setting(HEARTBEAT_SETTING, "")  # `deskpbx status`: stopped
+            except Exception:
+                log.exception("could not clear the heartbeat")
             self.store.close()
         log.info("DeskPBX stopped")
 
