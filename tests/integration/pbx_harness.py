@@ -15,7 +15,7 @@ from pbx.config import PbxConfig
 from pbx.net.transport import Listen
 from pbx.server import Pbx, run_in_thread
 from pbx.store import Cdr, Store
-from tests.integration.ports import free_port
+from tests.integration.ports import RTP_AREA, free_port
 
 PASSWORDS = {f"100{i}": f"secret-100{i}" for i in range(1, 10)}
 
@@ -25,7 +25,7 @@ _rtp_blocks = itertools.count(os.getpid() % 100)
 
 
 def rtp_block(size: int = 200) -> tuple[int, int]:
-    low = 40000 + (next(_rtp_blocks) * size) % 20000
+    low = RTP_AREA.start + (next(_rtp_blocks) * size) % len(RTP_AREA)
     return low, low + size - 1
 
 

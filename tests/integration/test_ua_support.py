@@ -24,7 +24,7 @@ _blocks = itertools.count(random.randrange(0, 40))
 
 def ua_rtp_block(size: int = 40) -> tuple[int, int]:
     """An RTP range for one UA: 21000-28999, below the kernel's ephemeral ports (32768+)
-    that free_port() and the PBX harness (40000-59999) draw from."""
+    that free_port() draws from and the PBX harness's RTP area (40000-59999)."""
     low = 21000 + (next(_blocks) * size) % 8000
     return low, low + size - 1
 
