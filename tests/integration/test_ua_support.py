@@ -23,8 +23,8 @@ _blocks = itertools.count(random.randrange(0, 40))
 
 
 def ua_rtp_block(size: int = 40) -> tuple[int, int]:
-    """An RTP range for one UA: 21000-28999, below the kernel's ephemeral ports (32768+)
-    that free_port() draws from and the PBX harness's RTP area (40000-59999)."""
+    """An RTP range for one UA: 21000-28999, below the peers' ports free_port() hands out
+    (29000-32767), the kernel's ephemeral ports and the PBX harness's RTP area."""
     low = 21000 + (next(_blocks) * size) % 8000
     return low, low + size - 1
 
