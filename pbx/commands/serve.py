@@ -134,6 +134,14 @@ def ban_exempt(text: str) -> tuple[str, ...]:
     return tuple(addresses)
 
 
+def dns_server_option(texts: list[str]) -> tuple[tuple[str, int], ...]:
+    """`--dns-server`, repeatable, as `serve` and `trunk test` take it; one line on error."""
+    try:
+        return tuple(parse_nameserver(text) for text in texts)
+    except ValueError as exc:
+        raise UsageError(f"--dns-server: {exc}") from None
+
+
 def config_from_args(args: argparse.Namespace) -> PbxConfig:
     from pbx.api.app import parse_http_listen
 
@@ -157,10 +165,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
     if args.auth_ban_after < 0 or not 0 < args.auth_ban_seconds < float("inf"):
         raise UsageError("--auth-ban-after must be 0 (off) or more, --auth-ban-seconds positive")
     exempt = ban_exempt(args.auth_ban_exempt)
-    try:
-        dns_servers = tuple(parse_nameserver(text) for text in args.dns_server)
-    except ValueError as exc:
-        raise UsageError(f"--dns-server: {exc}") from None
+    dns_servers = dns_server_option(args.dns_server)
     if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     return PbxConfig(

@@ -173,13 +173,9 @@ def cmd_test(args: argparse.Namespace, store: Store) -> int:
     trunk = store.get_trunk(args.name)
     if args.timeout <= 0 or args.timeout > 60:
         raise UsageError("--timeout must be between 0 and 60 seconds")
-    from pbx.net.dns import parse_nameserver
+    from pbx.commands.serve import dns_server_option
 
-    try:
-        servers = tuple(parse_nameserver(text) for text in args.dns_server)
-    except ValueError as exc:
-        raise UsageError(f"--dns-server: {exc}") from None
-    lines, ok = asyncio.run(probe(trunk, args.timeout, servers))
+    lines, ok = asyncio.run(probe(trunk, args.timeout, dns_server_option(args.dns_server)))
     for line in lines:
         print(line)
     return 0 if ok else 1
