@@ -313,7 +313,7 @@ class Pbx:
                 if until is None:
                     store.delete_ban(host)
                 else:
-                    store.save_ban(host, self.wall() + until - self.endpoint.now(), self.wall())  # type: ignore[union-attr]
+                    store.save_ban(host, self.wall() + until - self.monotonic(), self.wall())
             except Exception:  # the ban holds in memory whatever the disk says
                 log.exception("could not keep the ban of %s in the database", host)
 
