@@ -107,9 +107,25 @@ def test_invite_failure_over_a_lossy_link(fates: list[str], status: int) -> None
         e
         for e in client_events
         if isinstance(e, TransactionTimedOut)
-        or (isinstance(e, ResponseReceived) and e.response.status >= 300)
+        or (isinstance(e, ResponseReceived) and e.tx is not None and e.response.status >= 300)
     ]
     assert len(outcomes) == 1
+    assert client.transaction_count == server.transaction_count == 0
+
+
+def test_a_failure_resent_after_timer_b_reaches_the_tu_as_a_stray() -> None:
+    # The 7th INVITE (sent at 31.5 s) gets through, its 100 and first 486 are lost: Timer B
+    # ends the transaction at 32 s with one outcome, a timeout. The 486s the server then
+    # resends (Timer G, until Timer H) match no transaction: they reach the TU with tx None
+    # (RFC 3261 18.1.2), which is no second outcome of the transaction.
+    fates = ["lose"] * 6 + ["ok", "lose", "lose"]
+    client_events, _, client, server = simulate("INVITE", 486, fates)
+    assert isinstance(client_events[0], TransactionTimedOut) and client_events[0].tx is not None
+    strays = client_events[1:]
+    assert strays and all(
+        isinstance(e, ResponseReceived) and e.tx is None and e.response.status == 486
+        for e in strays
+    )
     assert client.transaction_count == server.transaction_count == 0
 
 
