@@ -377,7 +377,7 @@ class B2bua:
     def _fork(self, call: Call, binding: Binding) -> None:
         assert call.relay is not None
         peer = self._peer((binding.source_host, binding.source_port), binding.transport)
-        sdp = call.sdp_towards(Side.B, call.a_offer, peer.media_host)
+        sdp = call.offer_towards(Side.B, call.a_offer, peer.media_host)
         invite = fork_invite(call, binding.contact, peer, sdp, self.config.user_agent)
         call.forks_sent += 1
         tx = self.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
@@ -522,7 +522,7 @@ class B2bua:
         if status >= 200:
             response.headers.add("Allow", ALLOW)
         if sdp is not None and call.relay is not None:
-            response.body = call.sdp_towards(Side.A, sdp, call.a_peer.media_host)
+            response.body = call.answer_towards(Side.A, sdp, call.a_offer, call.a_peer.media_host)
             response.headers.add("Content-Type", SDP)
         if call.a_dialog is None:
             call.a_dialog = Dialog.uas(call.a_invite, response, call.a_peer.local)

@@ -292,10 +292,9 @@ class CallControl:
     def bridge_codecs(self, call: Call, answer: SessionDescription) -> None:
         """Leg B answered: when leg A settled on the other G.711 law (a transfer, or a
         click-to-call caller), the relay transcodes between them (RFC 3551 4.5.14)."""
-        codec, events = voice_codec(answer)
-        if call.a_waits and call.a_codec is None:  # leg A gets this very answer
-            call.a_codec, call.a_events = codec, events
+        if call.a_waits:  # leg A gets this very answer: Call.answer_towards settles the laws
             return
+        codec, events = voice_codec(answer)
         if codec is None or call.a_codec is None or call.relay is None:
             return
         try:

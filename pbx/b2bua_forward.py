@@ -128,7 +128,7 @@ class Forwarder:
         sdp = sdp_of(request)
         if sdp is not None:
             call.set_remote(side.leg, sdp)
-            body = call.sdp_towards(other, sdp, peer.media_host)
+            body = call.offer_towards(other, sdp, peer.media_host)
             call.last_sdp[side] = sdp  # what a phone's transfer offers (pbx.b2bua_refer)
             if side is Side.A:  # what a transfer's new leg B is offered from now on
                 call.a_offer = sdp
@@ -165,7 +165,12 @@ class Forwarder:
         if sdp is not None and call.relay is not None and peer is not None:
             call.set_remote(other.leg, sdp)
             call.last_sdp[other] = sdp
-            answer.body = call.sdp_towards(side, sdp, peer.media_host)
+            offer = sdp_of(pending.request)  # None: the far phone made the offer (late offer)
+            answer.body = (
+                call.sdp_towards(side, sdp, peer.media_host)
+                if offer is None
+                else call.answer_towards(side, sdp, offer, peer.media_host)
+            )
             answer.headers.add("Content-Type", SDP_TYPE)
         if 200 <= status < 300 and peer is not None:
             answer.headers.add("Contact", peer.local.contact)

@@ -139,7 +139,7 @@ class TrunkCalls:
             from_tag=call.a_tag,
             local=peer.local,
             caller=call.caller,
-            sdp=call.sdp_towards(Side.B, call.a_offer, peer.media_host),
+            sdp=call.offer_towards(Side.B, call.a_offer, peer.media_host),
             display="" if call.originated else (a.from_.display or ""),
             x_headers=tuple(call.x_headers.items()),
             max_forwards=max(0, (70 if a.max_forwards is None else a.max_forwards) - 1),

@@ -14,11 +14,20 @@ import enum
 from dataclasses import dataclass, field
 
 from pbx.media.relay import Leg, RelaySession
+from pbx.media.transcode import TranscodeError, transcoders_for_call
 from pbx.sip.dialog import AnswerRetransmitter, Dialog, DialogSet, LocalEndpoint, new_branch
 from pbx.sip.entropy import random_bytes
 from pbx.sip.errors import ParseError
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import AUXILIARY, Codec, LocalSession, SessionDescription, rewrite_for_relay
+from pbx.sip.sdp import (
+    AUXILIARY,
+    Codec,
+    LocalSession,
+    SessionDescription,
+    rewrite_for_relay,
+    settled_law,
+    with_other_law,
+)
 from pbx.sip.transaction import ClientKey, TransactionKey
 from pbx.store import Binding, Cdr, Disposition, HangupSide, RecordPolicy
 
@@ -169,6 +178,36 @@ class Call:
         port = self.relay.local(side.leg).rtp
         body = rewrite_for_relay(sdp, media_host, port, origin=session.origin)
         return bytes(session.describe(body))
+
+    def offer_towards(self, side: Side, offer: SessionDescription, media_host: str) -> bytes:
+        """The other phone's SDP offer as the phone on `side` gets it: through the relay, and
+        listing the G.711 law the offerer left out (pbx.sip.sdp.with_other_law)."""
+        return self.sdp_towards(side, with_other_law(offer), media_host)
+
+    def answer_towards(
+        self, side: Side, answer: SessionDescription, offer: SessionDescription, media_host: str
+    ) -> bytes:
+        """The other phone's SDP `answer` to `offer` (what the phone on `side` offered, as it
+        sent it) as that phone gets it. When the answerer took the G.711 law the offer left
+        out, the phone on `side` is answered in its own law and the relay converts."""
+        delivered, mine, theirs = settled_law(answer, offer)
+        if mine is not None and theirs is not None:
+            self.settle(side, mine, theirs, voice_codec(answer)[1])
+        return self.sdp_towards(side, delivered, media_host)
+
+    def settle(self, side: Side, mine: Codec, theirs: Codec, events: int | None) -> None:
+        """The phone on `side` now sends and expects `mine`, the other phone `theirs` (the
+        latest offer/answer, RFC 3264 8): the relay transcodes when they differ and stops
+        when they agree again. `events` is the telephone-event type both were given."""
+        a, b = (mine, theirs) if side is Side.A else (theirs, mine)
+        self.a_codec, self.a_events = a, events
+        if self.relay is None:
+            return
+        try:
+            pair = transcoders_for_call(a, b, events, events)
+        except TranscodeError:  # settled_law only pairs the two laws: not reached
+            return
+        self.relay.set_transcoders(*pair)
 
     def set_remote(self, leg: Leg, sdp: SessionDescription) -> bool:
         """Point the relay's `leg` at the audio address of `sdp` (RFC 4566 c=/m=).

@@ -214,8 +214,10 @@ class RelaySession:
         `pbx.media.transcode.transcoders_for_call(a_codec, b_codec)` gives the pair.
         """
         self._check_open()
-        self._transcoders = {Leg.A: a_to_b, Leg.B: b_to_a}
-        self._rewire()
+        transcoders = {Leg.A: a_to_b, Leg.B: b_to_a}
+        if transcoders != self._transcoders:  # every answer settles the laws, most the same
+            self._transcoders = transcoders
+            self._rewire()
 
     def quality_summary(self) -> dict[Leg, dict[str, object]] | None:
         """Per-leg packets, loss, jitter, RTT and MOS for the CDR (pbx.media.leg_stats),

@@ -831,6 +831,70 @@ def restrict_offer(
     return replace(sd, media=tuple(media))
 
 
+_LAWS = {"PCMU": PCMU, "PCMA": PCMA}
+_OTHER_LAW = {"PCMU": PCMA, "PCMA": PCMU}
+
+
+def _first_audio(sd: SessionDescription) -> int | None:
+    """The index of the first active RTP audio stream, the one a call's voice takes."""
+    return next(
+        (i for i, m in enumerate(sd.media) if m.kind == "audio" and m.port and m.is_rtp), None
+    )
+
+
+def with_other_law(offer: SessionDescription) -> SessionDescription:
+    """`offer` as a B2BUA passes it on when it can transcode G.711: an offer that lists one
+    law only (PCMU or PCMA) also lists the other, last, so a phone set to A-law alone can take
+    a call from one set to mu-law alone, as it can through Asterisk or FreeSWITCH. Both laws
+    sample at 8 kHz one octet a sample (RFC 3551 4.5.14), so the relay converts between them
+    with a table (pbx.media.transcode); `settled_law` turns the answer back. Any other offer
+    comes back as it is."""
+    at = _first_audio(offer)
+    if at is None:
+        return offer
+    stream = offer.media[at]
+    laws = {c.name.upper() for c in stream.codecs()} & _LAWS.keys()
+    if len(laws) != 1:
+        return offer
+    other = _OTHER_LAW[laws.pop()]
+    if any(f.fmt == str(other.payload_type) for f in stream.formats):
+        return offer  # its number already names something else
+    media = list(offer.media)
+    media[at] = replace(stream, formats=(*stream.formats, other.as_format()))
+    return replace(offer, media=tuple(media))
+
+
+def settled_law(
+    answer: SessionDescription, offer: SessionDescription
+) -> tuple[SessionDescription, Codec | None, Codec | None]:
+    """(the answer as the offerer gets it, the offerer's voice codec, the answerer's).
+
+    When the answerer chose the G.711 law the offerer did not list (`with_other_law` added
+    it), the offerer's own law takes its place and the codecs differ: the relay transcodes.
+    Otherwise the answer is unchanged and both codecs are its first voice codec (None when
+    it has no active audio stream or no voice codec)."""
+    at = _first_audio(answer)
+    if at is None:
+        return answer, None, None
+    stream = answer.media[at]
+    codecs = stream.codecs()
+    theirs = next((c for c in codecs if c.name.lower() not in AUXILIARY), None)
+    if theirs is None:
+        return answer, None, None
+    offered = _first_audio(offer)
+    listed = offer.media[offered].codecs() if offered is not None else ()
+    if theirs.name.upper() not in _LAWS or any(theirs.same_codec(c) for c in listed):
+        return answer, theirs, theirs
+    mine = next((c for c in listed if c.same_codec(_OTHER_LAW[theirs.name.upper()])), None)
+    if mine is None:
+        return answer, theirs, theirs  # not an answer to our offer: left as it came
+    auxiliary = {str(c.payload_type) for c in codecs if c.name.lower() in AUXILIARY}
+    formats = (mine.as_format(), *(f for f in stream.formats if f.fmt in auxiliary))
+    media = list(answer.media)
+    media[at] = replace(stream, formats=formats)
+    return replace(answer, media=tuple(media)), mine, theirs
+
+
 def with_direction(sd: SessionDescription, direction: Direction) -> SessionDescription:
     """Our next offer with every active audio stream set to `direction`: SENDONLY (or INACTIVE)
     to hold, SENDRECV to resume (RFC 3264 section 8.4)."""

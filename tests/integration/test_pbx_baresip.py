@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from pbx.store import Disposition
@@ -22,10 +23,12 @@ pytestmark = [
 ]
 
 
-def phone(tmp_path, number: str, pbx_port: int, tone: int, rtp_low: int) -> Baresip:
+def phone(
+    tmp_path, number: str, pbx_port: int, tone: int, rtp_low: int, codecs: str = "PCMU,PCMA"
+) -> Baresip:
     account = (
         f"<sip:{number}@127.0.0.1:{pbx_port}>;auth_pass={PASSWORDS[number]};"
-        "regint=300;answermode=auto;audio_codecs=PCMU,PCMA"
+        f"regint=300;answermode=auto;audio_codecs={codecs}"
     )
     config = BaresipConfig(number, free_port(step=2), free_port(), rtp_low, tone, account)
     return Baresip(config, tmp_path)
@@ -56,3 +59,44 @@ def test_two_baresips_call_through_the_pbx_with_two_way_audio(tmp_path):
     assert cdr.media_stats is not None
     assert cdr.media_stats["caller"]["packets_in"] > 50
     assert cdr.media_stats["callee"]["packets_in"] > 50
+
+
+def tone_purity(samples, rate: int, hz: float) -> float:
+    """The share of a signal's energy (DC left out) within 30 Hz of `hz`: near 1 for a sine
+    that went through G.711 coding, well below for one decoded with the wrong law."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1.0 / rate)
+    spectrum[freqs < 50] = 0
+    return float(spectrum[np.abs(freqs - hz) < 30].sum() / spectrum.sum())
+
+
+def test_a_mu_law_phone_and_an_a_law_phone_talk_through_the_relay_transcoding(tmp_path):
+    """The caller offers PCMU alone, the callee takes PCMA alone: the PBX offers the callee
+    both laws, answers the caller in PCMU and the relay converts, also after a hold and
+    resume (re-INVITEs both ways through the same rules)."""
+    pbx = start_pbx(tmp_path / "pbx", auth_algorithms=("MD5",))
+    alice = phone(tmp_path, "1001", pbx.port, 440, 32000, codecs="PCMU")
+    bob = phone(tmp_path, "1002", pbx.port, 1000, 32020, codecs="PCMA")
+    try:
+        with alice, bob:
+            alice.wait_registered()
+            bob.wait_registered()
+            alice.dial(f"sip:1002@127.0.0.1:{pbx.port}")
+            alice.wait_event("CALL_ESTABLISHED")
+            bob.wait_event("CALL_ESTABLISHED")
+            time.sleep(1.0)
+            alice.command("hold")
+            time.sleep(1.0)
+            alice.command("resume")
+            time.sleep(2.0)
+            alice.hangup()
+            bob.wait_event("CALL_CLOSED")
+        [cdr] = pbx.wait_cdrs(1)
+    finally:
+        pbx.stop()
+    assert cdr.disposition is Disposition.ANSWERED
+    for heard_by, tone in ((alice, 1000), (bob, 440)):
+        samples, rate = heard_by.decoded_audio()
+        tail = samples[-rate:]  # the last second: after the resume
+        assert abs(dominant_frequency(tail, rate) - tone) < 20
+        assert tone_purity(tail, rate, tone) > 0.97, heard_by.config.name

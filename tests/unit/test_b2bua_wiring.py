@@ -255,14 +255,17 @@ def test_the_voice_codec_is_the_first_one_that_is_not_an_event_or_comfort_noise(
 def test_a_transfer_to_a_phone_on_the_other_g711_law_is_transcoded() -> None:
     b2bua = B2bua(WireEndpoint(), None, None, None, None,  # type: ignore[arg-type]
                   PbxConfig(data_dir=Path("/nonexistent")))  # fmt: skip
-    call = make_call()
+    call = make_call()  # the caller offered PCMA
     relay = call.relay = TranscodingRelay()  # type: ignore[assignment]
-    b2bua.control.bridge_codecs(call, _answer_sdp(0, "PCMU", events=101))  # the first callee
-    assert (call.a_codec.name if call.a_codec else None, call.a_events) == ("PCMU", 101)
-    assert relay.transcoders == []  # both phones use the one answer: nothing to do
-    call.rerouting = True  # transferred: the new callee answers A-law, events as 96
-    b2bua.control.bridge_codecs(call, _answer_sdp(8, "PCMA", events=96))
-    [(a_to_b, b_to_a)] = relay.transcoders
-    packet = bytes([0x80, 0]) + bytes(10) + bytes([0xFF] * 4)  # PCMU silence from leg A
-    assert a_to_b(packet)[1] == 8 and b_to_a(bytes([0x80, 96]) + bytes(14))[1] == 101
-    assert a_to_b(packet)[12:] == bytes([0xD5] * 4)  # mu-law 0xFF is A-law 0xD5 (G.711)
+    first = _answer_sdp(8, "PCMA", events=101)  # the first callee
+    b2bua.control.bridge_codecs(call, first)  # the caller gets this very answer...
+    call.answer_towards(Side.A, first, call.a_offer, "127.0.0.1")  # ...which settles leg A
+    assert (call.a_codec.name if call.a_codec else None, call.a_events) == ("PCMA", 101)
+    assert all(pair == (None, None) for pair in relay.transcoders)  # one law: nothing to do
+    call.rerouting = True  # transferred: the new callee answers mu-law, events as 96
+    b2bua.control.bridge_codecs(call, _answer_sdp(0, "PCMU", events=96))
+    a_to_b, b_to_a = relay.transcoders[-1]
+    packet = bytes([0x80, 0]) + bytes(10) + bytes([0xFF] * 4)  # mu-law silence from leg B
+    assert b_to_a(packet)[1] == 8 and b_to_a(bytes([0x80, 96]) + bytes(14))[1] == 101
+    assert b_to_a(packet)[12:] == bytes([0xD5] * 4)  # mu-law 0xFF is A-law 0xD5 (G.711)
+    assert a_to_b(bytes([0x80, 8]) + bytes(14))[1] == 0

@@ -251,3 +251,36 @@ def test_sdp_towards_each_side_keeps_one_origin_and_bumps_its_version_on_change(
     assert again.origin.session_version == early.origin.session_version
     assert held.origin.session_version == early.origin.session_version + 1
     assert held.media[0].direction is not None and held.media[0].direction.value == "recvonly"
+
+
+class LawRelay(PortsRelay):
+    def __init__(self) -> None:
+        super().__init__()
+        self.transcoders: list[tuple[object, object]] = []
+
+    def set_transcoders(self, a_to_b: object, b_to_a: object) -> None:
+        self.transcoders.append((a_to_b, b_to_a))
+
+
+def test_phones_on_different_laws_are_offered_both_and_bridged_by_the_relay():
+    call = make_call()  # the caller offered A-law (8) alone
+    relay = call.relay = LawRelay()  # type: ignore[assignment]
+    offered = SessionDescription.parse(call.offer_towards(Side.B, call.a_offer, "10.1.1.1"))
+    assert [f.fmt for f in offered.media[0].formats] == ["8", "0"]
+    mu_law = SessionDescription.parse(
+        b"v=0\r\no=- 2 2 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n"
+        b"m=audio 5000 RTP/AVP 0\r\n"
+    )
+    delivered = SessionDescription.parse(
+        call.answer_towards(Side.A, mu_law, call.a_offer, "10.2.2.2")
+    )
+    assert [f.fmt for f in delivered.media[0].formats] == ["8"]  # the caller's own law
+    assert call.a_codec is not None and call.a_codec.name == "PCMA"
+    a_to_b, b_to_a = relay.transcoders[-1]
+    assert a_to_b(bytes([0x80, 8]) + bytes(14))[1] == 0  # A-law in, mu-law out
+    assert b_to_a(bytes([0x80, 0]) + bytes(14))[1] == 8
+    # a later exchange (the callee's re-INVITE, answered by the caller in mu-law, which the
+    # PBX offered it) leaves both on one law: the relay stops converting
+    call.answer_towards(Side.B, mu_law, offered, "10.1.1.1")
+    assert relay.transcoders[-1] == (None, None)
+    assert call.a_codec.name == "PCMU"
