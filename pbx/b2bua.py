@@ -419,6 +419,7 @@ class B2bua:
                 self.forwarder.ack_stray(response)
             return
         fork = call.forks[ev.tx]  # type: ignore[index]
+        fork.heard = True
         status = response.status
         if status == 100:
             return

@@ -10,6 +10,12 @@ only fork: a 401/407 is answered once with the trunk's credentials (RFC 3261
 concurrent calls are counted by the cursor's slot, freed when the call ends;
 "503 Service Full/Down/No Resource" when no trunk has room lands in the CDR.
 
+A server that says nothing at all, not even 100 Trying (which RFC 3261 17.2.1
+has it send within 200 ms), is passed over after SILENT_SERVER_S seconds
+when there is another server or trunk to try, as OpenSIPS does with its
+5-second fr_timeout, instead of after Timer B's 32 s: the caller would hang
+up first. Its INVITE is CANCELled should it wake up (9.1).
+
 Inbound: pbx.inbound.InboundGate recognises a carrier by source address or
 by the registration contact user (RFC 3261 10.2.1), before any digest check;
 an unknown, unauthenticated source calling a number that is no extension
@@ -41,6 +47,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SILENT_SERVER_S = 5.0
+"""Seconds without any response from a trunk's server before the call moves on."""
+
 
 class TrunkCalls:
     """Outbound routing, carrier forks and inbound DIDs, keyed by call label and fork tx."""
@@ -56,6 +65,9 @@ class TrunkCalls:
         # fork -> (trunk attempt, the server it went to, the servers left to try)
         self.forks: dict[ClientKey, tuple[TrunkAttempt, NextHop, tuple[NextHop, ...]]] = {}
         self.waves: dict[str, tuple[list[list[Binding]], float]] = {}
+        self.silent_after = SILENT_SERVER_S
+        #: Forks passed over for silence: what they say later changes nothing.
+        self.passed_over: set[ClientKey] = set()
 
     # ------------------------------------------------------------------ admission
 
@@ -165,6 +177,36 @@ class TrunkCalls:
         call.forks[tx] = Fork(binding, invite, tx, peer)
         b._by_fork[tx] = call
         self.forks[tx] = (attempt, hop, rest)
+        loop = asyncio.get_running_loop()
+        call.timers.append(loop.call_later(self.silent_after, self._silent, call, tx))
+
+    def _silent(self, call: Call, tx: ClientKey) -> None:
+        """No word from the server `tx` went to: the next server or trunk, when there is one."""
+        fork, entry = call.forks.get(tx), self.forks.get(tx)
+        if fork is None or entry is None or fork.heard or fork.final is not None:
+            return
+        if call.ended or call.b_dialog is not None:
+            return
+        attempt, hop, rest = entry
+        cursor = self.cursors.get(call.label)
+        if not rest and (cursor is None or not cursor.remaining):
+            return  # nowhere else to go: Timer B has the last word
+        fork.timed_out = True
+        self.passed_over.add(tx)
+        self.b2bua.sip.cancel(tx)  # sent if it ever answers provisionally (9.1)
+        self._server_failed(call, attempt, hop, rest, f"silent for {self.silent_after:g} s")
+
+    def _server_failed(
+        self, call: Call, attempt: TrunkAttempt, hop: NextHop, rest: tuple[NextHop, ...], why: str
+    ) -> None:
+        """The server at `hop` failed the call: its next server, else the next trunk."""
+        self.b2bua.locator.failed(hop)
+        log.info("[%s] trunk %s: %s:%d failed (%s): %s", call.label, attempt.trunk.name,
+                 hop.host, hop.port, why, "its next server" if rest else "next trunk")  # fmt: skip
+        if rest:
+            self._dial(call, attempt, list(rest))
+        else:
+            self.next_trunk(call)
 
     def owns(self, tx: TransactionKey | None) -> bool:
         return tx in self.forks
@@ -172,20 +214,17 @@ class TrunkCalls:
     def failed(self, call: Call, fork: Fork, response: Response | None) -> None:
         """A trunk said no or nothing: answer its challenge, fail over, or give up."""
         attempt, hop, rest = self.forks[fork.tx]
+        if fork.tx in self.passed_over:
+            self.passed_over.discard(fork.tx)  # its 487, or Timer B: the call has moved on
+            return
         if call.ended or call.b_dialog is not None:
             return
         step = self.dialer.after_failure(response, fork.invite, attempt.trunk)
         if step.action is Action.RETRY and step.request is not None:
             self._send(call, attempt, step.request, fork.peer, hop, rest)
         elif server_failed(response):  # RFC 3263 §4.3: the next server, then the next trunk
-            self.b2bua.locator.failed(hop)
-            log.info("[%s] trunk %s: %s:%d failed (%s): %s", call.label, attempt.trunk.name,
-                     hop.host, hop.port, "timeout" if response is None else response.status,
-                     "its next server" if rest else "next trunk")  # fmt: skip
-            if rest:
-                self._dial(call, attempt, list(rest))
-            else:
-                self.next_trunk(call)
+            why = "timeout" if response is None else str(response.status)
+            self._server_failed(call, attempt, hop, rest, why)
         elif step.action is Action.FAILOVER or response is None:
             log.info("[%s] trunk %s failed (%s): next trunk", call.label, attempt.trunk.name,
                      "timeout" if response is None else response.status)  # fmt: skip
@@ -251,6 +290,7 @@ class TrunkCalls:
         """Leg B is gone (the call ended or is transferred): free its trunk slot and forks."""
         for tx in call.forks:
             self.forks.pop(tx, None)
+            self.passed_over.discard(tx)
         cursor = self.cursors.pop(call.label, None)
         if cursor is not None:
             cursor.release()

@@ -83,6 +83,8 @@ class Fork:
     peer: Peer
     final: Response | None = None
     timed_out: bool = False
+    #: Any response came, 100 Trying included (a trunk's silent server is passed over).
+    heard: bool = False
 
 
 @dataclass(slots=True)

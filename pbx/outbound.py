@@ -109,6 +109,11 @@ class AttemptCursor:
                 return attempt
         return SERVICE_DOWN if self.sent else SERVICE_FULL
 
+    @property
+    def remaining(self) -> bool:
+        """Whether the plan has trunks not tried yet (with room or not)."""
+        return self.index < len(self.plan.attempts)
+
     def release(self) -> None:
         """Free the slot (call ended, or this trunk failed); safe to call twice."""
         if self.current is not None:

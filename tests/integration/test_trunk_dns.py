@@ -9,6 +9,7 @@ recognised as the trunk's. The PBX asks only the test's dnsmasq (`dns_servers`).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -87,6 +88,58 @@ def test_calls_go_to_the_first_srv_server_and_fail_over_to_the_next(
         assert servers == [{"address": f"127.0.0.1:{backup}", "down": False},
                            {"address": f"127.0.0.1:{main}", "down": True}]  # fmt: skip
         assert f"query[SRV] {SRV}" in dns.queries()
+    finally:
+        pbx.stop()
+
+
+def test_a_silent_server_is_passed_over_within_seconds_not_after_timer_b(
+    tmp_path: Path, servers: tuple[int, int], dns: Dnsmasq
+) -> None:
+    """The priority-10 server takes the INVITE and says nothing (not even 100 Trying): after
+    SILENT_SERVER_S (5 s) the call goes to the next server, not after Timer B's 32 s."""
+    main, backup = servers
+    provision(tmp_path / "pbx", [TRUNK], (ROUTE,))
+    pbx = start_pbx(tmp_path / "pbx", dns_servers=(dns.server,))
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", main))  # reads nothing, answers nothing
+    try:
+        answering = carrier(
+            tmp_path, "carrier_answer.xml", backup, EXPECTED_RURI_USER="30123456",
+            EXPECTED_FROM_USER="\\+4930111", EXPECTED_PAI="^INVITE sip:30123456@carrier",
+        )  # fmt: skip
+        caller = call(pbx, tmp_path, "uac_call.xml", "030123456").wait()
+        assert caller.ok, caller.log
+        assert answering.wait().ok
+        [cdr] = pbx.wait_cdrs(1)
+        assert cdr.disposition is Disposition.ANSWERED and cdr.answer is not None
+        assert 4.5 < cdr.answer - cdr.start < 15  # the silence, not Timer B (32 s)
+        assert silent.recv(65535).startswith(b"INVITE ")  # it was asked first
+        servers = pbx.run(lambda: pbx.pbx.locator.servers(OutboundDialer.next_hop(TRUNK)))
+        assert servers[-1] == {"address": f"127.0.0.1:{main}", "down": True}
+    finally:
+        silent.close()
+        pbx.stop()
+
+
+def test_a_passed_over_server_that_wakes_up_is_cancelled_and_the_call_goes_on(
+    tmp_path: Path, servers: tuple[int, int], dns: Dnsmasq
+) -> None:
+    """The silent server rings at 6 s, while the next server's phone still rings: it gets the
+    CANCEL that was waiting for it (RFC 3261 9.1), and its 487 does not end the call, which
+    the next server answers at about 9 s."""
+    main, backup = servers
+    provision(tmp_path / "pbx", [TRUNK], (ROUTE,))
+    pbx = start_pbx(tmp_path / "pbx", dns_servers=(dns.server,))
+    try:
+        late = carrier(tmp_path, "carrier_wakes_late.xml", main, WAKE_MS="6000")
+        answering = carrier(tmp_path, "carrier_ring_answer.xml", backup, RING_MS="4000")
+        caller = call(pbx, tmp_path, "uac_call.xml", "030123456").wait()
+        assert caller.ok, caller.log
+        assert late.wait().ok  # 180, CANCEL, 200, 487, ACK
+        assert answering.wait().ok
+        [cdr] = pbx.wait_cdrs(1)
+        assert cdr.disposition is Disposition.ANSWERED and cdr.answer is not None
+        assert cdr.answer - cdr.start > 8.5  # answered by the next server, after the 487
     finally:
         pbx.stop()
 
