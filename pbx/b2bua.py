@@ -73,7 +73,7 @@ from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import SessionDescription
-from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transaction import COMPLETED_ELSEWHERE, ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.sip.uri import SipUri
 from pbx.store import Binding, Disposition, HangupSide, Store
@@ -399,6 +399,7 @@ class B2bua:
             return
         log.info("[%s] cancelled by the caller", call.label)
         call.hangup_side = HangupSide.CALLER
+        call.cancel_reason = ev.request.headers.get("Reason")  # passed on (RFC 3326)
         self._fail(call, 487, "Request Terminated", Disposition.CANCELLED)
 
     def _no_answer(self, call: Call) -> None:
@@ -461,7 +462,7 @@ class B2bua:
         self._by_dialog[dialog.id] = (call, Side.B)
         for other in call.pending_forks():
             if other is not fork:
-                self.sip.cancel(other.tx)
+                self.sip.cancel(other.tx, COMPLETED_ELSEWHERE)
         if sdp is not None:
             call.set_remote(Leg.B, sdp)
             call.last_sdp[Side.B] = sdp
@@ -566,7 +567,7 @@ class B2bua:
         if call.a_final_sent:
             return
         for fork in call.pending_forks():
-            self.sip.cancel(fork.tx)
+            self.sip.cancel(fork.tx, call.cancel_reason)
         call.sip_code, call.sip_reason, call.disposition = status, reason, disposition
         response = call.a_invite.make_response(status, reason, to_tag=call.a_tag)
         if call.a_dialog is not None:

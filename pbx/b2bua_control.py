@@ -56,7 +56,7 @@ from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import ResponseReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import SessionDescription, make_offer
-from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transaction import COMPLETED_ELSEWHERE, ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.store import Binding, Disposition, HangupSide
 
@@ -251,7 +251,7 @@ class CallControl:
         b._by_dialog[dialog.id] = (call, Side.A)
         for other in _pending(call.a_forks):
             if other is not fork:
-                b.sip.cancel(other.tx)
+                b.sip.cancel(other.tx, COMPLETED_ELSEWHERE)
         sdp = sdp_of(response)
         if sdp is None or not call.set_remote(Leg.A, sdp):
             self.end_placed(call, 488, "Not Acceptable Here (no usable answer)", Disposition.FAILED)

@@ -65,7 +65,7 @@ from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.sdp import Direction, SessionDescription, rewrite_for_relay
-from pbx.sip.transaction import ClientKey, TransactionKey
+from pbx.sip.transaction import COMPLETED_ELSEWHERE, ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.store import Disposition, HangupSide
 from pbx.ua.transfer import split_refer_to
@@ -448,7 +448,7 @@ class ReferHandler:
         transfer.state = TransferState.DONE
         for other in transfer.pending():
             if other is not fork:
-                b.sip.cancel(other.tx)
+                b.sip.cancel(other.tx, COMPLETED_ELSEWHERE)
         self._drop_forks(transfer)
         self.active.pop(call.label, None)
         sdp = sdp_of(response)

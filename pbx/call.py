@@ -145,6 +145,9 @@ class Call:
     #: answer the other G.711 law, and the relay then transcodes (pbx.b2bua_control).
     a_codec: Codec | None = None
     a_events: int | None = None
+    #: The Reason header (RFC 3326) of the caller's CANCEL, passed on to the forks' CANCELs:
+    #: "Call completed elsewhere" from a carrier keeps it off the phones' missed calls.
+    cancel_reason: str | None = None
     #: The latest SDP each side's phone sent, offer or answer: what a transfer target is
     #: offered, and whether the transferee was left on hold (pbx.b2bua_refer).
     last_sdp: dict[Side, SessionDescription] = field(default_factory=dict)

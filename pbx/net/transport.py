@@ -488,8 +488,8 @@ class SipEndpoint:
         self.core.send_stateless(message, hop.address, hop.transport)
         self.flush()
 
-    def cancel(self, tx: ClientKey) -> bool:
-        sent = self.core.cancel(tx, self.now())
+    def cancel(self, tx: ClientKey, reason: str | None = None) -> bool:
+        sent = self.core.cancel(tx, self.now(), reason)
         self.flush()
         return sent
 

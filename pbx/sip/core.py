@@ -203,6 +203,8 @@ class SipCore:
         self._trying: list[Transaction] = []  # new INVITEs whose 100 waits for pop_outgoing
         self._server_methods: set[str] = set()  # methods of server transactions, for 9.2
         self._keepers: list[AnswerKeeper] = []
+        self._cancel_reasons: dict[TransactionKey, str] = {}
+        """Reason headers (RFC 3326) for CANCELs still waiting for a provisional (9.1)."""
         self._fingerprints: dict[int, tuple[ServerKey, int]] = {}
         """hash(request datagram) -> (its server transaction's key, its length), for UDP
         requests with an RFC 3261 branch: see `_resent`."""
@@ -424,8 +426,9 @@ class SipCore:
         """Queue `message` outside any transaction (the ACK for a 2xx, 2xx retransmissions)."""
         self._outgoing.append(Outgoing(bytes(message), destination, transport.upper()))
 
-    def cancel(self, tx_key: ClientKey, now: float) -> bool:
-        """Cancel the INVITE of client transaction `tx_key` (9.1).
+    def cancel(self, tx_key: ClientKey, now: float, reason: str | None = None) -> bool:
+        """Cancel the INVITE of client transaction `tx_key` (9.1), with a Reason header
+        (RFC 3326) when `reason` is given.
 
         The CANCEL goes out at once if a provisional response has arrived, or
         when the first one does. Returns False when there is nothing left to
@@ -436,6 +439,8 @@ class SipCore:
             return False
         if tx.state not in (State.CALLING, State.PROCEEDING):
             return False
+        if reason:
+            self._cancel_reasons[tx_key] = reason
         self._apply(tx, tx.handle(Input.CANCEL, now), tx.destination, now)
         self.handle_timers(now)
         return True
@@ -583,7 +588,7 @@ class SipCore:
     def _on_send_cancel(
         self, tx: Transaction, action: Action, source: tuple[str, int], now: float
     ) -> None:
-        cancel = build_cancel(tx.request)
+        cancel = build_cancel(tx.request, self._cancel_reasons.pop(tx.key, None))
         key = client_key(cancel)
         if key in self._transactions:
             return
@@ -603,6 +608,8 @@ class SipCore:
     ) -> None:
         if self._transactions.get(tx.key) is tx:
             del self._transactions[tx.key]
+            if self._cancel_reasons:  # a CANCEL that never went out (no 1xx came)
+                self._cancel_reasons.pop(tx.key, None)
             fingerprint = self._fingerprint_of.pop(tx.key, None)
             if fingerprint is not None:
                 self._forget_fingerprint(fingerprint, tx.key)

@@ -318,12 +318,13 @@ def build_ack(invite: Request, response: Response) -> Request:
     return Request("ACK", invite.uri, headers)
 
 
-def build_cancel(invite: Request) -> Request:
+def build_cancel(invite: Request, reason: str | None = None) -> Request:
     """A CANCEL for `invite` (RFC 3261 9.1).
 
     Request-URI, Call-ID, To, From, CSeq number and Route as in the INVITE,
     CSeq method CANCEL, and one Via equal to the INVITE's top Via, so the
-    CANCEL's branch matches the INVITE's (9.2 matching at the UAS).
+    CANCEL's branch matches the INVITE's (9.2 matching at the UAS). `reason` is a
+    Reason header value (RFC 3326), e.g. COMPLETED_ELSEWHERE.
     """
     headers = Headers()
     headers.add("Via", invite.headers.getall("Via")[0])
@@ -333,7 +334,14 @@ def build_cancel(invite: Request) -> Request:
     for name in ("From", "To", "Call-ID"):
         headers.add(name, _raw(invite, name))
     headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
+    if reason:
+        headers.add("Reason", reason)
     return Request("CANCEL", invite.uri, headers)
+
+
+COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+"""The Reason (RFC 3326) of a CANCEL to the phones that lost a forked call to another: phones
+then do not list it as missed (what Asterisk, FreeSWITCH and 3CX send)."""
 
 
 def _raw(message: Request | Response, name: str) -> str:

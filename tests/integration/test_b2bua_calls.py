@@ -42,8 +42,9 @@ def test_forking_first_answer_wins_and_the_other_contact_is_cancelled(pbx, tmp_p
         b.contact for b in pbx.pbx.store.active_bindings(pbx.pbx.wall(), "1002")
     ))  # fmt: skip
     assert contacts == sorted(f"sip:1002@127.0.0.1:{p}" for p in (answer_port, ring_port))
-    # The ringing phone only passes if it gets CANCEL, answers 200 and 487, and gets the ACK.
-    ringing = callee(tmp_path, "uas_ring.xml", ring_port)
+    # The ringing phone only passes if it gets CANCEL saying the call was completed elsewhere
+    # (RFC 3326: no missed call on that phone), answers 200 and 487, and gets the ACK.
+    ringing = callee(tmp_path, "uas_ring_elsewhere.xml", ring_port)
     answering = callee(tmp_path, "uas_answer_x.xml", answer_port)
     result = caller(pbx, tmp_path, "uac_call.xml", "1001", "1002", pause_ms=1000).wait()
     assert result.ok, result.log
@@ -53,6 +54,20 @@ def test_forking_first_answer_wins_and_the_other_contact_is_cancelled(pbx, tmp_p
     [cdr] = pbx.wait_cdrs(1)
     assert (cdr.disposition, cdr.sip_code) == (Disposition.ANSWERED, 200)
     assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["calls"]) == 0
+
+
+def test_the_reason_of_the_callers_cancel_reaches_the_ringing_phone(pbx, tmp_path):
+    """A caller (a carrier, a ring group upstream) cancels because the call was answered
+    elsewhere: the CANCEL to the ringing phone says so too (RFC 3326)."""
+    port = free_port()
+    assert register(pbx, tmp_path, "1002", port).ok
+    ringing = callee(tmp_path, "uas_ring_elsewhere.xml", port)
+    result = caller(pbx, tmp_path, "uac_cancel_elsewhere.xml", "1001", "1002").wait()
+    assert result.ok, result.log
+    ring_result = ringing.wait()
+    assert ring_result.ok, ring_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert cdr.disposition is Disposition.CANCELLED
 
 
 def test_forking_a_busy_contact_does_not_end_the_call_while_another_rings(pbx, tmp_path):

@@ -111,7 +111,7 @@ class WireEndpoint:
     def send_response(self, tx: object, response: Response) -> None:
         self.responses.append(response)
 
-    def cancel(self, tx: ClientKey) -> bool:
+    def cancel(self, tx: ClientKey, reason: str | None = None) -> bool:
         return False
 
 

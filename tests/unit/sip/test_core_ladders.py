@@ -11,7 +11,7 @@ from pbx.sip.events import (
 )
 from pbx.sip.message import Request
 from pbx.sip.timers import TimerName
-from pbx.sip.transaction import State
+from pbx.sip.transaction import COMPLETED_ELSEWHERE, State
 from tests.unit.sip.test_transaction_support import ALICE, BOB, CONFIG, T1, make_request
 
 
@@ -81,6 +81,39 @@ def test_cancel_ladder_200_487_ack_leaves_nothing_behind() -> None:
         core.handle_timers(100.0)
         assert core.transaction_count == 0
     assert not any(isinstance(e, TransactionTimedOut) for e in alice.pop_events())
+
+
+def test_a_cancel_carries_the_reason_it_was_given_also_when_it_waited_for_a_1xx() -> None:
+    alice, bob = SipCore(CONFIG), SipCore(CONFIG)
+    key = alice.send_request(make_request("INVITE"), BOB, "UDP", 0.0)
+    carry(alice, bob, ALICE, 0.0)
+    [incoming] = bob.pop_events()
+    bob.pop_outgoing()  # the 100 Trying is lost: alice stays in Calling
+    assert alice.cancel(key, 0.1, COMPLETED_ELSEWHERE)  # waits for a provisional (9.1)
+    assert [o for o in alice.pop_outgoing() if o.data.startswith(b"CANCEL")] == []
+    bob.send_response(incoming.tx, incoming.request.make_response(180, to_tag="b"), 0.2)
+    carry(bob, alice, BOB, 0.2)
+    carry(alice, bob, ALICE, 0.2)
+    [cancel] = [e for e in bob.pop_events() if e.request.method == "CANCEL"]
+    assert cancel.request.headers.get("Reason") == 'SIP;cause=200;text="Call completed elsewhere"'
+
+
+def test_a_cancel_without_a_reason_has_no_reason_header_and_a_reason_never_sent_is_dropped():
+    alice, bob = SipCore(CONFIG), SipCore(CONFIG)
+    key = alice.send_request(make_request("INVITE"), BOB, "UDP", 0.0)
+    carry(alice, bob, ALICE, 0.0)
+    bob.pop_events()
+    carry(bob, alice, BOB, 0.0)  # 100 Trying: Proceeding, the CANCEL goes at once
+    assert alice.cancel(key, 0.1)
+    carry(alice, bob, ALICE, 0.1)
+    [cancel] = [e for e in bob.pop_events() if e.request.method == "CANCEL"]
+    assert cancel.request.headers.get("Reason") is None
+    # an INVITE that never hears back: its CANCEL never goes, and its reason goes with it
+    lost = alice.send_request(make_request("INVITE", branch="z9hG4bKlost"), BOB, "UDP", 1.0)
+    assert alice.cancel(lost, 1.1, COMPLETED_ELSEWHERE)
+    alice.pop_outgoing()
+    alice.handle_timers(200.0)
+    assert alice.transaction_count == 0 and alice._cancel_reasons == {}
 
 
 def test_server_transport_error_informs_the_tu_and_ends_the_transaction() -> None:
