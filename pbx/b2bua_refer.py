@@ -64,7 +64,7 @@ from pbx.sip.dialog import Dialog, DialogId, DialogSet
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.events import RequestReceived, ResponseReceived
 from pbx.sip.message import Request, Response
-from pbx.sip.sdp import Direction, SessionDescription, rewrite_for_relay
+from pbx.sip.sdp import Direction, SessionDescription, rewrite_for_relay, with_other_law
 from pbx.sip.transaction import COMPLETED_ELSEWHERE, ClientKey, TransactionKey
 from pbx.sip.transport import NextHop
 from pbx.store import Disposition, HangupSide
@@ -231,7 +231,8 @@ class ReferHandler:
             self._failed(transfer, 488, "Not Acceptable Here")
             return
         port = call.relay.local(side.leg).rtp
-        body = bytes(session.describe(rewrite_for_relay(sdp, kept_peer.media_host, port)))
+        offer = with_other_law(sdp)  # the kept party may be on the other law: the relay converts
+        body = bytes(session.describe(rewrite_for_relay(offer, kept_peer.media_host, port)))
         try:
             invite = kept_dialog.reinvite(body, headers=[("User-Agent", b.config.user_agent)])
         except LocalProtocolError:
@@ -302,7 +303,7 @@ class ReferHandler:
         self.active[call.label] = transfer
         for binding in bindings:
             peer = b._peer((binding.source_host, binding.source_port), binding.transport)
-            body = call.sdp_towards(transfer.referrer, sdp, peer.media_host)
+            body = call.offer_towards(transfer.referrer, sdp, peer.media_host)
             invite = self._invite(transfer, binding.contact, peer, body)
             tx = b.sip.send_request(invite, NextHop(*peer.destination, peer.transport))
             transfer.forks[tx] = Fork(binding, invite, tx, peer)
@@ -506,7 +507,7 @@ class ReferHandler:
         dialog, peer = call.dialog(side), call.peer(side)
         if held is None or not one_way(held) or dialog is None or peer is None:
             return
-        body = call.sdp_towards(side, both_ways(target), peer.media_host)
+        body = call.offer_towards(side, both_ways(target), peer.media_host)
         try:
             invite = dialog.reinvite(body, headers=[("User-Agent", self.b2bua.config.user_agent)])
         except LocalProtocolError:
@@ -526,6 +527,9 @@ class ReferHandler:
         if sdp is not None and not call.ended:
             call.set_remote(side.leg, sdp)
             call.last_sdp[side] = sdp
+            if side is Side.A:  # the transferee may have taken the other law this time
+                call.a_codec, call.a_events = voice_codec(sdp)
+            self._rebridge(call)
 
     @staticmethod
     def _rebridge(call: Call) -> None:

@@ -100,3 +100,34 @@ def test_a_mu_law_phone_and_an_a_law_phone_talk_through_the_relay_transcoding(tm
         tail = samples[-rate:]  # the last second: after the resume
         assert abs(dominant_frequency(tail, rate) - tone) < 20
         assert tone_purity(tail, rate, tone) > 0.97, heard_by.config.name
+
+
+def test_a_transfer_to_a_phone_on_the_other_law_is_transcoded(tmp_path):
+    """Alice (PCMU alone) talks to Bob, who transfers her (REFER) to Carol (PCMA alone):
+    Carol is offered both laws, and the relay converts between Alice's and Carol's."""
+    pbx = start_pbx(tmp_path / "pbx", auth_algorithms=("MD5",))
+    alice = phone(tmp_path, "1001", pbx.port, 440, 32000, codecs="PCMU")
+    bob = phone(tmp_path, "1002", pbx.port, 1000, 32020)
+    carol = phone(tmp_path, "1003", pbx.port, 2000, 32040, codecs="PCMA")
+    try:
+        with alice, bob, carol:
+            for one in (alice, bob, carol):
+                one.wait_registered()
+            alice.dial(f"sip:1002@127.0.0.1:{pbx.port}")
+            alice.wait_event("CALL_ESTABLISHED")
+            bob.wait_event("CALL_ESTABLISHED")
+            time.sleep(0.5)
+            bob.command("transfer", f"sip:1003@127.0.0.1:{pbx.port}")
+            carol.wait_event("CALL_ESTABLISHED")
+            time.sleep(2.0)
+            carol.hangup()
+            alice.wait_event("CALL_CLOSED")
+        cdrs = pbx.wait_cdrs(2)
+    finally:
+        pbx.stop()
+    assert {(c.caller, c.callee) for c in cdrs} == {("1001", "1002"), ("1001", "1003")}
+    for heard_by, tone in ((alice, 2000), (carol, 440)):
+        samples, rate = heard_by.decoded_audio()
+        tail = samples[-rate:]  # the last second: Alice and Carol
+        assert abs(dominant_frequency(tail, rate) - tone) < 20, heard_by.config.name
+        assert tone_purity(tail, rate, tone) > 0.97, heard_by.config.name
