@@ -44,6 +44,7 @@ from pbx.auth_ban import AuthBans
 from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_control import CallControl
 from pbx.b2bua_forward import Forwarder
+from pbx.b2bua_media import MediaWatch
 from pbx.b2bua_refer import ReferHandler
 from pbx.b2bua_resend import AnswerResender
 from pbx.b2bua_trunks import TrunkCalls
@@ -149,6 +150,9 @@ class B2bua:
         self.refer = ReferHandler(self)
         #: Outbound routes through trunks (OutboundDialer) and carriers' inbound calls.
         self.trunking = TrunkCalls(self, trunks)
+        #: Hangs up calls a phone stopped sending media to (`--media-timeout`); started by
+        #: the server once the loop runs.
+        self.media_watch = MediaWatch(self, config.media_timeout)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -641,6 +645,7 @@ class B2bua:
     async def aclose(self) -> None:
         """Stop taking calls and end those in progress (BYE or final answer), writing CDRs."""
         self.accepting = False
+        self.media_watch.stop()
         for call in list(self.calls.values()):
             if call.answered:
                 self._hangup(call, Side.A, HangupSide.SYSTEM)

@@ -37,6 +37,9 @@ class PbxConfig:
     default_expires: int = 3600
     #: Seconds a callee may ring before the caller gets 480.
     no_answer_timeout: float = 60.0
+    #: Seconds without RTP or RTCP from a phone in a connected call, not on hold, after
+    #: which the call is hung up (pbx.b2bua_media); 0 never does.
+    media_timeout: float = 60.0
     #: Calls in progress beyond which a new one gets 503 (pbx.admission); 0: no limit.
     max_calls: int = 0
     #: New calls per second beyond which one gets 503 (a token bucket); 0: no limit.

@@ -175,6 +175,7 @@ class Pbx:
             locator=locator,
         )
         self.trunks.start()
+        self.b2bua.media_watch.start()
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
         self.qualifier.start()
         self._schedule_purge()

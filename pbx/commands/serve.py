@@ -79,6 +79,10 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     serve.add_argument("--no-answer-timeout", type=float, default=60.0, metavar="SECONDS")
     serve.add_argument(
+        "--media-timeout", type=float, default=60.0, metavar="SECONDS",
+        help="hang up a call when a phone sends no RTP or RTCP for this long (0: never)",
+    )  # fmt: skip
+    serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
         help="OPTIONS keep-alive interval for registered phones; 0 turns it off",
     )  # fmt: skip
@@ -168,12 +172,15 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
     dns_servers = dns_server_option(args.dns_server)
     if args.no_answer_timeout <= 0 or args.qualify_interval < 0:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
+    if not 0 <= args.media_timeout < float("inf"):
+        raise UsageError("--media-timeout must be 0 (never) or a number of seconds")
     return PbxConfig(
         data_dir=data_dir(args),
         listen=listen,
         rtp_ports=rtp_ports,
         public_address=args.public_address,
         no_answer_timeout=args.no_answer_timeout,
+        media_timeout=args.media_timeout,
         max_calls=args.max_calls,
         max_call_rate=args.max_call_rate,
         auth_ban_after=args.auth_ban_after,

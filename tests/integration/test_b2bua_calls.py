@@ -185,3 +185,40 @@ def test_caller_bye_on_the_early_dialog_cancels_the_ringing_callee(pbx, tmp_path
     [cdr] = pbx.wait_cdrs(1)
     assert (cdr.disposition, cdr.sip_code) == (Disposition.CANCELLED, 487)
     assert cdr.hangup_side is HangupSide.CALLER and cdr.billsec == 0
+
+
+@pytest.fixture
+def quiet_watch_pbx(tmp_path):
+    running = start_pbx(tmp_path / "watched", media_timeout=2.0)
+    yield running
+    running.stop()
+
+
+def test_a_call_whose_phones_send_no_media_is_hung_up_after_the_media_timeout(
+    quiet_watch_pbx, tmp_path
+):
+    """Both phones fall silent (no RTP, no RTCP) as if gone: after --media-timeout the PBX
+    sends BYE to both and writes the CDR (hung up by the system)."""
+    pbx = quiet_watch_pbx
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    answering = callee(tmp_path, "uas_answer_quiet.xml", port)  # passes only with a BYE
+    result = caller(pbx, tmp_path, "uac_wait_bye.xml", "1001", "1003").wait()
+    assert result.ok, result.log
+    assert answering.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.SYSTEM)
+    assert 1.9 < cdr.billsec < 6  # the 2 s timeout, seen within a 1 s look
+
+
+def test_a_call_with_media_flowing_is_not_hung_up_by_the_media_timeout(quiet_watch_pbx, tmp_path):
+    pbx = quiet_watch_pbx
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    answering = callee(tmp_path, "uas_answer.xml", port)  # plays 7 s of A-law
+    result = caller(pbx, tmp_path, "uac_call.xml", "1001", "1003", pause_ms=4500).wait()
+    assert result.ok, result.log
+    assert answering.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLER)
+    assert cdr.billsec > 4

@@ -77,6 +77,15 @@ def test_serve_register_lane_is_on_unless_turned_off() -> None:
         _serve("--register-lane", "maybe")
 
 
+def test_serve_media_timeout_is_a_minute_unless_set_and_zero_turns_it_off() -> None:
+    assert _serve().media_timeout == 60.0
+    assert _serve("--media-timeout", "30").media_timeout == 30.0
+    assert _serve("--media-timeout", "0").media_timeout == 0.0
+    for bad in ("-1", "inf"):
+        with pytest.raises(UsageError):
+            _serve("--media-timeout", bad)
+
+
 @pytest.mark.parametrize(
     "args",
     [
