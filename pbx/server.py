@@ -332,6 +332,10 @@ class Pbx:
             "active_calls": self.b2bua.active_calls,
             "registered": sum(self.store.active_binding_counts(self.wall()).values()),
             "call_limits": self.b2bua.admission.stats(),
+            "media_timeout": {
+                "seconds": self.config.media_timeout,
+                "ended": self.b2bua.media_watch.ended,
+            },
             "auth_bans": self.bans.stats(self.monotonic()),
             "dns": self.locator.stats() if self.locator is not None else {},
         }

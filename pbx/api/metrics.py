@@ -100,6 +100,11 @@ class Metrics:
                 [('{limit="max_calls"}', limits.get("refused_full", 0)),
                  ('{limit="max_call_rate"}', limits.get("refused_rate", 0))],
             )  # fmt: skip
+        media = status.get("media_timeout") or {}
+        if media:
+            metric("deskpbx_calls_media_timeout_total", "counter",
+                   "Calls hung up because a phone sent no media for --media-timeout seconds.",
+                   [("", media.get("ended", 0))])  # fmt: skip
         bans = status.get("auth_bans") or {}
         if bans:
             metric(

@@ -197,6 +197,7 @@ SCHEMAS: dict[str, Any] = {
                     "refused_rate": INT,
                 }
             ),
+            "media_timeout": obj({"seconds": NUM, "ended": INT}),
             "auth_bans": obj(
                 {
                     "after": INT,

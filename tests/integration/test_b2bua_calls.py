@@ -209,6 +209,7 @@ def test_a_call_whose_phones_send_no_media_is_hung_up_after_the_media_timeout(
     [cdr] = pbx.wait_cdrs(1)
     assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.SYSTEM)
     assert 1.9 < cdr.billsec < 6  # the 2 s timeout, seen within a 1 s look
+    assert pbx.run(lambda: pbx.pbx.status()["media_timeout"]) == {"seconds": 2.0, "ended": 1}
 
 
 def test_a_call_with_media_flowing_is_not_hung_up_by_the_media_timeout(quiet_watch_pbx, tmp_path):

@@ -42,6 +42,7 @@ async def test_good_token_is_accepted_and_its_last_use_recorded(api: Api) -> Non
     assert body == {"version": "0.1.0", "uptime": 12.5, "active_calls": 0, "registered": 2,
                     "call_limits": {"max_calls": 10, "max_call_rate": 0.0, "refused_full": 3,
                                     "refused_rate": 0},
+                    "media_timeout": {"seconds": 60.0, "ended": 2},
                     "auth_bans": {"after": 2, "window": 60.0, "seconds": 600.0, "bans": 0,
                                   "dropped": 0, "banned": []},
                     "dns": {"names": 0, "lookups_running": 0, "nameservers": ["192.0.2.53:53"],
