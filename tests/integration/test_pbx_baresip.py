@@ -14,7 +14,13 @@ import pytest
 
 from pbx.store import Disposition
 from tests.integration.pbx_harness import PASSWORDS, start_pbx
-from tests.integration.peers.baresip import BARESIP, Baresip, BaresipConfig, dominant_frequency
+from tests.integration.peers.baresip import (
+    BARESIP,
+    Baresip,
+    BaresipConfig,
+    dominant_frequency,
+    established,
+)
 from tests.integration.ports import free_port
 
 pytestmark = [
@@ -40,11 +46,7 @@ def test_two_baresips_call_through_the_pbx_with_two_way_audio(tmp_path):
     bob = phone(tmp_path, "1002", pbx.port, 1000, 32020)
     try:
         with alice, bob:
-            alice.wait_registered()
-            bob.wait_registered()
-            alice.dial(f"sip:1002@127.0.0.1:{pbx.port}")
-            alice.wait_event("CALL_ESTABLISHED")
-            bob.wait_event("CALL_ESTABLISHED")
+            established(alice, bob, f"sip:1002@127.0.0.1:{pbx.port}")
             time.sleep(2.0)
             alice.hangup()
             bob.wait_event("CALL_CLOSED")
@@ -79,11 +81,7 @@ def test_a_mu_law_phone_and_an_a_law_phone_talk_through_the_relay_transcoding(tm
     bob = phone(tmp_path, "1002", pbx.port, 1000, 32020, codecs="PCMA")
     try:
         with alice, bob:
-            alice.wait_registered()
-            bob.wait_registered()
-            alice.dial(f"sip:1002@127.0.0.1:{pbx.port}")
-            alice.wait_event("CALL_ESTABLISHED")
-            bob.wait_event("CALL_ESTABLISHED")
+            established(alice, bob, f"sip:1002@127.0.0.1:{pbx.port}")
             time.sleep(1.0)
             alice.command("hold")
             time.sleep(1.0)

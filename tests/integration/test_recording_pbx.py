@@ -26,7 +26,13 @@ import pytest
 from pbx.media.wavfile import read_frames
 from pbx.store import Disposition, Store
 from tests.integration.pbx_harness import PASSWORDS, rtp_block, start_pbx
-from tests.integration.peers.baresip import BARESIP, Baresip, BaresipConfig, dominant_frequency
+from tests.integration.peers.baresip import (
+    BARESIP,
+    Baresip,
+    BaresipConfig,
+    dominant_frequency,
+    established,
+)
 from tests.integration.ports import free_port
 
 pytestmark = [
@@ -83,11 +89,7 @@ def test_recording_has_caller_left_callee_right_and_the_call_length(tmp_path):
     bob = phone(tmp_path, "1002", pbx.port, CALLEE_HZ, 32120)
     try:
         with alice, bob:
-            alice.wait_registered()
-            bob.wait_registered()
-            alice.dial(f"sip:1002@127.0.0.1:{pbx.port}")
-            alice.wait_event("CALL_ESTABLISHED")
-            bob.wait_event("CALL_ESTABLISHED")
+            established(alice, bob, f"sip:1002@127.0.0.1:{pbx.port}")
             time.sleep(3.0)
             alice.hangup()
             bob.wait_event("CALL_CLOSED")

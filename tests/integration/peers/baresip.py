@@ -205,6 +205,15 @@ class Baresip:
             return samples[:, 0].astype(np.float64), w.getframerate()
 
 
+def established(caller: Baresip, callee: Baresip, uri: str) -> None:
+    """Both phones registered, `caller` dials `uri`, and both see the call up."""
+    caller.wait_registered()
+    callee.wait_registered()
+    caller.dial(uri)
+    caller.wait_event("CALL_ESTABLISHED")
+    callee.wait_event("CALL_ESTABLISHED")
+
+
 def dominant_frequency(samples: np.ndarray, rate: int) -> float:
     """The strongest frequency in a signal, ignoring DC."""
     if len(samples) < rate // 10:
