@@ -43,12 +43,13 @@ CANCEL as its own non-INVITE client transaction, keyed ClientKey(branch,
 also one answered outside the table by a keeper (`add_answer_keeper`: the
 REGISTER lane keeps its answers for 64*T1 itself).
 
-Timers live in one heap (pbx.sip.timers.TimerHeap) so `next_deadline()` is
-cheap. Zero-length timers (D, I, J, K on reliable transports) fire before the
-entry point returns, so those transactions are gone at once. Each outgoing
-message names its transaction; the shell reports a failed send with
-`transport_error(tx, now)` and the TU hears `TransportErrorOccurred` (17.1.4).
-`transaction_count` and `dump(now)` list what is alive, for leak checks.
+Timers live in one TimerHeap (pbx.sip.timers: FIFO lanes and a heap) so
+`next_deadline()` is cheap. Zero-length timers (D, I, J, K on reliable
+transports) fire before the entry point returns, so those transactions are gone
+at once. Each outgoing message names its transaction; the shell reports a
+failed send with `transport_error(tx, now)` and the TU hears
+`TransportErrorOccurred` (17.1.4). `transaction_count` and `dump(now)` list
+what is alive, for leak checks.
 
 What is left to the TU, as RFC 3261 leaves it: a server transaction waits in
 Trying/Proceeding for the TU's final answer with no timer, and a client INVITE

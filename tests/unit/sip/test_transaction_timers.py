@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pbx.net.clock import FakeClock, MonotonicClock
@@ -77,6 +79,47 @@ def test_heap_drops_stale_entries_from_the_top() -> None:
     heap.push(2.0, "live", N.F)
     heap.drop_stale(lambda deadline, owner, name: owner == "live")
     assert heap.peek() == 2.0 and len(heap) == 1
+
+
+def test_heap_pops_a_pbx_like_mix_in_the_order_of_one_sorted_list() -> None:
+    """Timers armed as now + 32 s, now + 5 s and doubling retransmits (the lanes' case), plus
+    odd deadlines in between: every pop is the earliest (deadline, arming order) left."""
+    rng = random.Random(7)
+    heap, reference, now, popped = TimerHeap(), [], 0.0, []
+    for step in range(20_000):
+        now += rng.choice((0.0, 0.001, 0.003, 0.02))
+        kind = rng.random()
+        if kind < 0.5:
+            deadline = now + 32.0  # B, D, F, H, J, L, M
+        elif kind < 0.7:
+            deadline = now + 5.0  # I, K
+        elif kind < 0.95:
+            deadline = now + 0.5 * 2 ** rng.randrange(4)  # A, E, G
+        else:
+            deadline = now + rng.uniform(0, 40)
+        heap.push(deadline, step, N.J)
+        reference.append((deadline, step))
+        if step % 7 == 0:
+            while (entry := heap.pop_due(now)) is not None:
+                popped.append((entry[0], entry[1]))
+    while (entry := heap.pop_due(float("inf"))) is not None:
+        popped.append((entry[0], entry[1]))
+    assert popped == sorted(reference) and len(heap) == 0
+    assert sum(map(len, heap._lanes)) == 0 and heap._heap == []
+
+
+def test_peek_and_drop_stale_see_every_lane() -> None:
+    heap = TimerHeap()
+    heap.push(32.0, "j", N.J)  # a lane
+    heap.push(5.0, "k", N.K)  # another lane: it is earlier than the first one's tail
+    heap.push(1.0, "e", N.E)  # the third lane, likewise
+    heap.push(0.5, "a", N.A)  # the heap: no lane's tail is at or before it, none is free
+    assert [len(lane) for lane in heap._lanes] == [1, 1, 1] and len(heap._heap) == 1
+    heap.push(33.0, "f", N.F)  # after the 32 s lane's tail: appended there
+    assert len(heap._lanes[0]) == 2
+    assert heap.peek() == 0.5 and len(heap) == 5
+    heap.drop_stale(lambda deadline, owner, name: owner == "j")
+    assert heap.peek() == 32.0 and len(heap) == 2
 
 
 def test_fake_clock_moves_only_forward() -> None:
