@@ -167,7 +167,11 @@ def climb(step: Any, load: Path, levels: list[int], seconds: float, deadline: fl
     for calls in levels:
         if time.monotonic() + seconds + 5 > deadline:
             break
-        result = step(load, calls, seconds)
+        try:
+            result = step(load, calls, seconds)
+        except RuntimeError as exc:  # the step could not be set up: the climb ends there
+            print(f"   {step.__name__} {calls} calls: not run: {exc}", file=sys.stderr, flush=True)
+            break
         results[calls] = result
         print(
             f"   {step.__name__} {calls} calls: {result['pps']:,.0f} pps, "

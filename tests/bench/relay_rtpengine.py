@@ -66,7 +66,7 @@ def available() -> str | None:
 class RtpEngine:
     """One rtpengine daemon for the duration of a `with` block."""
 
-    def __init__(self, cpu: int, port_min: int = 40000, port_max: int = 47999) -> None:
+    def __init__(self, cpu: int, port_min: int = 20000, port_max: int = 27999) -> None:
         self.cpu = cpu
         self.port_min = port_min
         self.port_max = port_max
