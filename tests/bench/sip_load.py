@@ -297,6 +297,7 @@ class Step:
     elapsed: float  # seconds from the first call to SIPp's exit
     returncode: int
     server_cpu: float = 0.0  # CPU seconds the server used during the step
+    client_cpu: float = 0.0  # CPU seconds SIPp (the load generator) used
     log: str = field(default="", repr=False)
 
     @property
@@ -318,6 +319,10 @@ class Step:
         return 1000 * self.server_cpu / self.successful if self.successful else 0.0
 
     @property
+    def client_cpu_per_call_ms(self) -> float:
+        return 1000 * self.client_cpu / self.successful if self.successful else 0.0
+
+    @property
     def achieved(self) -> float:
         """Completed calls per second over the whole run (at most the offered rate)."""
         return self.successful / self.elapsed if self.elapsed > 0 else 0.0
@@ -332,6 +337,16 @@ def _sipp_elapsed(text: str) -> float:
     except ValueError:
         return 0.0
     return h * 3600 + m * 60 + s + micro / 1e6
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the reaped children: around one SIPp run, that run's own CPU."""
+    try:
+        import resource  # not on Windows: the figure is then left out
+    except ImportError:
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def sipp_args(
@@ -380,6 +395,7 @@ def run_sipp(
         timeout_s=timeout_s, extra=extra, stats=stats,
     )  # fmt: skip
     cpu_before = server.cpu_seconds() if server is not None else 0.0
+    children_before = _children_cpu()
     started = time.monotonic()
     proc = subprocess.Popen(
         args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -397,6 +413,7 @@ def run_sipp(
             proc.wait(5)
     wall = time.monotonic() - started
     cpu = server.cpu_seconds() - cpu_before if server is not None else 0.0
+    client_cpu = _children_cpu() - children_before  # SIPp is the only child reaped meanwhile
     last: dict[str, str] = {}
     if stats.exists():
         rows = list(csv.DictReader(stats.open(), delimiter=";"))
@@ -411,6 +428,7 @@ def run_sipp(
         elapsed=elapsed,
         returncode=proc.returncode,
         server_cpu=cpu,
+        client_cpu=client_cpu,
         log=output.decode(errors="replace")[-3000:],
     )
 
@@ -470,7 +488,8 @@ def search_rate(
         log(f"   {rate:8.0f}/s offered: {outcome.successful}/{outcome.calls} ok, "
             f"{outcome.failed} failed, {outcome.retransmissions} retrans, "
             f"{outcome.achieved:8.0f}/s achieved, "
-            f"server CPU {outcome.cpu_per_call_ms:.2f} ms/call")  # fmt: skip
+            f"server CPU {outcome.cpu_per_call_ms:.2f} ms/call, "
+            f"SIPp {outcome.client_cpu_per_call_ms:.2f} ms/call")  # fmt: skip
         if outcome.clean:
             clean_top = rate if clean_top is None else max(clean_top, rate)
         else:
@@ -625,10 +644,17 @@ def cpu_note(step: Step, unit: str) -> str:
     better than the rate on a shared machine, where other processes take turns on the core."""
     if step.cpu_per_call_ms <= 0:
         return ""
-    return (
+    note = (
         f"server CPU {step.cpu_per_call_ms:.2f} ms/{unit} "
         f"(one-core ceiling ~{1000 / step.cpu_per_call_ms:,.0f}/s)"
     )
+    if step.client_cpu > 0:
+        both = step.cpu_per_call_ms + step.client_cpu_per_call_ms
+        note += (
+            f", SIPp {step.client_cpu_per_call_ms:.2f} ms/{unit}: together "
+            f"{both:.2f} ms/{unit}, a two-core ceiling of ~{2000 / both:,.0f}/s"
+        )
+    return note
 
 
 def what_ifs_requested() -> tuple[str, ...]:
