@@ -47,6 +47,7 @@ from pbx.b2bua_forward import Forwarder
 from pbx.b2bua_media import MediaWatch
 from pbx.b2bua_refer import ReferHandler
 from pbx.b2bua_resend import AnswerResender
+from pbx.b2bua_session import REFRESHES, SessionTimers
 from pbx.b2bua_trunks import TrunkCalls
 from pbx.call import (
     ALLOW,
@@ -153,6 +154,8 @@ class B2bua:
         #: Hangs up calls a phone stopped sending media to (`--media-timeout`); started by
         #: the server once the loop runs.
         self.media_watch = MediaWatch(self, config.media_timeout)
+        #: RFC 4028 session timers the phones and carriers ask for; started like the watch.
+        self.session_timers = SessionTimers(self, config.session_min_se)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -170,6 +173,7 @@ class B2bua:
             "by_dialog": len(self._by_dialog),
             "forwarded": len(self.forwarder.pending) + self.refer.table_size(),
             "tasks": len(self._tasks),
+            "session_timers": self.session_timers.table_size(),
         }
 
     def admit(self) -> Refusal | None:
@@ -282,6 +286,9 @@ class B2bua:
         if request.content_type != SDP or not request.body:
             self._reply(ev, 488, "SDP Offer Required")
             return None
+        session_timer = self.session_timers.on_invite(ev)
+        if session_timer is False:  # answered 422
+            return None
         assert ev.tx is not None
         call = Call(
             label=token_hex(8),
@@ -297,6 +304,7 @@ class B2bua:
         )
         self.calls[call.label] = call
         self._by_a_tx[ev.tx] = call
+        self.session_timers.offered(call, session_timer)
         return call
 
     def _bindings(self, numbers: list[str] | tuple[str, ...]) -> list[Binding]:
@@ -414,6 +422,9 @@ class B2bua:
 
     def on_response(self, ev: ResponseReceived) -> None:
         response = ev.response
+        if self.session_timers.timers and response.cseq.method in REFRESHES:
+            if 200 <= response.status < 300:
+                self.session_timers.on_answer(response)
         # A client transaction belongs to one table only, and most responses answer a fork:
         # that table is asked first (each lookup hashes the transaction key again).
         call = self._by_fork.get(ev.tx) if ev.tx is not None else None
@@ -533,6 +544,8 @@ class B2bua:
         if call.a_dialog is None:
             call.a_dialog = Dialog.uas(call.a_invite, response, call.a_peer.local)
             self._by_dialog[call.a_dialog.id] = (call, Side.A)
+        if 200 <= status < 300:
+            self.session_timers.answering(call, response)
         call.a_dialog.response_sent(response)
         self.sip.send_response(call.a_tx, response)
         if status >= 200:
@@ -610,6 +623,7 @@ class B2bua:
         self.control.forget(call)
         self.refer.forget(call)
         self.trunking.forget(call)
+        self.session_timers.forget(call)
         try:
             # A recorded call's CDR is written at once: after a SIGKILL only a recording
             # without its CDR is recovered (server.recover_cdrs). Others wait for a batch.
@@ -646,6 +660,7 @@ class B2bua:
         """Stop taking calls and end those in progress (BYE or final answer), writing CDRs."""
         self.accepting = False
         self.media_watch.stop()
+        self.session_timers.stop()
         for call in list(self.calls.values()):
             if call.answered:
                 self._hangup(call, Side.A, HangupSide.SYSTEM)

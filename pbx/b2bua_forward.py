@@ -87,6 +87,8 @@ class Forwarder:
         elif method in FORWARDED_METHODS and call.b_dialog is not None:
             if method == "INFO":
                 self._on_info(call, side, request)
+            elif b.session_timers.answered_here(ev, call, side):
+                return  # a refresh answered here, or an interval too brief
             self.forward(ev, call, side)
         else:
             b._reply(ev, 501 if method not in FORWARDED_METHODS else 491)
@@ -134,7 +136,10 @@ class Forwarder:
                 call.a_offer = sdp
         try:
             forwarded = dialog.create_request(
-                request.method, body=body, content_type=content_type if body else None
+                request.method,
+                body=body,
+                content_type=content_type if body else None,
+                headers=b2bua.session_timers.request_headers(dialog.id),
             )
         except LocalProtocolError:
             b2bua._reply(ev, 491)
@@ -172,10 +177,12 @@ class Forwarder:
                 else call.answer_towards(side, sdp, offer, peer.media_host)
             )
             answer.headers.add("Content-Type", SDP_TYPE)
+        dialog = call.dialog(side)
         if 200 <= status < 300 and peer is not None:
             answer.headers.add("Contact", peer.local.contact)
+            if dialog is not None:
+                b2bua.session_timers.refreshed_by_peer(dialog.id, pending.request, answer)
         b2bua._respond(pending.server_tx, answer)
-        dialog = call.dialog(side)
         if 200 <= status < 300 and pending.request.method == "INVITE" and dialog and peer:
             b2bua.resender.start(call, dialog, answer, peer)
 

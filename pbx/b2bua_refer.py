@@ -234,7 +234,9 @@ class ReferHandler:
         offer = with_other_law(sdp)  # the kept party may be on the other law: the relay converts
         body = bytes(session.describe(rewrite_for_relay(offer, kept_peer.media_host, port)))
         try:
-            invite = kept_dialog.reinvite(body, headers=[("User-Agent", b.config.user_agent)])
+            headers = [("User-Agent", b.config.user_agent)]
+            headers += b.session_timers.request_headers(kept_dialog.id)
+            invite = kept_dialog.reinvite(body, headers=headers)
         except LocalProtocolError:
             self._failed(transfer, 491, "Request Pending")
             return
@@ -509,7 +511,9 @@ class ReferHandler:
             return
         body = call.offer_towards(side, both_ways(target), peer.media_host)
         try:
-            invite = dialog.reinvite(body, headers=[("User-Agent", self.b2bua.config.user_agent)])
+            headers = [("User-Agent", self.b2bua.config.user_agent)]
+            headers += self.b2bua.session_timers.request_headers(dialog.id)
+            invite = dialog.reinvite(body, headers=headers)
         except LocalProtocolError:
             return
         tx = self.b2bua.sip.send_request(invite, NextHop(*peer.destination, peer.transport))

@@ -40,6 +40,9 @@ class PbxConfig:
     #: Seconds without RTP or RTCP from a phone in a connected call, not on hold, after
     #: which the call is hung up (pbx.b2bua_media); 0 never does.
     media_timeout: float = 60.0
+    #: The shortest RFC 4028 session interval a phone or carrier may ask for: a shorter one
+    #: is answered 422 with this Min-SE (pbx.b2bua_session). 90 s is the RFC's own floor.
+    session_min_se: int = 90
     #: Calls in progress beyond which a new one gets 503 (pbx.admission); 0: no limit.
     max_calls: int = 0
     #: New calls per second beyond which one gets 503 (a token bucket); 0: no limit.

@@ -176,6 +176,7 @@ class Pbx:
         )
         self.trunks.start()
         self.b2bua.media_watch.start()
+        self.b2bua.session_timers.start()
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
         self.qualifier.start()
         self._schedule_purge()
@@ -335,6 +336,11 @@ class Pbx:
             "media_timeout": {
                 "seconds": self.config.media_timeout,
                 "ended": self.b2bua.media_watch.ended,
+            },
+            "session_timers": {
+                "min_se": self.config.session_min_se,
+                "active": len(self.b2bua.session_timers.timers),
+                "ended": self.b2bua.session_timers.ended,
             },
             "auth_bans": self.bans.stats(self.monotonic()),
             "dns": self.locator.stats() if self.locator is not None else {},

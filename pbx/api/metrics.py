@@ -105,6 +105,11 @@ class Metrics:
             metric("deskpbx_calls_media_timeout_total", "counter",
                    "Calls hung up because a phone sent no media for --media-timeout seconds.",
                    [("", media.get("ended", 0))])  # fmt: skip
+        session = status.get("session_timers") or {}
+        if session:
+            metric("deskpbx_calls_session_timer_total", "counter",
+                   "Calls hung up because a phone or carrier let its session timer run out.",
+                   [("", session.get("ended", 0))])  # fmt: skip
         bans = status.get("auth_bans") or {}
         if bans:
             metric(

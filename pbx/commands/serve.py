@@ -11,6 +11,7 @@ from pbx.commands import UsageError, data_dir
 from pbx.config import ConfigError, PbxConfig, parse_host_port, parse_port_range
 from pbx.net.dns import parse_nameserver
 from pbx.net.transport import Listen
+from pbx.sip.session_timer import MIN_SE
 
 
 def register(subparsers: Any) -> None:
@@ -81,6 +82,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--media-timeout", type=float, default=60.0, metavar="SECONDS",
         help="hang up a call when a phone sends no RTP or RTCP for this long (0: never)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--session-min-se", type=int, default=90, metavar="SECONDS",
+        help="the shortest RFC 4028 session timer a phone or carrier may ask for (422 below; "
+        "at least 90, the RFC's floor)",
     )  # fmt: skip
     serve.add_argument(
         "--qualify-interval", type=float, default=30.0, metavar="SECONDS",
@@ -174,6 +180,8 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     if not 0 <= args.media_timeout < float("inf"):
         raise UsageError("--media-timeout must be 0 (never) or a number of seconds")
+    if args.session_min_se < MIN_SE:
+        raise UsageError(f"--session-min-se must be at least {MIN_SE} seconds (RFC 4028)")
     return PbxConfig(
         data_dir=data_dir(args),
         listen=listen,
@@ -181,6 +189,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         public_address=args.public_address,
         no_answer_timeout=args.no_answer_timeout,
         media_timeout=args.media_timeout,
+        session_min_se=args.session_min_se,
         max_calls=args.max_calls,
         max_call_rate=args.max_call_rate,
         auth_ban_after=args.auth_ban_after,

@@ -223,3 +223,65 @@ def test_a_call_with_media_flowing_is_not_hung_up_by_the_media_timeout(quiet_wat
     [cdr] = pbx.wait_cdrs(1)
     assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLER)
     assert cdr.billsec > 4
+
+
+@pytest.fixture
+def timed_pbx(tmp_path):
+    """Session timers of a few seconds: the RFC's 90 s floor is for the wire, not for tests."""
+    running = start_pbx(tmp_path / "timed", session_min_se=2)
+    yield running
+    running.stop()
+
+
+def test_a_caller_that_asks_for_a_session_timer_and_never_refreshes_is_hung_up(timed_pbx, tmp_path):
+    """RFC 4028: the 200 confirms the caller's 3 s timer (refresher=uac, Require: timer); no
+    refresh comes, so min(32, 3 / 3) = 1 s before it would expire the PBX sends BYE to both
+    phones and writes the CDR (hung up by the system)."""
+    pbx = timed_pbx
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    answering = callee(tmp_path, "uas_answer_quiet.xml", port)  # passes only with a BYE
+    result = caller(
+        pbx, tmp_path, "uac_session_expiry.xml", "1001", "1003", SESSION_EXPIRES="3"
+    ).wait()
+    assert result.ok, result.log
+    assert answering.wait().ok
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.SYSTEM)
+    assert 1.9 < cdr.billsec < 4.5  # 2 s, seen within a 1 s look
+    status = pbx.run(lambda: pbx.pbx.status()["session_timers"])
+    assert status == {"min_se": 2, "active": 0, "ended": 1}
+
+
+def test_a_caller_refreshing_with_update_keeps_its_call_and_the_callee_never_sees_it(
+    timed_pbx, tmp_path
+):
+    """Four UPDATEs without a body, one a second, each answered 200 by the PBX with the timer;
+    the callee fails on any UPDATE; the call outlives its 3 s interval and ends with the
+    caller's BYE."""
+    pbx = timed_pbx
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    answering = callee(tmp_path, "uas_answer_no_update.xml", port)
+    result = caller(
+        pbx, tmp_path, "uac_session_refresh.xml", "1001", "1003",
+        SESSION_EXPIRES="3", REFRESH_MS="1000",
+    ).wait()  # fmt: skip
+    assert result.ok, result.log
+    callee_result = answering.wait()
+    assert callee_result.ok, callee_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLER)
+    assert cdr.billsec > 3.5
+    assert pbx.run(lambda: pbx.pbx.status()["session_timers"]["ended"]) == 0
+    assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["session_timers"]) == 0
+
+
+def test_a_session_interval_below_min_se_is_refused_with_422(timed_pbx, tmp_path):
+    pbx = timed_pbx
+    assert register(pbx, tmp_path, "1003", free_port()).ok
+    result = caller(
+        pbx, tmp_path, "uac_session_brief.xml", "1001", "1003", SESSION_EXPIRES="1", MIN_SE="2"
+    ).wait()
+    assert result.ok, result.log
+    assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["calls"]) == 0

@@ -47,7 +47,7 @@ def test_fifty_calls_five_at_a_time_leave_no_state_behind(tmp_path):
 
         b2bua, relay, core = pbx.pbx.b2bua, pbx.pbx.relay, pbx.pbx.core
         assert pbx.run(b2bua.table_sizes) == dict.fromkeys(
-            ("calls", "by_a_tx", "by_fork", "by_dialog", "forwarded", "tasks"), 0
+            ("calls", "by_a_tx", "by_fork", "by_dialog", "forwarded", "tasks", "session_timers"), 0
         )
         assert pbx.run(lambda: relay.open_sessions) == 0
         pbx.wait_for(lambda: pbx.run(lambda: relay.ports.in_use) == 0, 5)

@@ -86,6 +86,13 @@ def test_serve_media_timeout_is_a_minute_unless_set_and_zero_turns_it_off() -> N
             _serve("--media-timeout", bad)
 
 
+def test_serve_session_min_se_is_the_rfcs_90_s_and_never_below() -> None:
+    assert _serve().session_min_se == 90
+    assert _serve("--session-min-se", "1800").session_min_se == 1800
+    with pytest.raises(UsageError, match="at least 90"):
+        _serve("--session-min-se", "89")
+
+
 @pytest.mark.parametrize(
     "args",
     [
