@@ -212,15 +212,20 @@ class SessionTimers:
         return [("Session-Expires", f"{interval};refresher={side}"), ("Supported", "timer")]
 
     def on_answer(self, response: Response) -> None:
-        """A 2xx from a peer to our re-INVITE or UPDATE: a refresh; its Session-Expires says
-        the timer goes on (and who refreshes), its absence that the timer stops (7.2)."""
+        """A 2xx from a peer to our re-INVITE or UPDATE: a refresh. Its Session-Expires says
+        the timer goes on and who refreshes. Without one (7.2) a peer that refreshed will no
+        longer, so its timer stops; one we refresh (a peer that knows nothing of timers
+        answers so) goes on: its next silence still ends the call."""
         dialog_id = DialogId(response.call_id, response.from_tag or "", response.to_tag)
         timer = self.timers.get(dialog_id)
         if timer is None:
             return
         value = response.headers.get("Session-Expires")
         if value is None:
-            del self.timers[dialog_id]
+            if timer.agreed.refresher is Refresher.US:
+                timer.refreshed(timer.agreed, self.b2bua.sip.now())
+            else:
+                del self.timers[dialog_id]
             return
         try:
             answered = parse_session_expires(value)

@@ -108,11 +108,21 @@ def test_when_we_refresh_an_update_without_a_body_goes_out_at_half_time_and_its_
     assert timers.check(106.0) == [b2bua.call]
 
 
-def test_a_2xx_without_session_expires_stops_the_timer():
+def test_a_2xx_without_session_expires_stops_the_timer_the_peer_kept():
     timers, b2bua = timers_with(Agreed(1800, Refresher.THEM))
     timers.on_answer(answer())
     assert timers.timers == {}
     assert timers.check(10_000.0) == [] and b2bua.hangups == []
+
+
+def test_a_peer_without_timer_support_answers_our_refresh_plainly_and_stays_watched():
+    timers, b2bua = timers_with(Agreed(90, Refresher.US))
+    timers.check(45.0)
+    b2bua.sip.clock = 45.5
+    timers.on_answer(answer())  # 200 with no Session-Expires: it knows nothing of timers
+    timers.check(90.5)
+    assert len(b2bua.sip.sent) == 2  # the next refresh, half an interval on
+    assert timers.check(105.5) == [b2bua.call]  # that one unanswered: the session ran out
 
 
 def test_a_2xx_can_hand_the_refreshing_over():
