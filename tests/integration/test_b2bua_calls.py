@@ -257,15 +257,15 @@ def test_a_caller_refreshing_with_update_keeps_its_call_and_the_callee_never_see
     timed_pbx, tmp_path
 ):
     """Four UPDATEs without a body, one a second, each answered 200 by the PBX with the timer;
-    the callee fails on any UPDATE; the call outlives its 3 s interval and ends with the
-    caller's BYE."""
+    the callee fails on any UPDATE; the call outlives the 2.7 s a 4 s timer allows without a
+    refresh (4 - min(32, 4 / 3)) and ends with the caller's BYE."""
     pbx = timed_pbx
     port = free_port()
     assert register(pbx, tmp_path, "1003", port).ok
     answering = callee(tmp_path, "uas_answer_no_update.xml", port)
     result = caller(
         pbx, tmp_path, "uac_session_refresh.xml", "1001", "1003",
-        SESSION_EXPIRES="3", REFRESH_MS="1000",
+        SESSION_EXPIRES="4", REFRESH_MS="1000",
     ).wait()  # fmt: skip
     assert result.ok, result.log
     callee_result = answering.wait()
