@@ -45,6 +45,7 @@ from pbx.b2bua_auth import CallerAuth
 from pbx.b2bua_control import CallControl
 from pbx.b2bua_forward import Forwarder
 from pbx.b2bua_media import MediaWatch
+from pbx.b2bua_ping import DialogPing
 from pbx.b2bua_refer import ReferHandler
 from pbx.b2bua_resend import AnswerResender
 from pbx.b2bua_session import REFRESHES, SessionTimers
@@ -156,6 +157,8 @@ class B2bua:
         self.media_watch = MediaWatch(self, config.media_timeout)
         #: RFC 4028 session timers the phones and carriers ask for; started like the watch.
         self.session_timers = SessionTimers(self, config.session_min_se)
+        #: In-dialog OPTIONS to both phones of connected calls (`--dialog-ping`).
+        self.dialog_ping = DialogPing(self, config.dialog_ping)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ bookkeeping
@@ -171,7 +174,9 @@ class B2bua:
             "by_a_tx": len(self._by_a_tx),
             "by_fork": len(self._by_fork) + len(self.control.by_a_fork),  # both legs' INVITEs
             "by_dialog": len(self._by_dialog),
-            "forwarded": len(self.forwarder.pending) + self.refer.table_size(),
+            "forwarded": len(self.forwarder.pending)
+            + self.refer.table_size()
+            + len(self.dialog_ping.pending),
             "tasks": len(self._tasks),
             "session_timers": self.session_timers.table_size(),
         }
@@ -431,6 +436,8 @@ class B2bua:
         if call is None:
             if ev.tx is not None and ev.tx in self.forwarder.pending:
                 self.forwarder.on_response(ev.tx, response)
+            elif ev.tx is not None and ev.tx in self.dialog_ping.pending:
+                self.dialog_ping.on_response(ev.tx, response)
             elif not (self.control.on_response(ev) or self.refer.on_response(ev)):
                 self.forwarder.ack_stray(response)
             return
@@ -517,6 +524,9 @@ class B2bua:
         """Timer B: a fork never got a final answer; a forwarded request likewise."""
         if isinstance(tx, ClientKey) and tx in self.forwarder.pending:
             self.forwarder.on_response(tx, None)
+            return
+        if isinstance(tx, ClientKey) and tx in self.dialog_ping.pending:
+            self.dialog_ping.on_response(tx, None)
             return
         if self.control.on_timeout(tx) or self.refer.on_timeout(tx):
             return
@@ -624,6 +634,7 @@ class B2bua:
         self.refer.forget(call)
         self.trunking.forget(call)
         self.session_timers.forget(call)
+        self.dialog_ping.forget(call)
         try:
             # A recorded call's CDR is written at once: after a SIGKILL only a recording
             # without its CDR is recovered (server.recover_cdrs). Others wait for a batch.
@@ -661,6 +672,7 @@ class B2bua:
         self.accepting = False
         self.media_watch.stop()
         self.session_timers.stop()
+        self.dialog_ping.stop()
         for call in list(self.calls.values()):
             if call.answered:
                 self._hangup(call, Side.A, HangupSide.SYSTEM)

@@ -43,6 +43,9 @@ class PbxConfig:
     #: The shortest RFC 4028 session interval a phone or carrier may ask for: a shorter one
     #: is answered 422 with this Min-SE (pbx.b2bua_session). 90 s is the RFC's own floor.
     session_min_se: int = 90
+    #: Seconds between in-dialog OPTIONS to both phones of a connected call; a 481 or no
+    #: answer ends the call (pbx.b2bua_ping). 0, the default, sends none.
+    dialog_ping: float = 0.0
     #: Calls in progress beyond which a new one gets 503 (pbx.admission); 0: no limit.
     max_calls: int = 0
     #: New calls per second beyond which one gets 503 (a token bucket); 0: no limit.

@@ -177,6 +177,7 @@ class Pbx:
         self.trunks.start()
         self.b2bua.media_watch.start()
         self.b2bua.session_timers.start()
+        self.b2bua.dialog_ping.start()
         self.qualifier = Qualifier(self.endpoint, store, self.faces, config, wall=self.wall)
         self.qualifier.start()
         self._schedule_purge()
@@ -336,6 +337,10 @@ class Pbx:
             "media_timeout": {
                 "seconds": self.config.media_timeout,
                 "ended": self.b2bua.media_watch.ended,
+            },
+            "dialog_ping": {
+                "seconds": self.config.dialog_ping,
+                "ended": self.b2bua.dialog_ping.ended,
             },
             "session_timers": {
                 "min_se": self.config.session_min_se,

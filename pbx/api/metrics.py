@@ -105,6 +105,11 @@ class Metrics:
             metric("deskpbx_calls_media_timeout_total", "counter",
                    "Calls hung up because a phone sent no media for --media-timeout seconds.",
                    [("", media.get("ended", 0))])  # fmt: skip
+        ping = status.get("dialog_ping") or {}
+        if ping:
+            metric("deskpbx_calls_dialog_ping_total", "counter",
+                   "Calls hung up because a phone answered an in-dialog OPTIONS with 481 or "
+                   "not at all.", [("", ping.get("ended", 0))])  # fmt: skip
         session = status.get("session_timers") or {}
         if session:
             metric("deskpbx_calls_session_timer_total", "counter",

@@ -198,6 +198,7 @@ SCHEMAS: dict[str, Any] = {
                 }
             ),
             "media_timeout": obj({"seconds": NUM, "ended": INT}),
+            "dialog_ping": obj({"seconds": NUM, "ended": INT}),
             "session_timers": obj({"min_se": INT, "active": INT, "ended": INT}),
             "auth_bans": obj(
                 {

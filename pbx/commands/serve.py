@@ -84,6 +84,11 @@ def register(subparsers: Any) -> None:
         help="hang up a call when a phone sends no RTP or RTCP for this long (0: never)",
     )  # fmt: skip
     serve.add_argument(
+        "--dialog-ping", type=float, default=0.0, metavar="SECONDS",
+        help="send in-dialog OPTIONS to both phones of each connected call this often; a 481 "
+        "or no answer ends the call (0, the default: never)",
+    )  # fmt: skip
+    serve.add_argument(
         "--session-min-se", type=int, default=90, metavar="SECONDS",
         help="the shortest RFC 4028 session timer a phone or carrier may ask for (422 below; "
         "at least 90, the RFC's floor)",
@@ -180,6 +185,8 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         raise UsageError("--no-answer-timeout must be positive, --qualify-interval not negative")
     if not 0 <= args.media_timeout < float("inf"):
         raise UsageError("--media-timeout must be 0 (never) or a number of seconds")
+    if not 0 <= args.dialog_ping < float("inf"):
+        raise UsageError("--dialog-ping must be 0 (never) or a number of seconds")
     if args.session_min_se < MIN_SE:
         raise UsageError(f"--session-min-se must be at least {MIN_SE} seconds (RFC 4028)")
     return PbxConfig(
@@ -190,6 +197,7 @@ def config_from_args(args: argparse.Namespace) -> PbxConfig:
         no_answer_timeout=args.no_answer_timeout,
         media_timeout=args.media_timeout,
         session_min_se=args.session_min_se,
+        dialog_ping=args.dialog_ping,
         max_calls=args.max_calls,
         max_call_rate=args.max_call_rate,
         auth_ban_after=args.auth_ban_after,

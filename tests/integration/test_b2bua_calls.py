@@ -285,3 +285,28 @@ def test_a_session_interval_below_min_se_is_refused_with_422(timed_pbx, tmp_path
     ).wait()
     assert result.ok, result.log
     assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["calls"]) == 0
+
+
+@pytest.fixture
+def pinging_pbx(tmp_path):
+    running = start_pbx(tmp_path / "pinging", dialog_ping=1.0)
+    yield running
+    running.stop()
+
+
+def test_a_phone_that_answers_the_dialog_ping_with_481_has_its_call_ended(pinging_pbx, tmp_path):
+    """The callee answers the in-dialog OPTIONS 481, as a phone that rebooted mid-call would:
+    the PBX sends BYE to both phones (the caller, which answered its ping 200, included) and
+    writes the CDR, hung up by the system."""
+    pbx = pinging_pbx
+    port = free_port()
+    assert register(pbx, tmp_path, "1003", port).ok
+    answering = callee(tmp_path, "uas_ping_481.xml", port)
+    result = caller(pbx, tmp_path, "uac_ping_wait_bye.xml", "1001", "1003").wait()
+    assert result.ok, result.log
+    callee_result = answering.wait()
+    assert callee_result.ok, callee_result.log
+    [cdr] = pbx.wait_cdrs(1)
+    assert (cdr.disposition, cdr.hangup_side) == (Disposition.ANSWERED, HangupSide.SYSTEM)
+    assert pbx.run(lambda: pbx.pbx.status()["dialog_ping"]) == {"seconds": 1.0, "ended": 1}
+    assert pbx.run(lambda: pbx.pbx.b2bua.table_sizes()["forwarded"]) == 0

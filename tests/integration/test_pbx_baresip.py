@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from pbx.store import Disposition
+from pbx.store import Disposition, HangupSide
 from tests.integration.pbx_harness import PASSWORDS, start_pbx
 from tests.integration.peers.baresip import (
     BARESIP,
@@ -129,3 +129,27 @@ def test_a_transfer_to_a_phone_on_the_other_law_is_transcoded(tmp_path):
         tail = samples[-rate:]  # the last second: Alice and Carol
         assert abs(dominant_frequency(tail, rate) - tone) < 20, heard_by.config.name
         assert tone_purity(tail, rate, tone) > 0.97, heard_by.config.name
+
+
+def test_baresip_phones_answer_the_dialog_ping_and_keep_a_held_call(tmp_path):
+    """With --dialog-ping 1, a call that one baresip puts on hold (no media expected, so the
+    media timeout would not notice a dead phone) is pinged on both legs every second; both
+    phones answer, so the call lasts until the caller hangs up."""
+    pbx = start_pbx(tmp_path / "pbx", auth_algorithms=("MD5",), dialog_ping=1.0)
+    alice = phone(tmp_path, "1001", pbx.port, 440, 32000)
+    bob = phone(tmp_path, "1002", pbx.port, 1000, 32020)
+    try:
+        with alice, bob:
+            established(alice, bob, f"sip:1002@127.0.0.1:{pbx.port}")
+            alice.command("hold")
+            time.sleep(3.5)
+            alice.hangup()
+            bob.wait_event("CALL_CLOSED")
+        [cdr] = pbx.wait_cdrs(1)
+        pings = pbx.run(lambda: pbx.pbx.b2bua.dialog_ping.sent)
+        ended = pbx.run(lambda: pbx.pbx.status()["dialog_ping"]["ended"])
+    finally:
+        pbx.stop()
+    assert cdr.disposition is Disposition.ANSWERED and cdr.hangup_side is HangupSide.CALLER
+    assert pings >= 4 and ended == 0  # both legs, two rounds at least
+    assert cdr.billsec > 3

@@ -43,6 +43,7 @@ async def test_good_token_is_accepted_and_its_last_use_recorded(api: Api) -> Non
                     "call_limits": {"max_calls": 10, "max_call_rate": 0.0, "refused_full": 3,
                                     "refused_rate": 0},
                     "media_timeout": {"seconds": 60.0, "ended": 2},
+                    "dialog_ping": {"seconds": 0.0, "ended": 3},
                     "session_timers": {"min_se": 90, "active": 1, "ended": 1},
                     "auth_bans": {"after": 2, "window": 60.0, "seconds": 600.0, "bans": 0,
                                   "dropped": 0, "banned": []},

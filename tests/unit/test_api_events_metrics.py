@@ -102,6 +102,7 @@ async def test_metrics_in_prometheus_text_format(api: Api) -> None:
         'deskpbx_calls_refused_total{limit="max_calls"} 3',
         'deskpbx_calls_refused_total{limit="max_call_rate"} 0',
         "deskpbx_calls_media_timeout_total 2",
+        "deskpbx_calls_dialog_ping_total 3",
         "deskpbx_calls_session_timer_total 1",
         "deskpbx_auth_bans_total 1",
         "deskpbx_banned_addresses 1",

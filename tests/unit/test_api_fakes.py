@@ -103,6 +103,7 @@ class FakePbx:
                 "call_limits": {"max_calls": 10, "max_call_rate": 0.0, "refused_full": 3,
                                 "refused_rate": 0},
                 "media_timeout": {"seconds": 60.0, "ended": 2},
+                "dialog_ping": {"seconds": 0.0, "ended": 3},
                 "session_timers": {"min_se": 90, "active": 1, "ended": 1},
                 "auth_bans": self.bans.stats(self.monotonic()),
                 "dns": Locator([("192.0.2.53", 53)]).stats()}  # fmt: skip

@@ -86,6 +86,14 @@ def test_serve_media_timeout_is_a_minute_unless_set_and_zero_turns_it_off() -> N
             _serve("--media-timeout", bad)
 
 
+def test_serve_dialog_ping_is_off_unless_set() -> None:
+    assert _serve().dialog_ping == 0.0
+    assert _serve("--dialog-ping", "60").dialog_ping == 60.0
+    for bad in ("-1", "inf"):
+        with pytest.raises(UsageError, match="--dialog-ping"):
+            _serve("--dialog-ping", bad)
+
+
 def test_serve_session_min_se_is_the_rfcs_90_s_and_never_below() -> None:
     assert _serve().session_min_se == 90
     assert _serve("--session-min-se", "1800").session_min_se == 1800
