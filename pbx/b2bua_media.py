@@ -22,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pbx.call import Call, CallState, Side
+from pbx.periodic import Periodic
 from pbx.sip.sdp import Direction
 from pbx.store import HangupSide
 
@@ -44,29 +45,19 @@ class MediaWatch:
         self.interval = min(interval, timeout / 2) if timeout > 0 else interval
         #: (call label, side) -> (the phone's packet count, when it last moved; loop time).
         self._seen: dict[tuple[str, Side], tuple[int, float]] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self.looks = Periodic(
+            self.interval if timeout > 0 else 0.0,
+            lambda: self.check(asyncio.get_running_loop().time()),
+            "media watch",
+        )
         self.ended = 0
         """Calls ended for silence since start (status and metrics)."""
 
     def start(self) -> None:
-        if self.timeout > 0 and self._handle is None:
-            self._schedule()
+        self.looks.start()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._handle = loop.call_later(self.interval, self._tick)
-
-    def _tick(self) -> None:
-        try:
-            self.check(asyncio.get_running_loop().time())
-        except Exception:  # a bug here must not stop the next look, nor the PBX
-            log.exception("media watch failed")
-        self._schedule()
+        self.looks.stop()
 
     def check(self, now: float) -> list[Call]:
         """Look at every call once (`now`: monotonic seconds); the calls it ended."""

@@ -13,11 +13,11 @@ ends the call on both legs as the system, its CDR written as for any other hangu
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
 from pbx.call import CallState, Side
+from pbx.periodic import Periodic
 from pbx.sip.errors import LocalProtocolError
 from pbx.sip.message import Response
 from pbx.sip.transaction import ClientKey
@@ -39,28 +39,17 @@ class DialogPing:
         self.interval = interval
         """Seconds between pings of a leg; 0 turns them off."""
         self.pending: dict[ClientKey, tuple[str, Side]] = {}  # our OPTIONS -> (call, leg)
-        self._handle: asyncio.TimerHandle | None = None
+        self.rounds = Periodic(interval, self.ping, "dialog ping")
         self.sent = 0
         """Pings sent since start."""
         self.ended = 0
         """Calls ended because a phone answered 481 or nothing, since start."""
 
     def start(self) -> None:
-        if self.interval > 0 and self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)
+        self.rounds.start()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _tick(self) -> None:
-        self._handle = None
-        try:
-            self.ping()
-        except Exception:  # a bug here must not stop the next round, nor the PBX
-            log.exception("dialog ping failed")
-        self.start()
+        self.rounds.stop()
 
     def ping(self) -> int:
         """OPTIONS to every leg of a connected call that has none in flight; how many went."""

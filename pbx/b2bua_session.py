@@ -19,11 +19,11 @@ another, and the B2BUA's dialog table says which call holds it when the time com
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
 from pbx.call import Side
+from pbx.periodic import Periodic
 from pbx.sip.dialog import DialogId
 from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import RequestReceived
@@ -66,32 +66,21 @@ class SessionTimers:
         """Our Min-SE: a shorter interval asked for is answered 422 (RFC 4028 section 9)."""
         self.timers: dict[DialogId, SessionTimer] = {}
         self._offered: dict[str, Agreed] = {}  # call label -> the timer its 2xx will confirm
-        self._handle: asyncio.TimerHandle | None = None
+        self.looks = Periodic(CHECK_INTERVAL, lambda: self.check(b2bua.sip.now()), "session timers")
         self.ended = 0
         """Calls ended because a session timer ran out, since start (status and metrics)."""
+
+    def start(self) -> None:
+        self.looks.start()
+
+    def stop(self) -> None:
+        self.looks.stop()
 
     def table_size(self) -> int:
         """Timers and timers offered but not yet confirmed (for leak checks)."""
         return len(self.timers) + len(self._offered)
 
     # ---- the loop's side --------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(CHECK_INTERVAL, self._tick)
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _tick(self) -> None:
-        self._handle = None
-        try:
-            self.check(self.b2bua.sip.now())
-        except Exception:  # a bug here must not stop the next look, nor the PBX
-            log.exception("session timers failed")
-        self.start()
 
     def check(self, now: float) -> list[Call]:
         """End the calls whose peer let its session run out, send the refreshes that are due;
