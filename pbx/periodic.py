@@ -1,8 +1,9 @@
-"""A callback run every few seconds on the PBX's loop: the watches over calls use it.
+"""A callback run every few seconds on the PBX's loop: the watches over calls and phones.
 
-Why one class: the media watch, the session timers and the dialog ping each look at the
-calls on a clock of their own, and each must keep looking when one look fails (a bug in
-one call must not stop the watch, nor the PBX). Stopping it cancels the next look.
+Why one class: the media watch, the session timers, the dialog ping and the OPTIONS qualify
+of registered phones each look on a clock of their own, and each must keep looking when one
+look fails (a bug in one call must not stop the watch, nor the PBX). Stopping it cancels the
+next look.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ forking calls to it until it answers again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from pbx.config import PbxConfig
 from pbx.net.local_address import LocalAddresses
 from pbx.net.transport import SipEndpoint
+from pbx.periodic import Periodic
 from pbx.sip.events import ResponseReceived
 from pbx.sip.message import Request
 from pbx.sip.transaction import ClientKey, TransactionKey
@@ -44,25 +44,21 @@ class Qualifier:
         self.user_agent = config.user_agent
         self.wall = wall
         self._pending: dict[ClientKey, Binding] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self.rounds = Periodic(self.interval, self.qualify_all, "qualify")
 
     def start(self) -> None:
-        if self.interval > 0:
-            self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)
+        self.rounds.start()
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self.rounds.stop()
 
-    def _tick(self) -> None:
+    def qualify_all(self) -> None:
         # One OPTIONS at a time per binding; compared by identity, not by every field,
         # since an answer in between changes the stored row's last_qualified.
         pending = {(b.extension, b.contact) for b in self._pending.values()}
         for binding in self.store.active_bindings(self.wall()):
             if (binding.extension, binding.contact) not in pending:
                 self.qualify(binding)
-        self.start()
 
     def qualify(self, binding: Binding) -> ClientKey:
         destination = (binding.source_host, binding.source_port)
