@@ -29,6 +29,7 @@ from pbx.sip.errors import LocalProtocolError, ParseError
 from pbx.sip.events import RequestReceived
 from pbx.sip.message import Request, Response
 from pbx.sip.session_timer import (
+    OPTION_TAG,
     Agreed,
     Refresher,
     SessionTimer,
@@ -194,11 +195,7 @@ class SessionTimers:
         """Headers for a re-INVITE or UPDATE we send on this dialog: while its timer runs,
         the request says so, or a peer that answers without it would stop refreshing."""
         timer = self.timers.get(dialog_id)
-        if timer is None:
-            return []
-        interval = timer.agreed.interval
-        side = "uac" if timer.agreed.refresher is Refresher.US else "uas"
-        return [("Session-Expires", f"{interval};refresher={side}"), ("Supported", "timer")]
+        return [] if timer is None else timer.agreed.request_headers()
 
     def on_answer(self, response: Response) -> None:
         """A 2xx from a peer to our re-INVITE or UPDATE: a refresh. Its Session-Expires says
@@ -232,6 +229,6 @@ def too_brief(outcome: TooBrief) -> list[tuple[str, str]]:
 def keeps_timer(request: Request) -> bool:
     """A refresh without Session-Expires from a peer that still lists the extension: our 2xx
     may put the timer back (section 9), so it goes on."""
-    return request.headers.get("Session-Expires") is None and "timer" in option_tags(
+    return request.headers.get("Session-Expires") is None and OPTION_TAG in option_tags(
         request, "Supported"
     )

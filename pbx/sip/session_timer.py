@@ -85,9 +85,11 @@ class Agreed:
         return headers
 
     def request_headers(self) -> list[tuple[str, str]]:
-        """The headers of a refresh we send (section 7.4): we are its UAC and keep refreshing."""
+        """The headers of a re-INVITE or UPDATE we send on the dialog (section 7.4): we are
+        that request's UAC, so "uac" names us; the refresher stays who it was."""
+        side = "uac" if self.refresher is Refresher.US else "uas"
         return [
-            ("Session-Expires", f"{self.interval};refresher=uac"),
+            ("Session-Expires", f"{self.interval};refresher={side}"),
             ("Supported", OPTION_TAG),
         ]
 

@@ -86,6 +86,10 @@ def test_response_and_request_headers_name_the_refresher_from_each_transactions_
     ]
     assert us.response_headers() == [("Session-Expires", "90;refresher=uas")]
     assert us.request_headers() == [("Session-Expires", "90;refresher=uac"), ("Supported", "timer")]
+    assert them.request_headers() == [
+        ("Session-Expires", "1800;refresher=uas"),
+        ("Supported", "timer"),
+    ]
 
 
 def test_the_peers_refresh_is_late_at_the_interval_less_min_32_or_a_third():
