@@ -107,7 +107,7 @@ class Forwarder:
         """A 2xx retransmitted after its transaction ended: ACK it again (13.2.2.4)."""
         if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
             return
-        dialog_id = DialogId(response.call_id, response.from_tag or "", response.to_tag)
+        dialog_id = DialogId.of_response(response)
         found = self.b2bua._by_dialog.get(dialog_id)
         if found is None:
             return

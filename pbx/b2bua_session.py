@@ -202,7 +202,7 @@ class SessionTimers:
         the timer goes on and who refreshes. Without one (7.2) a peer that refreshed will no
         longer, so its timer stops; one we refresh (a peer that knows nothing of timers
         answers so) goes on: its next silence still ends the call."""
-        dialog_id = DialogId(response.call_id, response.from_tag or "", response.to_tag)
+        dialog_id = DialogId.of_response(response)
         timer = self.timers.get(dialog_id)
         if timer is None:
             return

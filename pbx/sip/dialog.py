@@ -110,6 +110,11 @@ class DialogId:
     local_tag: str
     remote_tag: str | None
 
+    @classmethod
+    def of_response(cls, response: Response) -> DialogId:
+        """The dialog of a response to our own request: our tag is its From tag (12.1.2)."""
+        return cls(response.call_id, response.from_tag or "", response.to_tag)
+
 
 @dataclass(frozen=True, slots=True)
 class LocalEndpoint:
