@@ -189,22 +189,15 @@ class TimerHeap:
         else:
             heapq.heappop(self._heap)
 
-    def _front(
-        self,
-    ) -> tuple[deque[tuple[float, int, Hashable, TimerName]] | None, tuple] | None:
-        """(the lane holding the earliest entry, or None for the heap; that entry), or None
-        when empty."""
-        lane = self._earliest()
-        if lane is not None:
-            return lane, lane[0]
-        return (None, self._heap[0]) if self._heap else None
-
     def pop_due(self, now: float) -> tuple[float, Hashable, TimerName] | None:
         """Remove and return the earliest entry due at `now`, or None."""
-        front = self._front()
-        if front is None:
+        lane = self._earliest()
+        if lane is not None:
+            deadline, _, owner, name = lane[0]
+        elif self._heap:
+            deadline, _, owner, name = self._heap[0]
+        else:
             return None
-        lane, (deadline, _, owner, name) = front
         if deadline > now:
             return None
         self._pop(lane)
@@ -215,8 +208,14 @@ class TimerHeap:
 
         `is_live(deadline, owner, name) -> bool` says whether an entry is live.
         """
-        while (front := self._front()) is not None:
-            lane, (deadline, _, owner, name) = front
+        while True:
+            lane = self._earliest()
+            if lane is not None:
+                deadline, _, owner, name = lane[0]
+            elif self._heap:
+                deadline, _, owner, name = self._heap[0]
+            else:
+                return
             if is_live(deadline, owner, name):
                 return
             self._pop(lane)
